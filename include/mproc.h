@@ -1,0 +1,11 @@
+/*
+ * mproc.h - umbrella header: includes every public mproc module.
+ * Each module's header also compiles on its own.
+ */
+#ifndef MPROC_H
+#define MPROC_H
+
+#include "mproc/common.h"
+#include "mproc/shm.h"
+
+#endif /* MPROC_H */

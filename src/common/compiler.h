@@ -1,0 +1,32 @@
+/*
+ * Internal compiler and CPU helpers used by every module.  Atomics are C11
+ * <stdatomic.h> throughout mproc (the one atomics vocabulary); this file
+ * only adds what C11 lacks: a spin-loop hint, cache-line alignment and
+ * branch hints.
+ */
+#ifndef MPROC_COMPILER_H
+#define MPROC_COMPILER_H
+
+#include <stdatomic.h>
+#include <stdint.h>
+
+#define MPROC_CACHELINE 64
+#define mproc__aligned_cl __attribute__((aligned(MPROC_CACHELINE)))
+#define mproc__likely(x) __builtin_expect(!!(x), 1)
+#define mproc__unlikely(x) __builtin_expect(!!(x), 0)
+#define MPROC_INTERNAL __attribute__((visibility("hidden")))
+
+/* Tell the CPU we are spinning (frees the sibling hyper-thread, saves
+ * power, avoids a memory-order machine clear when the loop exits). */
+static inline void mproc__cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+	__builtin_ia32_pause();
+#elif defined(__aarch64__)
+	__asm__ __volatile__("yield" ::: "memory");
+#else
+	__asm__ __volatile__("" ::: "memory");
+#endif
+}
+
+#endif /* MPROC_COMPILER_H */

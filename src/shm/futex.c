@@ -1,0 +1,152 @@
+/*
+ * Futex system calls and the waiter side of the event protocol described
+ * in futex.h.
+ */
+#include <errno.h>
+#include <limits.h>
+#include <linux/futex.h>
+#include <stdint.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "shm/futex.h"
+#include "mproc/common.h"
+
+static struct timespec mono_now(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts;
+}
+
+static int64_t ts_ns(const struct timespec *t)
+{
+	return (int64_t)t->tv_sec * 1000000000LL + t->tv_nsec;
+}
+
+int mproc__deadline_init(struct mproc__deadline *d, int64_t timeout_ns)
+{
+	if (timeout_ns < -1)
+		return -EINVAL;
+	d->forever = timeout_ns == -1;
+	d->nowait = timeout_ns == 0;
+	d->at = mono_now();
+	if (!d->forever) {
+		/* Clamp absurd timeouts to ~292 years rather than overflow. */
+		int64_t now = ts_ns(&d->at);
+		int64_t end = timeout_ns > INT64_MAX - now ? INT64_MAX
+							   : now + timeout_ns;
+		d->at.tv_sec = end / 1000000000LL;
+		d->at.tv_nsec = end % 1000000000LL;
+	}
+	return 0;
+}
+
+int64_t mproc__deadline_left(const struct mproc__deadline *d)
+{
+	if (d->forever)
+		return INT64_MAX;
+	struct timespec now = mono_now();
+	int64_t left = ts_ns(&d->at) - ts_ns(&now);
+	return left > 0 ? left : 0;
+}
+
+bool mproc__deadline_passed(const struct mproc__deadline *d)
+{
+	return !d->forever && mproc__deadline_left(d) == 0;
+}
+
+int mproc__futex_wait(_Atomic uint32_t *word, uint32_t expected,
+		      const struct mproc__deadline *d)
+{
+	for (;;) {
+		/* FUTEX_WAIT_BITSET takes an absolute CLOCK_MONOTONIC time,
+		 * so a retry after EINTR sleeps to the same deadline. */
+		long r = syscall(SYS_futex, (uint32_t *)word, FUTEX_WAIT_BITSET,
+				 expected, d->forever ? NULL : &d->at, NULL,
+				 FUTEX_BITSET_MATCH_ANY);
+		if (r == 0)
+			return 0;
+		if (errno == EINTR)
+			continue;
+		if (errno == EAGAIN)
+			return -EAGAIN;
+		if (errno == ETIMEDOUT)
+			return -ETIMEDOUT;
+		return -errno;
+	}
+}
+
+int mproc__futex_wake(_Atomic uint32_t *word, int n)
+{
+	long r = syscall(SYS_futex, (uint32_t *)word, FUTEX_WAKE, n, NULL,
+			 NULL, 0);
+	return r < 0 ? -errno : (int)r;
+}
+
+static void spin_grow(struct mproc__spin *s)
+{
+	if (s->budget < MPROC__SPIN_MAX)
+		s->budget *= 2;
+}
+
+static void spin_shrink(struct mproc__spin *s)
+{
+	if (s->budget > MPROC__SPIN_MIN)
+		s->budget /= 2;
+}
+
+int mproc__event_wait(struct mproc__event *ev, mproc__ready_fn ready,
+		      void *arg, const struct mproc__deadline *d,
+		      struct mproc__spin *spin, mproc__alive_fn alive)
+{
+	if (ready(arg))
+		return 0;
+	if (spin->budget < MPROC__SPIN_MIN || spin->budget > MPROC__SPIN_MAX)
+		spin->budget = MPROC__SPIN_INIT;
+	/* A zero timeout is a poll: one look, no spinning, no sleep. */
+	if (d->nowait)
+		return -ETIMEDOUT;
+	for (uint32_t i = 0; i < spin->budget; i++) {
+		mproc__cpu_relax();
+		if (ready(arg)) {
+			spin_grow(spin);
+			return 0;
+		}
+	}
+	spin_shrink(spin);
+
+	for (;;) {
+		if (mproc__deadline_passed(d))
+			return ready(arg) ? 0 : -ETIMEDOUT;
+		/* A1: acquire pairs with the release bump W4 in
+		 * mproc__event_signal. */
+		uint32_t s = atomic_load_explicit(&ev->seq, memory_order_acquire);
+		/* A2 */
+		atomic_fetch_add_explicit(&ev->waiters, 1, memory_order_relaxed);
+		/* A3: pairs with the fence W2 of mproc__event_signal. */
+		atomic_thread_fence(memory_order_seq_cst);
+		/* A4 */
+		if (ready(arg)) {
+			atomic_fetch_sub_explicit(&ev->waiters, 1,
+						  memory_order_relaxed);
+			return 0;
+		}
+		/* A5: sleep one slice at most, so alive() gets to run. */
+		struct mproc__deadline slice;
+		mproc__deadline_init(&slice, MPROC__WAIT_SLICE_NS);
+		const struct mproc__deadline *until = d;
+		if (d->forever || mproc__deadline_left(d) > MPROC__WAIT_SLICE_NS)
+			until = &slice;
+		int r = mproc__futex_wait(&ev->seq, s, until);
+		/* A6 */
+		atomic_fetch_sub_explicit(&ev->waiters, 1, memory_order_relaxed);
+		if (ready(arg))
+			return 0;
+		if (r == -ETIMEDOUT && alive) {
+			int a = alive(arg);
+			if (a)
+				return a;
+		}
+	}
+}
