@@ -107,6 +107,23 @@ int mproc__event_wait(struct mproc__event *ev, mproc__ready_fn ready,
 	/* A zero timeout is a poll: one look, no spinning, no sleep. */
 	if (d->nowait)
 		return -ETIMEDOUT;
+	if (spin->busy) {
+		/* Busy-poll: trade a core for the lowest latency.  Look at the
+		 * clock every 1024 iterations and at the peer's liveness every
+		 * 2^20 (a few milliseconds). */
+		for (uint32_t i = 1;; i++) {
+			if (ready(arg))
+				return 0;
+			mproc__cpu_relax();
+			if ((i & 1023) == 0 && mproc__deadline_passed(d))
+				return ready(arg) ? 0 : -ETIMEDOUT;
+			if ((i & 0xfffff) == 0 && alive) {
+				int a = alive(arg);
+				if (a)
+					return a;
+			}
+		}
+	}
 	for (uint32_t i = 0; i < spin->budget; i++) {
 		mproc__cpu_relax();
 		if (ready(arg)) {

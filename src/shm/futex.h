@@ -68,6 +68,7 @@ struct mproc__event {
 /* Private, per-handle adaptive spin state (never in shared memory). */
 struct mproc__spin {
 	uint32_t budget; /* iterations of the condition check before sleeping */
+	bool busy;       /* busy-poll mode: spin until the deadline, never sleep */
 };
 
 #define MPROC__SPIN_MIN 64u
