@@ -147,6 +147,11 @@ int mproc__spsc_peek(struct mproc__spsc *r, const void **payload,
  * if @publish (else with mproc__spsc_release_publish). */
 void mproc__spsc_release(struct mproc__spsc *r, bool publish);
 void mproc__spsc_release_publish(struct mproc__spsc *r);
+/* Forget the last peek without consuming (the record stays in place). */
+static inline void mproc__spsc_unpeek(struct mproc__spsc *r)
+{
+	r->peek_rec = 0;
+}
 /* Wait until a record is readable or the producer closed. */
 int mproc__spsc_wait_data(struct mproc__spsc *r,
 			  const struct mproc__deadline *d,
