@@ -325,6 +325,13 @@ MPROC_API int mproc_shm_open(const char *name, uint32_t kind, int flags,
 		rc = -EACCES;
 		goto fail;
 	}
+	/* mproc_shm_create makes the object with shm_open and only then
+	 * sizes it: an empty object is one whose creator is not done yet,
+	 * the same "retry" as a zero magic, not a corrupt segment. */
+	if (st.st_size == 0) {
+		rc = -EAGAIN;
+		goto fail;
+	}
 	rc = validate_and_map(seg, kind, validate, ctx);
 	if (rc)
 		goto fail;
