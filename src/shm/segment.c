@@ -135,9 +135,10 @@ MPROC_API int mproc_shm_create(const char *name, uint32_t kind,
 			       const uint64_t *geom, size_t data_size,
 			       unsigned mode, mproc_shm **out)
 {
+	if (out)
+		*out = NULL; /* on every error path, argument errors included */
 	if (!out || data_size == 0 || kind == 0 || kind > MPROC_SHM_KIND_MAX)
 		return -EINVAL;
-	*out = NULL;
 	if (name) {
 		int rc = mproc_shm_check_name(name);
 		if (rc)
@@ -296,10 +297,11 @@ MPROC_API int mproc_shm_open(const char *name, uint32_t kind, int flags,
 			     mproc_shm_validate_fn validate, void *ctx,
 			     mproc_shm **out)
 {
+	if (out)
+		*out = NULL;
 	if (!out || kind == 0 || kind > MPROC_SHM_KIND_MAX ||
 	    (flags & ~MPROC_SHM_ALLOW_FOREIGN_OWNER))
 		return -EINVAL;
-	*out = NULL;
 	int rc = mproc_shm_check_name(name);
 	if (rc)
 		return rc;
@@ -367,9 +369,10 @@ MPROC_API int mproc_shm_import(const char *token, uint32_t kind,
 			       mproc_shm_validate_fn validate, void *ctx,
 			       mproc_shm **out)
 {
+	if (out)
+		*out = NULL;
 	if (!token || !out || kind == 0 || kind > MPROC_SHM_KIND_MAX)
 		return -EINVAL;
-	*out = NULL;
 	int fd;
 	size_t size;
 	int used = 0;
