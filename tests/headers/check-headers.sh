@@ -14,6 +14,7 @@ cc=$2
 cxx=${3:-}
 
 # CC may be a command with arguments ("ccache cc"): split it on spaces.
+# shellcheck disable=SC2086
 set -- $cc
 command -v "$1" >/dev/null 2>&1 || { echo "no C compiler '$cc'"; exit 77; }
 if [ -z "$cxx" ] || ! command -v "${cxx%% *}" >/dev/null 2>&1; then

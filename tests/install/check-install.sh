@@ -61,7 +61,7 @@ LD_LIBRARY_PATH=$libdir ldd "$dest/hello" | grep -q "$libdir/libmproc.so" ||
 syms=$(nm -D --defined-only "$so" | awk '{ print $3 }' | sed 's/@.*//')
 [ -n "$syms" ] || fail "nm found no symbols"
 bad=$(printf '%s\n' "$syms" | grep -v -e '^mproc_[a-z0-9]' -e '^MPROC_0$' || true)
-[ -z "$bad" ] || fail "unexpected exported symbols: $(echo $bad)"
+[ -z "$bad" ] || fail "unexpected exported symbols: $(printf '%s\n' "$bad" | tr '\n' ' ')"
 printf '%s\n' "$syms" | grep -qx MPROC_0 || fail "no MPROC_0 version node"
 printf '%s\n' "$syms" | grep -qx mproc_version || fail "mproc_version not exported"
 
