@@ -245,6 +245,13 @@ static void usage(FILE *f)
 "  Ratio columns (\"x pipe\") divide an mproc_* row's median by the median of\n"
 "  its baseline row of the same size in the same run.\n"
 "\n"
+"JSON: one object per measured case with suite, impl, case (named cases\n"
+"  only), msg_size (0: none), producers, consumers (0/0: not applicable),\n"
+"  reps (successful repetitions), reps_failed, duration_ms; for each figure\n"
+"  measured its median under the figure's name and <name>_min, <name>_max;\n"
+"  figure (the main figure's name) with its min, max and per-repetition\n"
+"  samples; ratio ({baseline impl: ratio}) for mproc_* rows; error.\n"
+"\n"
 "Exit status: 0 if every measurement succeeded, 1 if one failed (e.g. a\n"
 "message was lost), 2 on bad usage.\n");
 }
@@ -518,8 +525,17 @@ static void fmt_case(char *buf, size_t len, const struct bench_case *c)
 	int n = snprintf(buf, len, "%s %s", c->impl->suite, c->impl->impl);
 	if (c->case_name && n >= 0 && (size_t)n < len)
 		n += snprintf(buf + n, len - (size_t)n, "/%s", c->case_name);
-	if (c->msg_size && n >= 0 && (size_t)n < len)
-		n += snprintf(buf + n, len - (size_t)n, " %zu B", c->msg_size);
+	if (c->msg_size && n >= 0 && (size_t)n < len) {
+		size_t z = c->msg_size;
+		if (z % BENCH_MIB == 0)
+			n += snprintf(buf + n, len - (size_t)n, " %zu MiB",
+				      z / BENCH_MIB);
+		else if (z % BENCH_KIB == 0)
+			n += snprintf(buf + n, len - (size_t)n, " %zu KiB",
+				      z / BENCH_KIB);
+		else
+			n += snprintf(buf + n, len - (size_t)n, " %zu B", z);
+	}
 	if ((c->producers || c->consumers) && n >= 0 && (size_t)n < len)
 		snprintf(buf + n, len - (size_t)n, " %d/%d", c->producers,
 			 c->consumers);
@@ -1345,14 +1361,16 @@ int main(int argc, char **argv)
 	}
 	free(bysuite);
 
-	int failed = 0;
+	int failed = 0, skipped = 0;
 	for (int i = 0; i < nrows; i++) {
 		compute_stats(&rows[i]);
 		failed += rows[i].nfail > 0 || rows[i].state == ROW_FAILED;
+		skipped += rows[i].state == ROW_SKIPPED;
 	}
 	qsort(rows, (size_t)nrows, sizeof *rows, row_cmp);
 	print_table();
-	printf("\n%d case%s measured in %.1f s%s\n", nrows, nrows == 1 ? "" : "s",
+	printf("\n%d case%s measured, %d skipped, in %.1f s%s\n",
+	       nrows - skipped, nrows - skipped == 1 ? "" : "s", skipped,
 	       (double)(bench_now_ns() - t0) / 1e9,
 	       failed ? "; SOME MEASUREMENTS FAILED (see above)" : "");
 	fflush(stdout);

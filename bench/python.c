@@ -145,6 +145,7 @@ bool bench_python_available(char *why, size_t why_len)
 		if (env && *env) {
 			snprintf(interp, sizeof interp, "%s", env);
 		} else if (!find_in_path("python3", interp, sizeof interp)) {
+			interp[0] = '\0';
 			snprintf(interp_why, sizeof interp_why,
 				 "python3 not found in PATH");
 		}
