@@ -181,8 +181,9 @@ static int producer(struct bench_worker *w, void *arg)
 		if (rc < 0)
 			rc = -errno;
 	}
-	if (rc == 0) {
-		bench_msg_stamp_end(w, buf, n);
+	/* One end marker per consumer (see bench.h). */
+	bench_msg_stamp_end(w, buf, n);
+	for (int k = 0; rc == 0 && k < w->c->consumers; k++) {
 		while ((rc = mq_send(a->q, buf, n, 0)) < 0 && errno == EINTR)
 			;
 		if (rc < 0)
@@ -253,6 +254,9 @@ BENCH_REGISTER(posix_mq) = {
 	.impl = "posix_mq",
 	.descr = "POSIX message queue, 10 deep (less if RLIMIT_MSGQUEUE "
 		 "is short), mq_send/mq_receive",
+	/* A POSIX queue is multi-producer, multi-consumer: the kernel's
+	 * counterpart of mproc's MPMC configurations. */
+	.pcs = BENCH_PCS({1, 1}, {2, 1}, {1, 2}, {2, 2}),
 	.prepare = mq_prepare,
 	.run = mq_throughput,
 	.cleanup = mq_cleanup,

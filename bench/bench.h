@@ -13,7 +13,7 @@
  *
  * HOW TO ADD A ROW
  * ----------------
- * Write one file bench/<something>.c and add its name to `bench_sources` in
+ * Write one file bench/<something>.c and add its name to `bench_rows` in
  * bench/meson.build.  Nothing else: the file registers itself.
  *
  *     #include "bench.h"
@@ -40,7 +40,7 @@
  *   - base_mq.c: a transport with a size limit (prepare returns BENCH_SKIP);
  *   - base_memcpy.c: a single pinned worker;
  *   - base_floor.c: ping-pong over shared memory (bench_shared_alloc);
- *   - base_process.c: process start+join (bench_op_run);
+ *   - base_process.c: process start+join (bench_op_run_start_join);
  *   - base_python.c: rows measured by an embedded Python script
  *     (bench_python_run).
  *
@@ -343,6 +343,14 @@ int bench_team_throughput(const struct bench_case *c,
  * exactly; several consumers must each see increasing numbers, and the
  * harness compares counts and sums of all numbers sent and received.
  * Sizes below 8 bytes cannot be checked and are refused (-EINVAL).
+ *
+ * Ending a run: when bench_stop_requested() turns true, each producer sends
+ * one end marker per consumer (bench_msg_stamp_end) after its last message,
+ * and each consumer stops once it has seen c->producers end markers
+ * (w->ends == c->producers).  Over a FIFO that delivers everything, this
+ * leaves no message behind even with several producers and consumers: the
+ * P x C markers are all taken, and each producer's data precedes its
+ * markers.
  */
 
 /* Fill a message buffer with the fixed pattern (once, before the loop). */

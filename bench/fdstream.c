@@ -46,10 +46,10 @@ static int producer(struct bench_worker *w, void *arg)
 		bench_msg_stamp(w, buf, n);
 		rc = bench_write_full(l->fwd_tx, buf, n);
 	}
-	if (rc == 0) {
-		bench_msg_stamp_end(w, buf, n);
+	/* One end marker per consumer (see bench.h). */
+	bench_msg_stamp_end(w, buf, n);
+	for (int k = 0; rc == 0 && k < w->c->consumers; k++)
 		rc = bench_write_full(l->fwd_tx, buf, n);
-	}
 	free(buf);
 	return rc;
 }

@@ -738,24 +738,33 @@ struct ratio {
 };
 #define MAX_RATIOS 8
 
-static const struct row *find_row(const char *suite, const char *impl,
-				  size_t size, const char *case_name)
+/* The baseline row for @r: same suite and message size; among those, the
+ * same producer/consumer configuration and case name are preferred (e.g.
+ * an mproc_mpmc 2/2 row meets posix_mq 2/2 if that exists, else 1/1). */
+static const struct row *find_row(const struct row *r, const char *impl)
 {
-	const struct row *any = NULL;
+	const struct row *best = NULL;
+	int best_score = -1;
 	for (int i = 0; i < nrows; i++) {
-		const struct row *r = &rows[i];
-		if (r->state != ROW_OK || r->nok == 0 ||
-		    strcmp(r->c.impl->suite, suite) != 0 ||
-		    strcmp(r->c.impl->impl, impl) != 0 ||
-		    r->c.msg_size != size)
+		const struct row *b = &rows[i];
+		if (b->state != ROW_OK || b->nok == 0 ||
+		    strcmp(b->c.impl->suite, r->c.impl->suite) != 0 ||
+		    strcmp(b->c.impl->impl, impl) != 0 ||
+		    b->c.msg_size != r->c.msg_size)
 			continue;
-		if (!case_name || (r->c.case_name &&
-				   strcmp(r->c.case_name, case_name) == 0))
-			return r;
-		if (!any)
-			any = r;
+		int score = 0;
+		if (b->c.producers == r->c.producers &&
+		    b->c.consumers == r->c.consumers)
+			score += 2;
+		if (r->c.case_name && b->c.case_name &&
+		    strcmp(r->c.case_name, b->c.case_name) == 0)
+			score += 1;
+		if (score > best_score) {
+			best = b;
+			best_score = score;
+		}
 	}
-	return any;
+	return best;
 }
 
 static bool impl_exists(const char *suite, const char *impl)
@@ -775,8 +784,7 @@ static int add_ratio(struct ratio *out, int n, const struct row *r,
 	for (int i = 0; i < n; i++)
 		if (strcmp(out[i].label, label) == 0)
 			return n;
-	const struct row *b = find_row(r->c.impl->suite, baseline,
-				       r->c.msg_size, r->c.case_name);
+	const struct row *b = find_row(r, baseline);
 	if (!b)
 		return n;
 	/* Compare the suite's primary figure when both rows have it, else
