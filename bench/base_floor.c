@@ -1,0 +1,182 @@
+/*
+ * base_floor.c - the physical floors of a round trip between two
+ * processes on different CPUs:
+ *
+ *   spin_floor   both processes busy-poll one 64-bit word in MAP_SHARED
+ *                anonymous memory; each round trip moves that one cache
+ *                line to the other CPU and back.  Nothing that crosses
+ *                processes can answer faster.
+ *   futex_floor  the same word (32 bits), but each side sleeps in
+ *                FUTEX_WAIT and is woken with FUTEX_WAKE (shared futexes,
+ *                no FUTEX_PRIVATE_FLAG, as mproc's must be): the cost of a
+ *                cross-CPU wake-up, the floor of any blocking API.
+ *
+ * The protocol: the initiator stores an odd number 2k+1, the echoer
+ * answers 2k+2; a stop is the odd value the counter never reaches.  Both
+ * rows are listed at 64 B, a cache line, so they line up with the 64 B
+ * rows of the latency suite.  An example of a ping-pong over shared
+ * memory (bench_shared_alloc + bench_pingpong_run).
+ */
+#include <errno.h>
+#include <linux/futex.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "bench.h"
+
+/* ---- spin ------------------------------------------------------------ */
+
+#define SPIN_STOP UINT64_MAX
+
+struct spin_arg {
+	_Atomic uint64_t *word; /* in shared memory, alone on its line */
+	uint64_t k;             /* private to each side after the fork */
+};
+
+static int spin_ping(void *p)
+{
+	struct spin_arg *a = p;
+	uint64_t ask = 2 * a->k + 1;
+	a->k++;
+	/* Release/acquire pair with the echoer's load/store, so that the
+	 * answer is ordered after the question (it carries no data). */
+	atomic_store_explicit(a->word, ask, memory_order_release);
+	while (atomic_load_explicit(a->word, memory_order_acquire) != ask + 1)
+		bench_pause();
+	return 0;
+}
+
+static int spin_pong(void *p)
+{
+	struct spin_arg *a = p;
+	uint64_t want = 2 * a->k + 1, v;
+	while ((v = atomic_load_explicit(a->word, memory_order_acquire)) !=
+	       want) {
+		if (v == SPIN_STOP)
+			return BENCH_PONG_STOP;
+		bench_pause();
+	}
+	a->k++;
+	atomic_store_explicit(a->word, want + 1, memory_order_release);
+	return 0;
+}
+
+static int spin_stop(void *p)
+{
+	struct spin_arg *a = p;
+	atomic_store_explicit(a->word, SPIN_STOP, memory_order_release);
+	return 0;
+}
+
+static int spin_run(struct bench_case *c, struct bench_sample *s)
+{
+	struct spin_arg a = {.word = bench_shared_alloc(4096)};
+	if (!a.word)
+		return -ENOMEM;
+	struct bench_pingpong pp = {
+		.ping = spin_ping, .pong = spin_pong, .stop = spin_stop,
+		.arg = &a,
+	};
+	int rc = bench_pingpong_run(c, &pp, s);
+	bench_shared_free((void *)a.word, 4096);
+	return rc;
+}
+
+BENCH_REGISTER(spin_floor) = {
+	.suite = "latency",
+	.impl = "spin_floor",
+	.descr = "two processes bouncing one shared cache line, busy-polling "
+		 "(the physical floor)",
+	.run = spin_run,
+};
+
+/* ---- futex ----------------------------------------------------------- */
+
+#define FUTEX_STOP UINT32_MAX
+
+struct futex_arg {
+	_Atomic uint32_t *word;
+	uint32_t k;
+};
+
+static int futex_wait(_Atomic uint32_t *w, uint32_t v)
+{
+	if (syscall(SYS_futex, (uint32_t *)w, FUTEX_WAIT, v, NULL, NULL, 0) < 0
+	    && errno != EAGAIN && errno != EINTR)
+		return -errno;
+	return 0;
+}
+
+static void futex_wake(_Atomic uint32_t *w)
+{
+	syscall(SYS_futex, (uint32_t *)w, FUTEX_WAKE, 1, NULL, NULL, 0);
+}
+
+static int futex_ping(void *p)
+{
+	struct futex_arg *a = p;
+	uint32_t ask = 2 * a->k + 1;
+	a->k++;
+	/* Release/acquire as in spin_ping; the kernel re-reads the word
+	 * under its own lock, so no wake-up is lost. */
+	atomic_store_explicit(a->word, ask, memory_order_release);
+	futex_wake(a->word);
+	while (atomic_load_explicit(a->word, memory_order_acquire) == ask) {
+		int rc = futex_wait(a->word, ask);
+		if (rc < 0)
+			return rc;
+	}
+	return atomic_load_explicit(a->word, memory_order_relaxed) == ask + 1
+		       ? 0 : -EBADMSG;
+}
+
+static int futex_pong(void *p)
+{
+	struct futex_arg *a = p;
+	uint32_t want = 2 * a->k + 1, v;
+	while ((v = atomic_load_explicit(a->word, memory_order_acquire)) !=
+	       want) {
+		if (v == FUTEX_STOP)
+			return BENCH_PONG_STOP;
+		int rc = futex_wait(a->word, v);
+		if (rc < 0)
+			return rc;
+	}
+	a->k++;
+	atomic_store_explicit(a->word, want + 1, memory_order_release);
+	futex_wake(a->word);
+	return 0;
+}
+
+static int futex_stop(void *p)
+{
+	struct futex_arg *a = p;
+	atomic_store_explicit(a->word, FUTEX_STOP, memory_order_release);
+	futex_wake(a->word);
+	return 0;
+}
+
+static int futex_run(struct bench_case *c, struct bench_sample *s)
+{
+	struct futex_arg a = {.word = bench_shared_alloc(4096)};
+	if (!a.word)
+		return -ENOMEM;
+	struct bench_pingpong pp = {
+		.ping = futex_ping, .pong = futex_pong, .stop = futex_stop,
+		.arg = &a,
+	};
+	int rc = bench_pingpong_run(c, &pp, s);
+	bench_shared_free((void *)a.word, 4096);
+	return rc;
+}
+
+BENCH_REGISTER(futex_floor) = {
+	.suite = "latency",
+	.impl = "futex_floor",
+	.descr = "two processes bouncing a shared futex word with "
+		 "FUTEX_WAIT/FUTEX_WAKE (the floor of a blocking wake-up)",
+	.run = futex_run,
+};

@@ -1,0 +1,157 @@
+/*
+ * fdstream.c - throughput and ping-pong over byte-stream descriptors, the
+ * common code of the pipe and socketpair baselines (base_pipe.c,
+ * base_socket.c).  A message is one write() of msg_size bytes; the reader
+ * reads exactly msg_size bytes, as an application framing fixed-size
+ * messages on a stream would.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "bench.h"
+
+void bench_fd_close(struct bench_fd_link *l)
+{
+	int *fds[] = {&l->fwd_tx, &l->fwd_rx, &l->back_tx, &l->back_rx};
+	for (int i = 0; i < 4; i++) {
+		if (*fds[i] < 0)
+			continue;
+		/* The same descriptor may serve two roles (a socket). */
+		for (int j = i + 1; j < 4; j++)
+			if (*fds[j] == *fds[i])
+				*fds[j] = -1;
+		close(*fds[i]);
+		*fds[i] = -1;
+	}
+}
+
+static void after_fork(void *arg)
+{
+	bench_fd_close(arg);
+}
+
+static int producer(struct bench_worker *w, void *arg)
+{
+	const struct bench_fd_link *l = arg;
+	size_t n = w->c->msg_size;
+	unsigned char *buf = malloc(n);
+	if (!buf)
+		return -ENOMEM;
+	bench_msg_init(buf, n);
+	int rc = 0;
+	while (rc == 0 && !bench_stop_requested(w)) {
+		bench_msg_stamp(w, buf, n);
+		rc = bench_write_full(l->fwd_tx, buf, n);
+	}
+	/* One end marker per consumer (see bench.h). */
+	bench_msg_stamp_end(w, buf, n);
+	for (int k = 0; rc == 0 && k < w->c->consumers; k++)
+		rc = bench_write_full(l->fwd_tx, buf, n);
+	free(buf);
+	return rc;
+}
+
+static int consumer(struct bench_worker *w, void *arg)
+{
+	const struct bench_fd_link *l = arg;
+	size_t n = w->c->msg_size;
+	unsigned char *buf = malloc(n);
+	if (!buf)
+		return -ENOMEM;
+	int rc;
+	for (;;) {
+		rc = bench_read_full(l->fwd_rx, buf, n);
+		if (rc < 0)
+			break;
+		rc = bench_msg_check(w, buf, n);
+		if (rc == BENCH_MSG_END) {
+			rc = 0;
+			if (w->ends == w->c->producers)
+				break;
+		} else if (rc < 0) {
+			break;
+		}
+	}
+	free(buf);
+	return rc;
+}
+
+int bench_fd_throughput(struct bench_case *c, struct bench_fd_link *l,
+			struct bench_sample *s)
+{
+	if (c->producers != 1 || c->consumers != 1) {
+		/* Writes to one stream from several processes interleave. */
+		snprintf(s->note, sizeof s->note, "only 1/1 on a stream");
+		return BENCH_SKIP;
+	}
+	struct bench_team t = {
+		.producer = producer,
+		.consumer = consumer,
+		.arg = l,
+		.parent_after_fork = after_fork,
+	};
+	int rc = bench_team_throughput(c, &t, s);
+	bench_fd_close(l);
+	return rc;
+}
+
+/* The initiator's ping: a 64-byte message carrying a sequence number,
+ * which must come back unchanged. */
+static int ping(void *arg)
+{
+	struct bench_fd_link *l = arg;
+	uint64_t seq = ++l->seq, back;
+	memcpy(l->msg, &seq, sizeof seq);
+	int rc = bench_write_full(l->fwd_tx, l->msg, sizeof l->msg);
+	if (rc == 0)
+		rc = bench_read_full(l->back_rx, l->msg, sizeof l->msg);
+	if (rc < 0)
+		return rc;
+	memcpy(&back, l->msg, sizeof back);
+	return back == seq ? 0 : -EBADMSG;
+}
+
+static int pong(void *arg)
+{
+	struct bench_fd_link *l = arg;
+	uint64_t seq;
+	int rc = bench_read_full(l->fwd_rx, l->msg, sizeof l->msg);
+	if (rc < 0)
+		return rc;
+	memcpy(&seq, l->msg, sizeof seq);
+	if (seq == UINT64_MAX)
+		return BENCH_PONG_STOP;
+	return bench_write_full(l->back_tx, l->msg, sizeof l->msg);
+}
+
+static int stop(void *arg)
+{
+	struct bench_fd_link *l = arg;
+	uint64_t seq = UINT64_MAX;
+	memcpy(l->msg, &seq, sizeof seq);
+	return bench_write_full(l->fwd_tx, l->msg, sizeof l->msg);
+}
+
+int bench_fd_pingpong(struct bench_case *c, struct bench_fd_link *l,
+		      struct bench_sample *s)
+{
+	if (c->msg_size != sizeof l->msg) {
+		snprintf(s->note, sizeof s->note, "ping-pong is 64 B only");
+		return BENCH_SKIP;
+	}
+	memset(l->msg, 0x5a, sizeof l->msg);
+	l->seq = 0;
+	struct bench_pingpong pp = {
+		.ping = ping,
+		.pong = pong,
+		.stop = stop,
+		.arg = l,
+		.parent_after_fork = after_fork,
+	};
+	int rc = bench_pingpong_run(c, &pp, s);
+	bench_fd_close(l);
+	return rc;
+}

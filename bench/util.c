@@ -1,0 +1,288 @@
+/*
+ * util.c - small helpers shared by every benchmark row: the clock, the
+ * CPU map and pinning, notes, full reads and writes, shared memory, and
+ * the checked-message format described in bench.h.
+ */
+#include <errno.h>
+#include <sched.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "bench.h"
+#include "internal.h"
+
+int64_t bench_now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+/* ---- CPUs ---------------------------------------------------------- */
+
+static int cpu_list[CPU_SETSIZE];
+static int cpu_count = -1;
+static bool pin_enabled = true;
+
+static void cpus_init(void)
+{
+	if (cpu_count >= 0)
+		return;
+	cpu_set_t set;
+	cpu_count = 0;
+	if (sched_getaffinity(0, sizeof set, &set) == 0) {
+		for (int i = 0; i < CPU_SETSIZE; i++)
+			if (CPU_ISSET(i, &set))
+				cpu_list[cpu_count++] = i;
+	}
+	if (cpu_count == 0) {
+		/* Affinity unknown: behave as if one CPU, i.e. do not pin. */
+		cpu_list[0] = -1;
+		cpu_count = 1;
+	}
+}
+
+void bench__cpus_setup(bool pin)
+{
+	cpus_init();
+	pin_enabled = pin;
+	if (pin && cpu_count < 2)
+		bench_note("only one CPU is allowed: workers are not pinned "
+			   "and share it (spin loops yield)");
+}
+
+int bench_ncpus(void)
+{
+	cpus_init();
+	return cpu_count;
+}
+
+int bench_cpu_for(int is_consumer, int index)
+{
+	cpus_init();
+	if (!pin_enabled || cpu_count < 2)
+		return -1;
+	int half = cpu_count / 2;
+	if (is_consumer)
+		return cpu_list[half + index % (cpu_count - half)];
+	return cpu_list[index % half];
+}
+
+int bench_pin(int cpu)
+{
+	if (cpu < 0)
+		return 0;
+	cpu_set_t set;
+	CPU_ZERO(&set);
+	CPU_SET(cpu, &set);
+	return sched_setaffinity(0, sizeof set, &set) == 0 ? 0 : -errno;
+}
+
+void bench_pause(void)
+{
+	if (bench_cpu_for(0, 0) < 0) {
+		/* The peer may be waiting for this very CPU. */
+		sched_yield();
+		return;
+	}
+#if defined(__x86_64__) || defined(__i386__)
+	__builtin_ia32_pause();
+#elif defined(__aarch64__)
+	__asm__ __volatile__("yield" ::: "memory");
+#else
+	__asm__ __volatile__("" ::: "memory");
+#endif
+}
+
+/* ---- notes --------------------------------------------------------- */
+
+#define MAX_NOTES 64
+static char *notes[MAX_NOTES];
+static int nnotes;
+
+void bench_note(const char *fmt, ...)
+{
+	char buf[512];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(buf, sizeof buf, fmt, ap);
+	va_end(ap);
+	for (int i = 0; i < nnotes; i++)
+		if (strcmp(notes[i], buf) == 0)
+			return;
+	bench__progress_clear();
+	fprintf(stderr, "mproc-bench: note: %s\n", buf);
+	if (nnotes < MAX_NOTES) {
+		notes[nnotes] = strdup(buf);
+		if (notes[nnotes])
+			nnotes++;
+	}
+}
+
+int bench__notes(const char *const **out)
+{
+	*out = (const char *const *)notes;
+	return nnotes;
+}
+
+/* ---- I/O ----------------------------------------------------------- */
+
+int bench_write_full(int fd, const void *buf, size_t len)
+{
+	const char *p = buf;
+	while (len > 0) {
+		ssize_t n = write(fd, p, len);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		p += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+int bench_read_full(int fd, void *buf, size_t len)
+{
+	char *p = buf;
+	while (len > 0) {
+		ssize_t n = read(fd, p, len);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		if (n == 0)
+			return -ENODATA;
+		p += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+void *bench_shared_alloc(size_t size)
+{
+	void *p = mmap(NULL, size, PROT_READ | PROT_WRITE,
+		       MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	return p == MAP_FAILED ? NULL : p;
+}
+
+void bench_shared_free(void *p, size_t size)
+{
+	if (p)
+		munmap(p, size);
+}
+
+/* ---- samples ------------------------------------------------------- */
+
+void bench_sample_rate(struct bench_sample *s, uint64_t msgs, size_t msg_size,
+		       int64_t elapsed_ns)
+{
+	if (elapsed_ns <= 0)
+		elapsed_ns = 1;
+	double sec = (double)elapsed_ns / 1e9;
+	s->fig[BENCH_MSGS_PER_SEC] = (double)msgs / sec;
+	s->fig[BENCH_BYTES_PER_SEC] = (double)msgs * (double)msg_size / sec;
+}
+
+/* ---- checked messages ---------------------------------------------- */
+
+#define SEQ_BITS 48
+#define SEQ_MASK ((UINT64_C(1) << SEQ_BITS) - 1)
+#define SEQ_END SEQ_MASK /* the end marker's sequence number */
+
+/* The tail word: a cheap bijective mix of the head word, so a message
+ * whose head and tail come from different messages is caught. */
+static uint64_t tail_of(uint64_t head)
+{
+	uint64_t x = head ^ UINT64_C(0x6d70726f632d626e);
+	x *= UINT64_C(0x9e3779b97f4a7c15);
+	return x ^ (x >> 29);
+}
+
+void bench_msg_init(void *buf, size_t size)
+{
+	unsigned char *p = buf;
+	for (size_t i = 0; i < size; i++)
+		p[i] = (unsigned char)(i * 31u + 7u);
+}
+
+static void stamp(void *buf, size_t size, uint64_t head)
+{
+	memcpy(buf, &head, sizeof head);
+	if (size >= 16) {
+		uint64_t t = tail_of(head);
+		memcpy((char *)buf + size - 8, &t, sizeof t);
+	}
+}
+
+void bench_msg_stamp(struct bench_worker *w, void *buf, size_t size)
+{
+	uint64_t seq = w->msgs;
+	stamp(buf, size, (uint64_t)w->index << SEQ_BITS | seq);
+	w->msgs++;
+	w->seq_sum += seq;
+}
+
+void bench_msg_stamp_end(struct bench_worker *w, void *buf, size_t size)
+{
+	stamp(buf, size, (uint64_t)w->index << SEQ_BITS | SEQ_END);
+}
+
+int bench_msg_check(struct bench_worker *w, const void *buf, size_t size)
+{
+	uint64_t head;
+	if (size < 8) {
+		snprintf(w->res->note, sizeof w->res->note,
+			 "message of %zu bytes is too short to check", size);
+		return -EINVAL;
+	}
+	memcpy(&head, buf, sizeof head);
+	if (size >= 16) {
+		uint64_t t;
+		memcpy(&t, (const char *)buf + size - 8, sizeof t);
+		if (t != tail_of(head)) {
+			snprintf(w->res->note, sizeof w->res->note,
+				 "torn or corrupt message after %llu good ones "
+				 "(head %#llx)",
+				 (unsigned long long)w->msgs,
+				 (unsigned long long)head);
+			return -EBADMSG;
+		}
+	}
+	unsigned prod = (unsigned)(head >> SEQ_BITS);
+	uint64_t seq = head & SEQ_MASK;
+	int nprod = w->c->producers > 0 ? w->c->producers : 1;
+	if (prod >= (unsigned)nprod || prod >= BENCH_MAX_WORKERS) {
+		snprintf(w->res->note, sizeof w->res->note,
+			 "message from unknown producer %u", prod);
+		return -EBADMSG;
+	}
+	if (seq == SEQ_END) {
+		w->ends++;
+		return BENCH_MSG_END;
+	}
+	/* A single consumer sees every message of a producer, in order; one
+	 * of several consumers sees an increasing subsequence. */
+	bool ok = w->c->consumers <= 1 ? seq == w->next_seq[prod]
+				       : seq >= w->next_seq[prod];
+	if (!ok) {
+		snprintf(w->res->note, sizeof w->res->note,
+			 "producer %u: got message %llu, expected %s%llu "
+			 "(lost, duplicated or reordered)",
+			 prod, (unsigned long long)seq,
+			 w->c->consumers <= 1 ? "" : ">= ",
+			 (unsigned long long)w->next_seq[prod]);
+		return -EBADMSG;
+	}
+	w->next_seq[prod] = seq + 1;
+	w->msgs++;
+	w->seq_sum += seq;
+	return 0;
+}
