@@ -7,6 +7,7 @@
 #include <linux/futex.h>
 #include <linux/membarrier.h>
 #include <pthread.h>
+#include <stdlib.h>
 #include <stdint.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -15,6 +16,7 @@
 #include "mproc/common.h"
 
 bool mproc__waker_light;
+int64_t mproc__wait_slice_ns = MPROC__WAIT_SLICE_NS;
 static bool waiter_membarrier;
 
 /* Register this process for global expedited membarrier (see futex.h).
@@ -32,6 +34,9 @@ static void membarrier_setup(void)
 
 __attribute__((constructor)) static void membarrier_init(void)
 {
+	const char *slice = getenv("MPROC_TEST_WAIT_SLICE_NS");
+	if (slice && atoll(slice) > 0)
+		mproc__wait_slice_ns = atoll(slice);
 	membarrier_setup();
 	pthread_atfork(NULL, NULL, membarrier_setup);
 }
@@ -184,9 +189,9 @@ int mproc__event_wait(struct mproc__event *ev, mproc__ready_fn ready,
 		}
 		/* A5: sleep one slice at most, so alive() gets to run. */
 		struct mproc__deadline slice;
-		mproc__deadline_init(&slice, MPROC__WAIT_SLICE_NS);
+		mproc__deadline_init(&slice, mproc__wait_slice_ns);
 		const struct mproc__deadline *until = d;
-		if (d->forever || mproc__deadline_left(d) > MPROC__WAIT_SLICE_NS)
+		if (d->forever || mproc__deadline_left(d) > mproc__wait_slice_ns)
 			until = &slice;
 		int r = mproc__futex_wait(&ev->seq, s, until);
 		/* A6 */

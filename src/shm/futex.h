@@ -62,8 +62,12 @@
 
 #include "common/compiler.h"
 
-/* Longest single futex sleep before the liveness check runs. */
+/* Longest single futex sleep before the liveness check runs (default).
+ * Tests that must see a lost wake-up as a hang rather than as a 100 ms
+ * hiccup raise it with the environment variable MPROC_TEST_WAIT_SLICE_NS,
+ * read once when the library loads (mproc__wait_slice_ns). */
 #define MPROC__WAIT_SLICE_NS (100 * 1000 * 1000LL)
+extern int64_t mproc__wait_slice_ns;
 
 struct mproc__deadline {
 	bool forever;

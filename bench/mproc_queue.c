@@ -1,0 +1,346 @@
+/*
+ * mproc_queue.c - mproc's Queue rows: throughput of the SPSC ring (one
+ * message per call, batches, zero-copy) and of the MPMC ring (1/1, 2/1,
+ * 1/2, 2/2), and 64-byte round trips over two SPSC queues in busy-poll and
+ * in the default blocking mode.  Every message is checked (bench_msg_*).
+ *
+ * Producers that finish bump a shared counter; the last one closes the
+ * queue, so every consumer drains what is left and ends on end-of-stream.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <mproc.h>
+
+#include "bench.h"
+
+#define BATCH 32
+
+enum mode { ONE, BATCHED, ZEROCOPY };
+
+struct qrow {
+	mproc_queue *q;
+	enum mode mode;
+	_Atomic int *producers_left; /* shared */
+};
+
+static size_t ring_bytes(size_t msg)
+{
+	size_t cap = (size_t)1 << 20;
+	while (cap < 8 * (msg + 64))
+		cap <<= 1;
+	return cap;
+}
+
+static int make_queue(const struct bench_case *c, unsigned flags,
+		      mproc_queue **q, char *note, size_t note_len)
+{
+	struct mproc_queue_attr a;
+	mproc_queue_attr_init(&a);
+	a.flags = flags;
+	a.max_msg = c->msg_size;
+	a.capacity = ring_bytes(c->msg_size);
+	if (!(flags & MPROC_QUEUE_SPSC) && a.capacity < 64 * (c->msg_size + 16))
+		a.capacity = 64 * (c->msg_size + 16);
+	int rc = mproc_queue_create(q, &a);
+	if (rc)
+		snprintf(note, note_len, "mproc_queue_create: %s",
+			 mproc_strerror(rc));
+	return rc;
+}
+
+static int producer_done(struct qrow *r, int rc)
+{
+	if (atomic_fetch_sub(r->producers_left, 1) == 1)
+		mproc_queue_close(r->q);
+	return rc;
+}
+
+static int producer(struct bench_worker *w, void *arg)
+{
+	struct qrow *r = arg;
+	size_t n = w->c->msg_size;
+	int rc = 0;
+	if (r->mode == ZEROCOPY) {
+		while (!bench_stop_requested(w)) {
+			void *p;
+			rc = mproc_queue_reserve(r->q, n, &p, MPROC_FOREVER);
+			if (rc)
+				break;
+			bench_msg_stamp(w, p, n);
+			mproc_queue_commit(r->q, n);
+		}
+		return producer_done(r, rc);
+	}
+	int k = r->mode == BATCHED ? BATCH : 1;
+	unsigned char *bufs = malloc(n * (size_t)k);
+	struct iovec iov[BATCH];
+	if (!bufs)
+		return producer_done(r, -ENOMEM);
+	for (int i = 0; i < k; i++) {
+		iov[i].iov_base = bufs + n * (size_t)i;
+		iov[i].iov_len = n;
+		bench_msg_init(iov[i].iov_base, n);
+	}
+	while (!bench_stop_requested(w)) {
+		if (k == 1) {
+			bench_msg_stamp(w, bufs, n);
+			ssize_t put = mproc_queue_put(r->q, bufs, n, MPROC_FOREVER);
+			if (put < 0) {
+				rc = (int)put;
+				break;
+			}
+			continue;
+		}
+		for (int i = 0; i < k; i++)
+			bench_msg_stamp(w, iov[i].iov_base, n);
+		/* Re-send what did not fit, so the sequence has no gap. */
+		size_t off = 0;
+		while (off < (size_t)k) {
+			ssize_t put = mproc_queue_put_many(r->q, iov + off,
+							   (size_t)k - off,
+							   MPROC_FOREVER);
+			if (put < 0) {
+				rc = (int)put;
+				break;
+			}
+			off += (size_t)put;
+		}
+		if (rc)
+			break;
+	}
+	if (rc)
+		snprintf(w->res->note, sizeof w->res->note, "put: %s",
+			 mproc_strerror(rc));
+	free(bufs);
+	return producer_done(r, rc);
+}
+
+static int consume(struct bench_worker *w, const void *p, size_t len)
+{
+	if (len != w->c->msg_size) {
+		snprintf(w->res->note, sizeof w->res->note, "length %zu", len);
+		return -EBADMSG;
+	}
+	int rc = bench_msg_check(w, p, len);
+	return rc < 0 ? rc : 0;
+}
+
+static int consumer(struct bench_worker *w, void *arg)
+{
+	struct qrow *r = arg;
+	size_t n = w->c->msg_size;
+	int k = r->mode == BATCHED ? BATCH : 1;
+	unsigned char *bufs = malloc(n * (size_t)k);
+	struct iovec iov[BATCH];
+	size_t lens[BATCH];
+	if (!bufs)
+		return -ENOMEM;
+	for (int i = 0; i < k; i++) {
+		iov[i].iov_base = bufs + n * (size_t)i;
+		iov[i].iov_len = n;
+	}
+	int rc = 0;
+	for (;;) {
+		ssize_t got;
+		if (r->mode == ZEROCOPY) {
+			const void *p;
+			got = mproc_queue_peek(r->q, &p, MPROC_FOREVER);
+			if (got >= 0) {
+				rc = consume(w, p, (size_t)got);
+				mproc_queue_release(r->q);
+				if (rc)
+					break;
+				continue;
+			}
+		} else if (k == 1) {
+			got = mproc_queue_get(r->q, bufs, n, MPROC_FOREVER);
+			if (got >= 0) {
+				if ((rc = consume(w, bufs, (size_t)got)) != 0)
+					break;
+				continue;
+			}
+		} else {
+			got = mproc_queue_get_many(r->q, iov, lens, BATCH,
+						   MPROC_FOREVER);
+			for (ssize_t i = 0; i < got && !rc; i++)
+				rc = consume(w, iov[i].iov_base, lens[i]);
+			if (rc)
+				break;
+			if (got > 0)
+				continue;
+		}
+		if (got != -MPROC_EEOF) {
+			rc = (int)got;
+			snprintf(w->res->note, sizeof w->res->note, "get: %s",
+				 mproc_strerror(rc));
+		}
+		break;
+	}
+	free(bufs);
+	return rc;
+}
+
+static int run_tp(struct bench_case *c, struct bench_sample *s, unsigned flags,
+		  enum mode mode)
+{
+	struct qrow r = { .mode = mode };
+	r.producers_left = bench_shared_alloc(sizeof(*r.producers_left));
+	if (!r.producers_left)
+		return -ENOMEM;
+	atomic_store(r.producers_left, c->producers);
+	int rc = make_queue(c, flags, &r.q, s->note, sizeof s->note);
+	if (rc == 0) {
+		struct bench_team t = { .producer = producer,
+					.consumer = consumer, .arg = &r };
+		rc = bench_team_throughput(c, &t, s);
+		mproc_queue_free(r.q);
+	}
+	bench_shared_free(r.producers_left, sizeof(*r.producers_left));
+	return rc;
+}
+
+static int spsc_tp(struct bench_case *c, struct bench_sample *s)
+{
+	return run_tp(c, s, MPROC_QUEUE_SPSC, ONE);
+}
+static int spsc_batch_tp(struct bench_case *c, struct bench_sample *s)
+{
+	return run_tp(c, s, MPROC_QUEUE_SPSC, BATCHED);
+}
+static int spsc_zc_tp(struct bench_case *c, struct bench_sample *s)
+{
+	return run_tp(c, s, MPROC_QUEUE_SPSC, ZEROCOPY);
+}
+static int mpmc_tp(struct bench_case *c, struct bench_sample *s)
+{
+	return run_tp(c, s, 0, ONE);
+}
+
+#define QSIZES BENCH_SIZES(8, 64, 256, BENCH_KIB, 4 * BENCH_KIB, \
+			   64 * BENCH_KIB, BENCH_MIB)
+
+BENCH_REGISTER(mproc_spsc) = {
+	.suite = "throughput",
+	.impl = "mproc_spsc",
+	.descr = "mproc SPSC queue, mproc_queue_put/get, one message per call",
+	.sizes = QSIZES,
+	.run = spsc_tp,
+};
+
+BENCH_REGISTER(mproc_spsc_batch) = {
+	.suite = "throughput",
+	.impl = "mproc_spsc_batch",
+	.descr = "mproc SPSC queue, put_many/get_many in batches of 32",
+	.sizes = QSIZES,
+	.run = spsc_batch_tp,
+};
+
+BENCH_REGISTER(mproc_spsc_zerocopy) = {
+	.suite = "throughput",
+	.impl = "mproc_spsc_zerocopy",
+	.descr = "mproc SPSC queue, reserve/commit and peek/release in place",
+	.sizes = QSIZES,
+	.run = spsc_zc_tp,
+};
+
+BENCH_REGISTER(mproc_mpmc) = {
+	.suite = "throughput",
+	.impl = "mproc_mpmc",
+	.descr = "mproc MPMC queue (slots of msg_size), put/get",
+	.sizes = QSIZES,
+	.pcs = BENCH_PCS({1, 1}, {2, 1}, {1, 2}, {2, 2}),
+	.run = mpmc_tp,
+};
+
+/* Round trips: ping over one SPSC queue, pong back over another. */
+struct qpp {
+	mproc_queue *fwd, *back;
+	uint64_t seq;
+	unsigned char msg[64];
+};
+
+static int q_ping(void *arg)
+{
+	struct qpp *p = arg;
+	uint64_t seq = ++p->seq, back;
+	memcpy(p->msg, &seq, sizeof seq);
+	ssize_t rc = mproc_queue_put(p->fwd, p->msg, sizeof p->msg, MPROC_FOREVER);
+	if (rc >= 0)
+		rc = mproc_queue_get(p->back, p->msg, sizeof p->msg, 10 * MPROC_SEC);
+	if (rc < 0)
+		return (int)rc;
+	memcpy(&back, p->msg, sizeof back);
+	return back == seq ? 0 : -EBADMSG;
+}
+
+static int q_pong(void *arg)
+{
+	struct qpp *p = arg;
+	ssize_t rc = mproc_queue_get(p->fwd, p->msg, sizeof p->msg, 60 * MPROC_SEC);
+	if (rc < 0)
+		return (int)rc;
+	uint64_t seq;
+	memcpy(&seq, p->msg, sizeof seq);
+	if (seq == UINT64_MAX)
+		return BENCH_PONG_STOP;
+	rc = mproc_queue_put(p->back, p->msg, sizeof p->msg, MPROC_FOREVER);
+	return rc < 0 ? (int)rc : 0;
+}
+
+static int q_stop(void *arg)
+{
+	struct qpp *p = arg;
+	uint64_t seq = UINT64_MAX;
+	memcpy(p->msg, &seq, sizeof seq);
+	ssize_t rc = mproc_queue_put(p->fwd, p->msg, sizeof p->msg, MPROC_FOREVER);
+	return rc < 0 ? (int)rc : 0;
+}
+
+static int run_lat(struct bench_case *c, struct bench_sample *s, unsigned flags)
+{
+	struct qpp p = { 0 };
+	struct mproc_queue_attr a;
+	mproc_queue_attr_init(&a);
+	a.flags = MPROC_QUEUE_SPSC | flags;
+	a.capacity = 4096;
+	a.max_msg = 64;
+	int rc = mproc_queue_create(&p.fwd, &a);
+	if (!rc && (rc = mproc_queue_create(&p.back, &a)) != 0)
+		mproc_queue_free(p.fwd);
+	if (rc) {
+		snprintf(s->note, sizeof s->note, "create: %s", mproc_strerror(rc));
+		return rc;
+	}
+	struct bench_pingpong pp = { .ping = q_ping, .pong = q_pong,
+				     .stop = q_stop, .arg = &p };
+	rc = bench_pingpong_run(c, &pp, s);
+	mproc_queue_free(p.fwd);
+	mproc_queue_free(p.back);
+	return rc;
+}
+
+static int lat_busy(struct bench_case *c, struct bench_sample *s)
+{
+	return run_lat(c, s, MPROC_QUEUE_BUSY_POLL);
+}
+static int lat_default(struct bench_case *c, struct bench_sample *s)
+{
+	return run_lat(c, s, 0);
+}
+
+BENCH_REGISTER(mproc_queue_busy) = {
+	.suite = "latency",
+	.impl = "mproc_queue_busy",
+	.descr = "64 B round trip over two SPSC queues, busy-poll waits",
+	.run = lat_busy,
+};
+
+BENCH_REGISTER(mproc_queue) = {
+	.suite = "latency",
+	.impl = "mproc_queue",
+	.descr = "64 B round trip over two SPSC queues, default (spin, then futex)",
+	.run = lat_default,
+};
