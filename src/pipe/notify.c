@@ -17,23 +17,31 @@
  * non-zero exactly in state SET, apart from the instants inside a write
  * or a read.
  *
- * Signallers: the sender after each publish or close (N1-N3), and the
+ * Signallers: the sender after each publish or close (N1-N4), and the
  * receiver itself when it finds work it may have hidden (arm, clear) or a
  * dead peer.
  *
  *   sender                                 receiver (ring seen empty)
  *   N1 store head / closed (release)       C1 if sig == SET: read(efd),
- *   N2 fence(seq_cst)  [W2 of the             store sig = IDLE
- *      futex event, inside publish]        C2 fence(seq_cst)
- *   N3 if armed and sig == IDLE: raise     C3 if head moved or closed: raise
+ *   N2 load armed (after W2 of publish)       store sig = IDLE
+ *   N3 fence(seq_cst)                      C2 fence(seq_cst)
+ *   N4 if armed and sig == IDLE: raise     C3 if head moved or closed: raise
  *
- * No missed readiness: N2 and C2 are seq_cst fences, so of N3 and C3 at
+ * No missed readiness: N3 and C2 are seq_cst fences, so of N4 and C3 at
  * least one sees the other side's store before its fence (N1 or C1).  If
- * N3 sees IDLE it raises; if it sees SET, C3 must see N1 (it cannot be
- * that both miss), so the receiver raises again.  Arming is the same
- * pattern with armed in place of sig: store armed, fence, look at the
- * ring.  When the receiver finds sig already IDLE it has changed nothing,
- * a later publish will see IDLE and raise, and no fence is needed.
+ * N4 sees IDLE it raises; if it sees SET, C3 must see N1 (it cannot be
+ * that both miss), so the receiver raises again.  When the receiver finds
+ * sig already IDLE it has changed nothing, a later publish will see IDLE
+ * and raise, and no fence is needed.
+ *
+ * Arming: the receiver stores armed, runs a heavy barrier, and looks at
+ * the ring.  The sender's N2 sits after W2 of the futex event inside
+ * publish (shm/futex.h), which is only a compiler barrier when the sender
+ * registered for membarrier; the heavy barrier (membarrier, as A3 of the
+ * event) pairs with either kind of W2, so either the sender's N2 sees
+ * armed, or the receiver sees N1 and raises itself.  Once armed the
+ * sender pays the real fence N3 per publish (skipped when W2 already was
+ * one); unarmed it pays nothing beyond the event protocol.
  *
  * No lasting spurious readiness: a receive that leaves the ring empty
  * runs C1-C3.  If it finds sig BUSY (a signaller between its CAS and its
@@ -43,8 +51,10 @@
  * poll or receive that finds the ring empty.
  */
 #include <errno.h>
+#include <linux/membarrier.h>
 #include <sched.h>
 #include <stdint.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -95,12 +105,17 @@ void mproc__note_raise(struct pipe_ctl *ctl, int ring, int efd)
 void mproc__note_signal(struct pipe_ctl *ctl, int ring, int efd)
 {
 	struct pipe_notify *n = &ctl->note[ring];
-	/* N3.  Relaxed loads: the caller has just run mproc__spsc_publish or
-	 * mproc__spsc_close, whose mproc__event_signal ends with the seq_cst
-	 * fence W2 (N2) after the head or closed store (N1); that fence pairs
-	 * with C2 in mproc__note_clear and with the fence in mproc__note_arm. */
+	/* N2.  Relaxed: the caller has just run mproc__spsc_publish or
+	 * mproc__spsc_close, whose event signal ran W2 after the head or
+	 * closed store (N1); W2 pairs with the heavy barrier of
+	 * mproc__note_arm (see top). */
 	if (!atomic_load_explicit(&n->armed, memory_order_relaxed))
 		return;
+	/* N3: pairs with C2 in mproc__note_clear.  W2 was this fence
+	 * already unless it was only a compiler barrier. */
+	if (mproc__waker_light)
+		atomic_thread_fence(memory_order_seq_cst);
+	/* N4.  Relaxed: ordered after N1 by the fence. */
 	if (atomic_load_explicit(&n->sig, memory_order_relaxed) != SIG_IDLE)
 		return;
 	mproc__note_raise(ctl, ring, efd);
@@ -158,24 +173,35 @@ void mproc__note_clear(mproc_conn *c)
 	(void)r; /* EAGAIN only if someone else read it: still drained */
 	/* Release: pairs with the acquire CAS in mproc__note_raise. */
 	atomic_store_explicit(&n->sig, SIG_IDLE, memory_order_release);
-	/* C2: pairs with the fence N2 of a sender (see top). */
+	/* C2: pairs with the fence N3 of a sender (see top). */
 	atomic_thread_fence(memory_order_seq_cst);
 	/* C3 */
 	if (mproc__rx_pending(c))
 		mproc__note_raise(c->ctl, c->end, efd);
 }
 
+/* A full barrier in this thread and in every running thread of every
+ * process registered for membarrier, i.e. in any sender whose W2 is only a
+ * compiler barrier; without membarrier no sender can have registered, so
+ * every W2 is a fence and our own fence pairs with it. */
+static void heavy_barrier(void)
+{
+	syscall(SYS_membarrier, MEMBARRIER_CMD_GLOBAL_EXPEDITED, 0, 0);
+	atomic_thread_fence(memory_order_seq_cst);
+}
+
 void mproc__note_arm(mproc_conn *c)
 {
 	struct pipe_notify *n = &c->ctl->note[c->end];
-	/* Relaxed: the flag itself carries no data; the fence below orders
-	 * the store against our look at the ring. */
+	/* Relaxed: the flag itself carries no data; the barrier below
+	 * orders the store against our look at the ring. */
 	if (atomic_load_explicit(&n->armed, memory_order_relaxed))
 		return;
 	atomic_store_explicit(&n->armed, 1, memory_order_relaxed);
-	/* Pairs with the fence N2 of a sender: either it sees armed and
-	 * signals, or we see what it published (or its close) here. */
-	atomic_thread_fence(memory_order_seq_cst);
+	/* Pairs with W2 of a sender's publish (see top): either its N2
+	 * sees armed and it signals, or we see what it published (or its
+	 * close) here. */
+	heavy_barrier();
 	if (mproc__rx_pending(c))
 		mproc__note_raise(c->ctl, c->end, c->res->efd[c->end]);
 }

@@ -566,7 +566,7 @@ static void close_for_good(mproc_conn *c)
 						memory_order_release,
 						memory_order_relaxed);
 	if (c->can_tx) {
-		/* E3 of spsc.h, then N1-N3 of notify.c: the close ends with
+		/* E3 of spsc.h, then N1-N4 of notify.c: the close ends with
 		 * the fence mproc__note_signal relies on. */
 		mproc__spsc_close(&c->tx, MPROC__SPSC_WR_CLOSED);
 		mproc__note_signal(c->ctl, 1 - c->end, c->res->efd[1 - c->end]);
