@@ -16,6 +16,35 @@
 
 #include "pipe/conn.h"
 
+/* A deadline that reads the clock only once a call has to wait, so the
+ * fast path of a send or a receive makes no clock_gettime call.  The
+ * timeout runs from the first wait, which comes before any slow work. */
+struct until {
+	int64_t timeout_ns;
+	bool started;
+	struct mproc__deadline d;
+};
+
+static void until_init(struct until *u, int64_t timeout_ns)
+{
+	u->timeout_ns = timeout_ns;
+	u->started = false;
+}
+
+static bool until_nowait(const struct until *u)
+{
+	return u->timeout_ns == 0;
+}
+
+static const struct mproc__deadline *until_get(struct until *u)
+{
+	if (!u->started) {
+		mproc__deadline_init(&u->d, u->timeout_ns);
+		u->started = true;
+	}
+	return &u->d;
+}
+
 /* ------------------------------------------------------------------ */
 /* Sending                                                             */
 
@@ -32,7 +61,7 @@ static int tx_closed_error(mproc_conn *c)
 
 /* Reserve room for a record of @len bytes, waiting until @d. */
 static int tx_reserve(mproc_conn *c, uint64_t len, void **p,
-		      const struct mproc__deadline *d)
+		      struct until *u)
 {
 	for (;;) {
 		int rc = mproc__spsc_reserve(&c->tx, len, p);
@@ -40,13 +69,13 @@ static int tx_reserve(mproc_conn *c, uint64_t len, void **p,
 			return tx_closed_error(c);
 		if (rc != -EAGAIN)
 			return rc;
-		if (d->nowait) {
+		if (until_nowait(u)) {
 			rc = mproc__conn_peer_check_rl(c, &c->tx_next_check);
 			if (rc)
 				return rc;
 			return -EAGAIN;
 		}
-		rc = mproc__spsc_wait_space(&c->tx, len, d,
+		rc = mproc__spsc_wait_space(&c->tx, len, until_get(u),
 					    mproc__conn_peer_alive, c);
 		if (rc)
 			return rc;
@@ -63,10 +92,10 @@ static void tx_publish(mproc_conn *c)
 
 /* End a withdrawn stream with the flags-0 record that tells the receiver
  * to drop it (conn.h). */
-static int tx_withdraw(mproc_conn *c, const struct mproc__deadline *d)
+static int tx_withdraw(mproc_conn *c, struct until *u)
 {
 	void *p;
-	int rc = tx_reserve(c, 0, &p, d);
+	int rc = tx_reserve(c, 0, &p, u);
 	if (rc == -EPIPE || rc == -MPROC_EPEERDIED)
 		c->tx_abort = false; /* nobody left to tell */
 	if (rc)
@@ -78,12 +107,12 @@ static int tx_withdraw(mproc_conn *c, const struct mproc__deadline *d)
 }
 
 static ssize_t send_stream(mproc_conn *c, const unsigned char *buf,
-			   uint64_t len, const struct mproc__deadline *d)
+			   uint64_t len, struct until *u)
 {
 	uint64_t frag = c->frag;
 	void *p;
 	/* First fragment: the total length, then as much as fits. */
-	int rc = tx_reserve(c, frag, &p, d);
+	int rc = tx_reserve(c, frag, &p, u);
 	if (rc)
 		return rc;
 	uint64_t n = frag - sizeof(uint64_t);
@@ -94,14 +123,14 @@ static ssize_t send_stream(mproc_conn *c, const unsigned char *buf,
 	uint64_t sent = n;
 	while (sent < len) {
 		n = len - sent < frag ? len - sent : frag;
-		rc = tx_reserve(c, n, &p, d);
+		rc = tx_reserve(c, n, &p, u);
 		if (rc) {
 			/* Withdraw the message; if even the closing record
 			 * does not fit now, the next send or the close
 			 * delivers it. */
 			c->tx_abort = true;
-			struct mproc__deadline now;
-			mproc__deadline_init(&now, MPROC_NOWAIT);
+			struct until now;
+			until_init(&now, MPROC_NOWAIT);
 			tx_withdraw(c, &now);
 			return rc;
 		}
@@ -122,14 +151,14 @@ MPROC_API ssize_t mproc_conn_send_bytes(mproc_conn *c, const void *buf,
 		return rc;
 	if ((!buf && len) || len > SSIZE_MAX)
 		return -EINVAL;
-	struct mproc__deadline d;
-	mproc__deadline_init(&d, c->timeout_ns);
-	if (c->tx_abort && (rc = tx_withdraw(c, &d)) != 0)
+	struct until u;
+	until_init(&u, c->timeout_ns);
+	if (c->tx_abort && (rc = tx_withdraw(c, &u)) != 0)
 		return rc;
 	if (len > c->tx.max_payload)
-		return send_stream(c, buf, len, &d);
+		return send_stream(c, buf, len, &u);
 	void *p;
-	rc = tx_reserve(c, len, &p, &d);
+	rc = tx_reserve(c, len, &p, &u);
 	if (rc)
 		return rc;
 	if (len)
@@ -172,7 +201,7 @@ static void rx_consumed(mproc_conn *c)
 
 /* Peek at the next record, waiting until @d.  Returns 0, -EAGAIN,
  * -ETIMEDOUT, -MPROC_EEOF, -MPROC_EPEERDIED, -MPROC_ECORRUPT. */
-static int rx_peek(mproc_conn *c, const struct mproc__deadline *d,
+static int rx_peek(mproc_conn *c, struct until *u,
 		   const void **p, uint64_t *len, uint32_t *flags)
 {
 	bool dead = false;
@@ -187,12 +216,12 @@ static int rx_peek(mproc_conn *c, const struct mproc__deadline *d,
 		rx_empty(c);
 		if (dead)
 			return -MPROC_EPEERDIED;
-		if (d->nowait) {
+		if (until_nowait(u)) {
 			rc = mproc__conn_peer_check_rl(c, &c->rx_next_check);
 			if (rc == 0)
 				return -EAGAIN;
 		} else {
-			rc = mproc__spsc_wait_data(&c->rx, d,
+			rc = mproc__spsc_wait_data(&c->rx, until_get(u),
 						   mproc__conn_peer_alive, c);
 			if (rc && rc != -MPROC_EPEERDIED)
 				return rc;
@@ -236,13 +265,13 @@ static void rx_reset(mproc_conn *c)
  * fragment arrived, 1 when the sender withdrew the message (dropped), or
  * a negative error with the progress kept in rx_have. */
 static int rx_stream(mproc_conn *c, unsigned char *dst,
-		     const struct mproc__deadline *d)
+		     struct until *u)
 {
 	for (;;) {
 		const void *p;
 		uint64_t len;
 		uint32_t flags;
-		int rc = rx_peek(c, d, &p, &len, &flags);
+		int rc = rx_peek(c, u, &p, &len, &flags);
 		if (rc)
 			return rc;
 		if (len > c->rx_total - c->rx_have) {
@@ -262,9 +291,9 @@ static int rx_stream(mproc_conn *c, unsigned char *dst,
 
 /* Finish or drop a streamed message that an earlier call left half
  * received, so that the ring's next record starts a message. */
-static int rx_resume_drop(mproc_conn *c, const struct mproc__deadline *d)
+static int rx_resume_drop(mproc_conn *c, struct until *u)
 {
-	int rc = rx_stream(c, NULL, d);
+	int rc = rx_stream(c, NULL, u);
 	if (rc < 0)
 		return rc;
 	rx_reset(c);
@@ -292,10 +321,10 @@ static int rx_fits(const struct rx_want *w, uint64_t total)
  * place. */
 static ssize_t rx_take(mproc_conn *c, struct rx_want *w, uint64_t *size)
 {
-	struct mproc__deadline d;
-	mproc__deadline_init(&d, c->timeout_ns);
+	struct until u;
+	until_init(&u, c->timeout_ns);
 	int rc;
-	if (c->rx_active && !c->rx_stash && (rc = rx_resume_drop(c, &d)) != 0)
+	if (c->rx_active && !c->rx_stash && (rc = rx_resume_drop(c, &u)) != 0)
 		return rc;
 	for (;;) {
 		unsigned char *dst;
@@ -310,7 +339,7 @@ static ssize_t rx_take(mproc_conn *c, struct rx_want *w, uint64_t *size)
 			const void *p;
 			uint64_t len, total;
 			uint32_t flags;
-			if ((rc = rx_peek(c, &d, &p, &len, &flags)) != 0)
+			if ((rc = rx_peek(c, &u, &p, &len, &flags)) != 0)
 				return rc;
 			if ((rc = msg_total(p, len, flags, &total)) != 0) {
 				mproc__spsc_unpeek(&c->rx);
@@ -341,7 +370,7 @@ static ssize_t rx_take(mproc_conn *c, struct rx_want *w, uint64_t *size)
 			c->rx_total = total;
 			c->rx_have = n;
 		}
-		rc = rx_stream(c, dst, &d);
+		rc = rx_stream(c, dst, &u);
 		if (rc == 0) {
 			if (dst == c->rx_stash) {
 				if (w->buf) {
@@ -434,17 +463,18 @@ MPROC_API ssize_t mproc_conn_next_size(mproc_conn *c, int64_t timeout_ns)
 	int rc = mproc__conn_begin(c, true);
 	if (rc)
 		return rc;
-	struct mproc__deadline d;
-	if (mproc__deadline_init(&d, timeout_ns))
+	if (timeout_ns < -1)
 		return -EINVAL;
-	if (c->rx_active && !c->rx_stash && (rc = rx_resume_drop(c, &d)) != 0)
+	struct until u;
+	until_init(&u, timeout_ns);
+	if (c->rx_active && !c->rx_stash && (rc = rx_resume_drop(c, &u)) != 0)
 		return rc;
 	if (c->rx_active)
 		return (ssize_t)c->rx_total;
 	const void *p;
 	uint64_t len, total;
 	uint32_t flags;
-	rc = rx_peek(c, &d, &p, &len, &flags);
+	rc = rx_peek(c, &u, &p, &len, &flags);
 	if (rc)
 		return rc;
 	rc = msg_total(p, len, flags, &total);
@@ -460,13 +490,14 @@ MPROC_API int mproc_conn_poll(mproc_conn *c, int64_t timeout_ns)
 	int rc = mproc__conn_begin(c, true);
 	if (rc)
 		return rc;
-	struct mproc__deadline d;
-	if (mproc__deadline_init(&d, timeout_ns))
+	if (timeout_ns < -1)
 		return -EINVAL;
+	struct until u;
+	until_init(&u, timeout_ns);
 	const void *p;
 	uint64_t len;
 	uint32_t flags;
-	rc = rx_peek(c, &d, &p, &len, &flags);
+	rc = rx_peek(c, &u, &p, &len, &flags);
 	if (rc == 0) {
 		mproc__spsc_unpeek(&c->rx);
 		return 1;
