@@ -39,14 +39,19 @@
  * a non-blocking receive or poll checks it at most every 100 ms.  Once the
  * owner is gone, the survivor drains what the peer sent, then gets
  * -MPROC_EPEERDIED from receives (and sends), and poll reports the end
- * readable.  Not detected: a process that dies before it ever used an end
- * that its parent already handed over (closed without using it) -- until
- * someone uses that end there is no process to watch; wait on the child's
- * sentinel as well (mproc_wait with its pidfd), as Python advises.
+ * readable.  An end this process holds and has used itself is never dead
+ * to it, even if another process used it since and died: it may take the
+ * end up again.  Not detected: a process that dies before it ever used an
+ * end that its parent already handed over (closed without using it) --
+ * until someone uses that end there is no process to watch; wait on the
+ * child's sentinel as well (mproc_wait with its pidfd), as Python advises.
+ * A dead owner's pid that the kernel has already given to an unrelated
+ * process looks alive: the wait then ends only at its timeout.
  *
  * Errors common to the calls below: -EINVAL (NULL handle or bad
  * argument), -EBADF (this handle was closed, or the end was closed for
- * good by another process that holds it), -EPERM (wrong direction: a
+ * good by another process that holds it, or its last user died), -EPERM
+ * (wrong direction: a
  * receive, poll or fileno on the send-only end of a one-way pipe, or a
  * send on its receive-only end), -MPROC_ECORRUPT (the shared ring failed
  * validation).
@@ -59,10 +64,11 @@
  * system call.
  *
  * Concurrency: per handle, at most one thread may send and one thread may
- * receive (poll, next_size and fileno count as receiving) at any time; on
- * a duplex end the sender and the receiver may be different threads.
- * close and free must not run concurrently with any other call on the same
- * handle.  Different handles are independent, in one process or many.
+ * receive (poll, next_size, fileno and mproc_wait count as receiving) at
+ * any time; on a duplex end the sender and the receiver may be different
+ * threads.  close, free and the set_ calls must not run concurrently with
+ * any other call on the same handle.  Different handles are independent,
+ * in one process or many.
  */
 #ifndef MPROC_PIPE_H
 #define MPROC_PIPE_H
@@ -301,7 +307,9 @@ MPROC_API int mproc_conn_export(mproc_conn *c, char *buf, size_t len);
  * mproc_conn_import - open the end described by @token (made by
  * mproc_conn_export in the parent) in this process, which becomes the
  * end's owner.  The inherited descriptors become owned by the new handle
- * and are set close-on-exec again.  Import a token once per process.
+ * and are set close-on-exec again.  Import a token once, in the process
+ * it was made for: a second handle on the same descriptors (e.g. an import
+ * in the exporting process itself) would close them under the first.
  * Returns 0, or -EINVAL (malformed token, or a descriptor in it that is
  * not an eventfd), -EBADF (a descriptor not inherited), -EPROTOTYPE (not
  * a pipe), -MPROC_ECORRUPT (segment failed validation), -ENOMEM.
@@ -348,8 +356,9 @@ struct mproc_waitable {
  * the timeout expired first, or -EINVAL (NULL @objs with @n > 0, unknown
  * type, NULL conn or queue, negative fd, timeout < -1), or the first error
  * a connection reports (-EBADF closed, -EPERM send-only, ...).  Blocks up
- * to @timeout_ns.  Thread-safe with respect to other mproc_wait calls on
- * the same objects; a connection must not be received from concurrently.
+ * to @timeout_ns.  Each connection watched counts as being received
+ * from (see the concurrency rules at the top); queues and descriptors may
+ * be watched by several threads at once.
  */
 MPROC_API int mproc_wait(struct mproc_waitable *objs, size_t n,
 			 int64_t timeout_ns);

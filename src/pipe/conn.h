@@ -81,6 +81,11 @@ struct pipe_res {
 	mproc_shm *seg;
 	int efd[2];          /* eventfd of ring k, or -1 */
 	_Atomic int refs;    /* handles of this process using it */
+	/* Per end: this process's pid if it holds an open handle on the end
+	 * and has used it (a forked child inherits the parent's pid here,
+	 * which then means "no").  Such an end is not dead to this process
+	 * even when another process used it last and died. */
+	_Atomic int used_pid[2];
 };
 
 struct mproc_conn {

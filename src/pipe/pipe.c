@@ -77,8 +77,11 @@ void mproc__conn_claim(mproc_conn *c)
 	int self = mproc__pipe_self();
 	/* Relaxed: used_by is private to this process (atomic only because
 	 * the sending and receiving threads may both store it). */
-	if (atomic_load_explicit(&c->used_by, memory_order_relaxed) != self)
+	if (atomic_load_explicit(&c->used_by, memory_order_relaxed) != self) {
 		atomic_store_explicit(&c->used_by, self, memory_order_relaxed);
+		atomic_store_explicit(&c->res->used_pid[c->end], self,
+				      memory_order_relaxed);
+	}
 	_Atomic uint32_t *owner = &c->ctl->end[c->end].owner;
 	/* Relaxed: a liveness hint for the peer, which reads it only when it
 	 * has waited in vain; anything we publish afterwards (release) makes
@@ -150,8 +153,14 @@ int mproc__conn_peer_alive(void *arg)
 		return 0; /* the rings carry the close */
 	/* Relaxed: see mproc__conn_claim. */
 	uint32_t o = atomic_load_explicit(&p->owner, memory_order_relaxed);
-	if (o == 0 || o == (uint32_t)mproc__pipe_self())
+	int self = mproc__pipe_self();
+	if (o == 0 || o == (uint32_t)self)
 		return 0; /* handed over (nobody to watch yet), or ourselves */
+	/* We hold the peer end too and have used it: it is ours to use
+	 * again, whoever used it last.  Relaxed: private to this process. */
+	if (atomic_load_explicit(&c->res->used_pid[1 - c->end],
+				 memory_order_relaxed) == self)
+		return 0;
 	if (!pid_gone((pid_t)o))
 		return 0;
 	/* Another process may have claimed the end meanwhile. */
@@ -367,6 +376,8 @@ MPROC_API int mproc_pipe(mproc_conn **a, mproc_conn **b, bool duplex,
 	if ((rc = mproc_shm_publish(res->seg)) != 0)
 		goto fail;
 	atomic_init(&res->refs, 2);
+	atomic_init(&res->used_pid[0], 0);
+	atomic_init(&res->used_pid[1], 0);
 	if ((rc = attach(ca, res, 0)) != 0 || (rc = attach(cb, res, 1)) != 0)
 		goto fail;
 	bool busy = attr->flags & MPROC_PIPE_BUSY_POLL;
@@ -526,6 +537,8 @@ MPROC_API int mproc_conn_import(const char *token, mproc_conn **out)
 		goto fail;
 	}
 	atomic_init(&res->refs, 1);
+	atomic_init(&res->used_pid[0], 0);
+	atomic_init(&res->used_pid[1], 0);
 	if ((rc = attach(c, res, end)) != 0)
 		goto fail;
 	res->efd[end] = rx_fd;
@@ -607,6 +620,8 @@ MPROC_API int mproc_conn_close(mproc_conn *c)
 	free(c->rx_stash);
 	c->rx_stash = NULL;
 	c->rx_active = false;
+	atomic_store_explicit(&c->res->used_pid[c->end], 0,
+			      memory_order_relaxed);
 	res_put(c->res);
 	c->res = NULL;
 	c->closed = true;

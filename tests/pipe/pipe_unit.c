@@ -715,3 +715,73 @@ Test(pipe, busy_poll_mode)
 	mproc_conn_free(a);
 	mproc_conn_free(b);
 }
+
+/* An end handed back and forth between processes: after a forked child
+ * has used it, the parent's stale private view of the ring must not be
+ * trusted (the child moved the other side's index past it).  Messages
+ * carry a sequence number; the parent fills the ring and drains it and
+ * must see every number once, in order.  The child, the last user of
+ * both ends, has exited by then: the parent, which used them before, may
+ * take them up again rather than see them as dead. */
+static ssize_t send_seq(mproc_conn *c, uint32_t seq)
+{
+	uint32_t m[250];
+	for (int i = 0; i < 250; i++)
+		m[i] = seq;
+	return mproc_conn_send_bytes(c, m, sizeof(m));
+}
+
+static int64_t recv_seq(mproc_conn *c)
+{
+	uint32_t m[250];
+	ssize_t n = mproc_conn_recv_bytes_into(c, m, sizeof(m));
+	if (n < 0)
+		return n;
+	for (int i = 1; i < 250; i++)
+		if (n != sizeof(m) || m[i] != m[0])
+			return -1000; /* torn or overwritten */
+	return m[0];
+}
+
+Test(pipe, end_used_by_child_then_parent)
+{
+	mproc_conn *a, *b;
+	make(&a, &b, false, 4096);
+	cr_assert_eq(mproc_conn_set_timeout(a, 0), 0);
+	cr_assert_eq(mproc_conn_set_timeout(b, 0), 0);
+	/* The parent sends and receives once: both views cache indices. */
+	cr_assert_eq(send_seq(b, 0), 1000);
+	cr_assert_eq(send_seq(b, 1), 1000);
+	cr_assert_eq(recv_seq(a), 0);
+	pid_t pid = fork();
+	cr_assert_geq(pid, 0);
+	if (pid == 0) {
+		/* Consume and produce well past what the parent saw, and
+		 * leave two messages in the ring. */
+		uint32_t next = 2;
+		for (uint32_t want = 1; want < 12; want++) {
+			if (recv_seq(a) != want)
+				_exit(1);
+			if (send_seq(b, next++) != 1000)
+				_exit(2);
+		}
+		_exit(0);
+	}
+	int st;
+	waitpid(pid, &st, 0);
+	cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "child status %d", st);
+	/* Fill what room there is; a stale producer view would never see
+	 * the ring full and would overwrite the child's messages. */
+	uint32_t next = 13;
+	while (next < 30 && send_seq(b, next) == 1000)
+		next++;
+	cr_assert_lt(next, 30, "the producer view must reload the tail");
+	for (uint32_t want = 12; want < next; want++) {
+		int64_t got = recv_seq(a);
+		cr_assert_eq(got, want, "want %u got %lld", want, (long long)got);
+	}
+	cr_assert_eq(recv_seq(a), -EAGAIN,
+		     "the consumer view must reload the head");
+	mproc_conn_free(a);
+	mproc_conn_free(b);
+}
