@@ -785,3 +785,37 @@ Test(pipe, end_used_by_child_then_parent)
 	mproc_conn_free(a);
 	mproc_conn_free(b);
 }
+
+/* The parent used b and closes it: that is for good, also for the copy
+ * of b the child inherited; the child's a sees the end of the stream. */
+Test(pipe, close_for_good_reaches_inherited_copy)
+{
+	mproc_conn *a, *b;
+	make(&a, &b, false, 0);
+	cr_assert_eq(mproc_conn_send_bytes(b, "x", 1), 1);
+	int go[2];
+	cr_assert_eq(pipe(go), 0);
+	pid_t pid = fork();
+	cr_assert_geq(pid, 0);
+	if (pid == 0) {
+		char c, buf[8];
+		if (read(go[0], &c, 1) != 1)
+			_exit(1);
+		if (mproc_conn_send_bytes(b, "y", 1) != -EBADF)
+			_exit(2);
+		if (mproc_conn_recv_bytes_into(a, buf, sizeof(buf)) != 1)
+			_exit(3);
+		if (mproc_conn_recv_bytes_into(a, buf, sizeof(buf)) != -MPROC_EEOF)
+			_exit(4);
+		_exit(0);
+	}
+	cr_assert_eq(mproc_conn_close(b), 0);
+	cr_assert_eq(write(go[1], "g", 1), 1);
+	int st;
+	waitpid(pid, &st, 0);
+	cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "child status %d", st);
+	close(go[0]);
+	close(go[1]);
+	mproc_conn_free(a);
+	mproc_conn_free(b);
+}
