@@ -8,5 +8,6 @@
 #include "mproc/common.h"
 #include "mproc/shm.h"
 #include "mproc/queue.h"
+#include "mproc/pipe.h"
 
 #endif /* MPROC_H */

@@ -79,13 +79,22 @@ int mproc__spsc_reserve(struct mproc__spsc *r, uint64_t len, void **payload)
 	if (atomic_load_explicit(&r->sh->closed, memory_order_relaxed) &
 	    MPROC__SPSC_RD_CLOSED)
 		return -EPIPE;
-	if (r->pend_head == r->pub_head)
+	if (r->pend_head == r->pub_head) {
 		/* Nothing pending: resynchronise with the shared head in
 		 * case another process produced before us (the user's own
 		 * synchronisation handed the producer role over; I1).
 		 * Relaxed: only producers store head. */
-		r->pend_head = r->pub_head = atomic_load_explicit(
-			&r->sh->head, memory_order_relaxed);
+		uint64_t h = atomic_load_explicit(&r->sh->head,
+						  memory_order_relaxed);
+		if (h != r->pend_head) {
+			r->pend_head = r->pub_head = h;
+			/* Our cached tail predates that producer's work and
+			 * may even lie more than cap behind h, which would
+			 * make the free-space test below wrap.  Mark the
+			 * ring full so that the tail is reloaded. */
+			r->cached_tail = h - r->cap;
+		}
+	}
 	uint64_t pos = r->pend_head;
 	uint64_t rec = mproc__rec_size(len);
 	uint64_t need = need_at(r, pos, rec);
@@ -218,13 +227,22 @@ static void publish_tail(struct mproc__spsc *r)
 int mproc__spsc_peek(struct mproc__spsc *r, const void **payload,
 		     uint64_t *len, uint32_t *flags)
 {
-	if (r->peek_rec == 0 && r->rd_tail == r->pub_tail)
+	if (r->peek_rec == 0 && r->rd_tail == r->pub_tail) {
 		/* Nothing pending: resynchronise with the shared tail in
 		 * case another process consumed before us (the user handed
 		 * the consumer role over; I1).  Relaxed: only consumers
 		 * store tail. */
-		r->rd_tail = r->pub_tail = atomic_load_explicit(
-			&r->sh->tail, memory_order_relaxed);
+		uint64_t t = atomic_load_explicit(&r->sh->tail,
+						  memory_order_relaxed);
+		if (t != r->rd_tail) {
+			r->rd_tail = r->pub_tail = t;
+			/* Our cached head may lie behind that consumer's
+			 * tail, and head - tail would wrap into a huge
+			 * "available": mark the ring empty so that the head
+			 * is reloaded (and validated) before any read. */
+			r->cached_head = t;
+		}
+	}
 	for (;;) {
 		uint64_t pos = r->rd_tail;
 		if (r->cached_head == pos) {

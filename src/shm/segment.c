@@ -85,6 +85,16 @@ static void reg_remove(int fd)
 	pthread_mutex_unlock(&reg_lock);
 }
 
+int mproc__shm_register_fd(int fd)
+{
+	return fd < 0 ? -EBADF : reg_add(fd);
+}
+
+void mproc__shm_unregister_fd(int fd)
+{
+	reg_remove(fd);
+}
+
 size_t mproc__shm_inheritable_fds(int *fds, size_t max)
 {
 	pthread_mutex_lock(&reg_lock);

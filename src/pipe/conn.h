@@ -1,0 +1,144 @@
+/*
+ * Internal: the layout of a pipe segment and the private connection
+ * handle, shared by the files of src/pipe (life cycle in pipe.c, data
+ * calls in io.c, the eventfd protocol in notify.c).
+ *
+ * Segment data area (offsets in the geometry words, all validated):
+ *
+ *   0        struct pipe_ctl: per end {owner pid, state}; per receiving
+ *            ring {fileno armed, eventfd signal state}
+ *   RING0    struct mproc__spsc_shared of ring 0, then its cap bytes
+ *   RING1    the same for ring 1 (duplex pipes only)
+ *
+ * Ring k delivers to end k: ring 0 carries b -> a, ring 1 carries a -> b.
+ * A one-way pipe has ring 0 only (a receives, b sends).
+ *
+ * Messages.  A message of at most the ring's max_payload bytes is one
+ * record with flags 0.  A longer one streams: its first record has
+ * MPROC__REC_MORE and starts with the message's total length (uint64_t,
+ * host order), the middle ones have MORE, the last has flags 0 and is not
+ * empty.  The receiver knows the total before it reads anything, and a
+ * flags-0 record that arrives before the total is reached means the
+ * sender withdrew the message (a timeout or error mid-way): the receiver
+ * drops what it had.
+ */
+#ifndef MPROC_PIPE_CONN_H
+#define MPROC_PIPE_CONN_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "common/compiler.h"
+#include "mproc/pipe.h"
+#include "mproc/shm.h"
+#include "queue/spsc.h"
+
+enum {
+	GEOM_DUPLEX = 0, /* 1 duplex, 0 one-way */
+	GEOM_CAP = 1,    /* ring bytes per direction */
+	GEOM_RING0 = 2,  /* offset of ring 0's shared indices */
+	GEOM_RING1 = 3,  /* offset of ring 1's, or 0 when one-way */
+};
+
+/* Values of pipe_end_ctl.state. */
+enum {
+	END_OPEN = 0,
+	END_CLOSED = 1, /* closed for good by its owner */
+	END_DIED = 2,   /* its owner died; set by the survivor */
+};
+
+/* Values of pipe_notify.sig (the eventfd protocol, notify.c). */
+enum {
+	SIG_IDLE = 0, /* the eventfd counter is 0 */
+	SIG_BUSY = 1, /* a signaller won the right to write it */
+	SIG_SET = 2,  /* the counter is > 0 */
+};
+
+/* One per end.  Read by the peer only in liveness checks, so the owner's
+ * per-call check of its own line stays in its cache. */
+struct pipe_end_ctl {
+	_Atomic uint32_t owner; /* pid of the last user; 0 when handed over */
+	_Atomic uint32_t state; /* END_* */
+} mproc__aligned_cl;
+
+/* One per receiving ring.  armed is read by the sender on every publish
+ * and written once, so it does not share a line with sig, which flips
+ * on every empty/non-empty transition of an armed ring. */
+struct pipe_notify {
+	_Atomic uint32_t armed mproc__aligned_cl;
+	_Atomic uint32_t sig mproc__aligned_cl;
+};
+
+struct pipe_ctl {
+	struct pipe_end_ctl end[2];
+	struct pipe_notify note[2];
+};
+
+/* Per process: what the handles of one pipe share here (both ends after
+ * mproc_pipe and in forked children; one after import). */
+struct pipe_res {
+	mproc_shm *seg;
+	int efd[2];          /* eventfd of ring k, or -1 */
+	_Atomic int refs;    /* handles of this process using it */
+	/* Per end: this process's pid if it holds an open handle on the end
+	 * and has used it (a forked child inherits the parent's pid here,
+	 * which then means "no").  Such an end is not dead to this process
+	 * even when another process used it last and died. */
+	_Atomic int used_pid[2];
+};
+
+struct mproc_conn {
+	struct pipe_res *res;    /* NULL once closed */
+	struct pipe_ctl *ctl;
+	int end;                 /* 0 = a, 1 = b */
+	bool can_rx, can_tx;
+	bool closed;
+	struct mproc__spsc rx;   /* consumer view of ring[end] */
+	struct mproc__spsc tx;   /* producer view of ring[1 - end] */
+	uint64_t frag;           /* payload bytes per streamed fragment */
+	int64_t timeout_ns;
+
+	/* Ownership (pipe.c).  used_by is written by the sending and the
+	 * receiving thread, hence atomic; the rest only by create/close. */
+	_Atomic int used_by;     /* pid that last used this handle */
+	int created_by;          /* pid that created or imported it */
+	uint64_t created_gen;    /* fork generation at creation */
+	bool exported;
+
+	/* Receiver (io.c): a streamed message interrupted by a timeout. */
+	bool rx_active;          /* a streamed message is half received */
+	uint64_t rx_total;       /* its length */
+	uint64_t rx_have;        /* bytes received so far */
+	unsigned char *rx_stash; /* holds them; NULL: drop the rest */
+	int64_t rx_next_check;   /* next non-blocking liveness check, ns */
+
+	/* Sender (io.c). */
+	bool tx_abort;           /* a withdrawn stream still needs its end */
+	int64_t tx_next_check;
+};
+
+/* pipe.c */
+int mproc__pipe_self(void);
+void mproc__conn_claim(mproc_conn *c);
+int mproc__conn_peer_alive(void *conn);
+int mproc__conn_peer_check_rl(mproc_conn *c, int64_t *next_check);
+int mproc__conn_begin(mproc_conn *c, bool rx);
+
+/* notify.c */
+void mproc__note_signal(struct pipe_ctl *ctl, int ring, int efd);
+void mproc__note_raise(struct pipe_ctl *ctl, int ring, int efd);
+void mproc__note_force(struct pipe_ctl *ctl, int ring, int efd);
+void mproc__note_clear(mproc_conn *c);
+void mproc__note_arm(mproc_conn *c);
+bool mproc__rx_pending(mproc_conn *c);
+
+static inline bool mproc__note_armed(const mproc_conn *c)
+{
+	/* Relaxed: only this end's receiver writes it (arm), and a stale 0
+	 * merely skips a drain that the next empty observation does. */
+	return atomic_load_explicit(&c->ctl->note[c->end].armed,
+				    memory_order_relaxed);
+}
+
+#endif /* MPROC_PIPE_CONN_H */
