@@ -322,9 +322,33 @@ static void count_put(mproc_queue *q, uint64_t n)
 					  memory_order_relaxed);
 }
 
-/* Reserve room for @len bytes, waiting until @d. */
+/* A deadline that is set up (a clock read) only when a call first has to
+ * wait, so the fast path of put/get never reads the clock. */
+struct lazy_deadline {
+	int64_t timeout_ns;
+	bool started;
+	struct mproc__deadline d;
+};
+
+static void lazy_init(struct lazy_deadline *l, int64_t timeout_ns)
+{
+	l->timeout_ns = timeout_ns;
+	l->started = false;
+}
+
+static const struct mproc__deadline *lazy_get(struct lazy_deadline *l)
+{
+	if (!l->started) {
+		/* Cannot fail: callers rejected timeouts below -1. */
+		mproc__deadline_init(&l->d, l->timeout_ns);
+		l->started = true;
+	}
+	return &l->d;
+}
+
+/* Reserve room for @len bytes, waiting up to @l's timeout. */
 static int reserve_wait(mproc_queue *q, size_t len, void **p,
-			const struct mproc__deadline *d)
+			struct lazy_deadline *l)
 {
 	for (;;) {
 		int rc = q->ring == RING_SPSC
@@ -332,8 +356,9 @@ static int reserve_wait(mproc_queue *q, size_t len, void **p,
 				 : mproc__mpmc_reserve(&q->u.mpmc, len, p);
 		if (rc != -EAGAIN)
 			return rc;
-		if (d->nowait)
+		if (l->timeout_ns == 0)
 			return -EAGAIN;
+		const struct mproc__deadline *d = lazy_get(l);
 		rc = q->ring == RING_SPSC
 			     ? mproc__spsc_wait_space(&q->u.spsc, len, d, NULL, NULL)
 			     : mproc__mpmc_wait_space(&q->u.mpmc, d);
@@ -370,11 +395,12 @@ MPROC_API ssize_t mproc_queue_put(mproc_queue *q, const void *buf, size_t len,
 		return -EINVAL;
 	if (len > q->max_msg)
 		return -EMSGSIZE;
-	struct mproc__deadline d;
-	if (mproc__deadline_init(&d, timeout_ns))
+	if (timeout_ns < -1)
 		return -EINVAL;
+	struct lazy_deadline l;
+	lazy_init(&l, timeout_ns);
 	void *p;
-	int rc = reserve_wait(q, len, &p, &d);
+	int rc = reserve_wait(q, len, &p, &l);
 	if (rc)
 		return rc;
 	if (len)
@@ -394,9 +420,10 @@ MPROC_API ssize_t mproc_queue_put_many(mproc_queue *q, const struct iovec *msgs,
 {
 	if (!q || (!msgs && n))
 		return -EINVAL;
-	struct mproc__deadline d;
-	if (mproc__deadline_init(&d, timeout_ns))
+	if (timeout_ns < -1)
 		return -EINVAL;
+	struct lazy_deadline l;
+	lazy_init(&l, timeout_ns);
 	size_t done = 0;
 	while (done < n) {
 		const struct iovec *m = &msgs[done];
@@ -408,7 +435,7 @@ MPROC_API ssize_t mproc_queue_put_many(mproc_queue *q, const struct iovec *msgs,
 		void *p;
 		int rc;
 		if (done == 0) {
-			rc = reserve_wait(q, m->iov_len, &p, &d);
+			rc = reserve_wait(q, m->iov_len, &p, &l);
 		} else {
 			rc = q->ring == RING_SPSC
 				? mproc__spsc_reserve(&q->u.spsc, m->iov_len, &p)
@@ -436,10 +463,11 @@ MPROC_API int mproc_queue_reserve(mproc_queue *q, size_t len, void **ptr,
 		return -EINVAL;
 	if (len > q->max_msg)
 		return -EMSGSIZE;
-	struct mproc__deadline d;
-	if (mproc__deadline_init(&d, timeout_ns))
+	if (timeout_ns < -1)
 		return -EINVAL;
-	return reserve_wait(q, len, ptr, &d);
+	struct lazy_deadline l;
+	lazy_init(&l, timeout_ns);
+	return reserve_wait(q, len, ptr, &l);
 }
 
 MPROC_API int mproc_queue_commit(mproc_queue *q, size_t len)
@@ -459,10 +487,10 @@ MPROC_API int mproc_queue_commit(mproc_queue *q, size_t len)
 /* ------------------------------------------------------------------ */
 /* get                                                                 */
 
-/* Look at the front message, waiting until @d.  @cap: for MPMC, a message
- * longer than this is not claimed (-EMSGSIZE, *len set). */
+/* Look at the front message, waiting up to the lazy deadline.  @cap: a
+ * message longer than this is not consumed (-EMSGSIZE, *len set). */
 static int peek_wait(mproc_queue *q, uint64_t cap, const void **p,
-		     uint64_t *len, const struct mproc__deadline *d)
+		     uint64_t *len, struct lazy_deadline *l)
 {
 	for (;;) {
 		int rc;
@@ -478,8 +506,9 @@ static int peek_wait(mproc_queue *q, uint64_t cap, const void **p,
 		}
 		if (rc != -EAGAIN)
 			return rc;
-		if (d->nowait)
+		if (l->timeout_ns == 0)
 			return -EAGAIN;
+		const struct mproc__deadline *d = lazy_get(l);
 		rc = q->ring == RING_SPSC
 			     ? mproc__spsc_wait_data(&q->u.spsc, d, NULL, NULL)
 			     : mproc__mpmc_wait_data(&q->u.mpmc, d);
@@ -514,12 +543,13 @@ MPROC_API ssize_t mproc_queue_get(mproc_queue *q, void *buf, size_t cap,
 		return -EINVAL;
 	if (q->peek_open)
 		return -EBUSY;
-	struct mproc__deadline d;
-	if (mproc__deadline_init(&d, timeout_ns))
+	if (timeout_ns < -1)
 		return -EINVAL;
+	struct lazy_deadline l;
+	lazy_init(&l, timeout_ns);
 	const void *p;
 	uint64_t len;
-	int rc = peek_wait(q, cap, &p, &len, &d);
+	int rc = peek_wait(q, cap, &p, &len, &l);
 	if (rc)
 		return rc;
 	if (len)
@@ -541,10 +571,11 @@ MPROC_API ssize_t mproc_queue_get_many(mproc_queue *q, const struct iovec *bufs,
 		return -EINVAL;
 	if (q->peek_open)
 		return -EBUSY;
-	struct mproc__deadline d, now;
-	if (mproc__deadline_init(&d, timeout_ns))
+	if (timeout_ns < -1)
 		return -EINVAL;
-	mproc__deadline_init(&now, MPROC_NOWAIT);
+	struct lazy_deadline l, now;
+	lazy_init(&l, timeout_ns);
+	lazy_init(&now, MPROC_NOWAIT);
 	size_t done = 0;
 	while (done < n) {
 		const struct iovec *b = &bufs[done];
@@ -555,7 +586,7 @@ MPROC_API ssize_t mproc_queue_get_many(mproc_queue *q, const struct iovec *bufs,
 		}
 		const void *p;
 		uint64_t len;
-		int rc = peek_wait(q, b->iov_len, &p, &len, done ? &now : &d);
+		int rc = peek_wait(q, b->iov_len, &p, &len, done ? &now : &l);
 		if (rc) {
 			if (done)
 				break;
@@ -613,11 +644,12 @@ MPROC_API ssize_t mproc_queue_peek(mproc_queue *q, const void **ptr,
 		return -EINVAL;
 	if (q->peek_open)
 		return -EBUSY;
-	struct mproc__deadline d;
-	if (mproc__deadline_init(&d, timeout_ns))
+	if (timeout_ns < -1)
 		return -EINVAL;
+	struct lazy_deadline l;
+	lazy_init(&l, timeout_ns);
 	uint64_t len;
-	int rc = peek_wait(q, UINT64_MAX, ptr, &len, &d);
+	int rc = peek_wait(q, UINT64_MAX, ptr, &len, &l);
 	if (rc)
 		return rc;
 	q->peek_open = true;
