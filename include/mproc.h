@@ -7,5 +7,6 @@
 
 #include "mproc/common.h"
 #include "mproc/shm.h"
+#include "mproc/process.h"
 
 #endif /* MPROC_H */
