@@ -112,11 +112,6 @@ void mproc__next_identity(uint32_t *ids, uint32_t *len)
 	*len = n;
 }
 
-const char *mproc__argv0(void)
-{
-	return program_invocation_name ? program_invocation_name : "mproc";
-}
-
 MPROC_API int mproc_main(int argc, char **argv)
 {
 	main_called = true;

@@ -88,8 +88,6 @@ void mproc__next_identity(uint32_t *ids, uint32_t *len);
 bool mproc__spawned_without_main(void);
 /* 0, or the getrandom error that left the main process without a key. */
 int mproc__current_key_error(void);
-/* argv[0] to give to re-executed images. */
-const char *mproc__argv0(void);
 
 /* context.c ------------------------------------------------------------ */
 

@@ -589,13 +589,13 @@ MPROC_API int mproc_process_is_alive(mproc_process *p)
 	if (p->is_self)
 		return 1;
 	pthread_mutex_lock(&p->lock);
-	int rc;
-	if (p->state == MPROC__CREATED)
-		rc = 0;
-	else if ((rc = check_child_locked(p)) == 0)
-		rc = reap_locked(p);
+	int rc = 0; /* never started: not alive */
+	if (p->state != MPROC__CREATED && (rc = check_child_locked(p)) == 0) {
+		int r = reap_locked(p);
+		rc = r < 0 ? r : r == 0;
+	}
 	pthread_mutex_unlock(&p->lock);
-	return rc < 0 ? rc : !rc;
+	return rc;
 }
 
 MPROC_API int mproc_process_exitcode(mproc_process *p, int *code)

@@ -15,6 +15,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <signal.h>
 #include <spawn.h>
 #include <stdio.h>
@@ -114,8 +115,18 @@ int mproc__spawn_self(const char *marker, int passfd, const int *keep,
 	if (!rc) {
 		char fdbuf[16];
 		snprintf(fdbuf, sizeof(fdbuf), "%d", passfd);
-		char *argv[] = { (char *)mproc__argv0(), (char *)marker, fdbuf,
-				 NULL };
+		/* argv[0] is the executable's path, as Python passes
+		 * sys.executable, not the parent's argv[0]: a program may
+		 * recognise a role of its own by argv[0] (Criterion's
+		 * workers are "boxfort-worker"), which the child must not
+		 * inherit. */
+		char exe[PATH_MAX];
+		ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+		if (n <= 0)
+			snprintf(exe, sizeof(exe), "/proc/self/exe");
+		else
+			exe[n] = '\0';
+		char *argv[] = { exe, (char *)marker, fdbuf, NULL };
 		rc = posix_spawn(pid, "/proc/self/exe", &fa, &attr, argv, environ);
 	}
 	posix_spawnattr_destroy(&attr);
