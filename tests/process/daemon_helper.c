@@ -8,7 +8,9 @@
  *        stubborn:  daemon child that ignores SIGTERM
  *        nondaemon: ordinary child that sleeps a while, then exits
  *
- * The child prints "ready PID" when its signal handling is in place.
+ * The child prints "ready PID" when its signal handling is in place, and
+ * the plain daemon prints "terminated" if SIGTERM reaches it (the atexit
+ * handler's signal; the PR_SET_PDEATHSIG safety net sends SIGKILL).
  */
 #include <signal.h>
 #include <stdio.h>
@@ -17,11 +19,22 @@
 
 #include "mproc.h"
 
+static void on_term(int sig)
+{
+	(void)sig;
+	static const char msg[] = "terminated\n";
+	ssize_t n = write(1, msg, sizeof(msg) - 1);
+	(void)n;
+	_exit(0);
+}
+
 static int child(void *arg, size_t len)
 {
 	int mode = len == sizeof(int) ? *(int *)arg : 0;
 	if (mode == 1)
 		signal(SIGTERM, SIG_IGN);
+	else if (mode == 0)
+		signal(SIGTERM, on_term);
 	printf("ready %d\n", (int)getpid());
 	fflush(stdout);
 	if (mode == 2) {

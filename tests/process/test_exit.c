@@ -86,6 +86,14 @@ static bool gone_within(int pidfd, int ms)
 	return n == 1;
 }
 
+/* Everything the helper's side still writes, until all writers are gone
+ * (the helper, its child, and its forkserver if any). */
+static void read_rest(struct helper *h, char *buf, size_t len)
+{
+	size_t n = fread(buf, 1, len - 1, h->from);
+	buf[n] = '\0';
+}
+
 static void daemon_case(const char *method, const char *mode, bool kill_parent)
 {
 	struct helper h;
@@ -95,12 +103,16 @@ static void daemon_case(const char *method, const char *mode, bool kill_parent)
 	pid_t child;
 	int pidfd = wait_ready(&h, &child);
 	cr_expect_not(gone_within(pidfd, 0), "%s/%s: child died early", method, mode);
+	int64_t t0 = now_ns();
 	if (kill_parent) {
 		kill(h.pid, SIGKILL);
 	} else {
 		cr_assert_eq(write(h.to, "go\n", 3), 3);
 	}
-	int status = helper_wait(&h);
+	int status;
+	while (waitpid(h.pid, &status, 0) < 0)
+		cr_assert_eq(errno, EINTR);
+	int64_t exit_ns = now_ns() - t0;
 	if (kill_parent) {
 		cr_expect(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
 	} else {
@@ -119,6 +131,20 @@ static void daemon_case(const char *method, const char *mode, bool kill_parent)
 		if (!gone)
 			kill(child, SIGKILL);
 	}
+	char rest[256];
+	read_rest(&h, rest, sizeof(rest));
+	bool termed = strstr(rest, "terminated") != NULL;
+	if (!strcmp(mode, "daemon") && !kill_parent)
+		cr_expect(termed, "%s: the atexit handler sent no SIGTERM", method);
+	if (kill_parent)
+		cr_expect_not(termed, "%s: a killed parent cannot send SIGTERM",
+			      method);
+	if (!strcmp(mode, "stubborn"))
+		cr_expect_geq(exit_ns, 1500 * MPROC_MSEC, "%s: exit did not wait "
+			      "for the daemon to ignore SIGTERM (%lld ns)", method,
+			      (long long)exit_ns);
+	close(h.to);
+	fclose(h.from);
 	close(pidfd);
 }
 
