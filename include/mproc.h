@@ -7,6 +7,7 @@
 
 #include "mproc/common.h"
 #include "mproc/shm.h"
+#include "mproc/queue.h"
 #include "mproc/process.h"
 
 #endif /* MPROC_H */

@@ -95,7 +95,8 @@ typedef struct mproc_shm mproc_shm;
  *        whole pages and data_size records the rounded-up area.
  * @mode: permission bits for a named segment (0 means 0600); ignored for
  *        anonymous ones.
- * @out: receives the handle.
+ * @out: receives the handle; set to NULL on every error (this holds for
+ *        mproc_shm_open and mproc_shm_import too).
  *
  * The data area is zero-filled.  The segment is not yet valid for
  * mproc_shm_open: initialise the data area, then call mproc_shm_publish.

@@ -6,6 +6,7 @@
  * string.
  */
 #include <errno.h>
+#include <limits.h>
 #include <string.h>
 
 #include "mproc/common.h"
@@ -20,6 +21,9 @@ static const char *const own_names[] = {
 
 MPROC_API const char *mproc_strerror(int err)
 {
+	/* -INT_MIN does not fit in an int; no errno is that large anyway. */
+	if (err == INT_MIN)
+		return "unknown error";
 	if (err < 0)
 		err = -err;
 	if (err == 0)

@@ -5,12 +5,45 @@
 #include <errno.h>
 #include <limits.h>
 #include <linux/futex.h>
+#include <linux/membarrier.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
 #include "shm/futex.h"
 #include "mproc/common.h"
+
+bool mproc__waker_light;
+static bool waiter_membarrier;
+
+/* Register this process for global expedited membarrier (see futex.h).
+ * Runs when the library loads and in every forked child; an exec'd
+ * program registers again when it loads the library. */
+static void membarrier_setup(void)
+{
+	long cmds = syscall(SYS_membarrier, MEMBARRIER_CMD_QUERY, 0, 0);
+	waiter_membarrier = cmds > 0 && (cmds & MEMBARRIER_CMD_GLOBAL_EXPEDITED);
+	mproc__waker_light = waiter_membarrier &&
+		(cmds & MEMBARRIER_CMD_REGISTER_GLOBAL_EXPEDITED) &&
+		syscall(SYS_membarrier, MEMBARRIER_CMD_REGISTER_GLOBAL_EXPEDITED,
+			0, 0) == 0;
+}
+
+__attribute__((constructor)) static void membarrier_init(void)
+{
+	membarrier_setup();
+	pthread_atfork(NULL, NULL, membarrier_setup);
+}
+
+/* A3 of the event protocol. */
+static void waiter_barrier(void)
+{
+	if (waiter_membarrier &&
+	    syscall(SYS_membarrier, MEMBARRIER_CMD_GLOBAL_EXPEDITED, 0, 0) == 0)
+		return;
+	atomic_thread_fence(memory_order_seq_cst);
+}
 
 static struct timespec mono_now(void)
 {
@@ -107,6 +140,23 @@ int mproc__event_wait(struct mproc__event *ev, mproc__ready_fn ready,
 	/* A zero timeout is a poll: one look, no spinning, no sleep. */
 	if (d->nowait)
 		return -ETIMEDOUT;
+	if (spin->busy) {
+		/* Busy-poll: trade a core for the lowest latency.  Look at the
+		 * clock every 1024 iterations and at the peer's liveness every
+		 * 2^20 (a few milliseconds). */
+		for (uint32_t i = 1;; i++) {
+			if (ready(arg))
+				return 0;
+			mproc__cpu_relax();
+			if ((i & 1023) == 0 && mproc__deadline_passed(d))
+				return ready(arg) ? 0 : -ETIMEDOUT;
+			if ((i & 0xfffff) == 0 && alive) {
+				int a = alive(arg);
+				if (a)
+					return a;
+			}
+		}
+	}
 	for (uint32_t i = 0; i < spin->budget; i++) {
 		mproc__cpu_relax();
 		if (ready(arg)) {
@@ -124,8 +174,8 @@ int mproc__event_wait(struct mproc__event *ev, mproc__ready_fn ready,
 		uint32_t s = atomic_load_explicit(&ev->seq, memory_order_acquire);
 		/* A2 */
 		atomic_fetch_add_explicit(&ev->waiters, 1, memory_order_relaxed);
-		/* A3: pairs with the fence W2 of mproc__event_signal. */
-		atomic_thread_fence(memory_order_seq_cst);
+		/* A3: pairs with W2 of mproc__event_signal. */
+		waiter_barrier();
 		/* A4 */
 		if (ready(arg)) {
 			atomic_fetch_sub_explicit(&ev->waiters, 1,

@@ -16,19 +16,33 @@
  *   waker (after making the condition true)     waiter
  *   ---------------------------------------     ------------------------------
  *   W1 store the condition (e.g. head, release)  A1 s = load(seq, acquire)
- *   W2 fence(seq_cst)                            A2 fetch_add(waiters, 1)
- *   W3 if load(waiters, relaxed) != 0:           A3 fence(seq_cst)
+ *   W2 barrier (see below)                       A2 fetch_add(waiters, 1)
+ *   W3 if load(waiters, relaxed) != 0:           A3 heavy barrier (see below)
  *   W4     fetch_add(seq, 1, release)            A4 if condition true: leave
  *   W5     futex_wake(seq, all)                  A5 futex_wait(seq, s, deadline)
  *                                                A6 fetch_sub(waiters, 1)
  *
- * No lost wake-up: W2 and A3 are seq_cst fences, so of W3 and A4 at least
- * one sees the other side's earlier store (W1 or A2; the store-buffer
- * litmus test).  If A4 sees W1 the waiter does not sleep.  If W3 sees A2 the
- * waker bumps seq after A2; either A1 read the old seq, and then A5 returns
- * at once (the kernel compares seq with s atomically with queueing the
- * waiter) or is woken by W5; or A1 read the bumped seq, and then the
- * acquire at A1 (pairing with the release at W4) makes W1 visible to A4.
+ * No lost wake-up: W2 and A3 together order each side's store before its
+ * load, so of W3 and A4 at least one sees the other side's earlier store
+ * (W1 or A2; the store-buffer litmus test).  If A4 sees W1 the waiter does
+ * not sleep.  If W3 sees A2 the waker bumps seq after A2; either A1 read
+ * the old seq, and then A5 returns at once (the kernel compares seq with s
+ * atomically with queueing the waiter) or is woken by W5; or A1 read the
+ * bumped seq, and then the acquire at A1 (pairing with the release at W4)
+ * makes W1 visible to A4.
+ *
+ * The barriers are asymmetric, because wakers run on every message and
+ * waiters only when they are about to sleep anyway.  When the kernel offers
+ * membarrier(MEMBARRIER_CMD_GLOBAL_EXPEDITED) and this process registered
+ * for it (done once when the library loads, and again in a forked child),
+ * W2 is only a compiler barrier and A3 is that system call: it makes every
+ * running thread of every registered process execute a full memory
+ * barrier, which places one between W1 and W3 of any waker that is running
+ * (a waker that is not running passed one when it was switched out).  This
+ * is the scheme liburcu's "memb" flavour uses for its readers.  Without
+ * membarrier both W2 and A3 are seq_cst fences.  A waiter always uses the
+ * system call when the kernel has it, so a waker that could not register
+ * (and so keeps its fence) is still covered.
  *
  * Fast path: when nobody sleeps, a waker pays one fence and one load of a
  * word that stays in its cache; no system call.  Waiters spin first, with a
@@ -68,6 +82,7 @@ struct mproc__event {
 /* Private, per-handle adaptive spin state (never in shared memory). */
 struct mproc__spin {
 	uint32_t budget; /* iterations of the condition check before sleeping */
+	bool busy;       /* busy-poll mode: spin until the deadline, never sleep */
 };
 
 #define MPROC__SPIN_MIN 64u
@@ -90,11 +105,18 @@ int mproc__futex_wait(_Atomic uint32_t *word, uint32_t expected,
 /* Wake up to @n sleepers on @word; returns the number woken or -errno. */
 int mproc__futex_wake(_Atomic uint32_t *word, int n);
 
+/* True when this process is registered for global expedited membarrier,
+ * so wakers may use a compiler barrier for W2.  Set before main(). */
+extern bool mproc__waker_light;
+
 /* Waker half of the protocol (W2..W5): call after the condition store. */
 static inline void mproc__event_signal(struct mproc__event *ev)
 {
-	/* W2: pairs with the seq_cst fence A3 in mproc__event_wait. */
-	atomic_thread_fence(memory_order_seq_cst);
+	/* W2: pairs with A3 in mproc__event_wait (membarrier or fence). */
+	if (mproc__likely(mproc__waker_light))
+		atomic_signal_fence(memory_order_seq_cst);
+	else
+		atomic_thread_fence(memory_order_seq_cst);
 	/* W3: relaxed is enough; the fence above orders it after W1. */
 	if (mproc__unlikely(atomic_load_explicit(&ev->waiters,
 						 memory_order_relaxed) != 0)) {

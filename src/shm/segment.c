@@ -135,9 +135,10 @@ MPROC_API int mproc_shm_create(const char *name, uint32_t kind,
 			       const uint64_t *geom, size_t data_size,
 			       unsigned mode, mproc_shm **out)
 {
+	if (out)
+		*out = NULL; /* on every error path, argument errors included */
 	if (!out || data_size == 0 || kind == 0 || kind > MPROC_SHM_KIND_MAX)
 		return -EINVAL;
-	*out = NULL;
 	if (name) {
 		int rc = mproc_shm_check_name(name);
 		if (rc)
@@ -296,10 +297,11 @@ MPROC_API int mproc_shm_open(const char *name, uint32_t kind, int flags,
 			     mproc_shm_validate_fn validate, void *ctx,
 			     mproc_shm **out)
 {
+	if (out)
+		*out = NULL;
 	if (!out || kind == 0 || kind > MPROC_SHM_KIND_MAX ||
 	    (flags & ~MPROC_SHM_ALLOW_FOREIGN_OWNER))
 		return -EINVAL;
-	*out = NULL;
 	int rc = mproc_shm_check_name(name);
 	if (rc)
 		return rc;
@@ -325,6 +327,13 @@ MPROC_API int mproc_shm_open(const char *name, uint32_t kind, int flags,
 		rc = -EACCES;
 		goto fail;
 	}
+	/* mproc_shm_create makes the object with shm_open and only then
+	 * sizes it: an empty object is one whose creator is not done yet,
+	 * the same "retry" as a zero magic, not a corrupt segment. */
+	if (st.st_size == 0) {
+		rc = -EAGAIN;
+		goto fail;
+	}
 	rc = validate_and_map(seg, kind, validate, ctx);
 	if (rc)
 		goto fail;
@@ -338,6 +347,29 @@ fail:
 	return rc;
 }
 
+#define TOKEN_PREFIX "mproc-shm:"
+
+/* Read an unsigned decimal of at most @max at *@p and advance past it.
+ * Stricter than sscanf on purpose: no sign, no spaces, and no overflow
+ * (which sscanf leaves undefined, and which could turn a hostile number
+ * into some other open descriptor). */
+static int parse_decimal(const char **p, uint64_t max, uint64_t *out)
+{
+	const char *s = *p;
+	uint64_t v = 0;
+	if (*s < '0' || *s > '9')
+		return -EINVAL;
+	for (; *s >= '0' && *s <= '9'; s++) {
+		unsigned d = (unsigned)(*s - '0');
+		if (v > (max - d) / 10)
+			return -EINVAL;
+		v = v * 10 + d;
+	}
+	*p = s;
+	*out = v;
+	return 0;
+}
+
 MPROC_API int mproc_shm_export(mproc_shm *seg, char *buf, size_t len)
 {
 	if (!seg || !buf)
@@ -345,7 +377,7 @@ MPROC_API int mproc_shm_export(mproc_shm *seg, char *buf, size_t len)
 	if (seg->fd < 0)
 		return -EBADF;
 	char tmp[MPROC_SHM_TOKEN_MAX];
-	int n = snprintf(tmp, sizeof(tmp), "mproc-shm:%d:%zu", seg->fd,
+	int n = snprintf(tmp, sizeof(tmp), TOKEN_PREFIX "%d:%zu", seg->fd,
 			 seg->total_size);
 	if (n < 0 || (size_t)n >= len)
 		return -ENOSPC;
@@ -360,15 +392,20 @@ MPROC_API int mproc_shm_import(const char *token, uint32_t kind,
 			       mproc_shm_validate_fn validate, void *ctx,
 			       mproc_shm **out)
 {
+	if (out)
+		*out = NULL;
 	if (!token || !out || kind == 0 || kind > MPROC_SHM_KIND_MAX)
 		return -EINVAL;
-	*out = NULL;
-	int fd;
-	size_t size;
-	int used = 0;
-	if (sscanf(token, "mproc-shm:%d:%zu%n", &fd, &size, &used) != 2 ||
-	    token[used] != '\0' || fd < 0)
+	uint64_t fd_num, size_num;
+	const char *p = token;
+	if (strncmp(p, TOKEN_PREFIX, strlen(TOKEN_PREFIX)) != 0)
 		return -EINVAL;
+	p += strlen(TOKEN_PREFIX);
+	if (parse_decimal(&p, INT_MAX, &fd_num) || *p++ != ':' ||
+	    parse_decimal(&p, SIZE_MAX, &size_num) || *p != '\0')
+		return -EINVAL;
+	int fd = (int)fd_num;
+	size_t size = (size_t)size_num;
 	int fl = fcntl(fd, F_GETFD);
 	if (fl < 0)
 		return -EBADF;

@@ -1,0 +1,267 @@
+/*
+ * mproc/queue.h - Queue: byte messages between any processes, through a
+ * lock-free ring in shared memory (the C twin of multiprocessing.Queue).
+ *
+ * A queue is either SPSC (the user promises one producing and one
+ * consuming process at a time; variable-length records packed into a byte
+ * ring; the fastest) or MPMC (any number of producers and consumers in any
+ * processes; fixed slots of max_msg bytes; the default, as Python's Queue).
+ * Messages are byte strings of 0..max_msg bytes.  put is synchronous: when
+ * it returns the message is in shared memory (there is no feeder thread,
+ * so there is nothing to flush and no join-before-get deadlock).
+ *
+ * Anonymous queues live in a memfd: they are inherited across fork and
+ * passed to spawn/forkserver children (export a token with
+ * mproc_queue_export and import it there).  Named queues (a POSIX name like
+ * "/jobs") are opened by unrelated processes with mproc_queue_open.
+ *
+ * Blocking calls spin briefly, then sleep on a futex; the fast path makes
+ * no system call when nobody sleeps.  Timeouts are relative nanoseconds:
+ * MPROC_FOREVER, MPROC_NOWAIT (0), or a positive value.
+ *
+ * Results: -EAGAIN means "empty/full right now" (timeout 0), -ETIMEDOUT
+ * means a positive timeout expired, -MPROC_EEOF means the queue was closed
+ * and is drained, -EPIPE means put on a closed queue, -MPROC_ECORRUPT means
+ * the shared ring failed validation (another process scribbled on it).
+ *
+ * Concurrency: an MPMC handle's put/get calls may run from any number of
+ * threads and processes at once, each with its own handle or sharing one
+ * (a shared handle's zero-copy reserve/peek state is one per handle, so
+ * zero-copy needs one handle per thread).  An SPSC queue allows one thread
+ * in one process producing and one consuming at any time.  close may be
+ * called at any time from anyone.  free must not race with other calls on
+ * the same handle.
+ */
+#ifndef MPROC_QUEUE_H
+#define MPROC_QUEUE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <sys/uio.h>
+
+#include "mproc/common.h"
+
+MPROC_BEGIN_DECLS
+
+typedef struct mproc_queue mproc_queue;
+
+/** Queue flags (struct mproc_queue_attr.flags). */
+enum {
+	/** One producer and one consumer: the packed byte ring. */
+	MPROC_QUEUE_SPSC = 1 << 0,
+	/** JoinableQueue: task_done and join. */
+	MPROC_QUEUE_JOINABLE = 1 << 1,
+	/** Blocking calls busy-poll instead of sleeping (lowest latency,
+	 *  burns a core while waiting).  Per handle: not stored in the
+	 *  segment, so each process chooses for itself. */
+	MPROC_QUEUE_BUSY_POLL = 1 << 2,
+	/** mproc_queue_open: accept a queue owned by another user. */
+	MPROC_QUEUE_ALLOW_FOREIGN_OWNER = 1 << 3,
+};
+
+/** Longest token written by mproc_queue_export, NUL included. */
+#define MPROC_QUEUE_TOKEN_MAX 64
+
+struct mproc_queue_attr {
+	/** Ring bytes (SPSC: rounded up to a power of two; MPMC: the slots
+	 *  get as much as fits, rounded down to a power-of-two count of at
+	 *  least 2).  0 means 1 MiB. */
+	size_t capacity;
+	/** Largest message in bytes.  0 means: SPSC capacity/2 - 8, MPMC
+	 *  capacity/64 - 16 (so at least 64 slots).  SPSC allows at most
+	 *  capacity/2 - 8. */
+	size_t max_msg;
+	/** MPROC_QUEUE_* flags. */
+	unsigned flags;
+	/** Permission bits of a named queue (0 means 0600). */
+	unsigned mode;
+	/** For tests: the indices start here, e.g. near 2^32 or 2^64, to
+	 *  exercise wrap-around.  0 for normal use. */
+	uint64_t initial_index;
+};
+
+/** mproc_queue_attr_init - fill @attr with the defaults (all zero). */
+MPROC_API void mproc_queue_attr_init(struct mproc_queue_attr *attr);
+
+/**
+ * mproc_queue_create - create an anonymous queue (memfd-backed).
+ * @attr: NULL for the defaults (MPMC, 1 MiB).
+ * Returns 0, or -EINVAL (NULL @out, unknown flags, max_msg too large for
+ * the capacity, capacity > 2^40), -ENOMEM, -EMFILE, or an errno from the
+ * segment layer.  Does not block.  Thread-safe.
+ */
+MPROC_API int mproc_queue_create(mproc_queue **out,
+				 const struct mproc_queue_attr *attr);
+
+/**
+ * mproc_queue_create_named - create a queue with a POSIX name (one leading
+ * '/', no other), O_EXCL, mode 0600 unless attr->mode says otherwise.
+ * Returns as mproc_queue_create, plus -EEXIST, -ENAMETOOLONG, -EACCES.
+ */
+MPROC_API int mproc_queue_create_named(mproc_queue **out, const char *name,
+				       const struct mproc_queue_attr *attr);
+
+/**
+ * mproc_queue_open - open a named queue created by another process and
+ * validate it.  @flags: MPROC_QUEUE_BUSY_POLL and/or
+ * MPROC_QUEUE_ALLOW_FOREIGN_OWNER (otherwise a queue owned by another user
+ * is -EACCES).  Returns 0, -EINVAL, -ENOENT, -EACCES, -EAGAIN (not initialised
+ * yet), -EPROTOTYPE (not a queue), -EPROTONOSUPPORT, -MPROC_ECORRUPT.
+ */
+MPROC_API int mproc_queue_open(mproc_queue **out, const char *name,
+			       unsigned flags);
+
+/**
+ * mproc_queue_export - describe an anonymous queue in a token (at most
+ * MPROC_QUEUE_TOKEN_MAX bytes with its NUL) for a child started by spawn
+ * or forkserver (put it in the argument buffer).  Returns the token
+ * length, -EINVAL, -ENOSPC, -EBADF (freed queue).
+ */
+MPROC_API int mproc_queue_export(mproc_queue *q, char *buf, size_t len);
+
+/**
+ * mproc_queue_import - open the queue behind a token in a child.  Returns
+ * 0, -EINVAL (malformed token), -EBADF (descriptor not inherited),
+ * -EPROTOTYPE, -MPROC_ECORRUPT.
+ */
+MPROC_API int mproc_queue_import(mproc_queue **out, const char *token,
+				 unsigned flags);
+
+/**
+ * mproc_queue_put - copy one message of @len bytes into the queue,
+ * waiting up to @timeout_ns for room.  @buf may be NULL when @len is 0.
+ * Returns @len, or -EMSGSIZE (len > max_msg; nothing queued), -EAGAIN
+ * (full, timeout 0), -ETIMEDOUT, -EPIPE (queue closed), -EINVAL, -EBUSY
+ * (a zero-copy reservation is open on this handle), -MPROC_ECORRUPT.
+ * Blocks unless the timeout is 0.
+ */
+MPROC_API ssize_t mproc_queue_put(mproc_queue *q, const void *buf, size_t len,
+				  int64_t timeout_ns);
+/** mproc_queue_put_nowait - mproc_queue_put with timeout 0. */
+MPROC_API ssize_t mproc_queue_put_nowait(mproc_queue *q, const void *buf,
+					 size_t len);
+
+/**
+ * mproc_queue_get - take the next message into @buf (@cap bytes), waiting
+ * up to @timeout_ns for one.  Returns the message length, or -EMSGSIZE
+ * when @cap is too small: the message stays at the front of the queue and
+ * mproc_queue_next_size tells its length; -EAGAIN (empty, timeout 0),
+ * -ETIMEDOUT, -MPROC_EEOF (closed and drained), -EINVAL, -EBUSY (a peek is
+ * open on this handle), -MPROC_ECORRUPT.  Blocks unless the timeout is 0.
+ */
+MPROC_API ssize_t mproc_queue_get(mproc_queue *q, void *buf, size_t cap,
+				  int64_t timeout_ns);
+/** mproc_queue_get_nowait - mproc_queue_get with timeout 0. */
+MPROC_API ssize_t mproc_queue_get_nowait(mproc_queue *q, void *buf, size_t cap);
+
+/**
+ * mproc_queue_next_size - length of the message at the front, waiting up to
+ * @timeout_ns for one.  With several consumers another one may take it
+ * first.  Returns the length, -EAGAIN, -ETIMEDOUT, -MPROC_EEOF, -EINVAL,
+ * -MPROC_ECORRUPT.
+ */
+MPROC_API ssize_t mproc_queue_next_size(mproc_queue *q, int64_t timeout_ns);
+
+/**
+ * mproc_queue_put_many - put up to @n messages (@msgs[i] is one message)
+ * with one index publication and at most one wake-up.  Waits up to
+ * @timeout_ns until at least one fits, then puts as many as fit without
+ * waiting.  Returns the number put (>= 1), or the error of the first
+ * message as mproc_queue_put (then none was put).  @n == 0 returns 0.
+ */
+MPROC_API ssize_t mproc_queue_put_many(mproc_queue *q, const struct iovec *msgs,
+				       size_t n, int64_t timeout_ns);
+
+/**
+ * mproc_queue_get_many - take up to @n messages, message i into
+ * @bufs[i] (capacity bufs[i].iov_len), its length stored in @lens[i];
+ * one index publication and at most one wake-up.  Waits up to @timeout_ns
+ * for the first, then takes what is there without waiting, stopping before
+ * a message that does not fit its buffer.  Returns the number taken (>= 1)
+ * or the error for the first message as mproc_queue_get.
+ */
+MPROC_API ssize_t mproc_queue_get_many(mproc_queue *q, const struct iovec *bufs,
+				       size_t *lens, size_t n,
+				       int64_t timeout_ns);
+
+/**
+ * mproc_queue_reserve - zero-copy put, step 1: reserve room for a message
+ * of up to @len bytes and return a pointer into the ring in *@ptr; write
+ * the message there, then call mproc_queue_commit.  Waits up to
+ * @timeout_ns for room.  One reservation per handle at a time.  In an MPMC
+ * queue, consumers reaching the reserved slot wait for the commit: do not
+ * hold a reservation long.  Returns 0 or the errors of mproc_queue_put
+ * (-EBUSY when a reservation is already open).
+ */
+MPROC_API int mproc_queue_reserve(mproc_queue *q, size_t len, void **ptr,
+				  int64_t timeout_ns);
+/**
+ * mproc_queue_commit - zero-copy put, step 2: publish the reserved message
+ * with its final length @len (<= the reserved length).  Returns 0, -EINVAL
+ * (no reservation open, or @len too long).
+ */
+MPROC_API int mproc_queue_commit(mproc_queue *q, size_t len);
+
+/**
+ * mproc_queue_peek - zero-copy get, step 1: wait up to @timeout_ns for a
+ * message and return a pointer to it in the ring (*@ptr) and its length
+ * (the return value).  The message is claimed by this handle; read it,
+ * then call mproc_queue_release.  Returns the length, or the errors of
+ * mproc_queue_get (-EBUSY when a peek is already open).
+ */
+MPROC_API ssize_t mproc_queue_peek(mproc_queue *q, const void **ptr,
+				   int64_t timeout_ns);
+/** mproc_queue_release - zero-copy get, step 2: give the peeked message's
+ *  room back.  Returns 0 or -EINVAL (no peek open). */
+MPROC_API int mproc_queue_release(mproc_queue *q);
+
+/**
+ * mproc_queue_qsize - messages in the queue.  Exact for SPSC when no put or
+ * get is in flight; for MPMC a consistent snapshot that counts claimed but
+ * unfinished puts.  Under concurrency every answer is approximate by
+ * nature.  Returns the count or -EINVAL.  Never blocks.
+ */
+MPROC_API ssize_t mproc_queue_qsize(mproc_queue *q);
+/** mproc_queue_empty - 1 if qsize is 0, 0 if not, -EINVAL. */
+MPROC_API int mproc_queue_empty(mproc_queue *q);
+/** mproc_queue_full - 1 if a put of max_msg bytes would have to wait now
+ *  (MPMC: every slot taken), 0 if not, -EINVAL. */
+MPROC_API int mproc_queue_full(mproc_queue *q);
+/** mproc_queue_max_msg - the largest message the queue takes, or -EINVAL. */
+MPROC_API ssize_t mproc_queue_max_msg(mproc_queue *q);
+
+/**
+ * mproc_queue_close - close the queue for everyone: later puts from any
+ * process fail with -EPIPE; gets drain what is queued, then return
+ * -MPROC_EEOF.  Sleepers are woken.  A put that had already passed its
+ * check when close ran may still land (and is then delivered).  Returns 0,
+ * -EINVAL, -EBADF (freed).  Idempotent across processes: closing a closed
+ * queue returns 0.
+ */
+MPROC_API int mproc_queue_close(mproc_queue *q);
+
+/**
+ * mproc_queue_task_done - JoinableQueue: a consumer finished one item.
+ * Returns 0, -EINVAL (not joinable), -EOVERFLOW (more task_done calls than
+ * items put: Python's ValueError).
+ */
+MPROC_API int mproc_queue_task_done(mproc_queue *q);
+/**
+ * mproc_queue_join - JoinableQueue: wait up to @timeout_ns until every item
+ * put has been marked done.  Returns 0, -EAGAIN/-ETIMEDOUT, -EINVAL.
+ */
+MPROC_API int mproc_queue_join(mproc_queue *q, int64_t timeout_ns);
+
+/** mproc_queue_unlink - remove a named queue's name.  Returns 0, -EINVAL,
+ *  -ENOENT, -EACCES. */
+MPROC_API int mproc_queue_unlink(const char *name);
+
+/** mproc_queue_free - release this process's handle (the queue lives on in
+ *  other processes).  NULL is a no-op. */
+MPROC_API void mproc_queue_free(mproc_queue *q);
+
+MPROC_END_DECLS
+
+#endif /* MPROC_QUEUE_H */

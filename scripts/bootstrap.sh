@@ -1,0 +1,115 @@
+#!/bin/sh
+# shellcheck disable=SC2086  # package lists are split into words on purpose
+# Install the Debian packages mproc needs to build and test, and only
+# those that are missing: a machine that has them all is left untouched
+# (no apt-get update, no root needed).  Safe to run any number of times.
+#
+# usage: scripts/bootstrap.sh [--required-only]
+#
+# Required: the compiler, meson/ninja/pkg-config, liburcu and Criterion.
+# Optional, tried but never fatal: clang with its runtime (libFuzzer and
+# the fuzz suite) and gnuplot (plots from the benchmark).
+# --required-only skips the optional ones.
+#
+# Runs apt-get directly as root, through sudo otherwise.
+set -eu
+
+required="gcc g++ pkg-config meson ninja-build python3 liburcu-dev libcriterion-dev"
+optional="clang libclang-rt-14-dev gnuplot-nox"
+
+with_optional=yes
+for arg in "$@"; do
+	case $arg in
+	--required-only) with_optional=no ;;
+	--with-optional) with_optional=yes ;;
+	-h | --help)
+		awk 'NR > 1 && /^# shellcheck/ { next } NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"
+		exit 0
+		;;
+	*)
+		echo "bootstrap: unknown argument '$arg'" >&2
+		exit 2
+		;;
+	esac
+done
+
+say() { echo "bootstrap: $*"; }
+
+missing() { # print the packages of "$@" that are not installed
+	for p in "$@"; do
+		st=$(dpkg-query -W -f='${db:Status-Status}' "$p" 2>/dev/null || true)
+		[ "$st" = installed ] || printf '%s ' "$p"
+	done
+}
+
+if ! command -v dpkg-query >/dev/null 2>&1 || ! command -v apt-get >/dev/null 2>&1; then
+	say "not a Debian-like system; install these yourself: $required"
+	exit 1
+fi
+
+installable() { # print the packages of "$@" the package lists offer
+	for p in "$@"; do
+		if apt-cache policy "$p" 2>/dev/null | grep -q 'Candidate: [^(]'; then
+			printf '%s ' "$p"
+		else
+			say "optional $p is not offered here; skipped" >&2
+		fi
+	done
+}
+
+need=$(missing $required)
+want=
+[ "$with_optional" = yes ] && want=$(missing $optional)
+# With nothing required missing, only optional packages this release
+# offers are worth an update: do not refresh the lists on every run for
+# one that does not exist here (the clang runtime's name has a version).
+if [ -z "$need" ] && [ -n "$want" ]; then
+	want=$(installable $want)
+fi
+
+if [ -z "$need" ] && [ -z "$want" ]; then
+	say "all packages present"
+	exit 0
+fi
+
+if [ "$(id -u)" -eq 0 ]; then
+	as_root=
+elif command -v sudo >/dev/null 2>&1; then
+	as_root=sudo
+else
+	say "missing: $need$want; run this as root (no sudo here)" >&2
+	exit 1
+fi
+
+apt() {
+	# Non-interactive: CI has no terminal and no stdin.
+	$as_root env DEBIAN_FRONTEND=noninteractive apt-get \
+		-y -q -o Dpkg::Use-Pty=0 "$@" </dev/null
+}
+
+say "updating the package lists"
+apt update >/dev/null || say "apt-get update reported errors; trying anyway"
+
+if [ -n "$need" ]; then
+	say "installing $need"
+	apt install --no-install-recommends $need >/dev/null
+fi
+
+if [ -n "$want" ]; then
+	# One at a time, so that a package this release lacks (the clang
+	# runtime's name carries its version) does not block the others.
+	for p in $want; do
+		if apt install --no-install-recommends "$p" >/dev/null 2>&1; then
+			say "installed optional $p"
+		else
+			say "optional $p not installed (fine: its extras are skipped)"
+		fi
+	done
+fi
+
+left=$(missing $required)
+if [ -n "$left" ]; then
+	say "still missing: $left" >&2
+	exit 1
+fi
+say "done"

@@ -1,0 +1,278 @@
+/*
+ * The MPMC slot ring: see mpmc.h for the algorithm, invariants (M1-M3) and
+ * memory-ordering edges (F1-F4).
+ */
+#include <errno.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "mproc/common.h"
+#include "queue/mpmc.h"
+
+static inline struct mproc__mpmc_slot *slot_at(const struct mproc__mpmc *q,
+					       uint64_t pos)
+{
+	return (struct mproc__mpmc_slot *)(q->slots + (pos & q->mask) * q->stride);
+}
+
+void mproc__mpmc_init(struct mproc__mpmc_shared *sh, void *slots,
+		      uint64_t nslots, uint64_t stride, uint64_t initial_pos)
+{
+	atomic_init(&sh->enq_pos, initial_pos);
+	atomic_init(&sh->deq_pos, initial_pos);
+	atomic_init(&sh->closed, 0);
+	/* M2: slot of position p starts free for the producer of p, for
+	 * the first lap p = initial_pos .. initial_pos + nslots - 1. */
+	for (uint64_t i = 0; i < nslots; i++) {
+		uint64_t p = initial_pos + i;
+		struct mproc__mpmc_slot *s = (struct mproc__mpmc_slot *)(
+			(unsigned char *)slots + (p & (nslots - 1)) * stride);
+		atomic_init(&s->seq, p);
+		atomic_init(&s->owner, 0);
+	}
+}
+
+void mproc__mpmc_attach(struct mproc__mpmc *q, struct mproc__mpmc_shared *sh,
+			void *slots, uint64_t nslots, uint64_t max_payload)
+{
+	memset(q, 0, sizeof(*q));
+	q->sh = sh;
+	q->slots = slots;
+	q->nslots = nslots;
+	q->mask = nslots - 1;
+	q->max_payload = max_payload;
+	q->stride = mproc__mpmc_stride(max_payload);
+	q->pid = (uint32_t)getpid();
+	q->spin_rd.budget = q->spin_wr.budget = MPROC__SPIN_INIT;
+}
+
+int mproc__mpmc_reserve(struct mproc__mpmc *q, uint64_t len, void **payload)
+{
+	if (len > q->max_payload)
+		return -EMSGSIZE;
+	if (q->reserved)
+		return -EBUSY;
+	if (atomic_load_explicit(&q->sh->closed, memory_order_relaxed))
+		return -EPIPE;
+	/* F3: relaxed; positions carry no data. */
+	uint64_t pos = atomic_load_explicit(&q->sh->enq_pos,
+					    memory_order_relaxed);
+	for (;;) {
+		struct mproc__mpmc_slot *s = slot_at(q, pos);
+		/* F2: acquire pairs with the release by the consumer of the
+		 * previous lap; its reads of this slot are complete. */
+		uint64_t seq = atomic_load_explicit(&s->seq,
+						    memory_order_acquire);
+		int64_t dif = (int64_t)(seq - pos);
+		if (dif == 0) {
+			if (atomic_compare_exchange_weak_explicit(
+				    &q->sh->enq_pos, &pos, pos + 1,
+				    memory_order_relaxed, memory_order_relaxed))
+				break;
+			continue; /* pos was reloaded by the failed CAS */
+		}
+		if (dif < 0) {
+			/* The consumer of the previous lap has not released
+			 * it: full, unless seq is nonsense. */
+			/* Legal: pos - seq is nslots (the last lap's
+			 * producer has not committed) or nslots - 1 (its
+			 * consumer has not released). */
+			if (pos - seq > q->nslots)
+				return -MPROC_ECORRUPT;
+			return -EAGAIN;
+		}
+		/* Another producer took pos; move on.  If the position did
+		 * not move, seq is ahead of every legal value. */
+		uint64_t now = atomic_load_explicit(&q->sh->enq_pos,
+						    memory_order_relaxed);
+		if (now == pos)
+			return -MPROC_ECORRUPT;
+		pos = now;
+	}
+	struct mproc__mpmc_slot *s = slot_at(q, pos);
+	/* M3: relaxed; for a post-mortem reader, not for synchronisation. */
+	atomic_store_explicit(&s->owner, q->pid, memory_order_relaxed);
+	q->reserved = true;
+	q->res_pos = pos;
+	q->res_len = len;
+	*payload = (unsigned char *)s + MPROC__MPMC_SLOT_HDR;
+	return 0;
+}
+
+void mproc__mpmc_commit(struct mproc__mpmc *q, uint64_t len)
+{
+	struct mproc__mpmc_slot *s = slot_at(q, q->res_pos);
+	s->len = (uint32_t)len;
+	/* F1: release publishes len and payload to the consumer. */
+	atomic_store_explicit(&s->seq, q->res_pos + 1, memory_order_release);
+	q->reserved = false;
+}
+
+/* Find the slot at the consumer position that holds a message.  Returns 0
+ * with its position, slot and length (not yet claimed), or -EAGAIN/-MPROC_ECORRUPT. */
+static int find_full(struct mproc__mpmc *q, uint64_t *pos_out,
+		     struct mproc__mpmc_slot **slot_out, uint64_t *len_out)
+{
+	uint64_t pos = atomic_load_explicit(&q->sh->deq_pos,
+					    memory_order_relaxed);
+	for (;;) {
+		struct mproc__mpmc_slot *s = slot_at(q, pos);
+		/* F1: acquire pairs with the producer's release; len and
+		 * payload are complete. */
+		uint64_t seq = atomic_load_explicit(&s->seq,
+						    memory_order_acquire);
+		int64_t dif = (int64_t)(seq - (pos + 1));
+		if (dif == 0) {
+			uint64_t len = s->len;
+			if (len > q->max_payload)
+				return -MPROC_ECORRUPT;
+			*pos_out = pos;
+			*slot_out = s;
+			*len_out = len;
+			return 0;
+		}
+		if (dif < 0)
+			return -EAGAIN; /* not yet committed: empty here */
+		uint64_t now = atomic_load_explicit(&q->sh->deq_pos,
+						    memory_order_relaxed);
+		if (now == pos)
+			return -MPROC_ECORRUPT;
+		pos = now;
+	}
+}
+
+static int empty_result(struct mproc__mpmc *q)
+{
+	/* E3-style: acquire pairs with the closer's release, then look
+	 * again so that a message committed before the close is seen. */
+	if (!atomic_load_explicit(&q->sh->closed, memory_order_acquire))
+		return -EAGAIN;
+	uint64_t pos, len;
+	struct mproc__mpmc_slot *s;
+	int rc = find_full(q, &pos, &s, &len);
+	return rc == -EAGAIN ? -MPROC_EEOF : (rc ? rc : -EAGAIN);
+}
+
+int mproc__mpmc_peek(struct mproc__mpmc *q, uint64_t cap, const void **payload,
+		     uint64_t *len)
+{
+	if (q->peeked)
+		return -EBUSY;
+	for (;;) {
+		uint64_t pos, l;
+		struct mproc__mpmc_slot *s;
+		int rc = find_full(q, &pos, &s, &l);
+		if (rc == -EAGAIN)
+			return empty_result(q);
+		if (rc)
+			return rc;
+		if (l > cap) {
+			*len = l; /* too small: the message stays queued */
+			return -EMSGSIZE;
+		}
+		if (!atomic_compare_exchange_weak_explicit(
+			    &q->sh->deq_pos, &pos, pos + 1,
+			    memory_order_relaxed, memory_order_relaxed))
+			continue; /* another consumer took it */
+		atomic_store_explicit(&s->owner, q->pid, memory_order_relaxed);
+		q->peeked = true;
+		q->peek_pos = pos;
+		*payload = (unsigned char *)s + MPROC__MPMC_SLOT_HDR;
+		*len = l;
+		return 0;
+	}
+}
+
+void mproc__mpmc_release(struct mproc__mpmc *q)
+{
+	struct mproc__mpmc_slot *s = slot_at(q, q->peek_pos);
+	/* F2: release; our reads of the payload happen before the next
+	 * lap's producer writes it. */
+	atomic_store_explicit(&s->seq, q->peek_pos + q->nslots,
+			      memory_order_release);
+	q->peeked = false;
+}
+
+int mproc__mpmc_next_len(struct mproc__mpmc *q, uint64_t *len)
+{
+	uint64_t pos;
+	struct mproc__mpmc_slot *s;
+	int rc = find_full(q, &pos, &s, len);
+	return rc == -EAGAIN ? empty_result(q) : rc;
+}
+
+static bool data_ready(void *arg)
+{
+	struct mproc__mpmc *q = arg;
+	uint64_t pos = atomic_load_explicit(&q->sh->deq_pos,
+					    memory_order_relaxed);
+	/* Acquire: F1, so a consumer that proceeds sees the payload. */
+	uint64_t seq = atomic_load_explicit(&slot_at(q, pos)->seq,
+					    memory_order_acquire);
+	return seq != pos ||
+	       atomic_load_explicit(&q->sh->closed, memory_order_acquire);
+}
+
+static bool space_ready(void *arg)
+{
+	struct mproc__mpmc *q = arg;
+	uint64_t pos = atomic_load_explicit(&q->sh->enq_pos,
+					    memory_order_relaxed);
+	uint64_t seq = atomic_load_explicit(&slot_at(q, pos)->seq,
+					    memory_order_acquire);
+	return (int64_t)(seq - pos) >= 0 ||
+	       atomic_load_explicit(&q->sh->closed, memory_order_relaxed);
+}
+
+int mproc__mpmc_wait_space(struct mproc__mpmc *q,
+			   const struct mproc__deadline *d)
+{
+	return mproc__event_wait(&q->sh->space_ready, space_ready, q, d,
+				 &q->spin_wr, NULL);
+}
+
+int mproc__mpmc_wait_data(struct mproc__mpmc *q,
+			  const struct mproc__deadline *d)
+{
+	return mproc__event_wait(&q->sh->data_ready, data_ready, q, d,
+				 &q->spin_rd, NULL);
+}
+
+void mproc__mpmc_signal_data(struct mproc__mpmc *q)
+{
+	mproc__event_signal(&q->sh->data_ready);
+}
+
+void mproc__mpmc_signal_space(struct mproc__mpmc *q)
+{
+	mproc__event_signal(&q->sh->space_ready);
+}
+
+uint64_t mproc__mpmc_count(const struct mproc__mpmc *q)
+{
+	/* Consistent snapshot: deq before and after enq (both only grow). */
+	for (int i = 0; i < 16; i++) {
+		uint64_t d1 = atomic_load_explicit(&q->sh->deq_pos,
+						   memory_order_acquire);
+		uint64_t e = atomic_load_explicit(&q->sh->enq_pos,
+						  memory_order_acquire);
+		uint64_t d2 = atomic_load_explicit(&q->sh->deq_pos,
+						   memory_order_acquire);
+		if (d1 == d2)
+			return e - d1 > q->nslots ? q->nslots : e - d1;
+	}
+	return 0;
+}
+
+void mproc__mpmc_close(struct mproc__mpmc *q)
+{
+	atomic_fetch_or_explicit(&q->sh->closed, MPROC__MPMC_WR_CLOSED,
+				 memory_order_release);
+	mproc__event_signal(&q->sh->data_ready);
+	mproc__event_signal(&q->sh->space_ready);
+}
+
+bool mproc__mpmc_closed(const struct mproc__mpmc *q)
+{
+	return atomic_load_explicit(&q->sh->closed, memory_order_acquire);
+}

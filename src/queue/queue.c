@@ -1,0 +1,736 @@
+/*
+ * The Queue API over the two rings.  A queue segment's data area holds a
+ * control block (JoinableQueue counter and its event), the ring's shared
+ * indices, then the ring bytes (SPSC) or slots (MPMC).  Its geometry words
+ * (see GEOM_* below) are validated on open against the data area size, and
+ * every address this file computes comes from that validated private copy.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "mproc/queue.h"
+#include "mproc/shm.h"
+#include "queue/mpmc.h"
+#include "queue/spsc.h"
+
+enum { RING_SPSC = 1, RING_MPMC = 2 };
+enum {
+	GEOM_RING = 0,    /* RING_SPSC or RING_MPMC */
+	GEOM_SIZE = 1,    /* SPSC: ring bytes; MPMC: slot count */
+	GEOM_MAX_MSG = 2, /* largest message */
+	GEOM_STRIDE = 3,  /* MPMC slot stride; 0 for SPSC */
+	GEOM_FLAGS = 4,   /* MPROC_QUEUE_JOINABLE */
+	GEOM_BUF_OFF = 5, /* offset of the ring bytes / slots in the data area */
+};
+#define STORED_FLAGS MPROC_QUEUE_JOINABLE
+#define KNOWN_FLAGS (MPROC_QUEUE_SPSC | MPROC_QUEUE_JOINABLE | \
+		     MPROC_QUEUE_BUSY_POLL | MPROC_QUEUE_ALLOW_FOREIGN_OWNER)
+#define MAX_CAPACITY (UINT64_C(1) << 40)
+#define DEFAULT_CAPACITY (UINT64_C(1) << 20)
+
+struct queue_ctl {
+	_Atomic uint64_t unfinished mproc__aligned_cl; /* JoinableQueue */
+	struct mproc__event all_done mproc__aligned_cl;
+};
+
+/* The ring's shared indices start right after the control block; the
+ * ring bytes after those, both cache-line aligned. */
+#define RING_SH_OFF ((uint64_t)sizeof(struct queue_ctl))
+#define BUF_OFF_SPSC (RING_SH_OFF + sizeof(struct mproc__spsc_shared))
+#define BUF_OFF_MPMC (RING_SH_OFF + sizeof(struct mproc__mpmc_shared))
+
+struct mproc_queue {
+	mproc_shm *seg;
+	struct queue_ctl *ctl;
+	int ring;
+	unsigned flags;
+	uint64_t max_msg;
+	bool peek_open;
+	struct mproc__spin spin_join;
+	union {
+		struct mproc__spsc spsc;
+		struct mproc__mpmc mpmc;
+	} u;
+};
+
+static bool is_pow2(uint64_t x)
+{
+	return x && !(x & (x - 1));
+}
+
+static uint64_t pow2_ceil(uint64_t x)
+{
+	uint64_t p = 64;
+	while (p < x)
+		p <<= 1;
+	return p;
+}
+
+static uint64_t pow2_floor(uint64_t x)
+{
+	uint64_t p = 1;
+	while (p <= x / 2)
+		p <<= 1;
+	return p;
+}
+
+MPROC_API void mproc_queue_attr_init(struct mproc_queue_attr *attr)
+{
+	if (attr)
+		memset(attr, 0, sizeof(*attr));
+}
+
+/* Work out the geometry from the attributes.  Returns 0 or -EINVAL. */
+static int plan(const struct mproc_queue_attr *a, uint64_t geom[MPROC_SHM_GEOM_WORDS],
+		uint64_t *data_size)
+{
+	if (a->flags & ~KNOWN_FLAGS)
+		return -EINVAL;
+	if (a->capacity > MAX_CAPACITY || a->max_msg > MAX_CAPACITY / 4 ||
+	    a->max_msg > UINT32_MAX - 64)
+		return -EINVAL;
+	memset(geom, 0, MPROC_SHM_GEOM_WORDS * sizeof(uint64_t));
+	geom[GEOM_FLAGS] = a->flags & STORED_FLAGS;
+	if (a->flags & MPROC_QUEUE_SPSC) {
+		uint64_t cap;
+		if (a->capacity)
+			cap = pow2_ceil(a->capacity);
+		else
+			cap = pow2_ceil(a->max_msg ? 2 * (a->max_msg + 8)
+						   : DEFAULT_CAPACITY);
+		if (cap < DEFAULT_CAPACITY && !a->capacity)
+			cap = DEFAULT_CAPACITY;
+		uint64_t limit = cap / 2 - MPROC__REC_HDR;
+		uint64_t max = a->max_msg ? a->max_msg : limit;
+		if (max > limit)
+			return -EINVAL;
+		geom[GEOM_RING] = RING_SPSC;
+		geom[GEOM_SIZE] = cap;
+		geom[GEOM_MAX_MSG] = max;
+		geom[GEOM_BUF_OFF] = BUF_OFF_SPSC;
+		*data_size = BUF_OFF_SPSC + cap;
+	} else {
+		uint64_t capacity = a->capacity ? a->capacity : DEFAULT_CAPACITY;
+		uint64_t max = a->max_msg ? a->max_msg
+				: (capacity / 64 > 16 ? capacity / 64 - 16 : 0);
+		uint64_t stride = mproc__mpmc_stride(max);
+		uint64_t nslots = capacity / stride;
+		if (nslots < 2) {
+			if (a->capacity)
+				return -EINVAL;
+			nslots = 2;
+		}
+		nslots = pow2_floor(nslots);
+		geom[GEOM_RING] = RING_MPMC;
+		geom[GEOM_SIZE] = nslots;
+		geom[GEOM_MAX_MSG] = max;
+		geom[GEOM_STRIDE] = stride;
+		geom[GEOM_BUF_OFF] = BUF_OFF_MPMC;
+		*data_size = BUF_OFF_MPMC + nslots * stride;
+	}
+	return 0;
+}
+
+/* The kind-specific check run by mproc_shm_open/import (shm.h). */
+static int validate_geom(const uint64_t g[MPROC_SHM_GEOM_WORDS],
+			 uint64_t data_size, void *ctx)
+{
+	(void)ctx;
+	if (g[GEOM_FLAGS] & ~(uint64_t)STORED_FLAGS)
+		return -MPROC_ECORRUPT;
+	if (g[GEOM_RING] == RING_SPSC) {
+		uint64_t cap = g[GEOM_SIZE];
+		if (!is_pow2(cap) || cap < 64 || cap > MAX_CAPACITY ||
+		    g[GEOM_MAX_MSG] > cap / 2 - MPROC__REC_HDR ||
+		    g[GEOM_STRIDE] != 0 || g[GEOM_BUF_OFF] != BUF_OFF_SPSC ||
+		    data_size < BUF_OFF_SPSC || data_size - BUF_OFF_SPSC < cap)
+			return -MPROC_ECORRUPT;
+		return 0;
+	}
+	if (g[GEOM_RING] == RING_MPMC) {
+		uint64_t n = g[GEOM_SIZE], max = g[GEOM_MAX_MSG];
+		if (!is_pow2(n) || n < 2 || n > MAX_CAPACITY ||
+		    max > MAX_CAPACITY / 4 || max > UINT32_MAX - 64 ||
+		    g[GEOM_STRIDE] != mproc__mpmc_stride(max) ||
+		    g[GEOM_BUF_OFF] != BUF_OFF_MPMC || data_size < BUF_OFF_MPMC ||
+		    (data_size - BUF_OFF_MPMC) / g[GEOM_STRIDE] < n)
+			return -MPROC_ECORRUPT;
+		return 0;
+	}
+	return -MPROC_ECORRUPT;
+}
+
+/* Build the private view over a validated (or freshly created) segment. */
+static int attach(mproc_queue *q, mproc_shm *seg, unsigned handle_flags)
+{
+	const uint64_t *g = mproc_shm_geom(seg);
+	unsigned char *data = mproc_shm_data(seg);
+	q->seg = seg;
+	q->ctl = (struct queue_ctl *)data;
+	q->ring = (int)g[GEOM_RING];
+	q->flags = (unsigned)g[GEOM_FLAGS] | (handle_flags & MPROC_QUEUE_BUSY_POLL);
+	q->max_msg = g[GEOM_MAX_MSG];
+	q->spin_join.budget = MPROC__SPIN_INIT;
+	bool busy = handle_flags & MPROC_QUEUE_BUSY_POLL;
+	if (q->ring == RING_SPSC) {
+		q->flags |= MPROC_QUEUE_SPSC;
+		int rc = mproc__spsc_attach(&q->u.spsc,
+			(struct mproc__spsc_shared *)(data + RING_SH_OFF),
+			data + g[GEOM_BUF_OFF], g[GEOM_SIZE]);
+		if (rc)
+			return rc;
+		/* The ring allows cap/2 - 8; the queue may promise less. */
+		q->u.spsc.max_payload = q->max_msg;
+		q->u.spsc.spin_rd.busy = q->u.spsc.spin_wr.busy = busy;
+	} else {
+		mproc__mpmc_attach(&q->u.mpmc,
+			(struct mproc__mpmc_shared *)(data + RING_SH_OFF),
+			data + g[GEOM_BUF_OFF], g[GEOM_SIZE], q->max_msg);
+		q->u.mpmc.spin_rd.busy = q->u.mpmc.spin_wr.busy = busy;
+	}
+	q->spin_join.busy = busy;
+	return 0;
+}
+
+static int create(mproc_queue **out, const char *name,
+		  const struct mproc_queue_attr *attr)
+{
+	if (!out)
+		return -EINVAL;
+	*out = NULL;
+	struct mproc_queue_attr defaults;
+	if (!attr) {
+		mproc_queue_attr_init(&defaults);
+		attr = &defaults;
+	}
+	uint64_t geom[MPROC_SHM_GEOM_WORDS], data_size;
+	int rc = plan(attr, geom, &data_size);
+	if (rc)
+		return rc;
+	mproc_queue *q = calloc(1, sizeof(*q));
+	if (!q)
+		return -ENOMEM;
+	mproc_shm *seg;
+	rc = mproc_shm_create(name, MPROC_SHM_KIND_QUEUE, geom, data_size,
+			      attr->mode, &seg);
+	if (rc) {
+		free(q);
+		return rc;
+	}
+	unsigned char *data = mproc_shm_data(seg);
+	struct queue_ctl *ctl = (struct queue_ctl *)data;
+	atomic_init(&ctl->unfinished, 0);
+	if (geom[GEOM_RING] == RING_SPSC)
+		mproc__spsc_init_shared(
+			(struct mproc__spsc_shared *)(data + RING_SH_OFF),
+			attr->initial_index);
+	else
+		mproc__mpmc_init((struct mproc__mpmc_shared *)(data + RING_SH_OFF),
+				 data + geom[GEOM_BUF_OFF], geom[GEOM_SIZE],
+				 geom[GEOM_STRIDE], attr->initial_index);
+	rc = attach(q, seg, attr->flags);
+	if (!rc)
+		rc = mproc_shm_publish(seg);
+	if (rc) {
+		if (name)
+			mproc_shm_unlink(name);
+		mproc_shm_free(seg);
+		free(q);
+		return rc;
+	}
+	*out = q;
+	return 0;
+}
+
+MPROC_API int mproc_queue_create(mproc_queue **out,
+				 const struct mproc_queue_attr *attr)
+{
+	return create(out, NULL, attr);
+}
+
+MPROC_API int mproc_queue_create_named(mproc_queue **out, const char *name,
+				       const struct mproc_queue_attr *attr)
+{
+	if (!name)
+		return -EINVAL;
+	return create(out, name, attr);
+}
+
+static int adopt(mproc_queue **out, mproc_shm *seg, unsigned flags)
+{
+	mproc_queue *q = calloc(1, sizeof(*q));
+	if (!q) {
+		mproc_shm_free(seg);
+		return -ENOMEM;
+	}
+	int rc = attach(q, seg, flags);
+	if (rc) {
+		mproc_shm_free(seg);
+		free(q);
+		return rc;
+	}
+	*out = q;
+	return 0;
+}
+
+MPROC_API int mproc_queue_open(mproc_queue **out, const char *name,
+			       unsigned flags)
+{
+	if (!out || (flags & ~(MPROC_QUEUE_BUSY_POLL |
+			       MPROC_QUEUE_ALLOW_FOREIGN_OWNER)))
+		return -EINVAL;
+	*out = NULL;
+	mproc_shm *seg;
+	int rc = mproc_shm_open(name, MPROC_SHM_KIND_QUEUE,
+				(flags & MPROC_QUEUE_ALLOW_FOREIGN_OWNER)
+					? MPROC_SHM_ALLOW_FOREIGN_OWNER : 0,
+				validate_geom, NULL, &seg);
+	return rc ? rc : adopt(out, seg, flags);
+}
+
+MPROC_API int mproc_queue_export(mproc_queue *q, char *buf, size_t len)
+{
+	if (!q)
+		return -EINVAL;
+	return mproc_shm_export(q->seg, buf, len);
+}
+
+MPROC_API int mproc_queue_import(mproc_queue **out, const char *token,
+				 unsigned flags)
+{
+	if (!out || (flags & ~MPROC_QUEUE_BUSY_POLL))
+		return -EINVAL;
+	*out = NULL;
+	mproc_shm *seg;
+	int rc = mproc_shm_import(token, MPROC_SHM_KIND_QUEUE, validate_geom,
+				  NULL, &seg);
+	return rc ? rc : adopt(out, seg, flags);
+}
+
+/* ------------------------------------------------------------------ */
+/* put                                                                 */
+
+static void count_put(mproc_queue *q, uint64_t n)
+{
+	/* Relaxed is enough for the increment: task_done's decrement and
+	 * join's check order themselves (see mproc_queue_task_done); the
+	 * increment happens before the message is published (release), so
+	 * a consumer that calls task_done for it sees it counted. */
+	if (q->flags & MPROC_QUEUE_JOINABLE)
+		atomic_fetch_add_explicit(&q->ctl->unfinished, n,
+					  memory_order_relaxed);
+}
+
+/* Reserve room for @len bytes, waiting until @d. */
+static int reserve_wait(mproc_queue *q, size_t len, void **p,
+			const struct mproc__deadline *d)
+{
+	for (;;) {
+		int rc = q->ring == RING_SPSC
+				 ? mproc__spsc_reserve(&q->u.spsc, len, p)
+				 : mproc__mpmc_reserve(&q->u.mpmc, len, p);
+		if (rc != -EAGAIN)
+			return rc;
+		if (d->nowait)
+			return -EAGAIN;
+		rc = q->ring == RING_SPSC
+			     ? mproc__spsc_wait_space(&q->u.spsc, len, d, NULL, NULL)
+			     : mproc__mpmc_wait_space(&q->u.mpmc, d);
+		if (rc)
+			return rc;
+	}
+}
+
+/* Publish a reserved message (and wake a consumer) unless @batch. */
+static void commit_one(mproc_queue *q, size_t len, bool batch)
+{
+	count_put(q, 1);
+	if (q->ring == RING_SPSC) {
+		mproc__spsc_commit(&q->u.spsc, len, 0, !batch);
+	} else {
+		mproc__mpmc_commit(&q->u.mpmc, len);
+		if (!batch)
+			mproc__mpmc_signal_data(&q->u.mpmc);
+	}
+}
+
+static void publish_batch(mproc_queue *q)
+{
+	if (q->ring == RING_SPSC)
+		mproc__spsc_publish(&q->u.spsc);
+	else
+		mproc__mpmc_signal_data(&q->u.mpmc);
+}
+
+MPROC_API ssize_t mproc_queue_put(mproc_queue *q, const void *buf, size_t len,
+				  int64_t timeout_ns)
+{
+	if (!q || (!buf && len))
+		return -EINVAL;
+	if (len > q->max_msg)
+		return -EMSGSIZE;
+	struct mproc__deadline d;
+	if (mproc__deadline_init(&d, timeout_ns))
+		return -EINVAL;
+	void *p;
+	int rc = reserve_wait(q, len, &p, &d);
+	if (rc)
+		return rc;
+	if (len)
+		memcpy(p, buf, len);
+	commit_one(q, len, false);
+	return (ssize_t)len;
+}
+
+MPROC_API ssize_t mproc_queue_put_nowait(mproc_queue *q, const void *buf,
+					 size_t len)
+{
+	return mproc_queue_put(q, buf, len, MPROC_NOWAIT);
+}
+
+MPROC_API ssize_t mproc_queue_put_many(mproc_queue *q, const struct iovec *msgs,
+				       size_t n, int64_t timeout_ns)
+{
+	if (!q || (!msgs && n))
+		return -EINVAL;
+	struct mproc__deadline d;
+	if (mproc__deadline_init(&d, timeout_ns))
+		return -EINVAL;
+	size_t done = 0;
+	while (done < n) {
+		const struct iovec *m = &msgs[done];
+		if ((!m->iov_base && m->iov_len) || m->iov_len > q->max_msg) {
+			if (done)
+				break;
+			return m->iov_len > q->max_msg ? -EMSGSIZE : -EINVAL;
+		}
+		void *p;
+		int rc;
+		if (done == 0) {
+			rc = reserve_wait(q, m->iov_len, &p, &d);
+		} else {
+			rc = q->ring == RING_SPSC
+				? mproc__spsc_reserve(&q->u.spsc, m->iov_len, &p)
+				: mproc__mpmc_reserve(&q->u.mpmc, m->iov_len, &p);
+		}
+		if (rc) {
+			if (done)
+				break;
+			return rc;
+		}
+		if (m->iov_len)
+			memcpy(p, m->iov_base, m->iov_len);
+		commit_one(q, m->iov_len, true);
+		done++;
+	}
+	if (done)
+		publish_batch(q);
+	return (ssize_t)done;
+}
+
+MPROC_API int mproc_queue_reserve(mproc_queue *q, size_t len, void **ptr,
+				  int64_t timeout_ns)
+{
+	if (!q || !ptr)
+		return -EINVAL;
+	if (len > q->max_msg)
+		return -EMSGSIZE;
+	struct mproc__deadline d;
+	if (mproc__deadline_init(&d, timeout_ns))
+		return -EINVAL;
+	return reserve_wait(q, len, ptr, &d);
+}
+
+MPROC_API int mproc_queue_commit(mproc_queue *q, size_t len)
+{
+	if (!q)
+		return -EINVAL;
+	bool open = q->ring == RING_SPSC ? q->u.spsc.reserved
+					 : q->u.mpmc.reserved;
+	uint64_t cap = q->ring == RING_SPSC ? q->u.spsc.res_len
+					   : q->u.mpmc.res_len;
+	if (!open || len > cap)
+		return -EINVAL;
+	commit_one(q, len, false);
+	return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* get                                                                 */
+
+/* Look at the front message, waiting until @d.  @cap: for MPMC, a message
+ * longer than this is not claimed (-EMSGSIZE, *len set). */
+static int peek_wait(mproc_queue *q, uint64_t cap, const void **p,
+		     uint64_t *len, const struct mproc__deadline *d)
+{
+	for (;;) {
+		int rc;
+		if (q->ring == RING_SPSC) {
+			uint32_t fl;
+			rc = mproc__spsc_peek(&q->u.spsc, p, len, &fl);
+			if (rc == 0 && *len > cap) {
+				mproc__spsc_unpeek(&q->u.spsc);
+				return -EMSGSIZE;
+			}
+		} else {
+			rc = mproc__mpmc_peek(&q->u.mpmc, cap, p, len);
+		}
+		if (rc != -EAGAIN)
+			return rc;
+		if (d->nowait)
+			return -EAGAIN;
+		rc = q->ring == RING_SPSC
+			     ? mproc__spsc_wait_data(&q->u.spsc, d, NULL, NULL)
+			     : mproc__mpmc_wait_data(&q->u.mpmc, d);
+		if (rc)
+			return rc;
+	}
+}
+
+static void release_one(mproc_queue *q, bool batch)
+{
+	if (q->ring == RING_SPSC) {
+		mproc__spsc_release(&q->u.spsc, !batch);
+	} else {
+		mproc__mpmc_release(&q->u.mpmc);
+		if (!batch)
+			mproc__mpmc_signal_space(&q->u.mpmc);
+	}
+}
+
+static void release_batch(mproc_queue *q)
+{
+	if (q->ring == RING_SPSC)
+		mproc__spsc_release_publish(&q->u.spsc);
+	else
+		mproc__mpmc_signal_space(&q->u.mpmc);
+}
+
+MPROC_API ssize_t mproc_queue_get(mproc_queue *q, void *buf, size_t cap,
+				  int64_t timeout_ns)
+{
+	if (!q || (!buf && cap))
+		return -EINVAL;
+	if (q->peek_open)
+		return -EBUSY;
+	struct mproc__deadline d;
+	if (mproc__deadline_init(&d, timeout_ns))
+		return -EINVAL;
+	const void *p;
+	uint64_t len;
+	int rc = peek_wait(q, cap, &p, &len, &d);
+	if (rc)
+		return rc;
+	if (len)
+		memcpy(buf, p, len);
+	release_one(q, false);
+	return (ssize_t)len;
+}
+
+MPROC_API ssize_t mproc_queue_get_nowait(mproc_queue *q, void *buf, size_t cap)
+{
+	return mproc_queue_get(q, buf, cap, MPROC_NOWAIT);
+}
+
+MPROC_API ssize_t mproc_queue_get_many(mproc_queue *q, const struct iovec *bufs,
+				       size_t *lens, size_t n,
+				       int64_t timeout_ns)
+{
+	if (!q || ((!bufs || !lens) && n))
+		return -EINVAL;
+	if (q->peek_open)
+		return -EBUSY;
+	struct mproc__deadline d, now;
+	if (mproc__deadline_init(&d, timeout_ns))
+		return -EINVAL;
+	mproc__deadline_init(&now, MPROC_NOWAIT);
+	size_t done = 0;
+	while (done < n) {
+		const struct iovec *b = &bufs[done];
+		if (!b->iov_base && b->iov_len) {
+			if (done)
+				break;
+			return -EINVAL;
+		}
+		const void *p;
+		uint64_t len;
+		int rc = peek_wait(q, b->iov_len, &p, &len, done ? &now : &d);
+		if (rc) {
+			if (done)
+				break;
+			return rc;
+		}
+		if (len)
+			memcpy(b->iov_base, p, len);
+		lens[done++] = len;
+		release_one(q, true);
+	}
+	if (done)
+		release_batch(q);
+	return (ssize_t)done;
+}
+
+MPROC_API ssize_t mproc_queue_next_size(mproc_queue *q, int64_t timeout_ns)
+{
+	if (!q)
+		return -EINVAL;
+	struct mproc__deadline d;
+	if (mproc__deadline_init(&d, timeout_ns))
+		return -EINVAL;
+	for (;;) {
+		uint64_t len;
+		int rc;
+		if (q->ring == RING_SPSC) {
+			if (q->peek_open)
+				return -EBUSY;
+			const void *p;
+			uint32_t fl;
+			rc = mproc__spsc_peek(&q->u.spsc, &p, &len, &fl);
+			if (rc == 0)
+				mproc__spsc_unpeek(&q->u.spsc);
+		} else {
+			rc = mproc__mpmc_next_len(&q->u.mpmc, &len);
+		}
+		if (rc == 0)
+			return (ssize_t)len;
+		if (rc != -EAGAIN)
+			return rc;
+		if (d.nowait)
+			return -EAGAIN;
+		rc = q->ring == RING_SPSC
+			     ? mproc__spsc_wait_data(&q->u.spsc, &d, NULL, NULL)
+			     : mproc__mpmc_wait_data(&q->u.mpmc, &d);
+		if (rc)
+			return rc;
+	}
+}
+
+MPROC_API ssize_t mproc_queue_peek(mproc_queue *q, const void **ptr,
+				   int64_t timeout_ns)
+{
+	if (!q || !ptr)
+		return -EINVAL;
+	if (q->peek_open)
+		return -EBUSY;
+	struct mproc__deadline d;
+	if (mproc__deadline_init(&d, timeout_ns))
+		return -EINVAL;
+	uint64_t len;
+	int rc = peek_wait(q, UINT64_MAX, ptr, &len, &d);
+	if (rc)
+		return rc;
+	q->peek_open = true;
+	return (ssize_t)len;
+}
+
+MPROC_API int mproc_queue_release(mproc_queue *q)
+{
+	if (!q || !q->peek_open)
+		return -EINVAL;
+	q->peek_open = false;
+	release_one(q, false);
+	return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* state, close, joinable                                              */
+
+MPROC_API ssize_t mproc_queue_qsize(mproc_queue *q)
+{
+	if (!q)
+		return -EINVAL;
+	return (ssize_t)(q->ring == RING_SPSC ? mproc__spsc_count(&q->u.spsc)
+					      : mproc__mpmc_count(&q->u.mpmc));
+}
+
+MPROC_API int mproc_queue_empty(mproc_queue *q)
+{
+	ssize_t n = mproc_queue_qsize(q);
+	return n < 0 ? (int)n : n == 0;
+}
+
+MPROC_API int mproc_queue_full(mproc_queue *q)
+{
+	if (!q)
+		return -EINVAL;
+	if (q->ring == RING_SPSC) {
+		uint64_t used = mproc__spsc_used(&q->u.spsc);
+		/* Worst case for one more max_msg record: the record plus a
+		 * pad in front of it. */
+		uint64_t rec = mproc__rec_size(q->max_msg);
+		return q->u.spsc.cap - used < 2 * rec;
+	}
+	return mproc__mpmc_count(&q->u.mpmc) >= q->u.mpmc.nslots;
+}
+
+MPROC_API ssize_t mproc_queue_max_msg(mproc_queue *q)
+{
+	return q ? (ssize_t)q->max_msg : -EINVAL;
+}
+
+MPROC_API int mproc_queue_close(mproc_queue *q)
+{
+	if (!q)
+		return -EINVAL;
+	if (q->ring == RING_SPSC)
+		mproc__spsc_close(&q->u.spsc, MPROC__SPSC_WR_CLOSED |
+					      MPROC__SPSC_RD_CLOSED);
+	else
+		mproc__mpmc_close(&q->u.mpmc);
+	return 0;
+}
+
+MPROC_API int mproc_queue_task_done(mproc_queue *q)
+{
+	if (!q || !(q->flags & MPROC_QUEUE_JOINABLE))
+		return -EINVAL;
+	uint64_t u = atomic_load_explicit(&q->ctl->unfinished,
+					  memory_order_relaxed);
+	do {
+		if (u == 0)
+			return -EOVERFLOW;
+		/* Release: the consumer's work on the item happens before a
+		 * joiner that sees the count reach zero (acquire in
+		 * join_ready). */
+	} while (!atomic_compare_exchange_weak_explicit(
+		&q->ctl->unfinished, &u, u - 1, memory_order_release,
+		memory_order_relaxed));
+	if (u == 1)
+		mproc__event_signal(&q->ctl->all_done);
+	return 0;
+}
+
+static bool join_ready(void *arg)
+{
+	mproc_queue *q = arg;
+	return atomic_load_explicit(&q->ctl->unfinished,
+				    memory_order_acquire) == 0;
+}
+
+MPROC_API int mproc_queue_join(mproc_queue *q, int64_t timeout_ns)
+{
+	if (!q || !(q->flags & MPROC_QUEUE_JOINABLE))
+		return -EINVAL;
+	struct mproc__deadline d;
+	if (mproc__deadline_init(&d, timeout_ns))
+		return -EINVAL;
+	int rc = mproc__event_wait(&q->ctl->all_done, join_ready, q, &d,
+				   &q->spin_join, NULL);
+	if (rc == -ETIMEDOUT && d.nowait)
+		return -EAGAIN;
+	return rc;
+}
+
+MPROC_API int mproc_queue_unlink(const char *name)
+{
+	return mproc_shm_unlink(name);
+}
+
+MPROC_API void mproc_queue_free(mproc_queue *q)
+{
+	if (!q)
+		return;
+	mproc_shm_free(q->seg);
+	free(q);
+}

@@ -1,0 +1,364 @@
+/*
+ * The SPSC record ring: see spsc.h for the invariants (I1-I5) and the
+ * memory-ordering edges (E1-E4) that the comments below refer to.
+ */
+#include <errno.h>
+#include <string.h>
+
+#include "mproc/common.h"
+#include "queue/spsc.h"
+
+void mproc__spsc_init_shared(struct mproc__spsc_shared *sh,
+			     uint64_t initial_index)
+{
+	uint64_t start = initial_index & ~(uint64_t)7;
+	/* Plain initialisation: the segment is not published yet; the
+	 * release store of the segment magic orders these (shm.h). */
+	atomic_init(&sh->head, start);
+	atomic_init(&sh->tail, start);
+	atomic_init(&sh->msgs_in, 0);
+	atomic_init(&sh->msgs_out, 0);
+	atomic_init(&sh->closed, 0);
+}
+
+int mproc__spsc_attach(struct mproc__spsc *r, struct mproc__spsc_shared *sh,
+		       void *buf, uint64_t cap)
+{
+	memset(r, 0, sizeof(*r));
+	r->sh = sh;
+	r->buf = buf;
+	r->cap = cap;
+	r->mask = cap - 1;
+	r->max_payload = cap / 2 - MPROC__REC_HDR;
+	/* Acquire: this view may be made long after the segment was
+	 * published, by a process that never synchronised with the current
+	 * producer/consumer; pairs with their release stores (E1, E2). */
+	uint64_t head = atomic_load_explicit(&sh->head, memory_order_acquire);
+	uint64_t tail = atomic_load_explicit(&sh->tail, memory_order_acquire);
+	if (head - tail > cap || (head | tail) & 7)
+		return -MPROC_ECORRUPT;
+	r->cached_head = head;
+	r->cached_tail = tail;
+	r->pend_head = r->pub_head = head;
+	r->rd_tail = r->pub_tail = tail;
+	r->spin_rd.budget = r->spin_wr.budget = MPROC__SPIN_INIT;
+	return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* Producer                                                            */
+
+/* Refresh cached_tail (E2) and check it against I2.  @pos is where the
+ * producer will write next. */
+static int load_tail(struct mproc__spsc *r, uint64_t pos)
+{
+	/* Acquire: pairs with the consumer's release store of tail (E2);
+	 * its reads of the bytes we are about to reuse are complete. */
+	uint64_t t = atomic_load_explicit(&r->sh->tail, memory_order_acquire);
+	if (pos - t > r->cap || (t & 7))
+		return -MPROC_ECORRUPT;
+	r->cached_tail = t;
+	return 0;
+}
+
+/* Bytes needed at @pos for a record of @rec bytes, pad included. */
+static uint64_t need_at(const struct mproc__spsc *r, uint64_t pos, uint64_t rec)
+{
+	uint64_t off = pos & r->mask;
+	return off + rec > r->cap ? (r->cap - off) + rec : rec;
+}
+
+int mproc__spsc_reserve(struct mproc__spsc *r, uint64_t len, void **payload)
+{
+	if (len > r->max_payload)
+		return -EMSGSIZE;
+	if (r->reserved)
+		return -EBUSY;
+	/* Relaxed: only a hint; the consumer closing while we write is
+	 * harmless (the record is simply never read). */
+	if (atomic_load_explicit(&r->sh->closed, memory_order_relaxed) &
+	    MPROC__SPSC_RD_CLOSED)
+		return -EPIPE;
+	if (r->pend_head == r->pub_head)
+		/* Nothing pending: resynchronise with the shared head in
+		 * case another process produced before us (the user's own
+		 * synchronisation handed the producer role over; I1).
+		 * Relaxed: only producers store head. */
+		r->pend_head = r->pub_head = atomic_load_explicit(
+			&r->sh->head, memory_order_relaxed);
+	uint64_t pos = r->pend_head;
+	uint64_t rec = mproc__rec_size(len);
+	uint64_t need = need_at(r, pos, rec);
+	if (r->cap - (pos - r->cached_tail) < need) {
+		int rc = load_tail(r, pos);
+		if (rc)
+			return rc;
+		if (r->cap - (pos - r->cached_tail) < need)
+			return -EAGAIN;
+	}
+	uint64_t off = pos & r->mask;
+	if (off + rec > r->cap) {
+		/* I4: fill to the end with a PAD record, published together
+		 * with the record that follows it. */
+		uint32_t h[2] = { (uint32_t)(r->cap - off - MPROC__REC_HDR),
+				  MPROC__REC_PAD };
+		memcpy(r->buf + off, h, sizeof(h));
+		pos += r->cap - off;
+		r->pend_head = pos;
+		off = 0;
+	}
+	r->res_off = pos;
+	r->res_len = len;
+	r->reserved = true;
+	*payload = r->buf + off + MPROC__REC_HDR;
+	return 0;
+}
+
+void mproc__spsc_commit(struct mproc__spsc *r, uint64_t len, uint32_t flags,
+			bool publish)
+{
+	if (len > r->res_len)
+		len = r->res_len;
+	uint32_t h[2] = { (uint32_t)len, flags };
+	memcpy(r->buf + (r->res_off & r->mask), h, sizeof(h));
+	r->pend_head = r->res_off + mproc__rec_size(len);
+	if (!(flags & MPROC__REC_MORE))
+		r->pend_msgs++;
+	r->reserved = false;
+	if (publish)
+		mproc__spsc_publish(r);
+}
+
+void mproc__spsc_publish(struct mproc__spsc *r)
+{
+	struct mproc__spsc_shared *sh = r->sh;
+	if (r->pend_msgs) {
+		/* Relaxed: a statistic for qsize; only we write it. */
+		uint64_t m = atomic_load_explicit(&sh->msgs_in,
+						  memory_order_relaxed);
+		atomic_store_explicit(&sh->msgs_in, m + r->pend_msgs,
+				      memory_order_relaxed);
+		r->pend_msgs = 0;
+	}
+	/* E1: release publishes every record byte written before it. */
+	atomic_store_explicit(&sh->head, r->pend_head, memory_order_release);
+	r->pub_head = r->pend_head;
+	/* E4: wake a consumer that sleeps (syscall only if one does). */
+	mproc__event_signal(&sh->data_ready);
+}
+
+struct space_wait {
+	struct mproc__spsc *r;
+	uint64_t rec;
+	mproc__alive_fn alive;
+	void *alive_arg;
+};
+
+static bool space_ready(void *arg)
+{
+	struct space_wait *w = arg;
+	struct mproc__spsc *r = w->r;
+	if (atomic_load_explicit(&r->sh->closed, memory_order_relaxed) &
+	    MPROC__SPSC_RD_CLOSED)
+		return true;
+	uint64_t pos = r->pend_head;
+	if (load_tail(r, pos))
+		return true; /* corrupt: let reserve report it */
+	return r->cap - (pos - r->cached_tail) >= need_at(r, pos, w->rec);
+}
+
+static int space_alive(void *arg)
+{
+	struct space_wait *w = arg;
+	return w->alive ? w->alive(w->alive_arg) : 0;
+}
+
+int mproc__spsc_wait_space(struct mproc__spsc *r, uint64_t len,
+			   const struct mproc__deadline *d,
+			   mproc__alive_fn alive, void *alive_arg)
+{
+	if (len > r->max_payload)
+		return -EMSGSIZE;
+	struct space_wait w = { r, mproc__rec_size(len), alive, alive_arg };
+	return mproc__event_wait(&r->sh->space_ready, space_ready, &w, d,
+				 &r->spin_wr, space_alive);
+}
+
+/* ------------------------------------------------------------------ */
+/* Consumer                                                            */
+
+/* Refresh cached_head (E1) and check it against I2. */
+static int load_head(struct mproc__spsc *r)
+{
+	/* Acquire: pairs with the producer's release store of head (E1). */
+	uint64_t h = atomic_load_explicit(&r->sh->head, memory_order_acquire);
+	if (h - r->rd_tail > r->cap || (h & 7))
+		return -MPROC_ECORRUPT;
+	r->cached_head = h;
+	return 0;
+}
+
+static void publish_tail(struct mproc__spsc *r)
+{
+	struct mproc__spsc_shared *sh = r->sh;
+	if (r->rd_msgs) {
+		uint64_t m = atomic_load_explicit(&sh->msgs_out,
+						  memory_order_relaxed);
+		atomic_store_explicit(&sh->msgs_out, m + r->rd_msgs,
+				      memory_order_relaxed);
+		r->rd_msgs = 0;
+	}
+	/* E2: release; our reads of the consumed bytes happen before the
+	 * producer may overwrite them. */
+	atomic_store_explicit(&sh->tail, r->rd_tail, memory_order_release);
+	r->pub_tail = r->rd_tail;
+	mproc__event_signal(&sh->space_ready);
+}
+
+int mproc__spsc_peek(struct mproc__spsc *r, const void **payload,
+		     uint64_t *len, uint32_t *flags)
+{
+	if (r->peek_rec == 0 && r->rd_tail == r->pub_tail)
+		/* Nothing pending: resynchronise with the shared tail in
+		 * case another process consumed before us (the user handed
+		 * the consumer role over; I1).  Relaxed: only consumers
+		 * store tail. */
+		r->rd_tail = r->pub_tail = atomic_load_explicit(
+			&r->sh->tail, memory_order_relaxed);
+	for (;;) {
+		uint64_t pos = r->rd_tail;
+		if (r->cached_head == pos) {
+			int rc = load_head(r);
+			if (rc)
+				return rc;
+			if (r->cached_head == pos) {
+				/* E3: acquire pairs with the closer's
+				 * release; re-read head so that records
+				 * published before the close are seen. */
+				uint32_t c = atomic_load_explicit(
+					&r->sh->closed, memory_order_acquire);
+				if (!(c & MPROC__SPSC_WR_CLOSED))
+					return -EAGAIN;
+				if ((rc = load_head(r)) != 0)
+					return rc;
+				if (r->cached_head == pos)
+					return -MPROC_EEOF;
+			}
+		}
+		uint64_t avail = r->cached_head - pos;
+		uint64_t off = pos & r->mask;
+		uint32_t h[2];
+		if (avail < MPROC__REC_HDR)
+			return -MPROC_ECORRUPT;
+		memcpy(h, r->buf + off, sizeof(h));
+		if (h[1] == MPROC__REC_PAD) {
+			uint64_t rec = r->cap - off;
+			if (h[0] != rec - MPROC__REC_HDR || rec > avail)
+				return -MPROC_ECORRUPT;
+			r->rd_tail = pos + rec;
+			/* Give the space back at once: the producer may be
+			 * waiting for exactly this room. */
+			publish_tail(r);
+			continue;
+		}
+		uint64_t rec = mproc__rec_size(h[0]);
+		if ((h[1] & ~MPROC__REC_FLAGS_KNOWN) || (h[1] & MPROC__REC_PAD) ||
+		    h[0] > r->max_payload || off + rec > r->cap || rec > avail)
+			return -MPROC_ECORRUPT;
+		r->peek_rec = rec;
+		r->peek_flags = h[1];
+		*payload = r->buf + off + MPROC__REC_HDR;
+		*len = h[0];
+		*flags = h[1];
+		return 0;
+	}
+}
+
+void mproc__spsc_release(struct mproc__spsc *r, bool publish)
+{
+	r->rd_tail += r->peek_rec;
+	r->peek_rec = 0;
+	if (!(r->peek_flags & MPROC__REC_MORE))
+		r->rd_msgs++;
+	if (publish)
+		publish_tail(r);
+}
+
+void mproc__spsc_release_publish(struct mproc__spsc *r)
+{
+	publish_tail(r);
+}
+
+struct data_wait {
+	struct mproc__spsc *r;
+	mproc__alive_fn alive;
+	void *alive_arg;
+};
+
+static bool data_ready(void *arg)
+{
+	struct data_wait *w = arg;
+	struct mproc__spsc *r = w->r;
+	/* Acquire: E1 for the head, E3 for the close flag. */
+	if (atomic_load_explicit(&r->sh->head, memory_order_acquire) !=
+	    r->rd_tail)
+		return true;
+	return atomic_load_explicit(&r->sh->closed, memory_order_acquire) &
+	       MPROC__SPSC_WR_CLOSED;
+}
+
+static int data_alive(void *arg)
+{
+	struct data_wait *w = arg;
+	return w->alive ? w->alive(w->alive_arg) : 0;
+}
+
+int mproc__spsc_wait_data(struct mproc__spsc *r,
+			  const struct mproc__deadline *d,
+			  mproc__alive_fn alive, void *alive_arg)
+{
+	struct data_wait w = { r, alive, alive_arg };
+	return mproc__event_wait(&r->sh->data_ready, data_ready, &w, d,
+				 &r->spin_rd, data_alive);
+}
+
+/* ------------------------------------------------------------------ */
+/* State                                                               */
+
+uint64_t mproc__spsc_count(const struct mproc__spsc *r)
+{
+	/* Consistent snapshot: msgs_out before and after msgs_in; if it did
+	 * not move, the difference was the true count when msgs_in was
+	 * read.  Both counters only grow. */
+	for (int i = 0; i < 16; i++) {
+		uint64_t o1 = atomic_load_explicit(&r->sh->msgs_out,
+						   memory_order_acquire);
+		uint64_t in = atomic_load_explicit(&r->sh->msgs_in,
+						   memory_order_acquire);
+		uint64_t o2 = atomic_load_explicit(&r->sh->msgs_out,
+						   memory_order_acquire);
+		if (o1 == o2)
+			return in - o1 > r->cap ? 0 : in - o1;
+	}
+	return 0;
+}
+
+uint64_t mproc__spsc_used(const struct mproc__spsc *r)
+{
+	uint64_t t = atomic_load_explicit(&r->sh->tail, memory_order_acquire);
+	uint64_t h = atomic_load_explicit(&r->sh->head, memory_order_acquire);
+	return h - t > r->cap ? r->cap : h - t;
+}
+
+void mproc__spsc_close(struct mproc__spsc *r, uint32_t how)
+{
+	/* E3: release, after this side's last head/tail store. */
+	atomic_fetch_or_explicit(&r->sh->closed, how, memory_order_release);
+	mproc__event_signal(&r->sh->data_ready);
+	mproc__event_signal(&r->sh->space_ready);
+}
+
+uint32_t mproc__spsc_closed(const struct mproc__spsc *r)
+{
+	return atomic_load_explicit(&r->sh->closed, memory_order_acquire);
+}

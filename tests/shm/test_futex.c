@@ -1,0 +1,310 @@
+/*
+ * Unit tests for the futex helpers and the event protocol (src/shm/futex.h,
+ * internal).  Timing checks only ever assert a lower bound that the kernel
+ * guarantees and a loose upper bound that catches a hang; the lost-wakeup
+ * stress test lives in stress_event.c.
+ */
+#include <errno.h>
+#include <stdbool.h>
+#include <string.h>
+#include <time.h>
+
+#include "shm_test.h"
+#include "shm/futex.h"
+
+TestSuite(futex, .timeout = 30);
+TestSuite(event, .timeout = 30);
+
+static int64_t now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+/* A page shared with forked children. */
+static void *shared_page(void)
+{
+	void *p = mmap(NULL, 4096, PROT_READ | PROT_WRITE,
+		       MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	cr_assert_neq(p, MAP_FAILED);
+	return p;
+}
+
+/* --------------------------------------------------------------- deadline */
+
+Test(futex, deadline_rejects_negative_timeouts_other_than_forever)
+{
+	struct mproc__deadline d;
+	cr_assert_eq(mproc__deadline_init(&d, -2), -EINVAL);
+	cr_assert_eq(mproc__deadline_init(&d, INT64_MIN), -EINVAL);
+	cr_assert_eq(mproc__deadline_init(&d, MPROC_FOREVER), 0);
+	cr_assert(d.forever);
+	cr_assert_not(mproc__deadline_passed(&d));
+	cr_assert_eq(mproc__deadline_left(&d), INT64_MAX);
+}
+
+Test(futex, deadline_zero_has_already_passed)
+{
+	struct mproc__deadline d;
+	cr_assert_eq(mproc__deadline_init(&d, MPROC_NOWAIT), 0);
+	cr_assert(d.nowait);
+	cr_assert(mproc__deadline_passed(&d));
+	cr_assert_eq(mproc__deadline_left(&d), 0);
+}
+
+Test(futex, huge_deadline_does_not_overflow)
+{
+	struct mproc__deadline d;
+	cr_assert_eq(mproc__deadline_init(&d, INT64_MAX), 0);
+	cr_assert_not(d.forever);
+	cr_assert_not(mproc__deadline_passed(&d));
+	cr_assert_gt(mproc__deadline_left(&d), 100LL * 365 * 86400 * MPROC_SEC);
+	cr_assert_geq(d.at.tv_nsec, 0);
+	cr_assert_lt(d.at.tv_nsec, 1000000000L);
+}
+
+Test(futex, deadline_counts_down)
+{
+	struct mproc__deadline d;
+	cr_assert_eq(mproc__deadline_init(&d, 10 * MPROC_SEC), 0);
+	int64_t left = mproc__deadline_left(&d);
+	cr_assert_gt(left, 0);
+	cr_assert_leq(left, 10 * MPROC_SEC);
+}
+
+/* ------------------------------------------------------------ futex calls */
+
+Test(futex, wait_returns_eagain_when_the_value_differs)
+{
+	_Atomic uint32_t *w = shared_page();
+	atomic_store(w, 7);
+	struct mproc__deadline d;
+	mproc__deadline_init(&d, 5 * MPROC_SEC);
+	int64_t t0 = now_ns();
+	cr_assert_eq(mproc__futex_wait(w, 6, &d), -EAGAIN);
+	cr_assert_lt(now_ns() - t0, 5 * MPROC_SEC, "it slept");
+}
+
+Test(futex, wait_times_out_at_the_deadline)
+{
+	_Atomic uint32_t *w = shared_page();
+	struct mproc__deadline d;
+	int64_t t0 = now_ns();
+	mproc__deadline_init(&d, 50 * MPROC_MSEC);
+	cr_assert_eq(mproc__futex_wait(w, 0, &d), -ETIMEDOUT);
+	int64_t took = now_ns() - t0;
+	cr_assert_geq(took, 50 * MPROC_MSEC, "woke early: %lld ns",
+		      (long long)took);
+	cr_assert_lt(took, 5 * MPROC_SEC);
+}
+
+Test(futex, zero_deadline_wait_does_not_sleep)
+{
+	_Atomic uint32_t *w = shared_page();
+	struct mproc__deadline d;
+	mproc__deadline_init(&d, MPROC_NOWAIT);
+	int64_t t0 = now_ns();
+	cr_assert_eq(mproc__futex_wait(w, 0, &d), -ETIMEDOUT);
+	cr_assert_lt(now_ns() - t0, 5 * MPROC_SEC);
+}
+
+Test(futex, wake_with_nobody_waiting_wakes_nobody)
+{
+	_Atomic uint32_t *w = shared_page();
+	cr_assert_eq(mproc__futex_wake(w, INT32_MAX), 0);
+}
+
+struct wake_job {
+	int fd;             /* memfd holding the futex word at offset 0 */
+	_Atomic int woken;  /* what the child's wake reported */
+};
+
+/* Map the word at a different address than the parent's and wake it from
+ * there until the sleeping parent has been woken: a shared futex is keyed
+ * by the file and offset, not by the address. */
+static int waker_child(void *arg)
+{
+	struct wake_job *job = arg;
+	void *other = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED,
+			   job->fd, 0);
+	if (other == MAP_FAILED)
+		return 1;
+	for (int i = 0; i < 5000; i++) {
+		int n = mproc__futex_wake((_Atomic uint32_t *)other, 1);
+		if (n < 0)
+			return 2;
+		if (n > 0) {
+			atomic_store(&job->woken, n);
+			return 0;
+		}
+		usleep(1000);
+	}
+	return 3; /* the parent never slept on the word */
+}
+
+Test(futex, wake_from_another_process_and_mapping)
+{
+	mproc_shm *seg = NULL;
+	cr_assert_eq(mproc_shm_create(NULL, MPROC_SHM_KIND_RAW, NULL, 1, 0, &seg),
+		     0);
+	struct wake_job *job = shared_page();
+	job->fd = mproc_shm_fd(seg);
+	_Atomic uint32_t *w = (_Atomic uint32_t *)mproc_shm_header(seg);
+
+	pid_t pid = t_fork(waker_child, job);
+	struct mproc__deadline d;
+	mproc__deadline_init(&d, 10 * MPROC_SEC);
+	int rc = mproc__futex_wait(w, 0, &d);
+	int st = t_join(pid);
+	cr_assert_eq(rc, 0, "wait: %s", mproc_strerror(rc));
+	t_assert_exit0(st, "waker");
+	cr_assert_eq(atomic_load(&job->woken), 1);
+	mproc_shm_free(seg);
+}
+
+/* ------------------------------------------------------------------ event */
+
+struct flag {
+	_Atomic uint32_t ready;
+	_Atomic int checks; /* how often the ready callback ran */
+	_Atomic int alive_calls;
+	int alive_answer;
+};
+
+static bool flag_ready(void *arg)
+{
+	struct flag *f = arg;
+	atomic_fetch_add(&f->checks, 1);
+	/* Acquire pairs with the release store of the setter. */
+	return atomic_load_explicit(&f->ready, memory_order_acquire) != 0;
+}
+
+static int flag_alive(void *arg)
+{
+	struct flag *f = arg;
+	atomic_fetch_add(&f->alive_calls, 1);
+	return f->alive_answer;
+}
+
+struct shared_event {
+	struct mproc__event ev;
+	struct flag flag;
+};
+
+Test(event, ready_at_once_returns_without_sleeping)
+{
+	struct shared_event *s = shared_page();
+	atomic_store(&s->flag.ready, 1);
+	struct mproc__deadline d;
+	struct mproc__spin spin = {0};
+	mproc__deadline_init(&d, MPROC_NOWAIT);
+	cr_assert_eq(mproc__event_wait(&s->ev, flag_ready, &s->flag, &d, &spin,
+				       NULL), 0);
+	cr_assert_eq(atomic_load(&s->ev.waiters), 0);
+}
+
+Test(event, zero_timeout_polls_once)
+{
+	struct shared_event *s = shared_page();
+	struct mproc__deadline d;
+	struct mproc__spin spin = {0};
+	mproc__deadline_init(&d, MPROC_NOWAIT);
+	cr_assert_eq(mproc__event_wait(&s->ev, flag_ready, &s->flag, &d, &spin,
+				       NULL), -ETIMEDOUT);
+	cr_assert_eq(atomic_load(&s->flag.checks), 1, "a poll must not spin");
+	cr_assert_eq(atomic_load(&s->ev.waiters), 0);
+}
+
+Test(event, times_out_and_leaves_no_waiter_behind)
+{
+	struct shared_event *s = shared_page();
+	struct mproc__deadline d;
+	struct mproc__spin spin = {0};
+	int64_t t0 = now_ns();
+	mproc__deadline_init(&d, 50 * MPROC_MSEC);
+	cr_assert_eq(mproc__event_wait(&s->ev, flag_ready, &s->flag, &d, &spin,
+				       NULL), -ETIMEDOUT);
+	int64_t took = now_ns() - t0;
+	cr_assert_geq(took, 50 * MPROC_MSEC);
+	cr_assert_lt(took, 5 * MPROC_SEC);
+	cr_assert_eq(atomic_load(&s->ev.waiters), 0, "waiter count leaked");
+	cr_assert_geq(spin.budget, MPROC__SPIN_MIN);
+	cr_assert_leq(spin.budget, MPROC__SPIN_MAX);
+}
+
+Test(event, signal_without_waiters_makes_no_wakeup)
+{
+	/* The fast path: nobody sleeps, so the sequence word is left alone
+	 * (and no system call is made). */
+	struct shared_event *s = shared_page();
+	for (int i = 0; i < 1000; i++)
+		mproc__event_signal(&s->ev);
+	cr_assert_eq(atomic_load(&s->ev.seq), 0);
+}
+
+Test(event, signal_with_a_waiter_bumps_the_sequence)
+{
+	struct shared_event *s = shared_page();
+	atomic_store(&s->ev.waiters, 1); /* as if a waiter were at A2..A6 */
+	mproc__event_signal(&s->ev);
+	cr_assert_eq(atomic_load(&s->ev.seq), 1);
+}
+
+Test(event, alive_error_stops_the_wait)
+{
+	struct shared_event *s = shared_page();
+	s->flag.alive_answer = -MPROC_EPEERDIED;
+	struct mproc__deadline d;
+	struct mproc__spin spin = {0};
+	mproc__deadline_init(&d, MPROC_FOREVER);
+	int64_t t0 = now_ns();
+	int rc = mproc__event_wait(&s->ev, flag_ready, &s->flag, &d, &spin,
+				   flag_alive);
+	cr_assert_eq(rc, -MPROC_EPEERDIED, "got %s", mproc_strerror(rc));
+	cr_assert_eq(atomic_load(&s->flag.alive_calls), 1);
+	cr_assert_eq(atomic_load(&s->ev.waiters), 0);
+	/* It slept one slice before asking; a forever-wait that never
+	 * asked would have hit the test timeout instead. */
+	cr_assert_geq(now_ns() - t0, MPROC__WAIT_SLICE_NS);
+}
+
+Test(event, alive_zero_keeps_waiting_until_the_deadline)
+{
+	struct shared_event *s = shared_page();
+	s->flag.alive_answer = 0;
+	struct mproc__deadline d;
+	struct mproc__spin spin = {0};
+	mproc__deadline_init(&d, 3 * MPROC__WAIT_SLICE_NS);
+	cr_assert_eq(mproc__event_wait(&s->ev, flag_ready, &s->flag, &d, &spin,
+				       flag_alive), -ETIMEDOUT);
+	cr_assert_geq(atomic_load(&s->flag.alive_calls), 2,
+		      "liveness not checked between slices");
+}
+
+static int set_ready_later(void *arg)
+{
+	struct shared_event *s = arg;
+	usleep(30 * 1000);
+	/* Release pairs with the acquire in flag_ready (W1). */
+	atomic_store_explicit(&s->flag.ready, 1, memory_order_release);
+	mproc__event_signal(&s->ev);
+	return 0;
+}
+
+Test(event, signal_from_another_process_wakes_the_waiter)
+{
+	struct shared_event *s = shared_page();
+	struct mproc__deadline d;
+	struct mproc__spin spin = {.budget = MPROC__SPIN_MIN};
+	mproc__deadline_init(&d, 10 * MPROC_SEC);
+	pid_t pid = t_fork(set_ready_later, s);
+	int64_t t0 = now_ns();
+	int rc = mproc__event_wait(&s->ev, flag_ready, &s->flag, &d, &spin,
+				   NULL);
+	int64_t took = now_ns() - t0;
+	t_assert_exit0(t_join(pid), "signaller");
+	cr_assert_eq(rc, 0, "wait: %s", mproc_strerror(rc));
+	cr_assert_eq(atomic_load(&s->ev.waiters), 0);
+	cr_assert_lt(took, 10 * MPROC_SEC);
+}
