@@ -1,14 +1,12 @@
 /*
  * start_method_test - the twin of the seed's start_method_test.py:
  * set_start_method('spawn') before anything else, then a child that puts
- * a message for the parent.
+ * a message into a Queue for the parent.
  *
- * The seed passes the message through a multiprocessing.Queue.  Until
- * mproc's queue is in, this example carries it in an anonymous shared
- * segment: the child gets the segment's token in its argument bytes and
- * opens it with mproc_shm_import, which works under spawn because mproc
- * hands anonymous segments to a spawned child at the same descriptor
- * numbers.
+ * With spawn the child is a fresh run of this program: mproc_main() at the
+ * top of main() takes it to foo() instead.  The queue reaches it as a
+ * token in the argument bytes (the memfd behind it is handed over at the
+ * same descriptor number), and mproc_queue_import opens it there.
  */
 #include <stdio.h>
 #include <string.h>
@@ -18,14 +16,14 @@
 
 static int foo(void *arg, size_t len)
 {
-	mproc_shm *q;
-	if (!len || mproc_shm_import(arg, MPROC_SHM_KIND_RAW, NULL, NULL, &q))
+	mproc_queue *q;
+	if (!len || mproc_queue_import(&q, arg, 0))
 		return 1;
 	printf("Started a new process: (%d)\n", (int)getpid());
 	/* q.put('Python') */
-	strcpy(mproc_shm_data(q), "Python");
-	mproc_shm_free(q);
-	return 0;
+	ssize_t rc = mproc_queue_put(q, "Python", 6, MPROC_FOREVER);
+	mproc_queue_free(q);
+	return rc == 6 ? 0 : 1;
 }
 
 int main(int argc, char **argv)
@@ -38,24 +36,31 @@ int main(int argc, char **argv)
 		fprintf(stderr, "set_start_method: %s\n", mproc_strerror(rc));
 		return 1;
 	}
-	mproc_shm *q;
-	char token[MPROC_SHM_TOKEN_MAX];
-	if (mproc_shm_create(NULL, MPROC_SHM_KIND_RAW, NULL, 4096, 0, &q) ||
-	    mproc_shm_publish(q) || mproc_shm_export(q, token, sizeof(token)) < 0)
+	mproc_queue *q;
+	char token[MPROC_QUEUE_TOKEN_MAX];
+	if (mproc_queue_create(&q, NULL) ||
+	    mproc_queue_export(q, token, sizeof(token)) < 0)
 		return 1;
 	mproc_process *mp;
-	if (mproc_process_create(NULL, foo, token, strlen(token) + 1, &mp) ||
-	    (rc = mproc_process_start(mp)) != 0) {
+	if ((rc = mproc_process_create(NULL, foo, token, strlen(token) + 1, &mp)) ||
+	    (rc = mproc_process_start(mp))) {
 		fprintf(stderr, "start: %s\n", mproc_strerror(rc));
 		return 1;
 	}
+	/* print(q.get()) */
+	char msg[64];
+	ssize_t n = mproc_queue_get(q, msg, sizeof(msg) - 1, 60 * MPROC_SEC);
+	if (n >= 0) {
+		msg[n] = '\0';
+		printf("%s\n", msg);
+	} else {
+		printf("get: %s\n", mproc_strerror((int)n));
+	}
 	mproc_process_join(mp, MPROC_FOREVER);
+	printf("started with: %s\n", mproc_process_start_method(mp));
 	int code = -1;
 	mproc_process_exitcode(mp, &code);
-	/* print(q.get()) */
-	printf("%s\n", code == 0 ? (const char *)mproc_shm_data(q) : "(no message)");
-	printf("started with: %s\n", mproc_process_start_method(mp));
 	mproc_process_free(mp);
-	mproc_shm_free(q);
-	return code;
+	mproc_queue_free(q);
+	return n >= 0 ? code : 1;
 }

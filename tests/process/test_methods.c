@@ -537,6 +537,68 @@ Test(shm, hundreds_of_segments_reach_the_child, .timeout = 60)
 	free(segs);
 }
 
+/* Queues created before start: the child echoes what comes in on one
+ * queue back on another. */
+struct echo_arg {
+	char in[MPROC_QUEUE_TOKEN_MAX];
+	char out[MPROC_QUEUE_TOKEN_MAX];
+};
+
+static int queue_echo(void *arg, size_t len)
+{
+	struct echo_arg a;
+	mproc_queue *in, *out;
+	if (len != sizeof(a))
+		return 1;
+	memcpy(&a, arg, sizeof(a));
+	if (mproc_queue_import(&in, a.in, 0) || mproc_queue_import(&out, a.out, 0))
+		return 2;
+	char buf[64];
+	int rc = 0;
+	for (int i = 0; i < 10 && !rc; i++) {
+		ssize_t n = mproc_queue_get(in, buf, sizeof(buf), 30 * MPROC_SEC);
+		if (n < 1)
+			rc = 3;
+		else if (mproc_queue_put(out, buf, (size_t)n, 30 * MPROC_SEC) != n)
+			rc = 4;
+	}
+	mproc_queue_free(in);
+	mproc_queue_free(out);
+	return rc;
+}
+
+Test(shm, queues_created_before_start_work_in_the_child, .timeout = 60)
+{
+	for (int m = 0; m < N_METHODS; m++) {
+		mproc_queue *to_child, *to_parent;
+		struct echo_arg a;
+		cr_assert_eq(mproc_queue_create(&to_child, NULL), 0);
+		cr_assert_eq(mproc_queue_create(&to_parent, NULL), 0);
+		cr_assert_gt(mproc_queue_export(to_child, a.in, sizeof(a.in)), 0);
+		cr_assert_gt(mproc_queue_export(to_parent, a.out, sizeof(a.out)), 0);
+		mproc_process *p;
+		cr_assert_eq(mproc_process_create(ctx_of(all_methods[m]), queue_echo,
+						  &a, sizeof(a), &p), 0);
+		cr_assert_eq(mproc_process_start(p), 0);
+		for (int i = 0; i < 10; i++) {
+			char msg[32], back[32];
+			int n = snprintf(msg, sizeof(msg), "m%d-%s", i, all_methods[m]);
+			cr_assert_eq(mproc_queue_put(to_child, msg, (size_t)n, MPROC_FOREVER), n);
+			ssize_t got = mproc_queue_get(to_parent, back, sizeof(back),
+						      30 * MPROC_SEC);
+			cr_assert_eq(got, n, "%s: %zd", all_methods[m], got);
+			cr_expect_eq(memcmp(back, msg, (size_t)n), 0);
+		}
+		cr_expect_eq(mproc_process_join(p, MPROC_FOREVER), 0);
+		int code;
+		cr_expect_eq(mproc_process_exitcode(p, &code), 0);
+		cr_expect_eq(code, 0, "%s", all_methods[m]);
+		mproc_process_free(p);
+		mproc_queue_free(to_child);
+		mproc_queue_free(to_parent);
+	}
+}
+
 /* ---- what fresh children inherit ----------------------------------------- */
 
 static int fd_is_closed(void *arg, size_t len)
