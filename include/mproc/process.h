@@ -19,7 +19,8 @@
  *    same way on first use, forks each child on request.  The child gets
  *    the requester's stdin/stdout/stderr and anonymous segments (passed
  *    over a Unix socket, installed at the requester's descriptor numbers),
- *    but the server's environment, working directory and memory image.
+ *    but the server's environment, working directory and memory image
+ *    (those of the moment the server started).
  *
  * With spawn and forkserver, target and run() pointers are translated to
  * (loaded object, offset) at start and back in the child, so any function
@@ -46,8 +47,10 @@
  *
  * EXIT.  When the process that started children exits normally (return
  * from main or exit()), an atexit handler first sends SIGTERM to its live
- * daemon children, then waits for all of them, as Python does: a non-daemon
- * child that never ends keeps its parent from exiting.  A child's run()
+ * daemon children and gives them 2 seconds to end before SIGKILL (Python
+ * waits forever; a daemon that ignores SIGTERM must not keep a service
+ * from exiting), then waits for all other children, as Python does: a
+ * non-daemon child that never ends keeps its parent from exiting.  A child's run()
  * returning ends the child after the same clean-up.  As a safety net a
  * daemon child also gets PR_SET_PDEATHSIG(SIGKILL), so it dies if its
  * parent dies abnormally.  Linux delivers that signal when the *thread*
@@ -56,6 +59,14 @@
  *
  * Exit codes: the child's exit status is the low 8 bits of the value the
  * target or run() returned; exitcode reports -N if a signal N ended it.
+ *
+ * CONCURRENCY.  Handles are independent of each other.  On one handle,
+ * join, is_alive, exitcode, pid, sentinel, terminate and kill may run
+ * concurrently from any threads once start has returned; the setters
+ * belong before start; close and free must not run concurrently with any
+ * other call on the handle.  The start-method and context calls are
+ * thread-safe.  A handle is only usable in the process that created it (a
+ * copy in a forked child refuses with -ECHILD).
  */
 #ifndef MPROC_PROCESS_H
 #define MPROC_PROCESS_H
@@ -109,7 +120,10 @@ struct mproc_process_ops {
  *
  * In a program started normally it records nothing and returns 0 at once.
  * In a process created by the spawn start method, or in the forkserver, it
- * never returns: it runs the target (or the server) and exits.  A program
+ * never returns: it runs the target (or the server) and exits.  Such a
+ * process is an exec of the same executable with argv {path of the
+ * executable, "--mproc-spawn" or "--mproc-forkserver", descriptor}; code
+ * that runs before main() (constructors) runs there too.  A program
  * that starts processes with "spawn" or "forkserver" but does not call this
  * first would, in the child, run main() from the top; mproc detects that
  * and makes every start in such a child fail with -EPROTO rather than
@@ -346,12 +360,13 @@ MPROC_API int mproc_process_kill(mproc_process *p);
 
 /**
  * mproc_process_close - release the handle's descriptors (pidfd,
- * sentinel).  Afterwards only mproc_process_free and the attribute getters
- * work; the others return -EBADF.
- * Returns 0, -EBUSY (started and not yet joined: the child is still
- * running, or has ended but was not reaped - join first), -EBADF (already
- * closed), -EINVAL (NULL or the current process's handle).  Must not run
- * concurrently with any other call on @p.
+ * sentinel).  Afterwards mproc_process_free, the attribute getters,
+ * mproc_process_pid and mproc_process_exitcode still work; start, join,
+ * is_alive, sentinel, terminate, kill and the setters return -EBADF.
+ * Returns 0, -EBUSY (the child is still running; an ended child is reaped
+ * here), -EBADF (already closed), -EINVAL (NULL or the current process's
+ * handle).  Never blocks.  Must not run concurrently with any other call
+ * on @p.
  */
 MPROC_API int mproc_process_close(mproc_process *p);
 

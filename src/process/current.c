@@ -11,6 +11,7 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/random.h>
 #include <unistd.h>
 
@@ -112,10 +113,22 @@ void mproc__next_identity(uint32_t *ids, uint32_t *len)
 	*len = n;
 }
 
+/* A re-executed image was started through /proc/self/exe, which makes
+ * the kernel name it "exe" in ps and top; give it the program's name
+ * back (argv[0] is the executable's path, see spawn.c). */
+static void restore_comm(const char *argv0)
+{
+	const char *slash = strrchr(argv0, '/');
+	prctl(PR_SET_NAME, slash ? slash + 1 : argv0, 0, 0, 0);
+}
+
 MPROC_API int mproc_main(int argc, char **argv)
 {
 	main_called = true;
-	if (argc >= 3 && argv && argv[1] && argv[2]) {
+	if (argc >= 3 && argv && argv[0] && argv[1] && argv[2]) {
+		if (!strcmp(argv[1], MPROC__ARG_SPAWN) ||
+		    !strcmp(argv[1], MPROC__ARG_FORKSERVER))
+			restore_comm(argv[0]);
 		if (!strcmp(argv[1], MPROC__ARG_SPAWN))
 			mproc__spawn_child_main(argv[2]);
 		if (!strcmp(argv[1], MPROC__ARG_FORKSERVER))

@@ -653,6 +653,37 @@ Test(inherit, children_write_to_the_current_stdout, .timeout = 60)
 	cr_expect_str_eq(buf, "hello from fork\nhello from spawn\nhello from forkserver\n");
 }
 
+/* ps and top show a child under the program's name, not "exe" (the
+ * name the kernel gives an image started through /proc/self/exe). */
+static int comm_is(void *arg, size_t len)
+{
+	char comm[32] = "";
+	FILE *f = fopen("/proc/self/comm", "r");
+	if (!f || !fgets(comm, sizeof(comm), f))
+		return 1;
+	fclose(f);
+	comm[strcspn(comm, "\n")] = '\0';
+	return strlen(comm) == len && !memcmp(comm, arg, len) ? 0 : 2;
+}
+
+Test(inherit, children_keep_the_program_name, .timeout = 60)
+{
+	char comm[32] = "";
+	FILE *f = fopen("/proc/self/comm", "r");
+	cr_assert_not_null(f);
+	cr_assert_not_null(fgets(comm, sizeof(comm), f));
+	fclose(f);
+	comm[strcspn(comm, "\n")] = '\0';
+	/* A Criterion worker runs as "boxfort-worker"; the executable's own
+	 * name is what a re-executed child gets. */
+	const char *want = "test_process";
+	for (int m = 0; m < N_METHODS; m++) {
+		const char *expect = m == 0 ? comm : want; /* fork keeps ours */
+		cr_expect_eq(run_target(all_methods[m], comm_is, expect, strlen(expect)),
+			     0, "%s", all_methods[m]);
+	}
+}
+
 /* ---- the forkserver itself ---------------------------------------------- */
 
 static int sleep_forever(void *arg, size_t len)
