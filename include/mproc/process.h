@@ -362,7 +362,8 @@ MPROC_API int mproc_process_kill(mproc_process *p);
  * mproc_process_close - release the handle's descriptors (pidfd,
  * sentinel).  Afterwards mproc_process_free, the attribute getters,
  * mproc_process_pid and mproc_process_exitcode still work; start, join,
- * is_alive, sentinel, terminate, kill and the setters return -EBADF.
+ * is_alive, sentinel, terminate, kill, set_daemon and set_authkey return
+ * -EBADF.
  * Returns 0, -EBUSY (the child is still running; an ended child is reaped
  * here), -EBADF (already closed), -EINVAL (NULL or the current process's
  * handle).  Never blocks.  Must not run concurrently with any other call
