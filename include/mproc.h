@@ -9,5 +9,6 @@
 #include "mproc/shm.h"
 #include "mproc/queue.h"
 #include "mproc/pipe.h"
+#include "mproc/process.h"
 
 #endif /* MPROC_H */

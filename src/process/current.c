@@ -1,0 +1,181 @@
+/*
+ * The current process: its handle ("MainProcess" in the main process, the
+ * child's view of its process object in a child), its parent, the counter
+ * that numbers its children, and mproc_main, the entry point through which
+ * a re-executed image (a spawn child or the forkserver) reaches mproc
+ * before any of main()'s own code runs.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/random.h>
+#include <unistd.h>
+
+#include "process/internal.h"
+
+static mproc_process main_proc;
+static pthread_once_t main_once = PTHREAD_ONCE_INIT;
+static int main_key_err;
+
+/* Set once in a child before any application code runs there, read
+ * afterwards; the process is single-threaded when it is written. */
+static mproc_process *current_proc;
+static pid_t parent_pid;
+
+/* Numbers this process's children: Process-1, Process-2, ... */
+static _Atomic uint32_t child_counter;
+
+/* A re-executed image carries a marker in argv[1].  glibc passes main's
+ * arguments to ELF constructors, so the library sees the marker even if
+ * main() never calls mproc_main; start then refuses to run (a spawned child
+ * running main() from the top would otherwise start children of its own,
+ * recursively). */
+static bool marker_seen;
+static bool main_called;
+
+__attribute__((constructor)) static void note_marker(int argc, char **argv)
+{
+	if (argc >= 2 && argv && argv[1] &&
+	    (!strcmp(argv[1], MPROC__ARG_SPAWN) ||
+	     !strcmp(argv[1], MPROC__ARG_FORKSERVER)))
+		marker_seen = true;
+}
+
+bool mproc__spawned_without_main(void)
+{
+	return marker_seen && !main_called;
+}
+
+static int fill_random(uint8_t *buf, size_t len)
+{
+	size_t got = 0;
+	while (got < len) {
+		ssize_t n = getrandom(buf + got, len - got, 0);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		got += (size_t)n;
+	}
+	return 0;
+}
+
+static void init_main(void)
+{
+	pthread_mutex_init(&main_proc.lock, NULL);
+	main_proc.state = MPROC__STARTED;
+	main_proc.is_self = true;
+	main_proc.method = MPROC__METHOD_NONE;
+	main_proc.name = strdup("MainProcess");
+	main_proc.pidfd = -1;
+	main_proc.status_fd = -1;
+	main_key_err = fill_random(main_proc.authkey, sizeof(main_proc.authkey));
+}
+
+mproc_process *mproc__current(void)
+{
+	if (current_proc)
+		return current_proc;
+	pthread_once(&main_once, init_main);
+	return &main_proc;
+}
+
+void mproc__become(mproc_process *self, pid_t parent)
+{
+	self->is_self = true;
+	self->state = MPROC__STARTED;
+	self->pid = getpid();
+	self->pidfd = -1;
+	self->status_fd = -1;
+	self->tracked = false;
+	self->orphan = false;
+	self->next = self->prev = NULL;
+	current_proc = self;
+	parent_pid = parent;
+	atomic_store_explicit(&child_counter, 0, memory_order_relaxed);
+}
+
+void mproc__next_identity(uint32_t *ids, uint32_t *len)
+{
+	const mproc_process *cur = mproc__current();
+	uint32_t n = cur->identity_len;
+	memcpy(ids, cur->identity, n * sizeof(*ids));
+	/* Relaxed: the counter only has to hand out distinct numbers. */
+	uint32_t next = atomic_fetch_add_explicit(&child_counter, 1,
+						  memory_order_relaxed) + 1;
+	if (n < MPROC__IDENTITY_MAX)
+		ids[n++] = next;
+	*len = n;
+}
+
+/* A re-executed image was started through /proc/self/exe, which makes
+ * the kernel name it "exe" in ps and top; give it the program's name
+ * back (argv[0] is the executable's path, see spawn.c). */
+static void restore_comm(const char *argv0)
+{
+	const char *slash = strrchr(argv0, '/');
+	prctl(PR_SET_NAME, slash ? slash + 1 : argv0, 0, 0, 0);
+}
+
+MPROC_API int mproc_main(int argc, char **argv)
+{
+	main_called = true;
+	if (argc >= 3 && argv && argv[0] && argv[1] && argv[2]) {
+		if (!strcmp(argv[1], MPROC__ARG_SPAWN) ||
+		    !strcmp(argv[1], MPROC__ARG_FORKSERVER))
+			restore_comm(argv[0]);
+		if (!strcmp(argv[1], MPROC__ARG_SPAWN))
+			mproc__spawn_child_main(argv[2]);
+		if (!strcmp(argv[1], MPROC__ARG_FORKSERVER))
+			mproc__forkserver_main(argv[2]);
+	}
+	return 0;
+}
+
+MPROC_API mproc_process *mproc_current_process(void)
+{
+	return mproc__current();
+}
+
+MPROC_API const char *mproc_current_process_name(void)
+{
+	return mproc_process_name(mproc__current());
+}
+
+MPROC_API int mproc_parent_pid(void)
+{
+	return current_proc ? (int)parent_pid : 0;
+}
+
+int mproc__current_key_error(void)
+{
+	mproc__current();
+	return current_proc ? 0 : main_key_err;
+}
+
+MPROC_API int mproc_cpu_count(void)
+{
+	/* The affinity mask may be larger than cpu_set_t on big machines:
+	 * grow until the kernel accepts the size. */
+	for (int ncpu = 1024; ncpu <= (1 << 22); ncpu *= 2) {
+		cpu_set_t *set = CPU_ALLOC((size_t)ncpu);
+		if (!set)
+			return -ENOMEM;
+		size_t sz = CPU_ALLOC_SIZE((size_t)ncpu);
+		if (sched_getaffinity(0, sz, set) == 0) {
+			int n = CPU_COUNT_S(sz, set);
+			CPU_FREE(set);
+			return n;
+		}
+		int err = errno;
+		CPU_FREE(set);
+		if (err != EINVAL)
+			return -err;
+	}
+	return -EINVAL;
+}

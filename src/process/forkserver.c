@@ -1,0 +1,686 @@
+/*
+ * The forkserver start method.
+ *
+ * The server is a fresh image of the program (spawned like a spawn child,
+ * entered through mproc_main) that runs one single-threaded loop: it forks
+ * a child for each request and reports each child's end.  Children forked
+ * from it start from a small, clean, single-threaded image, so they have
+ * none of the fork-with-threads hazards, at a fraction of spawn's cost.
+ *
+ * Protocol.  The owner (the process that started the server) keeps one end
+ * of a SOCK_SEQPACKET socketpair, the control socket.  A request is one or
+ * more messages (SCM_RIGHTS carries at most 253 descriptors per message)
+ * holding descriptors and, for each, the number it must have in the child:
+ *   - a new per-child status socket (role STATUS),
+ *   - a memfd with the start data (role BOOT, see boot.c),
+ *   - the owner's stdin, stdout and stderr, to become 0, 1, 2,
+ *   - the anonymous segments, to keep their numbers.
+ * The server forks; the child installs the descriptors and runs the body.
+ * On the status socket the server answers at once with the child's pid and
+ * a pidfd for it (made by the server, the child's real parent, before it
+ * could have been reaped, so it always refers to the right process), and
+ * later with the exit code (the wait status turned into Python's form),
+ * after which it closes its end.
+ *
+ * So the owner's sentinel for a forkserver child is its end of the status
+ * socket: it becomes readable when the exit code is there to read (or, if
+ * the server itself died, at end-of-file).  Signals go through the pidfd.
+ *
+ * The server exits when the control socket reaches end-of-file, i.e. when
+ * the owner has exited or died; daemon children die with it through
+ * PR_SET_PDEATHSIG, as they would with a spawn or fork parent.  A child
+ * forked by the owner (fork method, or a plain fork) closes its copy of the
+ * control socket and starts its own server if it needs one.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "process/internal.h"
+
+#ifndef P_PIDFD
+#define P_PIDFD 3
+#endif
+
+#define REQ_MAGIC 0x5152534du    /* "MSRQ" */
+#define REPLY_MAGIC 0x5052534du  /* "MSRP" */
+#define STATUS_MAGIC 0x5453534du /* "MSST" */
+#define FDS_PER_MSG 250          /* below the kernel's SCM_MAX_FD (253) */
+#define MAX_REQ_FDS (1u << 20)
+
+#define ROLE_STATUS (-1)
+#define ROLE_BOOT (-2)
+
+struct req_hdr {
+	uint32_t magic;
+	uint32_t total; /* descriptors in the whole request */
+	uint32_t count; /* descriptors in this message */
+	int32_t targets[FDS_PER_MSG];
+};
+
+struct reply {
+	uint32_t magic;
+	int32_t pid; /* > 0, or a negative errno */
+};
+
+struct status_msg {
+	uint32_t magic;
+	int32_t exitcode;
+};
+
+/* ---- owner side -------------------------------------------------------- */
+
+/* Guards the server's state and keeps the messages of one request
+ * together on the control socket. */
+static pthread_mutex_t fs_lock = PTHREAD_MUTEX_INITIALIZER;
+static int fs_ctl = -1;
+static pid_t fs_pid;
+static int fs_pidfd = -1;
+
+void mproc__forkserver_atfork(int phase)
+{
+	if (phase == 0) {
+		pthread_mutex_lock(&fs_lock);
+		return;
+	}
+	if (phase == 2) {
+		/* The server belongs to the parent. */
+		if (fs_ctl >= 0)
+			close(fs_ctl);
+		if (fs_pidfd >= 0)
+			close(fs_pidfd);
+		fs_ctl = fs_pidfd = -1;
+		fs_pid = 0;
+	}
+	pthread_mutex_unlock(&fs_lock);
+}
+
+pid_t mproc__forkserver_pid(void)
+{
+	pthread_mutex_lock(&fs_lock);
+	pid_t pid = fs_ctl >= 0 ? fs_pid : 0;
+	pthread_mutex_unlock(&fs_lock);
+	return pid;
+}
+
+static int start_server_locked(void)
+{
+	int sv[2];
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
+		return -errno;
+	pid_t pid;
+	int rc = mproc__spawn_self(MPROC__ARG_FORKSERVER, sv[1], NULL, 0, &pid);
+	close(sv[1]);
+	if (rc) {
+		close(sv[0]);
+		return rc;
+	}
+	fs_ctl = sv[0];
+	fs_pid = pid;
+	fs_pidfd = mproc__pidfd_open(pid);
+	return 0;
+}
+
+static void stop_server_locked(void)
+{
+	if (fs_ctl >= 0)
+		close(fs_ctl);
+	fs_ctl = -1;
+	/* The server is broken or gone; make sure it is gone and reap it so
+	 * it does not stay a zombie. */
+	if (fs_pidfd >= 0) {
+		syscall(SYS_pidfd_send_signal, fs_pidfd, SIGKILL, NULL, 0);
+		siginfo_t si;
+		while (waitid((idtype_t)P_PIDFD, (id_t)fs_pidfd, &si, WEXITED) < 0 &&
+		       errno == EINTR)
+			;
+		close(fs_pidfd);
+	}
+	fs_pidfd = -1;
+	fs_pid = 0;
+}
+
+/* Send a request; *partial tells whether some of it went out before an
+ * error (then the stream is out of step and the server must go). */
+static int send_request_locked(const int *fds, const int32_t *targets,
+			       size_t n, bool *partial)
+{
+	*partial = false;
+	for (size_t off = 0; off < n; off += FDS_PER_MSG) {
+		size_t cnt = n - off < FDS_PER_MSG ? n - off : FDS_PER_MSG;
+		struct req_hdr h;
+		h.magic = REQ_MAGIC;
+		h.total = (uint32_t)n;
+		h.count = (uint32_t)cnt;
+		memcpy(h.targets, targets + off, cnt * sizeof(int32_t));
+		struct iovec iov = {
+			.iov_base = &h,
+			.iov_len = offsetof(struct req_hdr, targets) +
+				   cnt * sizeof(int32_t),
+		};
+		union {
+			char buf[CMSG_SPACE(sizeof(int) * FDS_PER_MSG)];
+			struct cmsghdr align;
+		} cm;
+		memset(&cm, 0, sizeof(cm));
+		struct msghdr msg = {
+			.msg_iov = &iov,
+			.msg_iovlen = 1,
+			.msg_control = cm.buf,
+			.msg_controllen = CMSG_SPACE(sizeof(int) * cnt),
+		};
+		struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
+		c->cmsg_level = SOL_SOCKET;
+		c->cmsg_type = SCM_RIGHTS;
+		c->cmsg_len = CMSG_LEN(sizeof(int) * cnt);
+		memcpy(CMSG_DATA(c), fds + off, sizeof(int) * cnt);
+		ssize_t k;
+		do
+			k = sendmsg(fs_ctl, &msg, MSG_NOSIGNAL);
+		while (k < 0 && errno == EINTR);
+		if (k < 0)
+			return -errno;
+		*partial = true;
+	}
+	return 0;
+}
+
+/* Receive one message and at most one descriptor (-1 if none came). */
+static ssize_t recv_with_fd(int sock, void *buf, size_t len, int *fd, int flags)
+{
+	union {
+		char buf[CMSG_SPACE(sizeof(int) * 4)];
+		struct cmsghdr align;
+	} cm;
+	struct iovec iov = { .iov_base = buf, .iov_len = len };
+	struct msghdr msg = {
+		.msg_iov = &iov,
+		.msg_iovlen = 1,
+		.msg_control = cm.buf,
+		.msg_controllen = sizeof(cm.buf),
+	};
+	*fd = -1;
+	ssize_t k;
+	do
+		k = recvmsg(sock, &msg, MSG_CMSG_CLOEXEC | flags);
+	while (k < 0 && errno == EINTR);
+	if (k < 0)
+		return -errno;
+	for (struct cmsghdr *c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c)) {
+		if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
+			continue;
+		size_t nfd = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+		for (size_t i = 0; i < nfd; i++) {
+			int got;
+			memcpy(&got, CMSG_DATA(c) + i * sizeof(int), sizeof(int));
+			if (*fd < 0)
+				*fd = got;
+			else
+				close(got);
+		}
+	}
+	return k;
+}
+
+int mproc__forkserver_start(mproc_process *p)
+{
+	int *mem;
+	size_t nmem;
+	int rc = mproc__inheritable_fds(&mem, &nmem);
+	if (rc)
+		return rc;
+	int boot = mproc__boot_write(p, mem, nmem);
+	if (boot < 0) {
+		free(mem);
+		return boot;
+	}
+	int sv[2] = { -1, -1 };
+	int *fds = malloc((nmem + 5) * sizeof(*fds));
+	int32_t *targets = malloc((nmem + 5) * sizeof(*targets));
+	if (!fds || !targets) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0) {
+		rc = -errno;
+		goto out;
+	}
+	size_t n = 0;
+	fds[n] = sv[1];
+	targets[n++] = ROLE_STATUS;
+	fds[n] = boot;
+	targets[n++] = ROLE_BOOT;
+	/* The child writes where we write now, not where the server's
+	 * stdio pointed when it was started; a closed one stays closed. */
+	for (int s = 0; s <= 2; s++)
+		if (fcntl(s, F_GETFD) >= 0) {
+			fds[n] = s;
+			targets[n++] = s;
+		}
+	for (size_t i = 0; i < nmem; i++) {
+		fds[n] = mem[i];
+		targets[n++] = mem[i];
+	}
+	fflush(stdout);
+	fflush(stderr);
+
+	pthread_mutex_lock(&fs_lock);
+	for (int attempt = 0; attempt < 2; attempt++) {
+		if (fs_ctl < 0 && (rc = start_server_locked()) != 0)
+			break;
+		bool partial;
+		rc = send_request_locked(fds, targets, n, &partial);
+		if (!rc)
+			break;
+		/* A dead server shows up as EPIPE/ECONNRESET: start a new
+		 * one and try once more. */
+		stop_server_locked();
+		if (partial || (rc != -EPIPE && rc != -ECONNRESET &&
+				rc != -ENOTCONN && rc != -ECONNREFUSED))
+			break;
+		rc = -EPIPE;
+	}
+	pthread_mutex_unlock(&fs_lock);
+	close(sv[1]);
+	sv[1] = -1;
+	if (rc)
+		goto out;
+
+	struct reply r = { 0, 0 };
+	int pidfd;
+	ssize_t k = recv_with_fd(sv[0], &r, sizeof(r), &pidfd, 0);
+	if (k != (ssize_t)sizeof(r) || r.magic != REPLY_MAGIC || r.pid == 0 ||
+	    (r.pid > 0 && pidfd < 0)) {
+		/* End-of-file: the server died before answering. */
+		rc = k == 0 ? -EPIPE : k < 0 ? (int)k : -EPROTO;
+		if (pidfd >= 0)
+			close(pidfd);
+		goto out;
+	}
+	if (r.pid < 0) {
+		rc = r.pid;
+		if (pidfd >= 0)
+			close(pidfd);
+		goto out;
+	}
+	p->pid = r.pid;
+	p->pidfd = pidfd;
+	p->status_fd = sv[0];
+	p->server_lost = false;
+	sv[0] = -1;
+	rc = 0;
+out:
+	if (sv[0] >= 0)
+		close(sv[0]);
+	if (sv[1] >= 0)
+		close(sv[1]);
+	close(boot);
+	free(fds);
+	free(targets);
+	free(mem);
+	return rc;
+}
+
+int mproc__forkserver_poll_status(mproc_process *p)
+{
+	if (!p->server_lost) {
+		struct status_msg m;
+		ssize_t k;
+		do
+			k = recv(p->status_fd, &m, sizeof(m), MSG_DONTWAIT);
+		while (k < 0 && errno == EINTR);
+		if (k == (ssize_t)sizeof(m) && m.magic == STATUS_MAGIC) {
+			p->exitcode = m.exitcode;
+			p->done = true;
+			return 1;
+		}
+		if (k < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+			return 0;
+		/* End-of-file or garbage: the server is gone and the status
+		 * with it.  From now on only the pidfd tells us anything. */
+		p->server_lost = true;
+	}
+	struct pollfd pfd = { .fd = p->pidfd, .events = POLLIN };
+	if (poll(&pfd, 1, 0) > 0) {
+		p->done = true;
+		p->exit_err = -MPROC_EPEERDIED;
+		return 1;
+	}
+	return 0;
+}
+
+/* ---- server side ------------------------------------------------------- */
+
+struct kid {
+	pid_t pid;
+	int pidfd;
+	int status_fd;
+};
+
+static char saved_comm[17];
+
+static void report(struct kid *k)
+{
+	siginfo_t si;
+	memset(&si, 0, sizeof(si));
+	int rc;
+	while ((rc = waitid((idtype_t)P_PIDFD, (id_t)k->pidfd, &si, WEXITED)) < 0 &&
+	       errno == EINTR)
+		;
+	if (rc == 0) {
+		struct status_msg m = {
+			.magic = STATUS_MAGIC,
+			.exitcode = si.si_code == CLD_EXITED ? si.si_status
+							     : -si.si_status,
+		};
+		/* The owner may be gone; then there is nobody to tell. */
+		send(k->status_fd, &m, sizeof(m), MSG_NOSIGNAL | MSG_DONTWAIT);
+	}
+	close(k->status_fd);
+	close(k->pidfd);
+}
+
+static _Noreturn void child_fail(const char *what, int err)
+{
+	fprintf(stderr, "mproc: forkserver child %d cannot start: %s%s%s\n",
+		(int)getpid(), what, err ? ": " : "",
+		err ? mproc_strerror(err) : "");
+	_exit(MPROC_EXIT_BOOTSTRAP);
+}
+
+/* In the freshly forked child: put the received descriptors where they
+ * belong, drop everything of the server's, and run the body. */
+static _Noreturn void child_main(int *fds, const int32_t *targets, size_t n,
+				 pid_t server)
+{
+	/* 1. Move what we keep above every target number, so that installing
+	 * one cannot overwrite another still to be installed. */
+	int hi = 3;
+	for (size_t i = 0; i < n; i++)
+		if (targets[i] >= hi)
+			hi = targets[i] + 1;
+	int boot = -1;
+	for (size_t i = 0; i < n; i++) {
+		if (targets[i] == ROLE_STATUS) {
+			fds[i] = -1; /* the server's business */
+			continue;
+		}
+		int m = fcntl(fds[i], F_DUPFD_CLOEXEC, hi);
+		if (m < 0)
+			child_fail("moving descriptors", -errno);
+		fds[i] = m;
+		if (targets[i] == ROLE_BOOT)
+			boot = m;
+	}
+	/* 2. Close everything else: the server's stdio, its control socket,
+	 * other children's descriptors, the originals of the moved ones. */
+	int *keep = malloc(n * sizeof(*keep));
+	if (!keep)
+		child_fail("out of memory", 0);
+	size_t nk = 0;
+	for (size_t i = 0; i < n; i++)
+		if (fds[i] >= 0)
+			keep[nk++] = fds[i];
+	for (size_t i = 1; i < nk; i++) /* insertion sort: n is small */
+		for (size_t j = i; j > 0 && keep[j - 1] > keep[j]; j--) {
+			int t = keep[j];
+			keep[j] = keep[j - 1];
+			keep[j - 1] = t;
+		}
+	unsigned from = 0;
+	for (size_t i = 0; i < nk; i++) {
+		if ((unsigned)keep[i] > from)
+			close_range(from, (unsigned)keep[i] - 1, 0);
+		from = (unsigned)keep[i] + 1;
+	}
+	close_range(from, ~0u, 0);
+	free(keep);
+	/* 3. Install at the target numbers; dup2 leaves the new descriptor
+	 * without close-on-exec, right for stdio; segments get it back, as
+	 * in a spawned child. */
+	for (size_t i = 0; i < n; i++) {
+		if (targets[i] < 0)
+			continue;
+		if (dup2(fds[i], targets[i]) < 0)
+			child_fail("installing descriptors", -errno);
+		if (targets[i] > 2)
+			fcntl(targets[i], F_SETFD, FD_CLOEXEC);
+	}
+	for (size_t i = 0; i < n; i++)
+		if (targets[i] >= 0)
+			close(fds[i]);
+	/* 4. Undo what the server changed for itself. */
+	signal(SIGINT, SIG_DFL);
+	prctl(PR_SET_NAME, saved_comm, 0, 0, 0);
+
+	char why[512] = "";
+	mproc_process *self;
+	pid_t parent;
+	int *segs;
+	size_t nsegs;
+	int rc = mproc__boot_read(boot, &self, &parent, &segs, &nsegs, why,
+				  sizeof(why));
+	close(boot);
+	if (rc)
+		child_fail(why, rc == -MPROC_ENOSYMBOL ? 0 : rc);
+	free(segs);
+	if (self->daemon)
+		mproc__die_with_parent(server);
+	mproc__become(self, parent);
+	mproc__child_run(self, false);
+}
+
+static void close_all(int *fds, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (fds[i] >= 0)
+			close(fds[i]);
+}
+
+/* Serve one request.  Returns 0, or -1 when the control socket is at
+ * end-of-file or out of step (the server then exits). */
+static int serve(int ctl, struct kid **kids, size_t *nkids, size_t *cap)
+{
+	int *fds = NULL;
+	int32_t *targets = NULL;
+	size_t total = 0, got = 0;
+	do {
+		struct req_hdr h;
+		int cfds[FDS_PER_MSG];
+		union {
+			char buf[CMSG_SPACE(sizeof(int) * FDS_PER_MSG)];
+			struct cmsghdr align;
+		} cm;
+		struct iovec iov = { .iov_base = &h, .iov_len = sizeof(h) };
+		struct msghdr msg = {
+			.msg_iov = &iov,
+			.msg_iovlen = 1,
+			.msg_control = cm.buf,
+			.msg_controllen = sizeof(cm.buf),
+		};
+		ssize_t k;
+		do
+			k = recvmsg(ctl, &msg, MSG_CMSG_CLOEXEC);
+		while (k < 0 && errno == EINTR);
+		size_t nc = 0;
+		if (k > 0) {
+			for (struct cmsghdr *c = CMSG_FIRSTHDR(&msg); c;
+			     c = CMSG_NXTHDR(&msg, c)) {
+				if (c->cmsg_level != SOL_SOCKET ||
+				    c->cmsg_type != SCM_RIGHTS)
+					continue;
+				size_t m = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+				for (size_t i = 0; i < m; i++) {
+					int fd;
+					memcpy(&fd, CMSG_DATA(c) + i * sizeof(int),
+					       sizeof(int));
+					if (nc < FDS_PER_MSG)
+						cfds[nc++] = fd;
+					else
+						close(fd);
+				}
+			}
+		}
+		size_t hsz = offsetof(struct req_hdr, targets);
+		bool ok = k >= (ssize_t)hsz && !(msg.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) &&
+			  h.magic == REQ_MAGIC && h.count <= FDS_PER_MSG &&
+			  (size_t)k == hsz + h.count * sizeof(int32_t) &&
+			  nc == h.count && h.total >= 2 && h.total <= MAX_REQ_FDS &&
+			  (got == 0 || h.total == total) && got + h.count <= h.total;
+		if (ok && got == 0) {
+			total = h.total;
+			fds = malloc(total * sizeof(*fds));
+			targets = malloc(total * sizeof(*targets));
+			ok = fds && targets;
+		}
+		if (!ok) {
+			close_all(cfds, nc);
+			close_all(fds, got);
+			free(fds);
+			free(targets);
+			return -1;
+		}
+		memcpy(fds + got, cfds, nc * sizeof(int));
+		memcpy(targets + got, h.targets, nc * sizeof(int32_t));
+		got += nc;
+	} while (got < total);
+
+	ssize_t status_i = -1, boot_i = -1;
+	bool bad = false;
+	for (size_t i = 0; i < total; i++) {
+		if (targets[i] == ROLE_STATUS && status_i < 0)
+			status_i = (ssize_t)i;
+		else if (targets[i] == ROLE_BOOT && boot_i < 0)
+			boot_i = (ssize_t)i;
+		else if (targets[i] < 0)
+			bad = true; /* a role twice, or an unknown one */
+	}
+	if (bad || status_i < 0 || boot_i < 0) {
+		close_all(fds, total);
+		free(fds);
+		free(targets);
+		return -1;
+	}
+	int status_fd = fds[status_i];
+
+	pid_t server = getpid();
+	pid_t pid = fork();
+	if (pid == 0)
+		child_main(fds, targets, total, server);
+	int err = pid < 0 ? -errno : 0;
+	int pidfd = -1;
+	if (!err && (pidfd = mproc__pidfd_open(pid)) < 0) {
+		err = pidfd;
+		kill(pid, SIGKILL);
+		while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
+			;
+	}
+	struct reply r = { .magic = REPLY_MAGIC, .pid = err ? err : pid };
+	struct iovec iov = { .iov_base = &r, .iov_len = sizeof(r) };
+	union {
+		char buf[CMSG_SPACE(sizeof(int))];
+		struct cmsghdr align;
+	} cm;
+	memset(&cm, 0, sizeof(cm));
+	struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1 };
+	if (!err) {
+		msg.msg_control = cm.buf;
+		msg.msg_controllen = sizeof(cm.buf);
+		struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
+		c->cmsg_level = SOL_SOCKET;
+		c->cmsg_type = SCM_RIGHTS;
+		c->cmsg_len = CMSG_LEN(sizeof(int));
+		memcpy(CMSG_DATA(c), &pidfd, sizeof(int));
+	}
+	/* If the owner is gone the child still runs; keep watching it. */
+	sendmsg(status_fd, &msg, MSG_NOSIGNAL);
+
+	fds[status_i] = -1;
+	close_all(fds, total);
+	free(fds);
+	free(targets);
+	if (err) {
+		close(status_fd);
+		return 0;
+	}
+	if (*nkids == *cap) {
+		size_t nc = *cap ? *cap * 2 : 16;
+		struct kid *nk = realloc(*kids, nc * sizeof(*nk));
+		if (!nk) {
+			/* Cannot track it: report it as lost rather than
+			 * leave the owner waiting on a status that never
+			 * comes. */
+			close(status_fd);
+			close(pidfd);
+			return 0;
+		}
+		*kids = nk;
+		*cap = nc;
+	}
+	(*kids)[(*nkids)++] = (struct kid){ pid, pidfd, status_fd };
+	return 0;
+}
+
+_Noreturn void mproc__forkserver_main(const char *fdstr)
+{
+	int ctl = mproc__parse_fd(fdstr);
+	int fl = ctl >= 0 ? fcntl(ctl, F_GETFD) : -1;
+	if (fl < 0) {
+		fprintf(stderr, "mproc: forkserver: bad control descriptor\n");
+		_exit(MPROC_EXIT_BOOTSTRAP);
+	}
+	fcntl(ctl, F_SETFD, fl | FD_CLOEXEC);
+	prctl(PR_GET_NAME, saved_comm, 0, 0, 0);
+	prctl(PR_SET_NAME, "mproc-forksrv", 0, 0, 0);
+	/* This process runs no application code, so its signal handling is
+	 * ours to choose: Ctrl-C reaches the whole foreground process group,
+	 * and it is for the owner, not the server, to react. */
+	signal(SIGINT, SIG_IGN);
+
+	struct kid *kids = NULL;
+	size_t nkids = 0, cap = 0;
+	struct pollfd *pfds = NULL;
+	size_t pcap = 0;
+	for (;;) {
+		if (pcap < nkids + 1) {
+			size_t nc = (nkids + 1) * 2;
+			struct pollfd *np = realloc(pfds, nc * sizeof(*np));
+			if (!np)
+				_exit(1);
+			pfds = np;
+			pcap = nc;
+		}
+		pfds[0] = (struct pollfd){ .fd = ctl, .events = POLLIN };
+		for (size_t i = 0; i < nkids; i++)
+			pfds[i + 1] = (struct pollfd){ .fd = kids[i].pidfd,
+						       .events = POLLIN };
+		size_t polled = nkids;
+		int n = poll(pfds, polled + 1, -1);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			_exit(1);
+		}
+		/* Backwards, so that moving the last entry into a freed
+		 * slot never moves one not yet looked at. */
+		for (size_t i = polled; i-- > 0;) {
+			if (!pfds[i + 1].revents)
+				continue;
+			report(&kids[i]);
+			kids[i] = kids[--nkids];
+		}
+		if (pfds[0].revents && serve(ctl, &kids, &nkids, &cap) < 0)
+			_exit(0);
+	}
+}
