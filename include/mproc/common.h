@@ -33,6 +33,10 @@
 
 MPROC_BEGIN_DECLS
 
+/** A start-method context (Python's get_context()); see mproc/process.h.
+ *  Declared here because every creating call can take one. */
+typedef struct mproc_context mproc_context;
+
 /** Timeout value meaning "wait without limit". */
 #define MPROC_FOREVER ((int64_t)-1)
 /** Timeout value meaning "never block". */

@@ -111,6 +111,11 @@ struct mproc_pipe_attr {
 	/** For tests: the rings' indices start here (e.g. near 2^32 or
 	 *  2^64) to exercise wrap-around.  0 for normal use. */
 	uint64_t initial_index;
+	/** The context the pipe is made for, as Python's ctx.Pipe(); NULL for
+	 *  the default.  Connections work the same with children of every
+	 *  start method (export/import for spawn and forkserver), so the
+	 *  context changes nothing in the pipe itself. */
+	const mproc_context *ctx;
 };
 
 /** mproc_pipe_attr_init - fill @attr with the defaults (all zero). */

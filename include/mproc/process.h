@@ -86,8 +86,8 @@ MPROC_BEGIN_DECLS
  *  image); a message goes to stderr. */
 #define MPROC_EXIT_BOOTSTRAP 127
 
-/** A start method and everything created through it. */
-typedef struct mproc_context mproc_context;
+/* mproc_context (a start method and everything created through it) is
+ * declared in mproc/common.h, because queues and pipes take one too. */
 /** A process object: a child to be started, running or finished, or the
  *  current process (mproc_current_process). */
 typedef struct mproc_process mproc_process;

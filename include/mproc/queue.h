@@ -80,6 +80,12 @@ struct mproc_queue_attr {
 	/** For tests: the indices start here, e.g. near 2^32 or 2^64, to
 	 *  exercise wrap-around.  0 for normal use. */
 	uint64_t initial_index;
+	/** The context the queue is made for, as Python's ctx.Queue(); NULL
+	 *  for the default.  A queue lives in shared memory and works the
+	 *  same with children of every start method, so the context changes
+	 *  nothing in the queue itself; it is accepted so that code written
+	 *  against contexts keeps one shape. */
+	const mproc_context *ctx;
 };
 
 /** mproc_queue_attr_init - fill @attr with the defaults (all zero). */
