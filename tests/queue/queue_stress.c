@@ -46,6 +46,21 @@ struct cfg {
 	int batch;               /* use put_many/get_many with this many */
 };
 
+/* In the sleeper tests every blocking call should finish within
+ * milliseconds: the peer is never stalled for long.  The meson test stretches
+ * the futex sleep slice (MPROC_TEST_WAIT_SLICE_NS), so a lost wake-up
+ * leaves the sleeper asleep until its call's deadline; a call that takes
+ * longer than this is reported as a lost wake-up. */
+#define CALL_TIMEOUT (5 * MPROC_SEC)
+#define LOST_WAKEUP_NS (2 * MPROC_SEC)
+
+static int64_t now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
 static uint64_t mix(uint64_t x)
 {
 	x ^= x >> 33;
@@ -110,8 +125,14 @@ static void producer(mproc_queue *q, const struct cfg *c, uint32_t id)
 			s += (uint64_t)k;
 		} else {
 			size_t len = fill(buf, c, id, s);
-			if (mproc_queue_put(q, buf, len, 30 * MPROC_SEC) != (ssize_t)len)
+			int64_t t0 = now_ns();
+			if (mproc_queue_put(q, buf, len, c->gap_us ? CALL_TIMEOUT
+							  : 30 * MPROC_SEC) != (ssize_t)len)
 				_exit(11);
+			if (c->gap_us && now_ns() - t0 > LOST_WAKEUP_NS) {
+				fprintf(stderr, "producer %u: lost wake-up\n", id);
+				_exit(12);
+			}
 			s++;
 		}
 		if (c->gap_us) {
@@ -164,7 +185,14 @@ static void consumer(mproc_queue *q, const struct cfg *c, struct shared *sh,
 		if (c->batch > 0) {
 			k = mproc_queue_get_many(q, iov, lens, (size_t)batch, 30 * MPROC_SEC);
 		} else {
-			k = mproc_queue_get(q, iov[0].iov_base, c->max_len, 30 * MPROC_SEC);
+			int64_t t0 = now_ns();
+			k = mproc_queue_get(q, iov[0].iov_base, c->max_len,
+					    c->gap_us ? CALL_TIMEOUT : 30 * MPROC_SEC);
+			if (c->gap_us && now_ns() - t0 > LOST_WAKEUP_NS) {
+				fprintf(stderr, "consumer %d: lost wake-up\n", id);
+				atomic_fetch_add(&sh->errors, 1);
+				_exit(19);
+			}
 			if (k >= 0) {
 				lens[0] = (size_t)k;
 				k = 1;
@@ -319,7 +347,8 @@ Test(queue_stress, mpmc_3x3_batch, .timeout = 300)
 }
 
 /* Lost wake-ups: consumers keep going to sleep because producers pause at
- * random between messages; any -ETIMEDOUT (30 s) is a lost wake-up. */
+ * random between messages; a call that sleeps past LOST_WAKEUP_NS is a
+ * lost wake-up (see CALL_TIMEOUT). */
 Test(queue_stress, sleepers_spsc, .timeout = 300)
 {
 	struct cfg c = { .flags = MPROC_QUEUE_SPSC, .capacity = 4096,
