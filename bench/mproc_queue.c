@@ -69,7 +69,7 @@ static int make_queue(const struct bench_case *c, unsigned flags,
 	a.capacity = ring_bytes(c->msg_size);
 	if (!(flags & MPROC_QUEUE_SPSC) && a.capacity < 64 * (c->msg_size + 16))
 		a.capacity = 64 * (c->msg_size + 16);
-	int rc = mproc_queue_create(q, &a);
+	int rc = mproc_queue_create(&a, q);
 	if (rc)
 		snprintf(note, note_len, "mproc_queue_create: %s",
 			 mproc_strerror(rc));
@@ -361,8 +361,8 @@ static int run_lat(struct bench_case *c, struct bench_sample *s, unsigned flags)
 	a.flags = MPROC_QUEUE_SPSC | flags;
 	a.capacity = 4096;
 	a.max_msg = 64;
-	int rc = mproc_queue_create(&p.fwd, &a);
-	if (!rc && (rc = mproc_queue_create(&p.back, &a)) != 0)
+	int rc = mproc_queue_create(&a, &p.fwd);
+	if (!rc && (rc = mproc_queue_create(&a, &p.back)) != 0)
 		mproc_queue_free(p.fwd);
 	if (rc) {
 		snprintf(s->note, sizeof s->note, "create: %s", mproc_strerror(rc));

@@ -17,7 +17,7 @@
 static int foo(void *arg, size_t len)
 {
 	mproc_queue *q;
-	if (!len || mproc_queue_import(&q, arg, 0))
+	if (!len || mproc_queue_import(arg, 0, &q))
 		return 1;
 	printf("Started a new process: (%d)\n", (int)getpid());
 	ssize_t rc = mproc_queue_put(q, "Python", 6, MPROC_FOREVER);
@@ -36,7 +36,7 @@ int main(int argc, char **argv)
 		return 1;
 	mproc_queue *q;
 	char token[MPROC_QUEUE_TOKEN_MAX];
-	if (mproc_queue_create(&q, NULL) ||
+	if (mproc_queue_create(NULL, &q) ||
 	    mproc_queue_export(q, token, sizeof(token)) < 0)
 		return 1;
 	/* mp = ctx.Process(target=foo, args=(q,)) */

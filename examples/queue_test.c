@@ -36,7 +36,7 @@ static int child(mproc_queue *q)
 int main(void)
 {
 	mproc_queue *q;
-	int rc = mproc_queue_create(&q, NULL);
+	int rc = mproc_queue_create(NULL, &q);
 	if (rc) {
 		fprintf(stderr, "queue: %s\n", mproc_strerror(rc));
 		return 1;

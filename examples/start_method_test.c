@@ -17,7 +17,7 @@
 static int foo(void *arg, size_t len)
 {
 	mproc_queue *q;
-	if (!len || mproc_queue_import(&q, arg, 0))
+	if (!len || mproc_queue_import(arg, 0, &q))
 		return 1;
 	printf("Started a new process: (%d)\n", (int)getpid());
 	/* q.put('Python') */
@@ -38,7 +38,7 @@ int main(int argc, char **argv)
 	}
 	mproc_queue *q;
 	char token[MPROC_QUEUE_TOKEN_MAX];
-	if (mproc_queue_create(&q, NULL) ||
+	if (mproc_queue_create(NULL, &q) ||
 	    mproc_queue_export(q, token, sizeof(token)) < 0)
 		return 1;
 	mproc_process *mp;

@@ -94,20 +94,23 @@ MPROC_API void mproc_queue_attr_init(struct mproc_queue_attr *attr);
 /**
  * mproc_queue_create - create an anonymous queue (memfd-backed).
  * @attr: NULL for the defaults (MPMC, 1 MiB).
+ * @out: receives the handle (output arguments come last, as in every
+ *       mproc creating call).
  * Returns 0, or -EINVAL (NULL @out, unknown flags, max_msg too large for
  * the capacity, capacity > 2^40), -ENOMEM, -EMFILE, or an errno from the
  * segment layer.  Does not block.  Thread-safe.
  */
-MPROC_API int mproc_queue_create(mproc_queue **out,
-				 const struct mproc_queue_attr *attr);
+MPROC_API int mproc_queue_create(const struct mproc_queue_attr *attr,
+				 mproc_queue **out);
 
 /**
  * mproc_queue_create_named - create a queue with a POSIX name (one leading
  * '/', no other), O_EXCL, mode 0600 unless attr->mode says otherwise.
  * Returns as mproc_queue_create, plus -EEXIST, -ENAMETOOLONG, -EACCES.
  */
-MPROC_API int mproc_queue_create_named(mproc_queue **out, const char *name,
-				       const struct mproc_queue_attr *attr);
+MPROC_API int mproc_queue_create_named(const char *name,
+				       const struct mproc_queue_attr *attr,
+				       mproc_queue **out);
 
 /**
  * mproc_queue_open - open a named queue created by another process and
@@ -116,8 +119,8 @@ MPROC_API int mproc_queue_create_named(mproc_queue **out, const char *name,
  * is -EACCES).  Returns 0, -EINVAL, -ENOENT, -EACCES, -EAGAIN (not initialised
  * yet), -EPROTOTYPE (not a queue), -EPROTONOSUPPORT, -MPROC_ECORRUPT.
  */
-MPROC_API int mproc_queue_open(mproc_queue **out, const char *name,
-			       unsigned flags);
+MPROC_API int mproc_queue_open(const char *name, unsigned flags,
+			       mproc_queue **out);
 
 /**
  * mproc_queue_export - describe an anonymous queue in a token (at most
@@ -132,8 +135,8 @@ MPROC_API int mproc_queue_export(mproc_queue *q, char *buf, size_t len);
  * 0, -EINVAL (malformed token), -EBADF (descriptor not inherited),
  * -EPROTOTYPE, -MPROC_ECORRUPT.
  */
-MPROC_API int mproc_queue_import(mproc_queue **out, const char *token,
-				 unsigned flags);
+MPROC_API int mproc_queue_import(const char *token, unsigned flags,
+				 mproc_queue **out);
 
 /**
  * mproc_queue_put - copy one message of @len bytes into the queue,

@@ -193,8 +193,8 @@ static int attach(mproc_queue *q, mproc_shm *seg, unsigned handle_flags)
 	return 0;
 }
 
-static int create(mproc_queue **out, const char *name,
-		  const struct mproc_queue_attr *attr)
+static int create(const char *name, const struct mproc_queue_attr *attr,
+		  mproc_queue **out)
 {
 	if (!out)
 		return -EINVAL;
@@ -243,18 +243,19 @@ static int create(mproc_queue **out, const char *name,
 	return 0;
 }
 
-MPROC_API int mproc_queue_create(mproc_queue **out,
-				 const struct mproc_queue_attr *attr)
+MPROC_API int mproc_queue_create(const struct mproc_queue_attr *attr,
+				 mproc_queue **out)
 {
-	return create(out, NULL, attr);
+	return create(NULL, attr, out);
 }
 
-MPROC_API int mproc_queue_create_named(mproc_queue **out, const char *name,
-				       const struct mproc_queue_attr *attr)
+MPROC_API int mproc_queue_create_named(const char *name,
+				       const struct mproc_queue_attr *attr,
+				       mproc_queue **out)
 {
 	if (!name)
 		return -EINVAL;
-	return create(out, name, attr);
+	return create(name, attr, out);
 }
 
 static int adopt(mproc_queue **out, mproc_shm *seg, unsigned flags)
@@ -274,8 +275,8 @@ static int adopt(mproc_queue **out, mproc_shm *seg, unsigned flags)
 	return 0;
 }
 
-MPROC_API int mproc_queue_open(mproc_queue **out, const char *name,
-			       unsigned flags)
+MPROC_API int mproc_queue_open(const char *name, unsigned flags,
+			       mproc_queue **out)
 {
 	if (!out || (flags & ~(MPROC_QUEUE_BUSY_POLL |
 			       MPROC_QUEUE_ALLOW_FOREIGN_OWNER)))
@@ -296,8 +297,8 @@ MPROC_API int mproc_queue_export(mproc_queue *q, char *buf, size_t len)
 	return mproc_shm_export(q->seg, buf, len);
 }
 
-MPROC_API int mproc_queue_import(mproc_queue **out, const char *token,
-				 unsigned flags)
+MPROC_API int mproc_queue_import(const char *token, unsigned flags,
+				 mproc_queue **out)
 {
 	if (!out || (flags & ~MPROC_QUEUE_BUSY_POLL))
 		return -EINVAL;

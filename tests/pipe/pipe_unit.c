@@ -489,7 +489,7 @@ Test(pipe, wait_mixed_objects)
 	make(&a1, &b1, true, 0);
 	make(&a2, &b2, false, 0);
 	mproc_queue *q;
-	cr_assert_eq(mproc_queue_create(&q, NULL), 0);
+	cr_assert_eq(mproc_queue_create(NULL, &q), 0);
 	int go[2];
 	cr_assert_eq(pipe(go), 0);
 	pid_t pid = fork();

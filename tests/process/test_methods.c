@@ -551,7 +551,7 @@ static int queue_echo(void *arg, size_t len)
 	if (len != sizeof(a))
 		return 1;
 	memcpy(&a, arg, sizeof(a));
-	if (mproc_queue_import(&in, a.in, 0) || mproc_queue_import(&out, a.out, 0))
+	if (mproc_queue_import(a.in, 0, &in) || mproc_queue_import(a.out, 0, &out))
 		return 2;
 	char buf[64];
 	int rc = 0;
@@ -572,8 +572,8 @@ Test(shm, queues_created_before_start_work_in_the_child, .timeout = 60)
 	for (int m = 0; m < N_METHODS; m++) {
 		mproc_queue *to_child, *to_parent;
 		struct echo_arg a;
-		cr_assert_eq(mproc_queue_create(&to_child, NULL), 0);
-		cr_assert_eq(mproc_queue_create(&to_parent, NULL), 0);
+		cr_assert_eq(mproc_queue_create(NULL, &to_child), 0);
+		cr_assert_eq(mproc_queue_create(NULL, &to_parent), 0);
 		cr_assert_gt(mproc_queue_export(to_child, a.in, sizeof(a.in)), 0);
 		cr_assert_gt(mproc_queue_export(to_parent, a.out, sizeof(a.out)), 0);
 		mproc_process *p;

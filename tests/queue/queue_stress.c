@@ -225,7 +225,7 @@ static void run(const struct cfg *c)
 	a.max_msg = c->max_msg;
 	a.initial_index = c->initial_index;
 	mproc_queue *q;
-	cr_assert_eq(mproc_queue_create(&q, &a), 0);
+	cr_assert_eq(mproc_queue_create(&a, &q), 0);
 	uint64_t total = c->per_producer * (uint64_t)c->producers;
 	size_t words = (size_t)(total + 63) / 64;
 	size_t shsize = sizeof(struct shared) + words * 8;

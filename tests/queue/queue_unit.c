@@ -28,7 +28,7 @@ static mproc_queue *make(unsigned flags, size_t cap, size_t max)
 	a.capacity = cap;
 	a.max_msg = max;
 	mproc_queue *q = NULL;
-	int rc = mproc_queue_create(&q, &a);
+	int rc = mproc_queue_create(&a, &q);
 	cr_assert_eq(rc, 0, "create: %s", mproc_strerror(rc));
 	return q;
 }
@@ -253,16 +253,16 @@ Test(queue, bad_arguments)
 	mproc_queue_attr_init(&a);
 	cr_assert_eq(mproc_queue_create(NULL, NULL), -EINVAL);
 	a.flags = 1u << 20;
-	cr_assert_eq(mproc_queue_create(&q, &a), -EINVAL, "unknown flag");
+	cr_assert_eq(mproc_queue_create(&a, &q), -EINVAL, "unknown flag");
 	mproc_queue_attr_init(&a);
 	a.flags = MPROC_QUEUE_SPSC;
 	a.capacity = 4096;
 	a.max_msg = 4096;
-	cr_assert_eq(mproc_queue_create(&q, &a), -EINVAL, "max_msg > cap/2");
+	cr_assert_eq(mproc_queue_create(&a, &q), -EINVAL, "max_msg > cap/2");
 	a.flags = 0;
 	a.capacity = 100;
 	a.max_msg = 100;
-	cr_assert_eq(mproc_queue_create(&q, &a), -EINVAL, "not two slots");
+	cr_assert_eq(mproc_queue_create(&a, &q), -EINVAL, "not two slots");
 	cr_assert_eq(mproc_queue_put(NULL, "x", 1, 0), -EINVAL);
 	cr_assert_eq(mproc_queue_get(NULL, NULL, 0, 0), -EINVAL);
 	cr_assert_eq(mproc_queue_qsize(NULL), -EINVAL);
@@ -277,14 +277,14 @@ Test(queue, bad_arguments)
 Test(queue, defaults)
 {
 	mproc_queue *q = NULL;
-	cr_assert_eq(mproc_queue_create(&q, NULL), 0);
+	cr_assert_eq(mproc_queue_create(NULL, &q), 0);
 	cr_assert_gt(mproc_queue_max_msg(q), 0);
 	mproc_queue_free(q);
 	struct mproc_queue_attr a;
 	mproc_queue_attr_init(&a);
 	a.flags = MPROC_QUEUE_SPSC;
 	a.max_msg = 4 << 20; /* capacity grows to fit when not given */
-	cr_assert_eq(mproc_queue_create(&q, &a), 0);
+	cr_assert_eq(mproc_queue_create(&a, &q), 0);
 	cr_assert_eq(mproc_queue_max_msg(q), 4 << 20);
 	mproc_queue_free(q);
 }
@@ -299,16 +299,16 @@ static void named(unsigned flags)
 	a.flags = flags;
 	a.capacity = 8192;
 	mproc_queue *q, *q2, *q3;
-	cr_assert_eq(mproc_queue_create_named(&q, name, &a), 0);
-	cr_assert_eq(mproc_queue_create_named(&q2, name, &a), -EEXIST);
-	cr_assert_eq(mproc_queue_create_named(&q2, "bad", &a), -EINVAL);
-	cr_assert_eq(mproc_queue_open(&q2, name, 0), 0);
+	cr_assert_eq(mproc_queue_create_named(name, &a, &q), 0);
+	cr_assert_eq(mproc_queue_create_named(name, &a, &q2), -EEXIST);
+	cr_assert_eq(mproc_queue_create_named("bad", &a, &q2), -EINVAL);
+	cr_assert_eq(mproc_queue_open(name, 0, &q2), 0);
 	cr_assert_eq(mproc_queue_put(q, "named", 5, 0), 5);
 	char buf[16];
 	cr_assert_eq(mproc_queue_get(q2, buf, 16, 0), 5);
 	cr_assert_arr_eq(buf, "named", 5);
 	cr_assert_eq(mproc_queue_unlink(name), 0);
-	cr_assert_eq(mproc_queue_open(&q3, name, 0), -ENOENT);
+	cr_assert_eq(mproc_queue_open(name, 0, &q3), -ENOENT);
 	mproc_queue_free(q2);
 	mproc_queue_free(q);
 }
