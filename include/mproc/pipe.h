@@ -104,7 +104,7 @@ enum {
 struct mproc_pipe_attr {
 	/** Ring bytes per direction, rounded up to a power of two, at least
 	 *  MPROC_PIPE_MIN_CAPACITY.  0 means 1 MiB.  Messages up to
-	 *  capacity/2 - 8 bytes travel as one record; longer ones stream. */
+	 *  capacity/2 - 16 bytes travel as one record; longer ones stream. */
 	size_t capacity;
 	/** MPROC_PIPE_* flags. */
 	unsigned flags;

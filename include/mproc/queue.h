@@ -69,9 +69,9 @@ struct mproc_queue_attr {
 	 *  get as much as fits, rounded down to a power-of-two count of at
 	 *  least 2).  0 means 1 MiB. */
 	size_t capacity;
-	/** Largest message in bytes.  0 means: SPSC capacity/2 - 8, MPMC
+	/** Largest message in bytes.  0 means: SPSC capacity/2 - 16, MPMC
 	 *  capacity/64 - 16 (so at least 64 slots).  SPSC allows at most
-	 *  capacity/2 - 8. */
+	 *  capacity/2 - 16. */
 	size_t max_msg;
 	/** MPROC_QUEUE_* flags. */
 	unsigned flags;

@@ -75,8 +75,11 @@ bool mproc__rx_pending(mproc_conn *c)
 	struct mproc__spsc *r = &c->rx;
 	/* Acquire: pairs with the producer's release store of head (E1 of
 	 * spsc.h); only whether it moved matters here. */
-	if (atomic_load_explicit(&r->sh->head, memory_order_acquire) !=
-	    r->rd_tail)
+	/* Signed: the consumer may have taken tagged records before their
+	 * head store landed, leaving head briefly behind rd_tail (spsc.h). */
+	if ((int64_t)(atomic_load_explicit(&r->sh->head,
+					   memory_order_acquire) -
+		      r->rd_tail) > 0)
 		return true;
 	/* Acquire: pairs with the release in mproc__spsc_close (E3). */
 	return atomic_load_explicit(&r->sh->closed, memory_order_acquire) &

@@ -97,7 +97,7 @@ static int plan(const struct mproc_queue_attr *a, uint64_t geom[MPROC_SHM_GEOM_W
 		if (a->capacity)
 			cap = pow2_ceil(a->capacity);
 		else
-			cap = pow2_ceil(a->max_msg ? 2 * (a->max_msg + 8)
+			cap = pow2_ceil(a->max_msg ? 2 * (a->max_msg + MPROC__REC_HDR)
 						   : DEFAULT_CAPACITY);
 		if (cap < DEFAULT_CAPACITY && !a->capacity)
 			cap = DEFAULT_CAPACITY;
@@ -180,7 +180,7 @@ static int attach(mproc_queue *q, mproc_shm *seg, unsigned handle_flags)
 			data + g[GEOM_BUF_OFF], g[GEOM_SIZE]);
 		if (rc)
 			return rc;
-		/* The ring allows cap/2 - 8; the queue may promise less. */
+		/* The ring allows cap/2 - 16; the queue may promise less. */
 		q->u.spsc.max_payload = q->max_msg;
 		q->u.spsc.spin_rd.busy = q->u.spsc.spin_wr.busy = busy;
 	} else {

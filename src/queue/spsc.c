@@ -4,6 +4,9 @@
  */
 #include <errno.h>
 #include <string.h>
+#include <sys/random.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "mproc/common.h"
 #include "queue/spsc.h"
@@ -11,7 +14,18 @@
 void mproc__spsc_init_shared(struct mproc__spsc_shared *sh,
 			     uint64_t initial_index)
 {
-	uint64_t start = initial_index & ~(uint64_t)7;
+	uint64_t start = initial_index & ~(uint64_t)(MPROC__REC_ALIGN - 1);
+	uint64_t secret = 0;
+	if (getrandom(&secret, sizeof(secret), GRND_NONBLOCK) !=
+	    (ssize_t)sizeof(secret)) {
+		/* No entropy yet (early boot): the secret only guards against
+		 * accidental matches (I6), so clock and pid will do. */
+		struct timespec ts;
+		clock_gettime(CLOCK_MONOTONIC, &ts);
+		secret = ((uint64_t)ts.tv_nsec << 32) ^ (uint64_t)ts.tv_sec ^
+			 ((uint64_t)getpid() << 16) ^ (uintptr_t)sh;
+	}
+	sh->secret = secret | 1; /* odd: never equal to a position (I6) */
 	/* Plain initialisation: the segment is not published yet; the
 	 * release store of the segment magic orders these (shm.h). */
 	atomic_init(&sh->head, start);
@@ -35,9 +49,10 @@ int mproc__spsc_attach(struct mproc__spsc *r, struct mproc__spsc_shared *sh,
 	 * producer/consumer; pairs with their release stores (E1, E2). */
 	uint64_t head = atomic_load_explicit(&sh->head, memory_order_acquire);
 	uint64_t tail = atomic_load_explicit(&sh->tail, memory_order_acquire);
-	if (head - tail > cap || (head | tail) & 7)
+	if (head - tail > cap || (head | tail) & (MPROC__REC_ALIGN - 1) ||
+	    !(sh->secret & 1))
 		return -MPROC_ECORRUPT;
-	r->cached_head = head;
+	r->secret = sh->secret;
 	r->cached_tail = tail;
 	r->pend_head = r->pub_head = head;
 	r->rd_tail = r->pub_tail = tail;
@@ -55,7 +70,7 @@ static int load_tail(struct mproc__spsc *r, uint64_t pos)
 	/* Acquire: pairs with the consumer's release store of tail (E2);
 	 * its reads of the bytes we are about to reuse are complete. */
 	uint64_t t = atomic_load_explicit(&r->sh->tail, memory_order_acquire);
-	if (pos - t > r->cap || (t & 7))
+	if (pos - t > r->cap || (t & (MPROC__REC_ALIGN - 1)))
 		return -MPROC_ECORRUPT;
 	r->cached_tail = t;
 	return 0;
@@ -107,8 +122,8 @@ int mproc__spsc_reserve(struct mproc__spsc *r, uint64_t len, void **payload)
 	}
 	uint64_t off = pos & r->mask;
 	if (off + rec > r->cap) {
-		/* I4: fill to the end with a PAD record, published together
-		 * with the record that follows it. */
+		/* I4: fill to the end with a PAD record, published (tagged)
+		 * together with the record that follows it. */
 		uint32_t h[2] = { (uint32_t)(r->cap - off - MPROC__REC_HDR),
 				  MPROC__REC_PAD };
 		memcpy(r->buf + off, h, sizeof(h));
@@ -138,9 +153,29 @@ void mproc__spsc_commit(struct mproc__spsc *r, uint64_t len, uint32_t flags,
 		mproc__spsc_publish(r);
 }
 
+static inline _Atomic uint64_t *tag_at(const struct mproc__spsc *r,
+				       uint64_t off)
+{
+	return (_Atomic uint64_t *)(r->buf + off + 8);
+}
+
 void mproc__spsc_publish(struct mproc__spsc *r)
 {
 	struct mproc__spsc_shared *sh = r->sh;
+	/* Tag every record written since the last publication, in order
+	 * (I6).  The headers were written by this process a moment ago. */
+	for (uint64_t pos = r->pub_head; pos != r->pend_head;) {
+		uint64_t off = pos & r->mask;
+		uint32_t h[2];
+		memcpy(h, r->buf + off, sizeof(h));
+		uint64_t rec = (h[1] & MPROC__REC_PAD) ? r->cap - off
+						       : mproc__rec_size(h[0]);
+		/* E1: release publishes this record's bytes to a consumer
+		 * whose acquire load of the tag sees it. */
+		atomic_store_explicit(tag_at(r, off), pos ^ r->secret,
+				      memory_order_release);
+		pos += rec;
+	}
 	if (r->pend_msgs) {
 		/* Relaxed: a statistic for qsize; only we write it. */
 		uint64_t m = atomic_load_explicit(&sh->msgs_in,
@@ -196,17 +231,6 @@ int mproc__spsc_wait_space(struct mproc__spsc *r, uint64_t len,
 /* ------------------------------------------------------------------ */
 /* Consumer                                                            */
 
-/* Refresh cached_head (E1) and check it against I2. */
-static int load_head(struct mproc__spsc *r)
-{
-	/* Acquire: pairs with the producer's release store of head (E1). */
-	uint64_t h = atomic_load_explicit(&r->sh->head, memory_order_acquire);
-	if (h - r->rd_tail > r->cap || (h & 7))
-		return -MPROC_ECORRUPT;
-	r->cached_head = h;
-	return 0;
-}
-
 static void publish_tail(struct mproc__spsc *r)
 {
 	struct mproc__spsc_shared *sh = r->sh;
@@ -235,43 +259,37 @@ int mproc__spsc_peek(struct mproc__spsc *r, const void **payload,
 		uint64_t t = atomic_load_explicit(&r->sh->tail,
 						  memory_order_relaxed);
 		if (t != r->rd_tail) {
+			/* Tags are 16-aligned 64-bit words (I4). */
+			if (t & (MPROC__REC_ALIGN - 1))
+				return -MPROC_ECORRUPT;
 			r->rd_tail = r->pub_tail = t;
-			/* Our cached head may lie behind that consumer's
-			 * tail, and head - tail would wrap into a huge
-			 * "available": mark the ring empty so that the head
-			 * is reloaded (and validated) before any read. */
-			r->cached_head = t;
 		}
 	}
 	for (;;) {
 		uint64_t pos = r->rd_tail;
-		if (r->cached_head == pos) {
-			int rc = load_head(r);
-			if (rc)
-				return rc;
-			if (r->cached_head == pos) {
-				/* E3: acquire pairs with the closer's
-				 * release; re-read head so that records
-				 * published before the close are seen. */
-				uint32_t c = atomic_load_explicit(
-					&r->sh->closed, memory_order_acquire);
-				if (!(c & MPROC__SPSC_WR_CLOSED))
-					return -EAGAIN;
-				if ((rc = load_head(r)) != 0)
-					return rc;
-				if (r->cached_head == pos)
-					return -MPROC_EEOF;
-			}
-		}
-		uint64_t avail = r->cached_head - pos;
 		uint64_t off = pos & r->mask;
+		/* E1: acquire pairs with the producer's release store of the
+		 * tag; the header and payload below are complete. */
+		uint64_t tag = atomic_load_explicit(tag_at(r, off),
+						    memory_order_acquire);
+		if (tag != (pos ^ r->secret)) {
+			/* E3: acquire pairs with the closer's release; look
+			 * at the tag again so that records published before
+			 * the close are seen. */
+			uint32_t c = atomic_load_explicit(&r->sh->closed,
+							  memory_order_acquire);
+			if (!(c & MPROC__SPSC_WR_CLOSED))
+				return -EAGAIN;
+			tag = atomic_load_explicit(tag_at(r, off),
+						   memory_order_acquire);
+			if (tag != (pos ^ r->secret))
+				return -MPROC_EEOF;
+		}
 		uint32_t h[2];
-		if (avail < MPROC__REC_HDR)
-			return -MPROC_ECORRUPT;
 		memcpy(h, r->buf + off, sizeof(h));
 		if (h[1] == MPROC__REC_PAD) {
 			uint64_t rec = r->cap - off;
-			if (h[0] != rec - MPROC__REC_HDR || rec > avail)
+			if (h[0] != rec - MPROC__REC_HDR)
 				return -MPROC_ECORRUPT;
 			r->rd_tail = pos + rec;
 			/* Give the space back at once: the producer may be
@@ -281,7 +299,7 @@ int mproc__spsc_peek(struct mproc__spsc *r, const void **payload,
 		}
 		uint64_t rec = mproc__rec_size(h[0]);
 		if ((h[1] & ~MPROC__REC_FLAGS_KNOWN) || (h[1] & MPROC__REC_PAD) ||
-		    h[0] > r->max_payload || off + rec > r->cap || rec > avail)
+		    h[0] > r->max_payload || off + rec > r->cap)
 			return -MPROC_ECORRUPT;
 		r->peek_rec = rec;
 		r->peek_flags = h[1];
@@ -317,9 +335,12 @@ static bool data_ready(void *arg)
 {
 	struct data_wait *w = arg;
 	struct mproc__spsc *r = w->r;
-	/* Acquire: E1 for the head, E3 for the close flag. */
-	if (atomic_load_explicit(&r->sh->head, memory_order_acquire) !=
-	    r->rd_tail)
+	/* Acquire: E1 for the tag, E3 for the close flag.  After a role
+	 * hand-over rd_tail may be stale; peek resynchronises, and a stale
+	 * tag only makes this report "ready" early, never late. */
+	uint64_t pos = r->rd_tail;
+	if (atomic_load_explicit(tag_at(r, pos & r->mask),
+				 memory_order_acquire) == (pos ^ r->secret))
 		return true;
 	return atomic_load_explicit(&r->sh->closed, memory_order_acquire) &
 	       MPROC__SPSC_WR_CLOSED;
@@ -365,6 +386,10 @@ uint64_t mproc__spsc_used(const struct mproc__spsc *r)
 {
 	uint64_t t = atomic_load_explicit(&r->sh->tail, memory_order_acquire);
 	uint64_t h = atomic_load_explicit(&r->sh->head, memory_order_acquire);
+	/* A consumer may take tagged records before their head store lands
+	 * (E1), so tail can run briefly ahead of head: count that as empty. */
+	if ((int64_t)(h - t) < 0)
+		return 0;
 	return h - t > r->cap ? r->cap : h - t;
 }
 

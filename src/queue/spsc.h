@@ -4,39 +4,55 @@
  * mproc_conn (one ring per direction).
  *
  * Invariants (all indices are free-running uint64_t byte counters):
- *   I1  only the producer stores head; only the consumer stores tail;
- *   I2  0 <= head - tail <= cap, and head, tail are multiples of 8;
+ *   I1  only the producer stores head and record tags; only the consumer
+ *       stores tail;
+ *   I2  0 <= tail' - tail and head - tail <= cap (tail' = the consumer's
+ *       private position), all multiples of 16;
  *   I3  bytes [tail, head) (mod cap) hold complete, published records;
  *       bytes [head, tail + cap) belong to the producer;
- *   I4  a record is an 8-byte header {len, flags} at an 8-aligned offset,
- *       followed by len payload bytes padded to 8; it never crosses the end
- *       of the buffer: where it would, the producer first writes a PAD
- *       record that fills the buffer to its end;
- *   I5  a data record's len <= max_payload = cap/2 - 8, so a record plus
+ *   I4  a record is a 16-byte header {len, flags, tag} at a 16-aligned
+ *       offset, followed by len payload bytes padded to 16; it never
+ *       crosses the end of the buffer: where it would, the producer first
+ *       writes a PAD record that fills the buffer to its end;
+ *   I5  a data record's len <= max_payload = cap/2 - 16, so a record plus
  *       the largest pad in front of it (< record) always fits in an empty
  *       ring: a producer waiting for room is always satisfied once the
- *       consumer drains.
+ *       consumer drains;
+ *   I6  a record at position pos is published when its tag equals
+ *       pos ^ secret (secret: a random odd 64-bit word chosen when the ring
+ *       is created).  Positions never repeat (2^64 bytes), so a tag left
+ *       over from an earlier lap never matches, and payload bytes that
+ *       happen to lie where a header will go match only by a 2^-64 chance;
+ *       the secret is odd and positions are multiples of 16, so the zeroed
+ *       ring of a new segment never matches either.
+ *
+ * Why tags: the consumer learns that a record is there from the record's
+ * own cache line, which it must fetch anyway, instead of from the head
+ * index on another line; in streaming that halves the cache lines moving
+ * from producer to consumer per small message.  head is still published
+ * (after the tags of the batch) for qsize, for the pipe's readiness
+ * checks and for a consumer attaching later.
  *
  * Memory-ordering edges:
- *   E1  producer: record bytes, then store(head, release)
- *       -> consumer: load(head, acquire), then read the record.
- *       The release publishes the record; the acquire makes it visible.
+ *   E1  producer: record bytes, then store(tag, release) for each record
+ *       of the batch, then store(head, release)
+ *       -> consumer: load(tag, acquire) == expected, then read the record
+ *       (or load(head, acquire), then read records below it).
  *   E2  consumer: read the record, then store(tail, release)
  *       -> producer: load(tail, acquire), then overwrite those bytes.
  *       The consumer's tail update is the producer's licence to reuse the
  *       space: its reads are complete before the producer writes.
- *   E3  closed: store(closed, release) after the closer's last head/tail
- *       store -> the other side's load(closed, acquire), after which it
- *       re-reads head/tail before deciding "drained" (so nothing sent
- *       before the close is missed).
- *   E4  sleep/wake: the event protocol of shm/futex.h (a seq_cst fence on
- *       each side), after the head store (data_ready) or tail store
- *       (space_ready).
+ *   E3  closed: store(closed, release) after the closer's last tag/head or
+ *       tail store -> the other side's load(closed, acquire), after which
+ *       it looks at the next tag again before deciding "drained" (so
+ *       nothing sent before the close is missed).
+ *   E4  sleep/wake: the event protocol of shm/futex.h, after the head
+ *       store (data_ready) or tail store (space_ready).
  *
- * Each side keeps a private cached copy of the other side's index and
- * reloads the shared one only when the cache says empty/full, so in steady
- * streaming the two cache lines are each written by one side and read by
- * the other only occasionally.
+ * The producer keeps a private cached copy of tail and reloads the shared
+ * one only when the cache says full; the consumer never reads head on its
+ * fast path (tags, I6).  So in steady streaming the index lines are each
+ * written by one side and read by the other only occasionally.
  *
  * Everything read from shared memory is checked before use: a head/tail
  * that breaks I2, or a record header that breaks I4/I5 or claims more bytes
@@ -53,7 +69,8 @@
 #include "common/compiler.h"
 #include "shm/futex.h"
 
-#define MPROC__REC_HDR 8u
+#define MPROC__REC_HDR 16u
+#define MPROC__REC_ALIGN 16u
 /* Record flags. */
 #define MPROC__REC_PAD 1u  /* filler to the end of the buffer; no payload */
 #define MPROC__REC_MORE 2u /* fragment: more of the same message follows */
@@ -76,6 +93,7 @@ struct mproc__spsc_shared {
 	struct mproc__event data_ready mproc__aligned_cl;
 	struct mproc__event space_ready mproc__aligned_cl;
 	_Atomic uint32_t closed mproc__aligned_cl;
+	uint64_t secret; /* I6; written once before the segment is published */
 };
 
 /* A process's private view of one ring. */
@@ -84,9 +102,9 @@ struct mproc__spsc {
 	unsigned char *buf;
 	uint64_t cap;          /* power of two, >= 64 */
 	uint64_t mask;
-	uint64_t max_payload;  /* cap/2 - 8 */
+	uint64_t max_payload;  /* cap/2 - 16 */
+	uint64_t secret;       /* private copy of the tag secret (I6) */
 	uint64_t cached_tail;  /* producer's copy of tail */
-	uint64_t cached_head;  /* consumer's copy of head */
 	uint64_t pend_head;    /* producer: written but not yet published */
 	uint64_t pub_head;     /* producer: the head it last published */
 	uint64_t pend_msgs;    /* producer: messages in pend */
@@ -104,12 +122,14 @@ struct mproc__spsc {
 /* Bytes a record with @len payload bytes occupies. */
 static inline uint64_t mproc__rec_size(uint64_t len)
 {
-	return MPROC__REC_HDR + ((len + 7) & ~(uint64_t)7);
+	return MPROC__REC_HDR + ((len + MPROC__REC_ALIGN - 1) &
+				 ~(uint64_t)(MPROC__REC_ALIGN - 1));
 }
 
 /* Initialise the shared part (creator only, before publication).  Both
- * indices start at @initial_index rounded down to 8 (tests start them near
- * 2^32 and 2^64 to exercise wrap-around). */
+ * indices start at @initial_index rounded down to 16 (tests start them
+ * near 2^32 and 2^64 to exercise wrap-around); the tag secret is drawn
+ * from getrandom(2). */
 void mproc__spsc_init_shared(struct mproc__spsc_shared *sh,
 			     uint64_t initial_index);
 /* Set up a private view; @cap must be a power of two >= 64.  Validates

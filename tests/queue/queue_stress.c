@@ -304,10 +304,10 @@ Test(queue_stress, spsc_mixed_sizes_padding, .timeout = 300)
 	/* Every size from the header up to max_msg, through a ring only a
 	 * few records long, so pad records at the wrap are constant. */
 	struct cfg c = { .flags = MPROC_QUEUE_SPSC, .capacity = 8192,
-			 .max_msg = 4088, .producers = 1, .consumers = 1,
+			 .max_msg = 4080, .producers = 1, .consumers = 1,
 			 .per_producer = 300000,
 			 .initial_index = UINT64_MAX - 100000,
-			 .min_len = HDR, .max_len = 4088 };
+			 .min_len = HDR, .max_len = 4080 };
 	run(&c);
 }
 
