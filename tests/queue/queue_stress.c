@@ -365,3 +365,71 @@ Test(queue_stress, sleepers_mpmc_2x2, .timeout = 300)
 			 .max_len = 64, .gap_us = 100 };
 	run(&c);
 }
+
+/* CPU time (user + system) of process @pid so far, in seconds. */
+static double cpu_seconds(pid_t pid)
+{
+	char path[64], buf[1024];
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	FILE *f = fopen(path, "r");
+	if (!f)
+		return -1;
+	size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[n] = '\0';
+	/* Fields 14 and 15 (utime, stime) follow the ")" of the name. */
+	char *p = strrchr(buf, ')');
+	unsigned long ut = 0, st = 0;
+	if (!p || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu",
+			 &ut, &st) != 2)
+		return -1;
+	return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
+}
+
+/* A reader blocked on an empty queue must sleep, not spin: over two
+ * seconds it may use only a small share of a core (the goal is under 1 %;
+ * the bound here is loose so that a loaded machine cannot fail it, while a
+ * reader that spins would use close to 100 %). */
+static void idle_reader(unsigned flags)
+{
+	struct mproc_queue_attr a;
+	mproc_queue_attr_init(&a);
+	a.flags = flags;
+	mproc_queue *q;
+	cr_assert_eq(mproc_queue_create(&a, &q), 0);
+	pid_t pid = fork();
+	if (pid == 0) {
+		char b[16];
+		_exit(mproc_queue_get(q, b, sizeof(b), MPROC_FOREVER) == 2 ? 0 : 1);
+	}
+	usleep(200000); /* past the spin phase */
+	double c0 = cpu_seconds(pid);
+	struct timespec t0, t1;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	sleep(2);
+	double c1 = cpu_seconds(pid);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	double wall = (double)(t1.tv_sec - t0.tv_sec) +
+		      (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+	cr_assert_geq(c0, 0);
+	double share = (c1 - c0) / wall;
+	cr_log_info("idle blocked reader (%s): %.3f%% of a core",
+		    flags ? "spsc" : "mpmc", 100 * share);
+	cr_assert_lt(share, 0.10, "blocked reader used %.1f%% of a core",
+		     100 * share);
+	cr_assert_eq(mproc_queue_put(q, "ok", 2, MPROC_FOREVER), 2);
+	int st;
+	waitpid(pid, &st, 0);
+	cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+	mproc_queue_free(q);
+}
+
+Test(queue_stress, idle_reader_sleeps_spsc, .timeout = 60)
+{
+	idle_reader(MPROC_QUEUE_SPSC);
+}
+
+Test(queue_stress, idle_reader_sleeps_mpmc, .timeout = 60)
+{
+	idle_reader(0);
+}
