@@ -584,7 +584,7 @@ static void prepare_row(struct row *r)
 	} else if (rc < 0) {
 		r->state = ROW_FAILED;
 		snprintf(r->err, sizeof r->err, "%s", why[0] ? why
-				     : strerror(-rc));
+				     : mproc_strerror(rc));
 		bench_note("failed %s: %s", what, r->err);
 	}
 }
@@ -607,7 +607,7 @@ static void run_rep(struct row *r, int rep)
 	if (rc < 0) {
 		r->nfail++;
 		snprintf(r->err, sizeof r->err, "%s",
-			 s.note[0] ? s.note : strerror(-rc));
+			 s.note[0] ? s.note : mproc_strerror(rc));
 		bench__progress_clear();
 		fprintf(stderr, "mproc-bench: %s, repetition %d failed: %s\n",
 			what, rep + 1, r->err);

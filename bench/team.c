@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "bench.h"
+#include "mproc/common.h"
 #include "internal.h"
 
 /* Workers still running this long after the stop flag are killed. */
@@ -98,7 +99,7 @@ static _Noreturn void worker_main(const struct bench_case *c,
 	w.res->seq_sum = w.seq_sum;
 	w.res->error = rc < 0 ? rc : 0;
 	if (rc < 0 && w.res->note[0] == '\0')
-		snprintf(w.res->note, sizeof w.res->note, "%s", strerror(-rc));
+		snprintf(w.res->note, sizeof w.res->note, "%s", mproc_strerror(rc));
 	/* _exit: never run the harness's atexit handlers or flush stdio
 	 * buffers inherited from it. */
 	_exit(w.res->error ? 1 : 0);
@@ -377,7 +378,7 @@ int bench_op_run_start_join(struct bench_case *c, bench_op_fn op, void *arg,
 	int rc = bench_op_loop(c, NULL, op, arg, &st);
 	if (rc < 0) {
 		if (s->note[0] == '\0')
-			snprintf(s->note, sizeof s->note, "%s", strerror(-rc));
+			snprintf(s->note, sizeof s->note, "%s", mproc_strerror(rc));
 		return rc;
 	}
 	s->fig[BENCH_START_JOIN_US] = st.median_ns / 1000.0;
