@@ -20,8 +20,10 @@ int64_t mproc__wait_slice_ns = MPROC__WAIT_SLICE_NS;
 static bool waiter_membarrier;
 
 /* Register this process for global expedited membarrier (see futex.h).
- * Runs when the library loads and in every forked child; an exec'd
- * program registers again when it loads the library. */
+ * Runs when the library loads.  The registration belongs to the address
+ * space: fork copies it (seen with MEMBARRIER_CMD_GET_REGISTRATIONS on
+ * Linux 6.18) and exec drops it, and an exec'd program registers again
+ * when it loads the library, so no fork handler is needed. */
 static void membarrier_setup(void)
 {
 	long cmds = syscall(SYS_membarrier, MEMBARRIER_CMD_QUERY, 0, 0);
@@ -38,7 +40,6 @@ __attribute__((constructor)) static void membarrier_init(void)
 	if (slice && atoll(slice) > 0)
 		mproc__wait_slice_ns = atoll(slice);
 	membarrier_setup();
-	pthread_atfork(NULL, NULL, membarrier_setup);
 }
 
 /* A3 of the event protocol. */

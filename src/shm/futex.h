@@ -34,7 +34,7 @@
  * The barriers are asymmetric, because wakers run on every message and
  * waiters only when they are about to sleep anyway.  When the kernel offers
  * membarrier(MEMBARRIER_CMD_GLOBAL_EXPEDITED) and this process registered
- * for it (done once when the library loads, and again in a forked child),
+ * for it (done once when the library loads; fork keeps the registration),
  * W2 is only a compiler barrier and A3 is that system call: it makes every
  * running thread of every registered process execute a full memory
  * barrier, which places one between W1 and W3 of any waker that is running
