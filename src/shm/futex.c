@@ -6,7 +6,6 @@
 #include <limits.h>
 #include <linux/futex.h>
 #include <linux/membarrier.h>
-#include <pthread.h>
 #include <stdlib.h>
 #include <stdint.h>
 #include <sys/syscall.h>
