@@ -99,7 +99,7 @@ enum {
 #define MPROC_CONN_NOLIMIT SIZE_MAX
 /** Smallest and largest ring per direction. */
 #define MPROC_PIPE_MIN_CAPACITY ((size_t)4096)
-#define MPROC_PIPE_MAX_CAPACITY ((size_t)1 << 40)
+#define MPROC_PIPE_MAX_CAPACITY ((size_t)1 << 32)
 
 struct mproc_pipe_attr {
 	/** Ring bytes per direction, rounded up to a power of two, at least

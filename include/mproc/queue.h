@@ -65,7 +65,7 @@ enum {
 #define MPROC_QUEUE_TOKEN_MAX 64
 
 struct mproc_queue_attr {
-	/** Ring bytes (SPSC: rounded up to a power of two; MPMC: the slots
+	/** Ring bytes (SPSC: rounded up to a power of two, at most 4 GiB; MPMC: the slots
 	 *  get as much as fits, rounded down to a power-of-two count of at
 	 *  least 2).  0 means 1 MiB. */
 	size_t capacity;
@@ -143,7 +143,8 @@ MPROC_API int mproc_queue_import(const char *token, unsigned flags,
  * waiting up to @timeout_ns for room.  @buf may be NULL when @len is 0.
  * Returns @len, or -EMSGSIZE (len > max_msg; nothing queued), -EAGAIN
  * (full, timeout 0), -ETIMEDOUT, -EPIPE (queue closed), -EINVAL, -EBUSY
- * (a zero-copy reservation is open on this handle), -MPROC_ECORRUPT.
+ * (SPSC only: a zero-copy reservation is open on this handle),
+ * -MPROC_ECORRUPT.
  * Blocks unless the timeout is 0.
  */
 MPROC_API ssize_t mproc_queue_put(mproc_queue *q, const void *buf, size_t len,
@@ -157,8 +158,8 @@ MPROC_API ssize_t mproc_queue_put_nowait(mproc_queue *q, const void *buf,
  * up to @timeout_ns for one.  Returns the message length, or -EMSGSIZE
  * when @cap is too small: the message stays at the front of the queue and
  * mproc_queue_next_size tells its length; -EAGAIN (empty, timeout 0),
- * -ETIMEDOUT, -MPROC_EEOF (closed and drained), -EINVAL, -EBUSY (a peek is
- * open on this handle), -MPROC_ECORRUPT.  Blocks unless the timeout is 0.
+ * -ETIMEDOUT, -MPROC_EEOF (closed and drained), -EINVAL, -EBUSY (SPSC only:
+ * a peek is open on this handle), -MPROC_ECORRUPT.  Blocks unless the timeout is 0.
  */
 MPROC_API ssize_t mproc_queue_get(mproc_queue *q, void *buf, size_t cap,
 				  int64_t timeout_ns);

@@ -46,17 +46,16 @@ void mproc__mpmc_attach(struct mproc__mpmc *q, struct mproc__mpmc_shared *sh,
 	q->spin_rd.budget = q->spin_wr.budget = MPROC__SPIN_INIT;
 }
 
-int mproc__mpmc_reserve(struct mproc__mpmc *q, uint64_t len, void **payload)
+int mproc__mpmc_reserve(struct mproc__mpmc *q, uint64_t len, uint64_t *pos_out,
+			void **payload)
 {
 	if (len > q->max_payload)
 		return -EMSGSIZE;
-	if (q->reserved)
-		return -EBUSY;
 	if (atomic_load_explicit(&q->sh->closed, memory_order_relaxed))
 		return -EPIPE;
-	/* F3: relaxed; positions carry no data. */
+	/* F3 */
 	uint64_t pos = atomic_load_explicit(&q->sh->enq_pos,
-					    memory_order_relaxed);
+					    memory_order_acquire);
 	for (;;) {
 		struct mproc__mpmc_slot *s = slot_at(q, pos);
 		/* F2: acquire pairs with the release by the consumer of the
@@ -67,8 +66,8 @@ int mproc__mpmc_reserve(struct mproc__mpmc *q, uint64_t len, void **payload)
 		if (dif == 0) {
 			if (atomic_compare_exchange_weak_explicit(
 				    &q->sh->enq_pos, &pos, pos + 1,
-				    memory_order_relaxed, memory_order_relaxed))
-				break;
+				    memory_order_acq_rel, memory_order_acquire))
+				break; /* F3 */
 			continue; /* pos was reloaded by the failed CAS */
 		}
 		if (dif < 0) {
@@ -84,7 +83,7 @@ int mproc__mpmc_reserve(struct mproc__mpmc *q, uint64_t len, void **payload)
 		/* Another producer took pos; move on.  If the position did
 		 * not move, seq is ahead of every legal value. */
 		uint64_t now = atomic_load_explicit(&q->sh->enq_pos,
-						    memory_order_relaxed);
+						    memory_order_acquire);
 		if (now == pos)
 			return -MPROC_ECORRUPT;
 		pos = now;
@@ -92,20 +91,18 @@ int mproc__mpmc_reserve(struct mproc__mpmc *q, uint64_t len, void **payload)
 	struct mproc__mpmc_slot *s = slot_at(q, pos);
 	/* M3: relaxed; for a post-mortem reader, not for synchronisation. */
 	atomic_store_explicit(&s->owner, q->pid, memory_order_relaxed);
-	q->reserved = true;
-	q->res_pos = pos;
-	q->res_len = len;
+	*pos_out = pos;
 	*payload = (unsigned char *)s + MPROC__MPMC_SLOT_HDR;
 	return 0;
 }
 
-void mproc__mpmc_commit(struct mproc__mpmc *q, uint64_t len)
+void mproc__mpmc_commit(struct mproc__mpmc *q, uint64_t pos, uint64_t len)
 {
-	struct mproc__mpmc_slot *s = slot_at(q, q->res_pos);
-	s->len = (uint32_t)len;
+	struct mproc__mpmc_slot *s = slot_at(q, pos);
+	/* Relaxed: ordered before the consumer's read by the release below. */
+	atomic_store_explicit(&s->len, (uint32_t)len, memory_order_relaxed);
 	/* F1: release publishes len and payload to the consumer. */
-	atomic_store_explicit(&s->seq, q->res_pos + 1, memory_order_release);
-	q->reserved = false;
+	atomic_store_explicit(&s->seq, pos + 1, memory_order_release);
 }
 
 /* Find the slot at the consumer position that holds a message.  Returns 0
@@ -114,7 +111,7 @@ static int find_full(struct mproc__mpmc *q, uint64_t *pos_out,
 		     struct mproc__mpmc_slot **slot_out, uint64_t *len_out)
 {
 	uint64_t pos = atomic_load_explicit(&q->sh->deq_pos,
-					    memory_order_relaxed);
+					    memory_order_acquire); /* F3 */
 	for (;;) {
 		struct mproc__mpmc_slot *s = slot_at(q, pos);
 		/* F1: acquire pairs with the producer's release; len and
@@ -123,7 +120,9 @@ static int find_full(struct mproc__mpmc *q, uint64_t *pos_out,
 						    memory_order_acquire);
 		int64_t dif = (int64_t)(seq - (pos + 1));
 		if (dif == 0) {
-			uint64_t len = s->len;
+			/* Read once: the value validated is the value used. */
+			uint64_t len = atomic_load_explicit(&s->len,
+							    memory_order_relaxed);
 			if (len > q->max_payload)
 				return -MPROC_ECORRUPT;
 			*pos_out = pos;
@@ -134,18 +133,32 @@ static int find_full(struct mproc__mpmc *q, uint64_t *pos_out,
 		if (dif < 0)
 			return -EAGAIN; /* not yet committed: empty here */
 		uint64_t now = atomic_load_explicit(&q->sh->deq_pos,
-						    memory_order_relaxed);
+						    memory_order_acquire);
 		if (now == pos)
 			return -MPROC_ECORRUPT;
 		pos = now;
 	}
 }
 
+/* Closed, and every position handed to a producer handed to a consumer
+ * too: nothing more can arrive (a put that passed its closed check before
+ * the close and has not claimed a position yet is the documented race of
+ * mproc_queue_close). */
+static bool drained(const struct mproc__mpmc *q)
+{
+	/* E3-style: acquire pairs with the closer's release. */
+	if (!atomic_load_explicit(&q->sh->closed, memory_order_acquire))
+		return false;
+	uint64_t d = atomic_load_explicit(&q->sh->deq_pos, memory_order_acquire);
+	uint64_t e = atomic_load_explicit(&q->sh->enq_pos, memory_order_acquire);
+	return d == e;
+}
+
 static int empty_result(struct mproc__mpmc *q)
 {
-	/* E3-style: acquire pairs with the closer's release, then look
-	 * again so that a message committed before the close is seen. */
-	if (!atomic_load_explicit(&q->sh->closed, memory_order_acquire))
+	/* Not drained while a claimed slot is still uncommitted: a slow
+	 * producer's message, put before the close, must still arrive. */
+	if (!drained(q))
 		return -EAGAIN;
 	uint64_t pos, len;
 	struct mproc__mpmc_slot *s;
@@ -153,11 +166,9 @@ static int empty_result(struct mproc__mpmc *q)
 	return rc == -EAGAIN ? -MPROC_EEOF : (rc ? rc : -EAGAIN);
 }
 
-int mproc__mpmc_peek(struct mproc__mpmc *q, uint64_t cap, const void **payload,
-		     uint64_t *len)
+int mproc__mpmc_peek(struct mproc__mpmc *q, uint64_t cap, uint64_t *pos_out,
+		     const void **payload, uint64_t *len)
 {
-	if (q->peeked)
-		return -EBUSY;
 	for (;;) {
 		uint64_t pos, l;
 		struct mproc__mpmc_slot *s;
@@ -172,25 +183,22 @@ int mproc__mpmc_peek(struct mproc__mpmc *q, uint64_t cap, const void **payload,
 		}
 		if (!atomic_compare_exchange_weak_explicit(
 			    &q->sh->deq_pos, &pos, pos + 1,
-			    memory_order_relaxed, memory_order_relaxed))
-			continue; /* another consumer took it */
+			    memory_order_acq_rel, memory_order_acquire))
+			continue; /* another consumer took it (F3) */
 		atomic_store_explicit(&s->owner, q->pid, memory_order_relaxed);
-		q->peeked = true;
-		q->peek_pos = pos;
+		*pos_out = pos;
 		*payload = (unsigned char *)s + MPROC__MPMC_SLOT_HDR;
 		*len = l;
 		return 0;
 	}
 }
 
-void mproc__mpmc_release(struct mproc__mpmc *q)
+void mproc__mpmc_release(struct mproc__mpmc *q, uint64_t pos)
 {
-	struct mproc__mpmc_slot *s = slot_at(q, q->peek_pos);
+	struct mproc__mpmc_slot *s = slot_at(q, pos);
 	/* F2: release; our reads of the payload happen before the next
 	 * lap's producer writes it. */
-	atomic_store_explicit(&s->seq, q->peek_pos + q->nslots,
-			      memory_order_release);
-	q->peeked = false;
+	atomic_store_explicit(&s->seq, pos + q->nslots, memory_order_release);
 }
 
 int mproc__mpmc_next_len(struct mproc__mpmc *q, uint64_t *len)
@@ -205,19 +213,22 @@ static bool data_ready(void *arg)
 {
 	struct mproc__mpmc *q = arg;
 	uint64_t pos = atomic_load_explicit(&q->sh->deq_pos,
-					    memory_order_relaxed);
-	/* Acquire: F1, so a consumer that proceeds sees the payload. */
+					    memory_order_acquire);
+	/* Acquire: F1, so a consumer that proceeds sees the payload.  Ready
+	 * only when the slot is committed (seq == pos + 1; a larger value
+	 * means deq_pos moved on and peek will look again): a slot still
+	 * held by the previous lap's consumer (seq == pos + 1 - nslots) is
+	 * not data, and reporting it would spin the waiter. */
 	uint64_t seq = atomic_load_explicit(&slot_at(q, pos)->seq,
 					    memory_order_acquire);
-	return seq != pos ||
-	       atomic_load_explicit(&q->sh->closed, memory_order_acquire);
+	return (int64_t)(seq - (pos + 1)) >= 0 || drained(q);
 }
 
 static bool space_ready(void *arg)
 {
 	struct mproc__mpmc *q = arg;
 	uint64_t pos = atomic_load_explicit(&q->sh->enq_pos,
-					    memory_order_relaxed);
+					    memory_order_acquire);
 	uint64_t seq = atomic_load_explicit(&slot_at(q, pos)->seq,
 					    memory_order_acquire);
 	return (int64_t)(seq - pos) >= 0 ||

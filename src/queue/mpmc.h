@@ -28,8 +28,11 @@
  *   F2  consumer: read payload, then store(seq = pos+nslots, release)
  *       -> producer of the next lap: load(seq, acquire) == its pos, then
  *       write: the consumer's reads are done before the overwrite.
- *   F3  enq_pos/deq_pos CAS are relaxed: they only hand out positions;
- *       the data is ordered by F1/F2 on the slot itself.
+ *   F3  enq_pos/deq_pos are loaded with acquire and moved by acq_rel CAS.
+ *       The data itself is ordered by F1/F2 on the slot; the stronger
+ *       orders make the position a process reads at least as new as the
+ *       slot states it was derived from, so a legal race is never taken
+ *       for corruption on weakly ordered CPUs (free on x86).
  *   F4  closed and the events as in spsc.h (E3, E4).
  *
  * Validation: a seq that is neither of the expected values and does not
@@ -61,7 +64,7 @@ struct mproc__mpmc_shared {
 struct mproc__mpmc_slot {
 	_Atomic uint64_t seq;
 	_Atomic uint32_t owner;
-	uint32_t len;
+	_Atomic uint32_t len; /* relaxed; ordered by seq (F1) */
 	/* payload follows */
 };
 
@@ -70,9 +73,6 @@ struct mproc__mpmc {
 	unsigned char *slots;
 	uint64_t nslots, mask, stride, max_payload;
 	uint32_t pid;
-	/* zero-copy state */
-	bool reserved, peeked;
-	uint64_t res_pos, res_len, peek_pos;
 	struct mproc__spin spin_rd, spin_wr;
 };
 
@@ -86,16 +86,18 @@ void mproc__mpmc_init(struct mproc__mpmc_shared *sh, void *slots,
 void mproc__mpmc_attach(struct mproc__mpmc *q, struct mproc__mpmc_shared *sh,
 			void *slots, uint64_t nslots, uint64_t max_payload);
 
-/* Non-blocking; same results as the spsc.h calls of the same names:
- * reserve: 0, -EMSGSIZE, -EAGAIN (full), -EPIPE (closed), -EBUSY,
- * -MPROC_ECORRUPT.  peek: 0, -EAGAIN, -MPROC_EEOF, -MPROC_ECORRUPT,
- * -EMSGSIZE with *len set when @cap is smaller than the message (the
- * message stays queued). */
-int mproc__mpmc_reserve(struct mproc__mpmc *q, uint64_t len, void **payload);
-void mproc__mpmc_commit(struct mproc__mpmc *q, uint64_t len);
-int mproc__mpmc_peek(struct mproc__mpmc *q, uint64_t cap, const void **payload,
-		     uint64_t *len);
-void mproc__mpmc_release(struct mproc__mpmc *q);
+/* Non-blocking.  The claimed position goes to *pos and comes back to
+ * commit/release, so one view may serve any number of threads at once.
+ * reserve: 0, -EMSGSIZE, -EAGAIN (full), -EPIPE (closed), -MPROC_ECORRUPT.
+ * peek: 0, -EAGAIN, -MPROC_EEOF (closed and every claimed slot consumed),
+ * -MPROC_ECORRUPT, -EMSGSIZE with *len set when @cap is smaller than the
+ * message (the message stays queued). */
+int mproc__mpmc_reserve(struct mproc__mpmc *q, uint64_t len, uint64_t *pos,
+			void **payload);
+void mproc__mpmc_commit(struct mproc__mpmc *q, uint64_t pos, uint64_t len);
+int mproc__mpmc_peek(struct mproc__mpmc *q, uint64_t cap, uint64_t *pos,
+		     const void **payload, uint64_t *len);
+void mproc__mpmc_release(struct mproc__mpmc *q, uint64_t pos);
 /* Length of the next message without claiming it; -EAGAIN/-MPROC_EEOF. */
 int mproc__mpmc_next_len(struct mproc__mpmc *q, uint64_t *len);
 

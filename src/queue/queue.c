@@ -46,7 +46,9 @@ struct mproc_queue {
 	int ring;
 	unsigned flags;
 	uint64_t max_msg;
-	bool peek_open;
+	/* Zero-copy state: one reservation and one peek per handle. */
+	bool res_open, peek_open;
+	uint64_t res_pos, res_len, peek_pos;
 	struct mproc__spin spin_join;
 	union {
 		struct mproc__spsc spsc;
@@ -94,6 +96,8 @@ static int plan(const struct mproc_queue_attr *a, uint64_t geom[MPROC_SHM_GEOM_W
 	geom[GEOM_FLAGS] = a->flags & STORED_FLAGS;
 	if (a->flags & MPROC_QUEUE_SPSC) {
 		uint64_t cap;
+		if (a->capacity > MPROC__SPSC_MAX_CAP)
+			return -EINVAL;
 		if (a->capacity)
 			cap = pow2_ceil(a->capacity);
 		else
@@ -141,7 +145,7 @@ static int validate_geom(const uint64_t g[MPROC_SHM_GEOM_WORDS],
 		return -MPROC_ECORRUPT;
 	if (g[GEOM_RING] == RING_SPSC) {
 		uint64_t cap = g[GEOM_SIZE];
-		if (!is_pow2(cap) || cap < 64 || cap > MAX_CAPACITY ||
+		if (!is_pow2(cap) || cap < 64 || cap > MPROC__SPSC_MAX_CAP ||
 		    g[GEOM_MAX_MSG] > cap / 2 - MPROC__REC_HDR ||
 		    g[GEOM_STRIDE] != 0 || g[GEOM_BUF_OFF] != BUF_OFF_SPSC ||
 		    data_size < BUF_OFF_SPSC || data_size - BUF_OFF_SPSC < cap)
@@ -347,14 +351,21 @@ static const struct mproc__deadline *lazy_get(struct lazy_deadline *l)
 	return &l->d;
 }
 
+/* Try once to reserve room for @len bytes.  MPMC returns the claimed
+ * position in *pos (kept by the caller, so threads can share a handle);
+ * SPSC keeps its reservation in the ring view. */
+static int reserve_now(mproc_queue *q, size_t len, uint64_t *pos, void **p)
+{
+	return q->ring == RING_SPSC ? mproc__spsc_reserve(&q->u.spsc, len, p)
+				    : mproc__mpmc_reserve(&q->u.mpmc, len, pos, p);
+}
+
 /* Reserve room for @len bytes, waiting up to @l's timeout. */
-static int reserve_wait(mproc_queue *q, size_t len, void **p,
+static int reserve_wait(mproc_queue *q, size_t len, uint64_t *pos, void **p,
 			struct lazy_deadline *l)
 {
 	for (;;) {
-		int rc = q->ring == RING_SPSC
-				 ? mproc__spsc_reserve(&q->u.spsc, len, p)
-				 : mproc__mpmc_reserve(&q->u.mpmc, len, p);
+		int rc = reserve_now(q, len, pos, p);
 		if (rc != -EAGAIN)
 			return rc;
 		if (l->timeout_ns == 0)
@@ -369,13 +380,13 @@ static int reserve_wait(mproc_queue *q, size_t len, void **p,
 }
 
 /* Publish a reserved message (and wake a consumer) unless @batch. */
-static void commit_one(mproc_queue *q, size_t len, bool batch)
+static void commit_one(mproc_queue *q, uint64_t pos, size_t len, bool batch)
 {
 	count_put(q, 1);
 	if (q->ring == RING_SPSC) {
 		mproc__spsc_commit(&q->u.spsc, len, 0, !batch);
 	} else {
-		mproc__mpmc_commit(&q->u.mpmc, len);
+		mproc__mpmc_commit(&q->u.mpmc, pos, len);
 		if (!batch)
 			mproc__mpmc_signal_data(&q->u.mpmc);
 	}
@@ -401,12 +412,13 @@ MPROC_API ssize_t mproc_queue_put(mproc_queue *q, const void *buf, size_t len,
 	struct lazy_deadline l;
 	lazy_init(&l, timeout_ns);
 	void *p;
-	int rc = reserve_wait(q, len, &p, &l);
+	uint64_t pos = 0;
+	int rc = reserve_wait(q, len, &pos, &p, &l);
 	if (rc)
 		return rc;
 	if (len)
 		memcpy(p, buf, len);
-	commit_one(q, len, false);
+	commit_one(q, pos, len, false);
 	return (ssize_t)len;
 }
 
@@ -434,14 +446,9 @@ MPROC_API ssize_t mproc_queue_put_many(mproc_queue *q, const struct iovec *msgs,
 			return m->iov_len > q->max_msg ? -EMSGSIZE : -EINVAL;
 		}
 		void *p;
-		int rc;
-		if (done == 0) {
-			rc = reserve_wait(q, m->iov_len, &p, &l);
-		} else {
-			rc = q->ring == RING_SPSC
-				? mproc__spsc_reserve(&q->u.spsc, m->iov_len, &p)
-				: mproc__mpmc_reserve(&q->u.mpmc, m->iov_len, &p);
-		}
+		uint64_t pos = 0;
+		int rc = done == 0 ? reserve_wait(q, m->iov_len, &pos, &p, &l)
+				   : reserve_now(q, m->iov_len, &pos, &p);
 		if (rc) {
 			if (done)
 				break;
@@ -449,7 +456,7 @@ MPROC_API ssize_t mproc_queue_put_many(mproc_queue *q, const struct iovec *msgs,
 		}
 		if (m->iov_len)
 			memcpy(p, m->iov_base, m->iov_len);
-		commit_one(q, m->iov_len, true);
+		commit_one(q, pos, m->iov_len, true);
 		done++;
 	}
 	if (done)
@@ -466,22 +473,24 @@ MPROC_API int mproc_queue_reserve(mproc_queue *q, size_t len, void **ptr,
 		return -EMSGSIZE;
 	if (timeout_ns < -1)
 		return -EINVAL;
+	if (q->res_open)
+		return -EBUSY;
 	struct lazy_deadline l;
 	lazy_init(&l, timeout_ns);
-	return reserve_wait(q, len, ptr, &l);
+	int rc = reserve_wait(q, len, &q->res_pos, ptr, &l);
+	if (rc == 0) {
+		q->res_open = true;
+		q->res_len = len;
+	}
+	return rc;
 }
 
 MPROC_API int mproc_queue_commit(mproc_queue *q, size_t len)
 {
-	if (!q)
+	if (!q || !q->res_open || len > q->res_len)
 		return -EINVAL;
-	bool open = q->ring == RING_SPSC ? q->u.spsc.reserved
-					 : q->u.mpmc.reserved;
-	uint64_t cap = q->ring == RING_SPSC ? q->u.spsc.res_len
-					   : q->u.mpmc.res_len;
-	if (!open || len > cap)
-		return -EINVAL;
-	commit_one(q, len, false);
+	q->res_open = false;
+	commit_one(q, q->res_pos, len, false);
 	return 0;
 }
 
@@ -489,9 +498,10 @@ MPROC_API int mproc_queue_commit(mproc_queue *q, size_t len)
 /* get                                                                 */
 
 /* Look at the front message, waiting up to the lazy deadline.  @cap: a
- * message longer than this is not consumed (-EMSGSIZE, *len set). */
-static int peek_wait(mproc_queue *q, uint64_t cap, const void **p,
-		     uint64_t *len, struct lazy_deadline *l)
+ * message longer than this is not consumed (-EMSGSIZE, *len set).  MPMC
+ * returns the claimed position in *pos for release_one. */
+static int peek_wait(mproc_queue *q, uint64_t cap, uint64_t *pos,
+		     const void **p, uint64_t *len, struct lazy_deadline *l)
 {
 	for (;;) {
 		int rc;
@@ -503,7 +513,7 @@ static int peek_wait(mproc_queue *q, uint64_t cap, const void **p,
 				return -EMSGSIZE;
 			}
 		} else {
-			rc = mproc__mpmc_peek(&q->u.mpmc, cap, p, len);
+			rc = mproc__mpmc_peek(&q->u.mpmc, cap, pos, p, len);
 		}
 		if (rc != -EAGAIN)
 			return rc;
@@ -518,12 +528,12 @@ static int peek_wait(mproc_queue *q, uint64_t cap, const void **p,
 	}
 }
 
-static void release_one(mproc_queue *q, bool batch)
+static void release_one(mproc_queue *q, uint64_t pos, bool batch)
 {
 	if (q->ring == RING_SPSC) {
 		mproc__spsc_release(&q->u.spsc, !batch);
 	} else {
-		mproc__mpmc_release(&q->u.mpmc);
+		mproc__mpmc_release(&q->u.mpmc, pos);
 		if (!batch)
 			mproc__mpmc_signal_space(&q->u.mpmc);
 	}
@@ -542,20 +552,21 @@ MPROC_API ssize_t mproc_queue_get(mproc_queue *q, void *buf, size_t cap,
 {
 	if (!q || (!buf && cap))
 		return -EINVAL;
-	if (q->peek_open)
+	/* SPSC: the consumer's peek state is in the ring view. */
+	if (q->peek_open && q->ring == RING_SPSC)
 		return -EBUSY;
 	if (timeout_ns < -1)
 		return -EINVAL;
 	struct lazy_deadline l;
 	lazy_init(&l, timeout_ns);
 	const void *p;
-	uint64_t len;
-	int rc = peek_wait(q, cap, &p, &len, &l);
+	uint64_t len, pos = 0;
+	int rc = peek_wait(q, cap, &pos, &p, &len, &l);
 	if (rc)
 		return rc;
 	if (len)
 		memcpy(buf, p, len);
-	release_one(q, false);
+	release_one(q, pos, false);
 	return (ssize_t)len;
 }
 
@@ -570,7 +581,7 @@ MPROC_API ssize_t mproc_queue_get_many(mproc_queue *q, const struct iovec *bufs,
 {
 	if (!q || ((!bufs || !lens) && n))
 		return -EINVAL;
-	if (q->peek_open)
+	if (q->peek_open && q->ring == RING_SPSC)
 		return -EBUSY;
 	if (timeout_ns < -1)
 		return -EINVAL;
@@ -586,8 +597,9 @@ MPROC_API ssize_t mproc_queue_get_many(mproc_queue *q, const struct iovec *bufs,
 			return -EINVAL;
 		}
 		const void *p;
-		uint64_t len;
-		int rc = peek_wait(q, b->iov_len, &p, &len, done ? &now : &l);
+		uint64_t len, pos = 0;
+		int rc = peek_wait(q, b->iov_len, &pos, &p, &len,
+				   done ? &now : &l);
 		if (rc) {
 			if (done)
 				break;
@@ -596,7 +608,7 @@ MPROC_API ssize_t mproc_queue_get_many(mproc_queue *q, const struct iovec *bufs,
 		if (len)
 			memcpy(b->iov_base, p, len);
 		lens[done++] = len;
-		release_one(q, true);
+		release_one(q, pos, true);
 	}
 	if (done)
 		release_batch(q);
@@ -615,7 +627,7 @@ MPROC_API ssize_t mproc_queue_next_size(mproc_queue *q, int64_t timeout_ns)
 		int rc;
 		if (q->ring == RING_SPSC) {
 			if (q->peek_open)
-				return -EBUSY;
+				return -EBUSY; /* the ring view holds that peek */
 			const void *p;
 			uint32_t fl;
 			rc = mproc__spsc_peek(&q->u.spsc, &p, &len, &fl);
@@ -650,7 +662,7 @@ MPROC_API ssize_t mproc_queue_peek(mproc_queue *q, const void **ptr,
 	struct lazy_deadline l;
 	lazy_init(&l, timeout_ns);
 	uint64_t len;
-	int rc = peek_wait(q, UINT64_MAX, ptr, &len, &l);
+	int rc = peek_wait(q, UINT64_MAX, &q->peek_pos, ptr, &len, &l);
 	if (rc)
 		return rc;
 	q->peek_open = true;
@@ -662,7 +674,7 @@ MPROC_API int mproc_queue_release(mproc_queue *q)
 	if (!q || !q->peek_open)
 		return -EINVAL;
 	q->peek_open = false;
-	release_one(q, false);
+	release_one(q, q->peek_pos, false);
 	return 0;
 }
 

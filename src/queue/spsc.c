@@ -39,6 +39,8 @@ int mproc__spsc_attach(struct mproc__spsc *r, struct mproc__spsc_shared *sh,
 		       void *buf, uint64_t cap)
 {
 	memset(r, 0, sizeof(*r));
+	if (cap < 64 || cap > MPROC__SPSC_MAX_CAP || (cap & (cap - 1)))
+		return -MPROC_ECORRUPT;
 	r->sh = sh;
 	r->buf = buf;
 	r->cap = cap;
@@ -58,6 +60,28 @@ int mproc__spsc_attach(struct mproc__spsc *r, struct mproc__spsc_shared *sh,
 	r->rd_tail = r->pub_tail = tail;
 	r->spin_rd.budget = r->spin_wr.budget = MPROC__SPIN_INIT;
 	return 0;
+}
+
+/* The first 8 bytes of a record header, {len, flags}, as one 64-bit word.
+ * Relaxed atomics rather than memcpy: the consumer must validate and use
+ * the same value, and a compiler may not re-read an atomic behind our
+ * back (a hostile producer could change the bytes in between).  The
+ * ordering comes from the tag (E1). */
+static inline void hdr_store(const struct mproc__spsc *r, uint64_t off,
+			     uint32_t len, uint32_t flags)
+{
+	atomic_store_explicit((_Atomic uint64_t *)(r->buf + off),
+			      (uint64_t)len | (uint64_t)flags << 32,
+			      memory_order_relaxed);
+}
+
+static inline void hdr_load(const struct mproc__spsc *r, uint64_t off,
+			    uint32_t *len, uint32_t *flags)
+{
+	uint64_t w = atomic_load_explicit((_Atomic uint64_t *)(r->buf + off),
+					  memory_order_relaxed);
+	*len = (uint32_t)w;
+	*flags = (uint32_t)(w >> 32);
 }
 
 /* ------------------------------------------------------------------ */
@@ -102,6 +126,9 @@ int mproc__spsc_reserve(struct mproc__spsc *r, uint64_t len, void **payload)
 		uint64_t h = atomic_load_explicit(&r->sh->head,
 						  memory_order_relaxed);
 		if (h != r->pend_head) {
+			/* Records sit at 16-aligned offsets (I4). */
+			if (h & (MPROC__REC_ALIGN - 1))
+				return -MPROC_ECORRUPT;
 			r->pend_head = r->pub_head = h;
 			/* Our cached tail predates that producer's work and
 			 * may even lie more than cap behind h, which would
@@ -124,9 +151,8 @@ int mproc__spsc_reserve(struct mproc__spsc *r, uint64_t len, void **payload)
 	if (off + rec > r->cap) {
 		/* I4: fill to the end with a PAD record, published (tagged)
 		 * together with the record that follows it. */
-		uint32_t h[2] = { (uint32_t)(r->cap - off - MPROC__REC_HDR),
-				  MPROC__REC_PAD };
-		memcpy(r->buf + off, h, sizeof(h));
+		hdr_store(r, off, (uint32_t)(r->cap - off - MPROC__REC_HDR),
+			  MPROC__REC_PAD);
 		pos += r->cap - off;
 		r->pend_head = pos;
 		off = 0;
@@ -143,8 +169,7 @@ void mproc__spsc_commit(struct mproc__spsc *r, uint64_t len, uint32_t flags,
 {
 	if (len > r->res_len)
 		len = r->res_len;
-	uint32_t h[2] = { (uint32_t)len, flags };
-	memcpy(r->buf + (r->res_off & r->mask), h, sizeof(h));
+	hdr_store(r, r->res_off & r->mask, (uint32_t)len, flags);
 	r->pend_head = r->res_off + mproc__rec_size(len);
 	if (!(flags & MPROC__REC_MORE))
 		r->pend_msgs++;
@@ -166,10 +191,10 @@ void mproc__spsc_publish(struct mproc__spsc *r)
 	 * (I6).  The headers were written by this process a moment ago. */
 	for (uint64_t pos = r->pub_head; pos != r->pend_head;) {
 		uint64_t off = pos & r->mask;
-		uint32_t h[2];
-		memcpy(h, r->buf + off, sizeof(h));
-		uint64_t rec = (h[1] & MPROC__REC_PAD) ? r->cap - off
-						       : mproc__rec_size(h[0]);
+		uint32_t hl, hf;
+		hdr_load(r, off, &hl, &hf);
+		uint64_t rec = (hf & MPROC__REC_PAD) ? r->cap - off
+						     : mproc__rec_size(hl);
 		/* E1: release publishes this record's bytes to a consumer
 		 * whose acquire load of the tag sees it. */
 		atomic_store_explicit(tag_at(r, off), pos ^ r->secret,
@@ -286,7 +311,7 @@ int mproc__spsc_peek(struct mproc__spsc *r, const void **payload,
 				return -MPROC_EEOF;
 		}
 		uint32_t h[2];
-		memcpy(h, r->buf + off, sizeof(h));
+		hdr_load(r, off, &h[0], &h[1]);
 		if (h[1] == MPROC__REC_PAD) {
 			uint64_t rec = r->cap - off;
 			if (h[0] != rec - MPROC__REC_HDR)

@@ -132,8 +132,12 @@ static inline uint64_t mproc__rec_size(uint64_t len)
  * from getrandom(2). */
 void mproc__spsc_init_shared(struct mproc__spsc_shared *sh,
 			     uint64_t initial_index);
-/* Set up a private view; @cap must be a power of two >= 64.  Validates
- * the current head/tail (I2): returns 0 or -MPROC_ECORRUPT. */
+/* Largest ring: record lengths and pad lengths are 32-bit header fields. */
+#define MPROC__SPSC_MAX_CAP (UINT64_C(1) << 32)
+
+/* Set up a private view; @cap must be a power of two, 64 ..
+ * MPROC__SPSC_MAX_CAP.  Validates the current head/tail (I2): returns 0 or
+ * -MPROC_ECORRUPT. */
 int mproc__spsc_attach(struct mproc__spsc *r, struct mproc__spsc_shared *sh,
 		       void *buf, uint64_t cap);
 

@@ -15,6 +15,9 @@
 #include "mproc/common.h"
 
 bool mproc__waker_light;
+/* Could some process on this kernel be a light waker?  True unless the
+ * kernel answered that it has no global expedited membarrier at all. */
+static bool light_wakers_possible = true;
 int64_t mproc__wait_slice_ns = MPROC__WAIT_SLICE_NS;
 static bool waiter_membarrier;
 
@@ -27,6 +30,9 @@ static void membarrier_setup(void)
 {
 	long cmds = syscall(SYS_membarrier, MEMBARRIER_CMD_QUERY, 0, 0);
 	waiter_membarrier = cmds > 0 && (cmds & MEMBARRIER_CMD_GLOBAL_EXPEDITED);
+	/* A kernel that answers the query without the command has no light
+	 * wakers anywhere; a failed query (seccomp, say) proves nothing. */
+	light_wakers_possible = cmds < 0 || waiter_membarrier;
 	mproc__waker_light = waiter_membarrier &&
 		(cmds & MEMBARRIER_CMD_REGISTER_GLOBAL_EXPEDITED) &&
 		syscall(SYS_membarrier, MEMBARRIER_CMD_REGISTER_GLOBAL_EXPEDITED,
@@ -41,13 +47,13 @@ __attribute__((constructor)) static void membarrier_init(void)
 	membarrier_setup();
 }
 
-/* A3 of the event protocol. */
-static void waiter_barrier(void)
+bool mproc__heavy_barrier(void)
 {
 	if (waiter_membarrier &&
 	    syscall(SYS_membarrier, MEMBARRIER_CMD_GLOBAL_EXPEDITED, 0, 0) == 0)
-		return;
+		return true;
 	atomic_thread_fence(memory_order_seq_cst);
+	return !light_wakers_possible;
 }
 
 static struct timespec mono_now(void)
@@ -180,7 +186,7 @@ int mproc__event_wait(struct mproc__event *ev, mproc__ready_fn ready,
 		/* A2 */
 		atomic_fetch_add_explicit(&ev->waiters, 1, memory_order_relaxed);
 		/* A3: pairs with W2 of mproc__event_signal. */
-		waiter_barrier();
+		bool covered = mproc__heavy_barrier();
 		/* A4 */
 		if (ready(arg)) {
 			atomic_fetch_sub_explicit(&ev->waiters, 1,
@@ -189,9 +195,10 @@ int mproc__event_wait(struct mproc__event *ev, mproc__ready_fn ready,
 		}
 		/* A5: sleep one slice at most, so alive() gets to run. */
 		struct mproc__deadline slice;
-		mproc__deadline_init(&slice, mproc__wait_slice_ns);
+		int64_t slice_ns = covered ? mproc__wait_slice_ns : 1000000;
+		mproc__deadline_init(&slice, slice_ns);
 		const struct mproc__deadline *until = d;
-		if (d->forever || mproc__deadline_left(d) > mproc__wait_slice_ns)
+		if (d->forever || mproc__deadline_left(d) > slice_ns)
 			until = &slice;
 		int r = mproc__futex_wait(&ev->seq, s, until);
 		/* A6 */

@@ -113,6 +113,14 @@ int mproc__futex_wake(_Atomic uint32_t *word, int n);
  * so wakers may use a compiler barrier for W2.  Set before main(). */
 extern bool mproc__waker_light;
 
+/* The waiter's barrier (A3): membarrier(GLOBAL_EXPEDITED) where the
+ * kernel has it, else a seq_cst fence.  Returns false when the system call
+ * failed (-ENOMEM, or a seccomp filter installed after load) although
+ * wakers elsewhere may rely on it: then a waker may be missed, and the
+ * caller must bound how long it trusts what it reads next (the event wait
+ * sleeps 1 ms slices instead of MPROC__WAIT_SLICE_NS). */
+bool mproc__heavy_barrier(void);
+
 /* Waker half of the protocol (W2..W5): call after the condition store. */
 static inline void mproc__event_signal(struct mproc__event *ev)
 {

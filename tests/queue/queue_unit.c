@@ -203,7 +203,11 @@ static void zero_copy(unsigned flags)
 	cr_assert_eq(mproc_queue_peek(q, &r, 0), 9);
 	cr_assert_arr_eq(r, "zero-copy", 9);
 	char buf[64];
-	cr_assert_eq(mproc_queue_get(q, buf, 64, 0), -EBUSY);
+	/* SPSC: the one consumer is busy with its peek.  MPMC: the peeked
+	 * message is claimed, so another get (say, from another thread
+	 * sharing the handle) finds the queue empty. */
+	cr_assert_eq(mproc_queue_get(q, buf, 64, 0),
+		     (flags & MPROC_QUEUE_SPSC) ? -EBUSY : -EAGAIN);
 	cr_assert_eq(mproc_queue_release(q), 0);
 	cr_assert_eq(mproc_queue_peek(q, &r, 0), -EAGAIN);
 	mproc_queue_free(q);
@@ -343,3 +347,53 @@ static void across_fork(unsigned flags)
 }
 Test(queue, across_fork_spsc) { across_fork(MPROC_QUEUE_SPSC); }
 Test(queue, across_fork_mpmc) { across_fork(0); }
+
+/* A consumer whose next slot is still held by the previous lap's
+ * consumer (here: an open peek) must sleep and time out, not spin
+ * forever (regression). */
+Test(queue, mpmc_get_times_out_behind_held_slot, .timeout = 30)
+{
+	mproc_queue *q = make(0, 2 * 80, 64); /* two slots */
+	char buf[64];
+	const void *p;
+	cr_assert_eq(mproc_queue_put(q, "a", 1, 0), 1);
+	cr_assert_eq(mproc_queue_put(q, "b", 1, 0), 1);
+	cr_assert_eq(mproc_queue_peek(q, &p, 0), 1);           /* holds slot 0 */
+	cr_assert_eq(mproc_queue_get(q, buf, sizeof(buf), 0), 1); /* slot 1 */
+	int64_t t0 = now_ns();
+	cr_assert_eq(mproc_queue_get(q, buf, sizeof(buf), 100 * MPROC_MSEC),
+		     -ETIMEDOUT);
+	cr_assert_geq(now_ns() - t0, 100 * MPROC_MSEC);
+	cr_assert_eq(mproc_queue_release(q), 0);
+	mproc_queue_free(q);
+}
+
+/* Closing does not cut off a message committed before the close while an
+ * earlier slot is still being written by a slow producer: gets wait for
+ * it, then drain both, then report end-of-stream (regression). */
+Test(queue, mpmc_close_waits_for_claimed_slots)
+{
+	mproc_queue *slow = make(0, 4096, 64);
+	char tok[MPROC_QUEUE_TOKEN_MAX];
+	cr_assert_gt(mproc_queue_export(slow, tok, sizeof(tok)), 0);
+	mproc_queue *fast, *cons;
+	cr_assert_eq(mproc_queue_import(tok, 0, &fast), 0);
+	cr_assert_eq(mproc_queue_import(tok, 0, &cons), 0);
+	void *p;
+	cr_assert_eq(mproc_queue_reserve(slow, 8, &p, 0), 0);
+	cr_assert_eq(mproc_queue_put(fast, "hello", 5, 0), 5);
+	cr_assert_eq(mproc_queue_close(fast), 0);
+	char buf[64];
+	cr_assert_eq(mproc_queue_get(cons, buf, sizeof(buf), 0), -EAGAIN,
+		     "a claimed slot is pending: not end-of-stream yet");
+	memcpy(p, "slowpoke", 8);
+	cr_assert_eq(mproc_queue_commit(slow, 8), 0);
+	cr_assert_eq(mproc_queue_get(cons, buf, sizeof(buf), 0), 8);
+	cr_assert_arr_eq(buf, "slowpoke", 8);
+	cr_assert_eq(mproc_queue_get(cons, buf, sizeof(buf), 0), 5);
+	cr_assert_arr_eq(buf, "hello", 5);
+	cr_assert_eq(mproc_queue_get(cons, buf, sizeof(buf), 0), -MPROC_EEOF);
+	mproc_queue_free(cons);
+	mproc_queue_free(fast);
+	mproc_queue_free(slow);
+}
