@@ -245,10 +245,14 @@ MPROC_API ssize_t mproc_queue_max_msg(mproc_queue *q);
 /**
  * mproc_queue_close - close the queue for everyone: later puts from any
  * process fail with -EPIPE; gets drain what is queued, then return
- * -MPROC_EEOF.  Sleepers are woken.  A put that had already passed its
- * check when close ran may still land (and is then delivered).  Returns 0,
- * -EINVAL, -EBADF (freed).  Idempotent across processes: closing a closed
- * queue returns 0.
+ * -MPROC_EEOF.  Sleepers are woken.  Messages whose put returned before
+ * the close are always delivered (for MPMC, also those still being written
+ * into a slot claimed before the close).  A put racing with close, past its
+ * closed check but not yet in the ring, may still land after a consumer
+ * has seen -MPROC_EEOF; it then stays queued for a later get (and counts
+ * as unfinished for a JoinableQueue).  So close a queue once its producers
+ * are done, as Python's Queue.close() is meant for a finished producer.
+ * Returns 0, -EINVAL.  Closing a closed queue returns 0.
  */
 MPROC_API int mproc_queue_close(mproc_queue *q);
 
