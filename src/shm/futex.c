@@ -130,14 +130,16 @@ int mproc__futex_wake(_Atomic uint32_t *word, int n)
 
 static void spin_grow(struct mproc__spin *s)
 {
-	if (s->budget < MPROC__SPIN_MAX)
-		s->budget *= 2;
+	uint32_t b = atomic_load_explicit(&s->budget, memory_order_relaxed);
+	if (b < MPROC__SPIN_MAX)
+		atomic_store_explicit(&s->budget, b * 2, memory_order_relaxed);
 }
 
 static void spin_shrink(struct mproc__spin *s)
 {
-	if (s->budget > MPROC__SPIN_MIN)
-		s->budget /= 2;
+	uint32_t b = atomic_load_explicit(&s->budget, memory_order_relaxed);
+	if (b > MPROC__SPIN_MIN)
+		atomic_store_explicit(&s->budget, b / 2, memory_order_relaxed);
 }
 
 int mproc__event_wait(struct mproc__event *ev, mproc__ready_fn ready,
@@ -146,8 +148,10 @@ int mproc__event_wait(struct mproc__event *ev, mproc__ready_fn ready,
 {
 	if (ready(arg))
 		return 0;
-	if (spin->budget < MPROC__SPIN_MIN || spin->budget > MPROC__SPIN_MAX)
-		spin->budget = MPROC__SPIN_INIT;
+	uint32_t budget = atomic_load_explicit(&spin->budget,
+					       memory_order_relaxed);
+	if (budget < MPROC__SPIN_MIN || budget > MPROC__SPIN_MAX)
+		budget = MPROC__SPIN_INIT;
 	/* A zero timeout is a poll: one look, no spinning, no sleep. */
 	if (d->nowait)
 		return -ETIMEDOUT;
@@ -168,7 +172,7 @@ int mproc__event_wait(struct mproc__event *ev, mproc__ready_fn ready,
 			}
 		}
 	}
-	for (uint32_t i = 0; i < spin->budget; i++) {
+	for (uint32_t i = 0; i < budget; i++) {
 		mproc__cpu_relax();
 		if (ready(arg)) {
 			spin_grow(spin);

@@ -85,7 +85,10 @@ struct mproc__event {
 
 /* Private, per-handle adaptive spin state (never in shared memory). */
 struct mproc__spin {
-	uint32_t budget; /* iterations of the condition check before sleeping */
+	/* Iterations of the condition check before sleeping.  Atomic
+	 * (relaxed) because threads sharing a handle share it; it is only a
+	 * heuristic, so lost updates do not matter. */
+	_Atomic uint32_t budget;
 	bool busy;       /* busy-poll mode: spin until the deadline, never sleep */
 };
 

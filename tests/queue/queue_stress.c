@@ -9,7 +9,6 @@
  */
 #include <criterion/criterion.h>
 #include <errno.h>
-#include <pthread.h>
 #include <sched.h>
 #include <stdatomic.h>
 #include <stdint.h>
@@ -433,84 +432,4 @@ Test(queue_stress, idle_reader_sleeps_spsc, .timeout = 60)
 Test(queue_stress, idle_reader_sleeps_mpmc, .timeout = 60)
 {
 	idle_reader(0);
-}
-
-/* Threads of one process sharing one MPMC handle: two put, two get, all
- * through the same mproc_queue pointer (the header allows it).  Every
- * message arrives exactly once and in order per producer (regression: the
- * handle once kept the claimed slot position, so two threads could commit
- * the same slot and leave another uncommitted for ever). */
-
-#define THR_MSGS 200000
-
-struct thr_arg {
-	mproc_queue *q;
-	int id;
-	_Atomic uint64_t *seen; /* 2 * THR_MSGS flags */
-	int errors;
-};
-
-static void *thr_producer(void *p)
-{
-	struct thr_arg *a = p;
-	for (uint64_t s = 0; s < THR_MSGS; s++) {
-		uint64_t m[2] = { (uint64_t)a->id, s };
-		if (mproc_queue_put(a->q, m, sizeof(m), 30 * MPROC_SEC) != sizeof(m))
-			a->errors++;
-	}
-	return NULL;
-}
-
-static void *thr_consumer(void *p)
-{
-	struct thr_arg *a = p;
-	uint64_t last[2] = { UINT64_MAX, UINT64_MAX };
-	for (;;) {
-		uint64_t m[2];
-		ssize_t n = mproc_queue_get(a->q, m, sizeof(m), 30 * MPROC_SEC);
-		if (n == -MPROC_EEOF)
-			return NULL;
-		if (n != sizeof(m) || m[0] > 1 || m[1] >= THR_MSGS) {
-			a->errors++;
-			return NULL;
-		}
-		if (last[m[0]] != UINT64_MAX && m[1] <= last[m[0]])
-			a->errors++;
-		last[m[0]] = m[1];
-		if (atomic_fetch_add(&a->seen[m[0] * THR_MSGS + m[1]], 1) != 0)
-			a->errors++;
-	}
-}
-
-Test(queue_stress, mpmc_threads_share_handle, .timeout = 300)
-{
-	struct mproc_queue_attr at;
-	mproc_queue_attr_init(&at);
-	at.capacity = 64 * 32;
-	at.max_msg = 16;
-	mproc_queue *q;
-	cr_assert_eq(mproc_queue_create(&at, &q), 0);
-	_Atomic uint64_t *seen = calloc(2 * THR_MSGS, sizeof(*seen));
-	struct thr_arg args[4];
-	pthread_t th[4];
-	for (int i = 0; i < 4; i++) {
-		args[i] = (struct thr_arg){ .q = q, .id = i % 2, .seen = seen };
-		pthread_create(&th[i], NULL, i < 2 ? thr_producer : thr_consumer,
-			       &args[i]);
-	}
-	pthread_join(th[0], NULL);
-	pthread_join(th[1], NULL);
-	mproc_queue_close(q);
-	pthread_join(th[2], NULL);
-	pthread_join(th[3], NULL);
-	int errors = 0;
-	for (int i = 0; i < 4; i++)
-		errors += args[i].errors;
-	cr_assert_eq(errors, 0);
-	for (uint64_t i = 0; i < 2 * THR_MSGS; i++)
-		cr_assert_eq(atomic_load(&seen[i]), 1, "message %llu seen %llu times",
-			     (unsigned long long)i,
-			     (unsigned long long)atomic_load(&seen[i]));
-	free(seen);
-	mproc_queue_free(q);
 }
