@@ -150,8 +150,10 @@ int mproc__event_wait(struct mproc__event *ev, mproc__ready_fn ready,
 		return 0;
 	uint32_t budget = atomic_load_explicit(&spin->budget,
 					       memory_order_relaxed);
-	if (budget < MPROC__SPIN_MIN || budget > MPROC__SPIN_MAX)
+	if (budget < MPROC__SPIN_MIN || budget > MPROC__SPIN_MAX) {
 		budget = MPROC__SPIN_INIT;
+		atomic_store_explicit(&spin->budget, budget, memory_order_relaxed);
+	}
 	/* A zero timeout is a poll: one look, no spinning, no sleep. */
 	if (d->nowait)
 		return -ETIMEDOUT;
