@@ -87,6 +87,12 @@ int mproc__spsc_reserve(struct mproc__spsc *r, uint64_t len, void **payload)
 		uint64_t h = atomic_load_explicit(&r->sh->head,
 						  memory_order_relaxed);
 		if (h != r->pend_head) {
+			/* I2: a head off the 8-byte grid would put the next
+			 * record header (or pad) across the end of the
+			 * buffer.  load_tail checks the distance to the tail
+			 * but not this. */
+			if (h & 7)
+				return -MPROC_ECORRUPT;
 			r->pend_head = r->pub_head = h;
 			/* Our cached tail predates that producer's work and
 			 * may even lie more than cap behind h, which would
@@ -235,6 +241,12 @@ int mproc__spsc_peek(struct mproc__spsc *r, const void **payload,
 		uint64_t t = atomic_load_explicit(&r->sh->tail,
 						  memory_order_relaxed);
 		if (t != r->rd_tail) {
+			/* I2: a tail off the 8-byte grid would make us read a
+			 * record header across the end of the buffer;
+			 * load_head checks the distance to the head but not
+			 * this. */
+			if (t & 7)
+				return -MPROC_ECORRUPT;
 			r->rd_tail = r->pub_tail = t;
 			/* Our cached head may lie behind that consumer's
 			 * tail, and head - tail would wrap into a huge

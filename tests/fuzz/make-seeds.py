@@ -110,6 +110,18 @@ write("fuzz_queue_ring", "mpmc-peer-slots",
       u8(PRODUCE, 4, 0) + u16(3) + u8(5) + q_get() + q_put(1) +
       u8(FRONT, 1, 14, 1, 1) + u16(1) + q_get() +
       u8(WORD, 0, 3, 63) + q_put(2) + u8(STATE))
+# Regressions: spsc.c once adopted a head or tail that was not a
+# multiple of 8 when it resynchronised with the shared index, and then
+# wrote (head) or read (tail) a record header across the end of the ring.
+# corpus/fuzz_pipe_ring/regress-spsc-unaligned-fuzzed is the fuzzer's own
+# find of the same bug through a pipe.
+write("fuzz_queue_ring", "regress-spsc-unaligned-head",
+      q_cfg(True, 3, 0, 0) + u8(WORD, 1, 0) + u64(4088) +
+      u8(WORD, 0, 0) + u64(4093) + q_put(0))
+write("fuzz_queue_ring", "regress-spsc-unaligned-tail",
+      q_cfg(True, 3, 0, 0) + u8(WORD, 1, 0) + u64(4093) +
+      u8(WORD, 0, 0) + u64(4104) + q_get())
+
 # ---------------------------------------------------------------------
 # fuzz_pipe_ring: cfg, then commands (bit 7: which end; low bits % 16).
 
