@@ -84,6 +84,20 @@ static inline void hdr_load(const struct mproc__spsc *r, uint64_t off,
 	*flags = (uint32_t)(w >> 32);
 }
 
+static inline _Atomic uint64_t *tag_at(const struct mproc__spsc *r,
+				       uint64_t off)
+{
+	return (_Atomic uint64_t *)(r->buf + off + 8);
+}
+
+/* E1: release publishes the bytes of the record at @pos to a consumer
+ * whose acquire load of the tag sees it (I6). */
+static inline void tag_store(const struct mproc__spsc *r, uint64_t pos)
+{
+	atomic_store_explicit(tag_at(r, pos & r->mask), pos ^ r->secret,
+			      memory_order_release);
+}
+
 /* ------------------------------------------------------------------ */
 /* Producer                                                            */
 
@@ -148,11 +162,14 @@ int mproc__spsc_reserve(struct mproc__spsc *r, uint64_t len, void **payload)
 			return -EAGAIN;
 	}
 	uint64_t off = pos & r->mask;
+	r->res_pad = false;
 	if (off + rec > r->cap) {
-		/* I4: fill to the end with a PAD record, published (tagged)
-		 * together with the record that follows it. */
+		/* I4: fill to the end with a PAD record, tagged together with
+		 * the record that follows it. */
 		hdr_store(r, off, (uint32_t)(r->cap - off - MPROC__REC_HDR),
 			  MPROC__REC_PAD);
+		r->res_pad = true;
+		r->res_pad_pos = pos;
 		pos += r->cap - off;
 		r->pend_head = pos;
 		off = 0;
@@ -170,6 +187,13 @@ void mproc__spsc_commit(struct mproc__spsc *r, uint64_t len, uint32_t flags,
 	if (len > r->res_len)
 		len = r->res_len;
 	hdr_store(r, r->res_off & r->mask, (uint32_t)len, flags);
+	/* Tag the pad (if any) and then the record, now: the positions come
+	 * from private state, never from the ring, which another process may
+	 * have scribbled on since.  A batch's records so become visible one
+	 * by one; head and the wake-up still wait for publish. */
+	if (r->res_pad)
+		tag_store(r, r->res_pad_pos);
+	tag_store(r, r->res_off);
 	r->pend_head = r->res_off + mproc__rec_size(len);
 	if (!(flags & MPROC__REC_MORE))
 		r->pend_msgs++;
@@ -178,29 +202,9 @@ void mproc__spsc_commit(struct mproc__spsc *r, uint64_t len, uint32_t flags,
 		mproc__spsc_publish(r);
 }
 
-static inline _Atomic uint64_t *tag_at(const struct mproc__spsc *r,
-				       uint64_t off)
-{
-	return (_Atomic uint64_t *)(r->buf + off + 8);
-}
-
 void mproc__spsc_publish(struct mproc__spsc *r)
 {
 	struct mproc__spsc_shared *sh = r->sh;
-	/* Tag every record written since the last publication, in order
-	 * (I6).  The headers were written by this process a moment ago. */
-	for (uint64_t pos = r->pub_head; pos != r->pend_head;) {
-		uint64_t off = pos & r->mask;
-		uint32_t hl, hf;
-		hdr_load(r, off, &hl, &hf);
-		uint64_t rec = (hf & MPROC__REC_PAD) ? r->cap - off
-						     : mproc__rec_size(hl);
-		/* E1: release publishes this record's bytes to a consumer
-		 * whose acquire load of the tag sees it. */
-		atomic_store_explicit(tag_at(r, off), pos ^ r->secret,
-				      memory_order_release);
-		pos += rec;
-	}
 	if (r->pend_msgs) {
 		/* Relaxed: a statistic for qsize; only we write it. */
 		uint64_t m = atomic_load_explicit(&sh->msgs_in,

@@ -29,13 +29,16 @@
  * Why tags: the consumer learns that a record is there from the record's
  * own cache line, which it must fetch anyway, instead of from the head
  * index on another line; in streaming that halves the cache lines moving
- * from producer to consumer per small message.  head is still published
- * (after the tags of the batch) for qsize, for the pipe's readiness
- * checks and for a consumer attaching later.
+ * from producer to consumer per small message.  A record is tagged when
+ * it is committed, so the records of a batch become visible one by one;
+ * head is still published once per batch (after the tags) for qsize, for
+ * the pipe's readiness checks and for a consumer attaching later, and the
+ * wake-up follows that publication.
  *
  * Memory-ordering edges:
- *   E1  producer: record bytes, then store(tag, release) for each record
- *       of the batch, then store(head, release)
+ *   E1  producer: record bytes, then store(tag, release) at commit (for
+ *       a PAD written by the reserve first), then at publish
+ *       store(head, release)
  *       -> consumer: load(tag, acquire) == expected, then read the record
  *       (or load(head, acquire), then read records below it).
  *   E2  consumer: read the record, then store(tail, release)
@@ -110,6 +113,8 @@ struct mproc__spsc {
 	uint64_t pend_msgs;    /* producer: messages in pend */
 	uint64_t res_off;      /* producer: where the reserved record starts */
 	uint64_t res_len;      /* producer: reserved payload length */
+	uint64_t res_pad_pos;  /* producer: where the reserve wrote a PAD */
+	bool res_pad;          /* producer: ... if it wrote one */
 	bool reserved;
 	uint64_t rd_tail;      /* consumer: consumed but not yet published */
 	uint64_t rd_msgs;      /* consumer: messages in rd_tail - tail */
