@@ -16,6 +16,7 @@
  * process that no longer cares about the end.
  */
 #include <errno.h>
+#include <limits.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
@@ -494,19 +495,44 @@ static int check_eventfd(int fd)
 	return strcmp(link, "anon_inode:[eventfd]") == 0 ? 0 : -EINVAL;
 }
 
+/* Read "-1" or a decimal 0..INT_MAX followed by ':' at *@p and advance
+ * past the ':'.  Strict on purpose, like the segment token parser: no
+ * spaces, no '+', no overflow (which sscanf leaves undefined). */
+static int parse_field(const char **p, int *out)
+{
+	const char *s = *p;
+	if (s[0] == '-' && s[1] == '1' && s[2] == ':') {
+		*out = -1;
+		*p = s + 3;
+		return 0;
+	}
+	if (*s < '0' || *s > '9')
+		return -EINVAL;
+	long v = 0;
+	for (; *s >= '0' && *s <= '9'; s++) {
+		v = v * 10 + (*s - '0');
+		if (v > INT_MAX)
+			return -EINVAL;
+	}
+	if (*s != ':')
+		return -EINVAL;
+	*out = (int)v;
+	*p = s + 1;
+	return 0;
+}
+
 MPROC_API int mproc_conn_import(const char *token, mproc_conn **out)
 {
 	if (!token || !out)
 		return -EINVAL;
 	*out = NULL;
-	int end, rx_fd, tx_fd, used = 0;
+	int end, rx_fd, tx_fd;
+	const char *shm_token = token + strlen(TOKEN_PREFIX);
 	if (strncmp(token, TOKEN_PREFIX, strlen(TOKEN_PREFIX)) != 0 ||
-	    sscanf(token + strlen(TOKEN_PREFIX), "%d:%d:%d:%n", &end, &rx_fd,
-		   &tx_fd, &used) != 3 || used == 0 || (end != 0 && end != 1) ||
-	    rx_fd < -1 || tx_fd < -1 || (rx_fd < 0 && tx_fd < 0) ||
-	    rx_fd == tx_fd)
+	    parse_field(&shm_token, &end) || parse_field(&shm_token, &rx_fd) ||
+	    parse_field(&shm_token, &tx_fd) || (end != 0 && end != 1) ||
+	    (rx_fd < 0 && tx_fd < 0) || rx_fd == tx_fd)
 		return -EINVAL;
-	const char *shm_token = token + strlen(TOKEN_PREFIX) + used;
 	int rc;
 	if ((rx_fd >= 0 && (rc = check_eventfd(rx_fd)) != 0) ||
 	    (tx_fd >= 0 && (rc = check_eventfd(tx_fd)) != 0))

@@ -660,6 +660,16 @@ Test(pipe, import_rejects_bad_tokens)
 		     -EINVAL);
 	cr_assert_eq(mproc_conn_import("mproc-conn:0:-1:-1:mproc-shm:5:4096", &c),
 		     -EINVAL);
+	/* Numbers that overflow an int must not wrap into a real descriptor
+	 * (4294967299 would be 3), nor may signs or spaces slip through. */
+	cr_assert_eq(mproc_conn_import("mproc-conn:0:4294967299:-1:mproc-shm:5:4096", &c),
+		     -EINVAL);
+	cr_assert_eq(mproc_conn_import("mproc-conn:0:+3:-1:mproc-shm:5:4096", &c),
+		     -EINVAL);
+	cr_assert_eq(mproc_conn_import("mproc-conn:0: 3:-1:mproc-shm:5:4096", &c),
+		     -EINVAL);
+	cr_assert_eq(mproc_conn_import("mproc-conn:0:-2:-1:mproc-shm:5:4096", &c),
+		     -EINVAL);
 	/* A descriptor that is not an eventfd. */
 	int fd = open("/dev/null", O_RDONLY);
 	char tok[128];
