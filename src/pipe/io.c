@@ -16,34 +16,6 @@
 
 #include "pipe/conn.h"
 
-/* A deadline that reads the clock only once a call has to wait, so the
- * fast path of a send or a receive makes no clock_gettime call.  The
- * timeout runs from the first wait, which comes before any slow work. */
-struct until {
-	int64_t timeout_ns;
-	bool started;
-	struct mproc__deadline d;
-};
-
-static void until_init(struct until *u, int64_t timeout_ns)
-{
-	u->timeout_ns = timeout_ns;
-	u->started = false;
-}
-
-static bool until_nowait(const struct until *u)
-{
-	return u->timeout_ns == 0;
-}
-
-static const struct mproc__deadline *until_get(struct until *u)
-{
-	if (!u->started) {
-		mproc__deadline_init(&u->d, u->timeout_ns);
-		u->started = true;
-	}
-	return &u->d;
-}
 
 /* ------------------------------------------------------------------ */
 /* Sending                                                             */
@@ -61,7 +33,7 @@ static int tx_closed_error(mproc_conn *c)
 
 /* Reserve room for a record of @len bytes, waiting until @d. */
 static int tx_reserve(mproc_conn *c, uint64_t len, void **p,
-		      struct until *u)
+		      struct mproc__lazy_deadline *u)
 {
 	for (;;) {
 		int rc = mproc__spsc_reserve(&c->tx, len, p);
@@ -69,13 +41,13 @@ static int tx_reserve(mproc_conn *c, uint64_t len, void **p,
 			return tx_closed_error(c);
 		if (rc != -EAGAIN)
 			return rc;
-		if (until_nowait(u)) {
+		if (mproc__lazy_nowait(u)) {
 			rc = mproc__conn_peer_check_rl(c, &c->tx_next_check);
 			if (rc)
 				return rc;
 			return -EAGAIN;
 		}
-		rc = mproc__spsc_wait_space(&c->tx, len, until_get(u),
+		rc = mproc__spsc_wait_space(&c->tx, len, mproc__lazy_get(u),
 					    mproc__conn_peer_alive, c);
 		if (rc)
 			return rc;
@@ -92,7 +64,7 @@ static void tx_publish(mproc_conn *c)
 
 /* End a withdrawn stream with the flags-0 record that tells the receiver
  * to drop it (conn.h). */
-static int tx_withdraw(mproc_conn *c, struct until *u)
+static int tx_withdraw(mproc_conn *c, struct mproc__lazy_deadline *u)
 {
 	void *p;
 	int rc = tx_reserve(c, 0, &p, u);
@@ -107,7 +79,7 @@ static int tx_withdraw(mproc_conn *c, struct until *u)
 }
 
 static ssize_t send_stream(mproc_conn *c, const unsigned char *buf,
-			   uint64_t len, struct until *u)
+			   uint64_t len, struct mproc__lazy_deadline *u)
 {
 	uint64_t frag = c->frag;
 	void *p;
@@ -129,8 +101,8 @@ static ssize_t send_stream(mproc_conn *c, const unsigned char *buf,
 			 * does not fit now, the next send or the close
 			 * delivers it. */
 			c->tx_abort = true;
-			struct until now;
-			until_init(&now, MPROC_NOWAIT);
+			struct mproc__lazy_deadline now;
+			mproc__lazy_init(&now, MPROC_NOWAIT);
 			tx_withdraw(c, &now);
 			return rc;
 		}
@@ -151,8 +123,8 @@ MPROC_API ssize_t mproc_conn_send_bytes(mproc_conn *c, const void *buf,
 		return rc;
 	if ((!buf && len) || len > SSIZE_MAX)
 		return -EINVAL;
-	struct until u;
-	until_init(&u, c->timeout_ns);
+	struct mproc__lazy_deadline u;
+	mproc__lazy_init(&u, c->timeout_ns);
 	if (c->tx_abort && (rc = tx_withdraw(c, &u)) != 0)
 		return rc;
 	if (len > c->tx.max_payload)
@@ -201,7 +173,7 @@ static void rx_consumed(mproc_conn *c)
 
 /* Peek at the next record, waiting until @d.  Returns 0, -EAGAIN,
  * -ETIMEDOUT, -MPROC_EEOF, -MPROC_EPEERDIED, -MPROC_ECORRUPT. */
-static int rx_peek(mproc_conn *c, struct until *u,
+static int rx_peek(mproc_conn *c, struct mproc__lazy_deadline *u,
 		   const void **p, uint64_t *len, uint32_t *flags)
 {
 	bool dead = false;
@@ -216,12 +188,12 @@ static int rx_peek(mproc_conn *c, struct until *u,
 		rx_empty(c);
 		if (dead)
 			return -MPROC_EPEERDIED;
-		if (until_nowait(u)) {
+		if (mproc__lazy_nowait(u)) {
 			rc = mproc__conn_peer_check_rl(c, &c->rx_next_check);
 			if (rc == 0)
 				return -EAGAIN;
 		} else {
-			rc = mproc__spsc_wait_data(&c->rx, until_get(u),
+			rc = mproc__spsc_wait_data(&c->rx, mproc__lazy_get(u),
 						   mproc__conn_peer_alive, c);
 			if (rc && rc != -MPROC_EPEERDIED)
 				return rc;
@@ -265,7 +237,7 @@ static void rx_reset(mproc_conn *c)
  * fragment arrived, 1 when the sender withdrew the message (dropped), or
  * a negative error with the progress kept in rx_have. */
 static int rx_stream(mproc_conn *c, unsigned char *dst,
-		     struct until *u)
+		     struct mproc__lazy_deadline *u)
 {
 	for (;;) {
 		const void *p;
@@ -291,7 +263,7 @@ static int rx_stream(mproc_conn *c, unsigned char *dst,
 
 /* Finish or drop a streamed message that an earlier call left half
  * received, so that the ring's next record starts a message. */
-static int rx_resume_drop(mproc_conn *c, struct until *u)
+static int rx_resume_drop(mproc_conn *c, struct mproc__lazy_deadline *u)
 {
 	int rc = rx_stream(c, NULL, u);
 	if (rc < 0)
@@ -321,8 +293,8 @@ static int rx_fits(const struct rx_want *w, uint64_t total)
  * place. */
 static ssize_t rx_take(mproc_conn *c, struct rx_want *w, uint64_t *size)
 {
-	struct until u;
-	until_init(&u, c->timeout_ns);
+	struct mproc__lazy_deadline u;
+	mproc__lazy_init(&u, c->timeout_ns);
 	int rc;
 	if (c->rx_active && !c->rx_stash && (rc = rx_resume_drop(c, &u)) != 0)
 		return rc;
@@ -465,8 +437,8 @@ MPROC_API ssize_t mproc_conn_next_size(mproc_conn *c, int64_t timeout_ns)
 		return rc;
 	if (timeout_ns < -1)
 		return -EINVAL;
-	struct until u;
-	until_init(&u, timeout_ns);
+	struct mproc__lazy_deadline u;
+	mproc__lazy_init(&u, timeout_ns);
 	if (c->rx_active && !c->rx_stash && (rc = rx_resume_drop(c, &u)) != 0)
 		return rc;
 	if (c->rx_active)
@@ -492,8 +464,8 @@ MPROC_API int mproc_conn_poll(mproc_conn *c, int64_t timeout_ns)
 		return rc;
 	if (timeout_ns < -1)
 		return -EINVAL;
-	struct until u;
-	until_init(&u, timeout_ns);
+	struct mproc__lazy_deadline u;
+	mproc__lazy_init(&u, timeout_ns);
 	const void *p;
 	uint64_t len;
 	uint32_t flags;

@@ -327,30 +327,6 @@ static void count_put(mproc_queue *q, uint64_t n)
 					  memory_order_relaxed);
 }
 
-/* A deadline that is set up (a clock read) only when a call first has to
- * wait, so the fast path of put/get never reads the clock. */
-struct lazy_deadline {
-	int64_t timeout_ns;
-	bool started;
-	struct mproc__deadline d;
-};
-
-static void lazy_init(struct lazy_deadline *l, int64_t timeout_ns)
-{
-	l->timeout_ns = timeout_ns;
-	l->started = false;
-}
-
-static const struct mproc__deadline *lazy_get(struct lazy_deadline *l)
-{
-	if (!l->started) {
-		/* Cannot fail: callers rejected timeouts below -1. */
-		mproc__deadline_init(&l->d, l->timeout_ns);
-		l->started = true;
-	}
-	return &l->d;
-}
-
 /* Try once to reserve room for @len bytes.  MPMC returns the claimed
  * position in *pos (kept by the caller, so threads can share a handle);
  * SPSC keeps its reservation in the ring view. */
@@ -362,15 +338,15 @@ static int reserve_now(mproc_queue *q, size_t len, uint64_t *pos, void **p)
 
 /* Reserve room for @len bytes, waiting up to @l's timeout. */
 static int reserve_wait(mproc_queue *q, size_t len, uint64_t *pos, void **p,
-			struct lazy_deadline *l)
+			struct mproc__lazy_deadline *l)
 {
 	for (;;) {
 		int rc = reserve_now(q, len, pos, p);
 		if (rc != -EAGAIN)
 			return rc;
-		if (l->timeout_ns == 0)
+		if (mproc__lazy_nowait(l))
 			return -EAGAIN;
-		const struct mproc__deadline *d = lazy_get(l);
+		const struct mproc__deadline *d = mproc__lazy_get(l);
 		rc = q->ring == RING_SPSC
 			     ? mproc__spsc_wait_space(&q->u.spsc, len, d, NULL, NULL)
 			     : mproc__mpmc_wait_space(&q->u.mpmc, d);
@@ -409,8 +385,8 @@ MPROC_API ssize_t mproc_queue_put(mproc_queue *q, const void *buf, size_t len,
 		return -EMSGSIZE;
 	if (timeout_ns < -1)
 		return -EINVAL;
-	struct lazy_deadline l;
-	lazy_init(&l, timeout_ns);
+	struct mproc__lazy_deadline l;
+	mproc__lazy_init(&l, timeout_ns);
 	void *p;
 	uint64_t pos = 0;
 	int rc = reserve_wait(q, len, &pos, &p, &l);
@@ -435,8 +411,8 @@ MPROC_API ssize_t mproc_queue_put_many(mproc_queue *q, const struct iovec *msgs,
 		return -EINVAL;
 	if (timeout_ns < -1)
 		return -EINVAL;
-	struct lazy_deadline l;
-	lazy_init(&l, timeout_ns);
+	struct mproc__lazy_deadline l;
+	mproc__lazy_init(&l, timeout_ns);
 	size_t done = 0;
 	while (done < n) {
 		const struct iovec *m = &msgs[done];
@@ -475,8 +451,8 @@ MPROC_API int mproc_queue_reserve(mproc_queue *q, size_t len, void **ptr,
 		return -EINVAL;
 	if (q->res_open)
 		return -EBUSY;
-	struct lazy_deadline l;
-	lazy_init(&l, timeout_ns);
+	struct mproc__lazy_deadline l;
+	mproc__lazy_init(&l, timeout_ns);
 	int rc = reserve_wait(q, len, &q->res_pos, ptr, &l);
 	if (rc == 0) {
 		q->res_open = true;
@@ -501,7 +477,7 @@ MPROC_API int mproc_queue_commit(mproc_queue *q, size_t len)
  * message longer than this is not consumed (-EMSGSIZE, *len set).  MPMC
  * returns the claimed position in *pos for release_one. */
 static int peek_wait(mproc_queue *q, uint64_t cap, uint64_t *pos,
-		     const void **p, uint64_t *len, struct lazy_deadline *l)
+		     const void **p, uint64_t *len, struct mproc__lazy_deadline *l)
 {
 	for (;;) {
 		int rc;
@@ -517,9 +493,9 @@ static int peek_wait(mproc_queue *q, uint64_t cap, uint64_t *pos,
 		}
 		if (rc != -EAGAIN)
 			return rc;
-		if (l->timeout_ns == 0)
+		if (mproc__lazy_nowait(l))
 			return -EAGAIN;
-		const struct mproc__deadline *d = lazy_get(l);
+		const struct mproc__deadline *d = mproc__lazy_get(l);
 		rc = q->ring == RING_SPSC
 			     ? mproc__spsc_wait_data(&q->u.spsc, d, NULL, NULL)
 			     : mproc__mpmc_wait_data(&q->u.mpmc, d);
@@ -557,8 +533,8 @@ MPROC_API ssize_t mproc_queue_get(mproc_queue *q, void *buf, size_t cap,
 		return -EBUSY;
 	if (timeout_ns < -1)
 		return -EINVAL;
-	struct lazy_deadline l;
-	lazy_init(&l, timeout_ns);
+	struct mproc__lazy_deadline l;
+	mproc__lazy_init(&l, timeout_ns);
 	const void *p;
 	uint64_t len, pos = 0;
 	int rc = peek_wait(q, cap, &pos, &p, &len, &l);
@@ -585,9 +561,9 @@ MPROC_API ssize_t mproc_queue_get_many(mproc_queue *q, const struct iovec *bufs,
 		return -EBUSY;
 	if (timeout_ns < -1)
 		return -EINVAL;
-	struct lazy_deadline l, now;
-	lazy_init(&l, timeout_ns);
-	lazy_init(&now, MPROC_NOWAIT);
+	struct mproc__lazy_deadline l, now;
+	mproc__lazy_init(&l, timeout_ns);
+	mproc__lazy_init(&now, MPROC_NOWAIT);
 	size_t done = 0;
 	while (done < n) {
 		const struct iovec *b = &bufs[done];
@@ -659,8 +635,8 @@ MPROC_API ssize_t mproc_queue_peek(mproc_queue *q, const void **ptr,
 		return -EBUSY;
 	if (timeout_ns < -1)
 		return -EINVAL;
-	struct lazy_deadline l;
-	lazy_init(&l, timeout_ns);
+	struct mproc__lazy_deadline l;
+	mproc__lazy_init(&l, timeout_ns);
 	uint64_t len;
 	int rc = peek_wait(q, UINT64_MAX, &q->peek_pos, ptr, &len, &l);
 	if (rc)
