@@ -9,6 +9,7 @@
 #include <limits.h>
 #include <poll.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <spawn.h>
 #include <stdio.h>
@@ -382,7 +383,15 @@ Test(pipe, resumed_stream)
 	struct big_send s = { b, msg, n, 0 };
 	pthread_t t;
 	/* The receiver times out immediately once the ring is drained; the
-	 * sender (a thread) refills it; repeat until the message is done. */
+	 * sender (a thread) refills it; repeat until the message is done.
+	 * Both threads share one CPU (Criterion runs each test in its own
+	 * process), so the receiver always drains the ring while the sender
+	 * is not running and meets it empty part-way: the resume path runs
+	 * every time, not only when the timing happens to allow it. */
+	cpu_set_t one;
+	CPU_ZERO(&one);
+	CPU_SET(sched_getcpu() >= 0 ? sched_getcpu() : 0, &one);
+	cr_assert_eq(sched_setaffinity(0, sizeof(one), &one), 0);
 	cr_assert_eq(mproc_conn_set_timeout(a, 0), 0);
 	pthread_create(&t, NULL, sender, &s);
 	ssize_t r;
