@@ -51,6 +51,8 @@ int mproc__mpmc_reserve(struct mproc__mpmc *q, uint64_t len, uint64_t *pos_out,
 {
 	if (len > q->max_payload)
 		return -EMSGSIZE;
+	/* Relaxed: only a gate for new puts; a put that races with close is
+	 * the documented case of mproc_queue_close. */
 	if (atomic_load_explicit(&q->sh->closed, memory_order_relaxed))
 		return -EPIPE;
 	/* F3 */
@@ -227,6 +229,9 @@ static bool data_ready(void *arg)
 static bool space_ready(void *arg)
 {
 	struct mproc__mpmc *q = arg;
+	/* F3, then F2: acquire pairs with the releasing consumer, so a
+	 * producer that proceeds may overwrite the slot.  The closed flag is
+	 * only a reason to stop waiting (reserve then says -EPIPE): relaxed. */
 	uint64_t pos = atomic_load_explicit(&q->sh->enq_pos,
 					    memory_order_acquire);
 	uint64_t seq = atomic_load_explicit(&slot_at(q, pos)->seq,
@@ -277,6 +282,8 @@ uint64_t mproc__mpmc_count(const struct mproc__mpmc *q)
 
 void mproc__mpmc_close(struct mproc__mpmc *q)
 {
+	/* Release: pairs with the acquire in drained(); what this process
+	 * committed before closing is seen by a consumer that sees the flag. */
 	atomic_fetch_or_explicit(&q->sh->closed, MPROC__MPMC_WR_CLOSED,
 				 memory_order_release);
 	mproc__event_signal(&q->sh->data_ready);
@@ -285,5 +292,6 @@ void mproc__mpmc_close(struct mproc__mpmc *q)
 
 bool mproc__mpmc_closed(const struct mproc__mpmc *q)
 {
+	/* Acquire: pairs with the release in mproc__mpmc_close. */
 	return atomic_load_explicit(&q->sh->closed, memory_order_acquire);
 }

@@ -231,6 +231,8 @@ static bool space_ready(void *arg)
 {
 	struct space_wait *w = arg;
 	struct mproc__spsc *r = w->r;
+	/* Relaxed: a closed consumer only ends the wait; reserve reports it
+	 * and nothing is read on the strength of it. */
 	if (atomic_load_explicit(&r->sh->closed, memory_order_relaxed) &
 	    MPROC__SPSC_RD_CLOSED)
 		return true;
@@ -264,6 +266,7 @@ static void publish_tail(struct mproc__spsc *r)
 {
 	struct mproc__spsc_shared *sh = r->sh;
 	if (r->rd_msgs) {
+		/* Relaxed: a statistic for qsize; only we write it. */
 		uint64_t m = atomic_load_explicit(&sh->msgs_out,
 						  memory_order_relaxed);
 		atomic_store_explicit(&sh->msgs_out, m + r->rd_msgs,
@@ -432,5 +435,6 @@ void mproc__spsc_close(struct mproc__spsc *r, uint32_t how)
 
 uint32_t mproc__spsc_closed(const struct mproc__spsc *r)
 {
+	/* Acquire: pairs with the release in mproc__spsc_close (E3). */
 	return atomic_load_explicit(&r->sh->closed, memory_order_acquire);
 }

@@ -52,6 +52,8 @@ bool mproc__heavy_barrier(void)
 	if (waiter_membarrier &&
 	    syscall(SYS_membarrier, MEMBARRIER_CMD_GLOBAL_EXPEDITED, 0, 0) == 0)
 		return true;
+	/* A3 as a fence: pairs with the fence W2 of wakers that could not
+	 * use the light barrier. */
 	atomic_thread_fence(memory_order_seq_cst);
 	return !light_wakers_possible;
 }
