@@ -7,6 +7,7 @@
 #include <poll.h>
 #include <sched.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -224,6 +225,25 @@ Test(process, terminate_kill_and_exitcode_while_running, .timeout = 60)
 	}
 }
 
+/* True once process @pid ignores SIGTERM (its SigIgn mask in /proc). */
+static bool ignores_sigterm(pid_t pid)
+{
+	char path[64], line[256];
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+	FILE *f = fopen(path, "r");
+	if (!f)
+		return false;
+	bool ign = false;
+	unsigned long long mask;
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "SigIgn: %llx", &mask) == 1) {
+			ign = mask & (1ULL << (SIGTERM - 1));
+			break;
+		}
+	fclose(f);
+	return ign;
+}
+
 Test(process, terminate_ignored_then_kill, .timeout = 60)
 {
 	for (int m = 0; m < N_METHODS; m++) {
@@ -232,9 +252,16 @@ Test(process, terminate_ignored_then_kill, .timeout = 60)
 		cr_assert_eq(mproc_process_create(ctx_of(meth), ignore_term_forever,
 						  NULL, 0, &p), 0);
 		cr_assert_eq(mproc_process_start(p), 0);
-		/* Give the child time to install SIG_IGN: until it has, a
-		 * SIGTERM would still kill it, which proves nothing. */
-		usleep(300 * 1000);
+		/* Wait until the child has installed SIG_IGN: until it has, a
+		 * SIGTERM would still kill it, which proves nothing.  A fixed
+		 * sleep is not enough for a spawned (re-executed) child on a
+		 * loaded machine, so watch its signal mask instead. */
+		int64_t t0 = now_ns();
+		while (!ignores_sigterm(mproc_process_pid(p))) {
+			cr_assert_lt(now_ns() - t0, 15 * MPROC_SEC,
+				     "%s: child never ignored SIGTERM", meth);
+			usleep(1000);
+		}
 		cr_expect_eq(mproc_process_terminate(p), 0);
 		cr_expect_eq(mproc_process_join(p, 300 * MPROC_MSEC), 0);
 		cr_expect_eq(mproc_process_is_alive(p), 1, "%s ignored SIGTERM", meth);
