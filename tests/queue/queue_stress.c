@@ -52,7 +52,7 @@ struct cfg {
  * leaves the sleeper asleep until its call's deadline; a call that takes
  * longer than this is reported as a lost wake-up. */
 #define CALL_TIMEOUT (5 * MPROC_SEC)
-#define LOST_WAKEUP_NS (2 * MPROC_SEC)
+#define LOST_WAKEUP_NS (4 * MPROC_SEC)
 
 static int64_t now_ns(void)
 {
