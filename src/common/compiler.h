@@ -14,7 +14,6 @@
 #define mproc__aligned_cl __attribute__((aligned(MPROC_CACHELINE)))
 #define mproc__likely(x) __builtin_expect(!!(x), 1)
 #define mproc__unlikely(x) __builtin_expect(!!(x), 0)
-#define MPROC_INTERNAL __attribute__((visibility("hidden")))
 
 /* Tell the CPU we are spinning (frees the sibling hyper-thread, saves
  * power, avoids a memory-order machine clear when the loop exits). */

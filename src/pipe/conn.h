@@ -119,7 +119,6 @@ struct mproc_conn {
 };
 
 /* pipe.c */
-int mproc__pipe_self(void);
 void mproc__conn_claim(mproc_conn *c);
 int mproc__conn_peer_alive(void *conn);
 int mproc__conn_peer_check_rl(mproc_conn *c, int64_t *next_check);

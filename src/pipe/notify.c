@@ -57,17 +57,11 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/clock.h"
 #include "pipe/conn.h"
 
 /* Longest time a receiver waits for a signaller to finish its write. */
 #define BUSY_WAIT_NS (10 * 1000 * 1000LL)
-
-static int64_t mono_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
-}
 
 bool mproc__rx_pending(mproc_conn *c)
 {
@@ -150,7 +144,7 @@ static uint32_t wait_not_busy(struct pipe_notify *n)
 			mproc__cpu_relax();
 			continue;
 		}
-		int64_t now = mono_ns();
+		int64_t now = mproc__now_ns();
 		if (!until)
 			until = now + BUSY_WAIT_NS;
 		else if (now >= until)

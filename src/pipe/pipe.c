@@ -30,52 +30,20 @@
 #include <unistd.h>
 
 #include "pipe/conn.h"
-#include "shm/registry.h"
+#include "common/bits.h"
+#include "common/clock.h"
+#include "common/fdreg.h"
+#include "common/fork.h"
+#include "common/os.h"
+#include "common/parse.h"
 
-#ifndef SYS_pidfd_open
-#define SYS_pidfd_open 434
-#endif
 
 #define DEFAULT_CAPACITY ((uint64_t)1 << 20)
 #define TOKEN_PREFIX "mproc-conn:"
 
-/* ------------------------------------------------------------------ */
-/* Process identity across fork                                        */
-
-static pthread_once_t once = PTHREAD_ONCE_INIT;
-/* This process's pid, refreshed in the child by an atfork handler so the
- * per-call ownership check costs a load, not a getpid() system call. */
-static _Atomic int self_pid;
-/* Bumped before every fork(3) of this process (and inherited). */
-static _Atomic uint64_t fork_gen;
-
-static void before_fork(void)
-{
-	/* Relaxed: read only by this process's own later close calls. */
-	atomic_fetch_add_explicit(&fork_gen, 1, memory_order_relaxed);
-}
-
-static void in_child(void)
-{
-	atomic_store_explicit(&self_pid, (int)getpid(), memory_order_relaxed);
-}
-
-static void init_once(void)
-{
-	atomic_store_explicit(&self_pid, (int)getpid(), memory_order_relaxed);
-	pthread_atfork(before_fork, NULL, in_child);
-}
-
-int mproc__pipe_self(void)
-{
-	/* Relaxed: written before fork returns in the child, by the thread
-	 * that then runs; never changes otherwise. */
-	return atomic_load_explicit(&self_pid, memory_order_relaxed);
-}
-
 void mproc__conn_claim(mproc_conn *c)
 {
-	int self = mproc__pipe_self();
+	int self = mproc__self_pid();
 	/* Relaxed: used_by is private to this process (atomic only because
 	 * the sending and receiving threads may both store it). */
 	if (atomic_load_explicit(&c->used_by, memory_order_relaxed) != self) {
@@ -94,32 +62,6 @@ void mproc__conn_claim(mproc_conn *c)
 
 /* ------------------------------------------------------------------ */
 /* Liveness                                                            */
-
-static int64_t coarse_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
-	return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
-}
-
-/* True once @pid has exited (a zombie counts: kill(pid, 0) would still
- * succeed on it, and the survivor is often the parent that has not reaped
- * it yet, because it is blocked on this very connection). */
-static bool pid_gone(pid_t pid)
-{
-	int fd = (int)syscall(SYS_pidfd_open, pid, 0);
-	if (fd < 0) {
-		if (errno == ESRCH)
-			return true;
-		/* No pidfds (old kernel, EMFILE): the plain check. */
-		return kill(pid, 0) < 0 && errno == ESRCH;
-	}
-	/* A pidfd polls readable once the process has exited. */
-	struct pollfd p = { .fd = fd, .events = POLLIN };
-	int r = poll(&p, 1, 0);
-	close(fd);
-	return r > 0;
-}
 
 /* The peer's owner died: record it and close the rings on its behalf so
  * that every later call (ours, or another holder's) sees it at once, and
@@ -154,7 +96,7 @@ int mproc__conn_peer_alive(void *arg)
 		return 0; /* the rings carry the close */
 	/* Relaxed: see mproc__conn_claim. */
 	uint32_t o = atomic_load_explicit(&p->owner, memory_order_relaxed);
-	int self = mproc__pipe_self();
+	int self = mproc__self_pid();
 	if (o == 0 || o == (uint32_t)self)
 		return 0; /* handed over (nobody to watch yet), or ourselves */
 	/* We hold the peer end too and have used it: it is ours to use
@@ -162,7 +104,7 @@ int mproc__conn_peer_alive(void *arg)
 	if (atomic_load_explicit(&c->res->used_pid[1 - c->end],
 				 memory_order_relaxed) == self)
 		return 0;
-	if (!pid_gone((pid_t)o))
+	if (!mproc__pid_exited((pid_t)o))
 		return 0;
 	/* Another process may have claimed the end meanwhile. */
 	if (atomic_load_explicit(&p->owner, memory_order_relaxed) != o)
@@ -173,7 +115,7 @@ int mproc__conn_peer_alive(void *arg)
 
 int mproc__conn_peer_check_rl(mproc_conn *c, int64_t *next_check)
 {
-	int64_t now = coarse_ns();
+	int64_t now = mproc__coarse_now_ns();
 	if (now < *next_check)
 		return 0;
 	*next_check = now + MPROC__WAIT_SLICE_NS;
@@ -219,18 +161,13 @@ static uint64_t plan(uint64_t cap, bool duplex,
 	return ring0_off() + (duplex ? 2 : 1) * ring;
 }
 
-static bool is_pow2(uint64_t x)
-{
-	return x && !(x & (x - 1));
-}
-
 /* The kind-specific check run by mproc_shm_import (shm.h). */
 static int validate_geom(const uint64_t g[MPROC_SHM_GEOM_WORDS],
 			 uint64_t data_size, void *ctx)
 {
 	(void)ctx;
 	uint64_t cap = g[GEOM_CAP];
-	if (g[GEOM_DUPLEX] > 1 || !is_pow2(cap) ||
+	if (g[GEOM_DUPLEX] > 1 || !mproc__is_pow2(cap) ||
 	    cap < MPROC_PIPE_MIN_CAPACITY || cap > MPROC_PIPE_MAX_CAPACITY)
 		return -MPROC_ECORRUPT;
 	uint64_t want[MPROC_SHM_GEOM_WORDS];
@@ -238,14 +175,6 @@ static int validate_geom(const uint64_t g[MPROC_SHM_GEOM_WORDS],
 	if (memcmp(want, g, sizeof(want)) != 0 || data_size < need)
 		return -MPROC_ECORRUPT;
 	return 0;
-}
-
-static uint64_t pow2_ceil(uint64_t x)
-{
-	uint64_t p = MPROC_PIPE_MIN_CAPACITY;
-	while (p < x)
-		p <<= 1;
-	return p;
 }
 
 /* ------------------------------------------------------------------ */
@@ -258,7 +187,7 @@ static void res_put(struct pipe_res *res)
 		return;
 	for (int k = 0; k < 2; k++) {
 		if (res->efd[k] >= 0) {
-			mproc__shm_unregister_fd(res->efd[k]);
+			mproc__fdreg_remove(res->efd[k]);
 			close(res->efd[k]);
 		}
 	}
@@ -299,8 +228,8 @@ static int attach(mproc_conn *c, struct pipe_res *res, int end)
 		if (rc)
 			return rc;
 	}
-	c->created_by = mproc__pipe_self();
-	c->created_gen = atomic_load_explicit(&fork_gen, memory_order_relaxed);
+	c->created_by = mproc__self_pid();
+	c->created_gen = mproc__fork_gen();
 	return 0;
 }
 
@@ -315,7 +244,7 @@ static int make_eventfd(int *out)
 	int fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	if (fd < 0)
 		return -errno;
-	int rc = mproc__shm_register_fd(fd);
+	int rc = mproc__fdreg_add(fd);
 	if (rc) {
 		close(fd);
 		return rc;
@@ -338,10 +267,11 @@ MPROC_API int mproc_pipe(mproc_conn **a, mproc_conn **b, bool duplex,
 	if ((attr->flags & ~(unsigned)MPROC_PIPE_BUSY_POLL) ||
 	    attr->capacity > MPROC_PIPE_MAX_CAPACITY)
 		return -EINVAL;
-	pthread_once(&once, init_once);
 
-	uint64_t cap = pow2_ceil(attr->capacity ? attr->capacity
-						: DEFAULT_CAPACITY);
+	uint64_t want = attr->capacity ? attr->capacity : DEFAULT_CAPACITY;
+	uint64_t cap = want < MPROC_PIPE_MIN_CAPACITY
+			       ? MPROC_PIPE_MIN_CAPACITY
+			       : mproc__pow2_ceil(want);
 	uint64_t geom[MPROC_SHM_GEOM_WORDS];
 	uint64_t size = plan(cap, duplex, geom);
 
@@ -365,7 +295,7 @@ MPROC_API int mproc_pipe(mproc_conn **a, mproc_conn **b, bool duplex,
 	/* Plain initialisation: nobody else can see the segment before the
 	 * release store of its magic in mproc_shm_publish. */
 	for (int e = 0; e < 2; e++) {
-		atomic_init(&ctl->end[e].owner, (uint32_t)mproc__pipe_self());
+		atomic_init(&ctl->end[e].owner, (uint32_t)mproc__self_pid());
 		atomic_init(&ctl->end[e].state, END_OPEN);
 		atomic_init(&ctl->note[e].armed, 0);
 		atomic_init(&ctl->note[e].sig, SIG_IDLE);
@@ -391,7 +321,7 @@ MPROC_API int mproc_pipe(mproc_conn **a, mproc_conn **b, bool duplex,
 fail:
 	for (int k = 0; k < 2; k++) {
 		if (res->efd[k] >= 0) {
-			mproc__shm_unregister_fd(res->efd[k]);
+			mproc__fdreg_remove(res->efd[k]);
 			close(res->efd[k]);
 		}
 	}
@@ -496,25 +426,17 @@ static int check_eventfd(int fd)
 }
 
 /* Read "-1" or a decimal 0..INT_MAX followed by ':' at *@p and advance
- * past the ':'.  Strict on purpose, like the segment token parser: no
- * spaces, no '+', no overflow (which sscanf leaves undefined). */
+ * past the ':' (strict: see common/parse.h). */
 static int parse_field(const char **p, int *out)
 {
 	const char *s = *p;
+	uint64_t v;
 	if (s[0] == '-' && s[1] == '1' && s[2] == ':') {
 		*out = -1;
 		*p = s + 3;
 		return 0;
 	}
-	if (*s < '0' || *s > '9')
-		return -EINVAL;
-	long v = 0;
-	for (; *s >= '0' && *s <= '9'; s++) {
-		v = v * 10 + (*s - '0');
-		if (v > INT_MAX)
-			return -EINVAL;
-	}
-	if (*s != ':')
+	if (mproc__parse_u64(&s, INT_MAX, &v) || *s != ':')
 		return -EINVAL;
 	*out = (int)v;
 	*p = s + 1;
@@ -537,7 +459,6 @@ MPROC_API int mproc_conn_import(const char *token, mproc_conn **out)
 	if ((rx_fd >= 0 && (rc = check_eventfd(rx_fd)) != 0) ||
 	    (tx_fd >= 0 && (rc = check_eventfd(tx_fd)) != 0))
 		return rc;
-	pthread_once(&once, init_once);
 
 	struct pipe_res *res = calloc(1, sizeof(*res));
 	mproc_conn *c = calloc(1, sizeof(*c));
@@ -573,9 +494,9 @@ MPROC_API int mproc_conn_import(const char *token, mproc_conn **out)
 		if (res->efd[k] < 0)
 			continue;
 		set_cloexec(res->efd[k], true);
-		if ((rc = mproc__shm_register_fd(res->efd[k])) != 0) {
+		if ((rc = mproc__fdreg_add(res->efd[k])) != 0) {
 			if (k == 1 && res->efd[0] >= 0)
-				mproc__shm_unregister_fd(res->efd[0]);
+				mproc__fdreg_remove(res->efd[0]);
 			res->efd[0] = res->efd[1] = -1;
 			goto fail;
 		}
@@ -620,7 +541,7 @@ MPROC_API int mproc_conn_close(mproc_conn *c)
 		return -EINVAL;
 	if (c->closed)
 		return -EBADF;
-	int self = mproc__pipe_self();
+	int self = mproc__self_pid();
 	struct pipe_end_ctl *me = &c->ctl->end[c->end];
 	/* Relaxed: our own claims are program-ordered before this load;
 	 * another process's claim racing with our close is a hand-over the
@@ -629,8 +550,7 @@ MPROC_API int mproc_conn_close(mproc_conn *c)
 	bool used_here = atomic_load_explicit(&c->used_by,
 					      memory_order_relaxed) == self;
 	bool kept = c->created_by == self && !c->exported &&
-		    c->created_gen == atomic_load_explicit(&fork_gen,
-							   memory_order_relaxed);
+		    c->created_gen == mproc__fork_gen();
 	bool open = atomic_load_explicit(&me->state, memory_order_relaxed) ==
 		    END_OPEN;
 	if (owner == (uint32_t)self && open && (used_here || kept)) {

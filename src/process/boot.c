@@ -18,6 +18,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "common/os.h"
 #include "process/internal.h"
 
 #define BOOT_MAGIC UINT64_C(0x31544f4f42435052) /* "RPCBOOT1" */
@@ -75,21 +76,6 @@ static void put_str(struct wbuf *w, const char *s)
 	put(w, s, n);
 }
 
-static int write_all(int fd, const uint8_t *p, size_t n)
-{
-	while (n) {
-		ssize_t k = write(fd, p, n);
-		if (k < 0) {
-			if (errno == EINTR)
-				continue;
-			return -errno;
-		}
-		p += k;
-		n -= (size_t)k;
-	}
-	return 0;
-}
-
 int mproc__boot_write(const mproc_process *p, const int *fds, size_t nfds)
 {
 	struct mproc__fnref ref;
@@ -131,7 +117,7 @@ int mproc__boot_write(const mproc_process *p, const int *fds, size_t nfds)
 	int fd = memfd_create("mproc-boot", MFD_CLOEXEC);
 	if (fd < 0) {
 		rc = -errno;
-	} else if ((rc = write_all(fd, w.p, w.len)) != 0) {
+	} else if ((rc = mproc__write_all(fd, w.p, w.len)) != 0) {
 		close(fd);
 	}
 	free(w.p);

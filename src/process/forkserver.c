@@ -47,6 +47,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "common/os.h"
+#include "common/parse.h"
 #include "process/internal.h"
 
 #ifndef P_PIDFD

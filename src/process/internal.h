@@ -178,11 +178,8 @@ void mproc__forkserver_atfork(int phase);
 
 /* misc ------------------------------------------------------------------ */
 
-int mproc__pidfd_open(pid_t pid);
 /* In a new child: die with SIGKILL when @parent dies (PR_SET_PDEATHSIG),
  * and leave at once if it is already gone. */
 void mproc__die_with_parent(pid_t parent);
-/* Parse a decimal descriptor number; -1 if malformed. */
-int mproc__parse_fd(const char *s);
 
 #endif /* MPROC_PROCESS_INTERNAL_H */

@@ -29,6 +29,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/os.h"
 #include "process/internal.h"
 #include "shm/futex.h"
 
@@ -51,30 +52,11 @@ static pthread_once_t hooks_once = PTHREAD_ONCE_INIT;
 
 /* ---- small helpers ----------------------------------------------------- */
 
-int mproc__pidfd_open(pid_t pid)
-{
-	long fd = syscall(SYS_pidfd_open, pid, 0);
-	return fd < 0 ? -errno : (int)fd;
-}
-
 static int pidfd_signal(int pidfd, int sig)
 {
 	if (syscall(SYS_pidfd_send_signal, pidfd, sig, NULL, 0) < 0)
 		return errno == ESRCH ? 0 : -errno; /* ESRCH: already ended */
 	return 0;
-}
-
-int mproc__parse_fd(const char *s)
-{
-	if (!s || !*s)
-		return -1;
-	long v = 0;
-	for (const char *c = s; *c; c++) {
-		if (*c < '0' || *c > '9' || v > 100000000)
-			return -1;
-		v = v * 10 + (*c - '0');
-	}
-	return (int)v;
 }
 
 void mproc__die_with_parent(pid_t parent)

@@ -25,7 +25,9 @@
 #include <unistd.h>
 
 #include "process/internal.h"
-#include "shm/registry.h"
+#include "common/fdreg.h"
+#include "common/os.h"
+#include "common/parse.h"
 
 extern char **environ;
 
@@ -41,7 +43,7 @@ int mproc__inheritable_fds(int **out, size_t *n)
 		int *fds = malloc(cap * sizeof(*fds));
 		if (!fds)
 			return -ENOMEM;
-		size_t total = mproc__shm_inheritable_fds(fds, cap);
+		size_t total = mproc__fdreg_list(fds, cap);
 		if (total <= cap) {
 			*out = fds;
 			*n = total;

@@ -11,6 +11,7 @@
 
 #include "mproc/queue.h"
 #include "mproc/shm.h"
+#include "common/bits.h"
 #include "queue/mpmc.h"
 #include "queue/spsc.h"
 
@@ -56,25 +57,11 @@ struct mproc_queue {
 	} u;
 };
 
-static bool is_pow2(uint64_t x)
+/* Ring bytes for a requested size: a power of two, at least 64 (0 when
+ * nothing in 64 bits fits; the caller's limit checks then refuse it). */
+static uint64_t ceil_cap(uint64_t x)
 {
-	return x && !(x & (x - 1));
-}
-
-static uint64_t pow2_ceil(uint64_t x)
-{
-	uint64_t p = 64;
-	while (p < x)
-		p <<= 1;
-	return p;
-}
-
-static uint64_t pow2_floor(uint64_t x)
-{
-	uint64_t p = 1;
-	while (p <= x / 2)
-		p <<= 1;
-	return p;
+	return x < 64 ? 64 : mproc__pow2_ceil(x);
 }
 
 MPROC_API void mproc_queue_attr_init(struct mproc_queue_attr *attr)
@@ -99,9 +86,9 @@ static int plan(const struct mproc_queue_attr *a, uint64_t geom[MPROC_SHM_GEOM_W
 		if (a->capacity > MPROC__SPSC_MAX_CAP)
 			return -EINVAL;
 		if (a->capacity)
-			cap = pow2_ceil(a->capacity);
+			cap = ceil_cap(a->capacity);
 		else
-			cap = pow2_ceil(a->max_msg ? 2 * (a->max_msg + MPROC__REC_HDR)
+			cap = ceil_cap(a->max_msg ? 2 * (a->max_msg + MPROC__REC_HDR)
 						   : DEFAULT_CAPACITY);
 		if (cap < DEFAULT_CAPACITY && !a->capacity)
 			cap = DEFAULT_CAPACITY;
@@ -125,7 +112,7 @@ static int plan(const struct mproc_queue_attr *a, uint64_t geom[MPROC_SHM_GEOM_W
 				return -EINVAL;
 			nslots = 2;
 		}
-		nslots = pow2_floor(nslots);
+		nslots = mproc__pow2_floor(nslots);
 		geom[GEOM_RING] = RING_MPMC;
 		geom[GEOM_SIZE] = nslots;
 		geom[GEOM_MAX_MSG] = max;
@@ -145,7 +132,7 @@ static int validate_geom(const uint64_t g[MPROC_SHM_GEOM_WORDS],
 		return -MPROC_ECORRUPT;
 	if (g[GEOM_RING] == RING_SPSC) {
 		uint64_t cap = g[GEOM_SIZE];
-		if (!is_pow2(cap) || cap < 64 || cap > MPROC__SPSC_MAX_CAP ||
+		if (!mproc__is_pow2(cap) || cap < 64 || cap > MPROC__SPSC_MAX_CAP ||
 		    g[GEOM_MAX_MSG] > cap / 2 - MPROC__REC_HDR ||
 		    g[GEOM_STRIDE] != 0 || g[GEOM_BUF_OFF] != BUF_OFF_SPSC ||
 		    data_size < BUF_OFF_SPSC || data_size - BUF_OFF_SPSC < cap)
@@ -154,7 +141,7 @@ static int validate_geom(const uint64_t g[MPROC_SHM_GEOM_WORDS],
 	}
 	if (g[GEOM_RING] == RING_MPMC) {
 		uint64_t n = g[GEOM_SIZE], max = g[GEOM_MAX_MSG];
-		if (!is_pow2(n) || n < 2 || n > MAX_CAPACITY ||
+		if (!mproc__is_pow2(n) || n < 2 || n > MAX_CAPACITY ||
 		    max > MAX_CAPACITY / 4 || max > UINT32_MAX - 64 ||
 		    g[GEOM_STRIDE] != mproc__mpmc_stride(max) ||
 		    g[GEOM_BUF_OFF] != BUF_OFF_MPMC || data_size < BUF_OFF_MPMC ||

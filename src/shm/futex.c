@@ -58,50 +58,6 @@ bool mproc__heavy_barrier(void)
 	return !light_wakers_possible;
 }
 
-static struct timespec mono_now(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts;
-}
-
-static int64_t ts_ns(const struct timespec *t)
-{
-	return (int64_t)t->tv_sec * 1000000000LL + t->tv_nsec;
-}
-
-int mproc__deadline_init(struct mproc__deadline *d, int64_t timeout_ns)
-{
-	if (timeout_ns < -1)
-		return -EINVAL;
-	d->forever = timeout_ns == -1;
-	d->nowait = timeout_ns == 0;
-	d->at = mono_now();
-	if (!d->forever) {
-		/* Clamp absurd timeouts to ~292 years rather than overflow. */
-		int64_t now = ts_ns(&d->at);
-		int64_t end = timeout_ns > INT64_MAX - now ? INT64_MAX
-							   : now + timeout_ns;
-		d->at.tv_sec = end / 1000000000LL;
-		d->at.tv_nsec = end % 1000000000LL;
-	}
-	return 0;
-}
-
-int64_t mproc__deadline_left(const struct mproc__deadline *d)
-{
-	if (d->forever)
-		return INT64_MAX;
-	struct timespec now = mono_now();
-	int64_t left = ts_ns(&d->at) - ts_ns(&now);
-	return left > 0 ? left : 0;
-}
-
-bool mproc__deadline_passed(const struct mproc__deadline *d)
-{
-	return !d->forever && mproc__deadline_left(d) == 0;
-}
-
 int mproc__futex_wait(_Atomic uint32_t *word, uint32_t expected,
 		      const struct mproc__deadline *d)
 {

@@ -60,6 +60,7 @@
 #include <stdint.h>
 #include <time.h>
 
+#include "common/clock.h"
 #include "common/compiler.h"
 
 /* Longest single futex sleep before the liveness check runs (default).
@@ -69,11 +70,6 @@
 #define MPROC__WAIT_SLICE_NS (100 * 1000 * 1000LL)
 extern int64_t mproc__wait_slice_ns;
 
-struct mproc__deadline {
-	bool forever;
-	bool nowait;        /* timeout was 0: look once, never spin or sleep */
-	struct timespec at; /* CLOCK_MONOTONIC */
-};
 
 /* One direction's sleep/wake words.  Lives on its own cache line in shared
  * memory; both words are 32-bit because futexes are. */
@@ -95,46 +91,6 @@ struct mproc__spin {
 #define MPROC__SPIN_MIN 64u
 #define MPROC__SPIN_MAX 16384u
 #define MPROC__SPIN_INIT 1024u
-
-/* Turn a relative timeout (ns; -1 forever; 0 already expired) into an
- * absolute deadline.  Returns 0 or -EINVAL for other negative values. */
-int mproc__deadline_init(struct mproc__deadline *d, int64_t timeout_ns);
-/* True once the deadline has passed (never for "forever"). */
-bool mproc__deadline_passed(const struct mproc__deadline *d);
-/* Nanoseconds left (INT64_MAX for forever; 0 when passed). */
-int64_t mproc__deadline_left(const struct mproc__deadline *d);
-
-/* A deadline that reads the clock only when a call first has to wait, so
- * the fast path of a put, get, send or receive never calls clock_gettime
- * (about 28 ns here).  The timeout runs from the first wait. */
-struct mproc__lazy_deadline {
-	int64_t timeout_ns;
-	bool started;
-	struct mproc__deadline d;
-};
-
-/* @timeout_ns must already be checked (>= -1). */
-static inline void mproc__lazy_init(struct mproc__lazy_deadline *l,
-				    int64_t timeout_ns)
-{
-	l->timeout_ns = timeout_ns;
-	l->started = false;
-}
-
-static inline bool mproc__lazy_nowait(const struct mproc__lazy_deadline *l)
-{
-	return l->timeout_ns == 0;
-}
-
-static inline const struct mproc__deadline *
-mproc__lazy_get(struct mproc__lazy_deadline *l)
-{
-	if (!l->started) {
-		mproc__deadline_init(&l->d, l->timeout_ns);
-		l->started = true;
-	}
-	return &l->d;
-}
 
 /* Sleep while *word == expected, until woken or @d passes.  Returns 0 when
  * woken (or spuriously), -EAGAIN when *word != expected on entry,

@@ -11,7 +11,6 @@
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <pthread.h>
 #include <limits.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -22,7 +21,8 @@
 #include <unistd.h>
 
 #include "mproc/shm.h"
-#include "shm/registry.h"
+#include "common/fdreg.h"
+#include "common/parse.h"
 
 struct mproc_shm {
 	int fd;                 /* -1 once closed */
@@ -32,78 +32,6 @@ struct mproc_shm {
 	uint64_t geom[MPROC_SHM_GEOM_WORDS];
 	char *name;             /* NULL for anonymous segments */
 };
-
-/*
- * Registry of the descriptors of this process's live anonymous segments.
- * The process module hands them to children started by spawn or
- * forkserver at the same descriptor numbers, so that a token made by
- * mproc_shm_export (or a queue's or connection's export) is valid there.
- * Named segments need no help: a child opens them by name.
- *
- * The lock is taken around fork() by pthread_atfork handlers, so a child
- * never inherits it held by a thread that does not exist there.
- */
-static pthread_mutex_t reg_lock = PTHREAD_MUTEX_INITIALIZER;
-static int *reg_fds;
-static size_t reg_len, reg_cap;
-static pthread_once_t reg_once = PTHREAD_ONCE_INIT;
-
-static void reg_prepare(void) { pthread_mutex_lock(&reg_lock); }
-static void reg_release(void) { pthread_mutex_unlock(&reg_lock); }
-static void reg_init(void) { pthread_atfork(reg_prepare, reg_release, reg_release); }
-
-static int reg_add(int fd)
-{
-	pthread_once(&reg_once, reg_init);
-	pthread_mutex_lock(&reg_lock);
-	int rc = 0;
-	if (reg_len == reg_cap) {
-		size_t cap = reg_cap ? reg_cap * 2 : 16;
-		int *p = realloc(reg_fds, cap * sizeof(*p));
-		if (!p)
-			rc = -ENOMEM;
-		else {
-			reg_fds = p;
-			reg_cap = cap;
-		}
-	}
-	if (!rc)
-		reg_fds[reg_len++] = fd;
-	pthread_mutex_unlock(&reg_lock);
-	return rc;
-}
-
-static void reg_remove(int fd)
-{
-	pthread_mutex_lock(&reg_lock);
-	for (size_t i = 0; i < reg_len; i++) {
-		if (reg_fds[i] == fd) {
-			reg_fds[i] = reg_fds[--reg_len];
-			break;
-		}
-	}
-	pthread_mutex_unlock(&reg_lock);
-}
-
-int mproc__shm_register_fd(int fd)
-{
-	return fd < 0 ? -EBADF : reg_add(fd);
-}
-
-void mproc__shm_unregister_fd(int fd)
-{
-	reg_remove(fd);
-}
-
-size_t mproc__shm_inheritable_fds(int *fds, size_t max)
-{
-	pthread_mutex_lock(&reg_lock);
-	size_t n = reg_len;
-	for (size_t i = 0; i < n && i < max; i++)
-		fds[i] = reg_fds[i];
-	pthread_mutex_unlock(&reg_lock);
-	return n;
-}
 
 MPROC_API int mproc_shm_check_name(const char *name)
 {
@@ -208,7 +136,7 @@ MPROC_API int mproc_shm_create(const char *name, uint32_t kind,
 	if (geom)
 		memcpy(seg->geom, geom, sizeof(seg->geom));
 
-	if (!name && (rc = reg_add(seg->fd)) != 0) {
+	if (!name && (rc = mproc__fdreg_add(seg->fd)) != 0) {
 		munmap(seg->base, total);
 		goto fail;
 	}
@@ -359,27 +287,6 @@ fail:
 
 #define TOKEN_PREFIX "mproc-shm:"
 
-/* Read an unsigned decimal of at most @max at *@p and advance past it.
- * Stricter than sscanf on purpose: no sign, no spaces, and no overflow
- * (which sscanf leaves undefined, and which could turn a hostile number
- * into some other open descriptor). */
-static int parse_decimal(const char **p, uint64_t max, uint64_t *out)
-{
-	const char *s = *p;
-	uint64_t v = 0;
-	if (*s < '0' || *s > '9')
-		return -EINVAL;
-	for (; *s >= '0' && *s <= '9'; s++) {
-		unsigned d = (unsigned)(*s - '0');
-		if (v > (max - d) / 10)
-			return -EINVAL;
-		v = v * 10 + d;
-	}
-	*p = s;
-	*out = v;
-	return 0;
-}
-
 MPROC_API int mproc_shm_export(mproc_shm *seg, char *buf, size_t len)
 {
 	if (!seg || !buf)
@@ -411,8 +318,8 @@ MPROC_API int mproc_shm_import(const char *token, uint32_t kind,
 	if (strncmp(p, TOKEN_PREFIX, strlen(TOKEN_PREFIX)) != 0)
 		return -EINVAL;
 	p += strlen(TOKEN_PREFIX);
-	if (parse_decimal(&p, INT_MAX, &fd_num) || *p++ != ':' ||
-	    parse_decimal(&p, SIZE_MAX, &size_num) || *p != '\0')
+	if (mproc__parse_u64(&p, INT_MAX, &fd_num) || *p++ != ':' ||
+	    mproc__parse_u64(&p, SIZE_MAX, &size_num) || *p != '\0')
 		return -EINVAL;
 	int fd = (int)fd_num;
 	size_t size = (size_t)size_num;
@@ -435,7 +342,7 @@ MPROC_API int mproc_shm_import(const char *token, uint32_t kind,
 	/* The descriptor is ours now; do not leak it into later execs, but
 	 * do pass it on to our own spawned children, as the parent did. */
 	fcntl(fd, F_SETFD, fl | FD_CLOEXEC);
-	if ((rc = reg_add(fd)) != 0) {
+	if ((rc = mproc__fdreg_add(fd)) != 0) {
 		munmap(seg->base, seg->total_size);
 		free(seg);
 		return rc;
@@ -500,7 +407,7 @@ MPROC_API int mproc_shm_close(mproc_shm *seg)
 	if (seg->base)
 		mproc_shm_unmap(seg);
 	if (!seg->name)
-		reg_remove(seg->fd);
+		mproc__fdreg_remove(seg->fd);
 	close(seg->fd);
 	seg->fd = -1;
 	return 0;

@@ -11,7 +11,7 @@
 #include <sys/stat.h>
 
 #include "shm_test.h"
-#include "shm/registry.h"
+#include "common/fdreg.h"
 
 #ifndef IMPORT_HELPER
 #error "meson passes the path of shm-import-helper as IMPORT_HELPER"
@@ -450,7 +450,7 @@ Test(anon, validate_callback_sees_the_geometry_and_decides)
 static bool registered(int fd)
 {
 	int fds[256];
-	size_t n = mproc__shm_inheritable_fds(fds, 256);
+	size_t n = mproc__fdreg_list(fds, 256);
 	cr_assert_leq(n, 256);
 	for (size_t i = 0; i < n; i++)
 		if (fds[i] == fd)
@@ -480,7 +480,7 @@ Test(anon, registry_lists_live_anonymous_descriptors)
 	for (int i = 0; i < 40; i++)
 		many[i] = anon(1);
 	int small[4];
-	cr_assert_geq(mproc__shm_inheritable_fds(small, 4), 40);
+	cr_assert_geq(mproc__fdreg_list(small, 4), 40);
 	for (int i = 0; i < 40; i++)
 		done(many[i]);
 }

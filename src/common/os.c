@@ -1,0 +1,69 @@
+/* System-call wrappers shared by the modules (os.h). */
+#include <errno.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdint.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "common/os.h"
+
+#ifndef SYS_pidfd_open
+#define SYS_pidfd_open 434
+#endif
+
+int mproc__pidfd_open(pid_t pid)
+{
+	/* pidfd_open(2) descriptors are always close-on-exec. */
+	long fd = syscall(SYS_pidfd_open, pid, 0);
+	return fd < 0 ? -errno : (int)fd;
+}
+
+bool mproc__pid_exited(pid_t pid)
+{
+	int fd = mproc__pidfd_open(pid);
+	if (fd < 0) {
+		if (fd == -ESRCH)
+			return true;
+		return kill(pid, 0) < 0 && errno == ESRCH;
+	}
+	/* A pidfd polls readable once the process has exited. */
+	struct pollfd p = { .fd = fd, .events = POLLIN };
+	int r = poll(&p, 1, 0);
+	close(fd);
+	return r > 0;
+}
+
+int mproc__write_all(int fd, const void *buf, size_t n)
+{
+	const uint8_t *p = buf;
+	while (n) {
+		ssize_t k = write(fd, p, n);
+		if (k < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		p += k;
+		n -= (size_t)k;
+	}
+	return 0;
+}
+
+int mproc__read_all(int fd, void *buf, size_t n)
+{
+	uint8_t *p = buf;
+	while (n) {
+		ssize_t k = read(fd, p, n);
+		if (k < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		if (k == 0)
+			return -EPIPE;
+		p += k;
+		n -= (size_t)k;
+	}
+	return 0;
+}

@@ -1,0 +1,27 @@
+/*
+ * Internal: thin wrappers over system calls that several modules need,
+ * each returning 0 (or a result) or a negative errno, never through errno.
+ */
+#ifndef MPROC_COMMON_OS_H
+#define MPROC_COMMON_OS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+/* pidfd_open(2), close-on-exec: the descriptor, or -errno. */
+int mproc__pidfd_open(pid_t pid);
+
+/* True once @pid has exited.  A zombie counts as exited: kill(pid, 0)
+ * still succeeds on it, and the survivor asking is often the very parent
+ * that has not reaped it yet.  Falls back to kill(pid, 0) where pidfds
+ * cannot be had (old kernel, descriptor limit). */
+bool mproc__pid_exited(pid_t pid);
+
+/* write(2) all @n bytes, retrying short writes and EINTR: 0 or -errno. */
+int mproc__write_all(int fd, const void *buf, size_t n);
+/* read(2) exactly @n bytes, retrying short reads and EINTR: 0, -errno, or
+ * -EPIPE when end of file comes first. */
+int mproc__read_all(int fd, void *buf, size_t n);
+
+#endif /* MPROC_COMMON_OS_H */

@@ -1,0 +1,31 @@
+/* Strict decimal parsing (parse.h). */
+#include <errno.h>
+#include <limits.h>
+#include <stddef.h>
+
+#include "common/parse.h"
+
+int mproc__parse_u64(const char **p, uint64_t max, uint64_t *out)
+{
+	const char *s = *p;
+	uint64_t v = 0;
+	if (*s < '0' || *s > '9')
+		return -EINVAL;
+	for (; *s >= '0' && *s <= '9'; s++) {
+		unsigned d = (unsigned)(*s - '0');
+		if (v > (max - d) / 10)
+			return -EINVAL;
+		v = v * 10 + d;
+	}
+	*p = s;
+	*out = v;
+	return 0;
+}
+
+int mproc__parse_fd(const char *s)
+{
+	uint64_t v;
+	if (!s || mproc__parse_u64(&s, INT_MAX, &v) || *s)
+		return -EINVAL;
+	return (int)v;
+}
