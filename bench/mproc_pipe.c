@@ -40,7 +40,7 @@ static int make_pipe(mproc_conn **a, mproc_conn **b, bool duplex, size_t cap,
 	struct mproc_pipe_attr attr;
 	mproc_pipe_attr_init(&attr);
 	attr.capacity = cap;
-	int rc = mproc_pipe(a, b, duplex, &attr);
+	int rc = mproc_pipe(duplex, &attr, a, b);
 	if (rc == 0 && ((rc = mproc_conn_set_timeout(*a, GUARD_NS)) != 0 ||
 			(rc = mproc_conn_set_timeout(*b, GUARD_NS)) != 0)) {
 		mproc_conn_free(*a);

@@ -41,7 +41,7 @@ int main(void)
 {
 	/* Pipe(): two ends, both able to send and receive. */
 	mproc_conn *parent_conn, *child_conn;
-	int rc = mproc_pipe(&parent_conn, &child_conn, true, NULL);
+	int rc = mproc_pipe(true, NULL, &parent_conn, &child_conn);
 	if (rc) {
 		fprintf(stderr, "mproc_pipe: %s\n", mproc_strerror(rc));
 		return 1;

@@ -10,5 +10,6 @@
 #include "mproc/queue.h"
 #include "mproc/pipe.h"
 #include "mproc/process.h"
+#include "mproc/wait.h"
 
 #endif /* MPROC_H */

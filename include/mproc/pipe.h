@@ -1,8 +1,8 @@
 /*
  * mproc/pipe.h - Pipe and Connection: two connected ends that carry byte
  * messages between processes (the C twin of multiprocessing.Pipe and
- * multiprocessing.connection.Connection), plus mproc_wait, the twin of
- * multiprocessing.connection.wait.
+ * multiprocessing.connection.Connection).  To wait on several connections
+ * (and queues, descriptors) at once, see mproc/wait.h.
  *
  * A pipe is one shared-memory segment (a memfd) holding one SPSC record
  * ring per direction: two rings for a duplex pipe, one for a one-way pipe.
@@ -79,7 +79,6 @@
 #include <sys/types.h>
 
 #include "mproc/common.h"
-#include "mproc/queue.h"
 
 MPROC_BEGIN_DECLS
 
@@ -123,11 +122,12 @@ MPROC_API void mproc_pipe_attr_init(struct mproc_pipe_attr *attr);
 
 /**
  * mproc_pipe - create a pipe and return its two ends.
- * @a, @b: receive the connections (must be distinct pointers).
  * @duplex: true: both ends send and receive, each direction through its
  *        own ring.  false: as Python's Pipe(duplex=False), @a can only
  *        receive and @b can only send.
  * @attr: NULL for the defaults.
+ * @a, @b: receive the connections (must be distinct pointers); output
+ *        arguments come last, as in every mproc creating call.
  *
  * Each receiving end gets an eventfd (see mproc_conn_fileno), created
  * here.  The segment and the eventfds are close-on-exec but listed for the
@@ -137,8 +137,8 @@ MPROC_API void mproc_pipe_attr_init(struct mproc_pipe_attr *attr);
  * above MPROC_PIPE_MAX_CAPACITY), -ENOMEM, -EMFILE, or an errno from the
  * segment layer or eventfd(2).  Does not block.  Thread-safe.
  */
-MPROC_API int mproc_pipe(mproc_conn **a, mproc_conn **b, bool duplex,
-			 const struct mproc_pipe_attr *attr);
+MPROC_API int mproc_pipe(bool duplex, const struct mproc_pipe_attr *attr,
+			 mproc_conn **a, mproc_conn **b);
 
 /**
  * mproc_conn_send_bytes - send @len bytes from @buf as one message.
@@ -320,53 +320,6 @@ MPROC_API int mproc_conn_export(mproc_conn *c, char *buf, size_t len);
  * a pipe), -MPROC_ECORRUPT (segment failed validation), -ENOMEM.
  */
 MPROC_API int mproc_conn_import(const char *token, mproc_conn **out);
-
-/** What a struct mproc_waitable holds. */
-enum mproc_wait_type {
-	MPROC_WAIT_CONN = 1,  /**< .conn: readable as mproc_conn_poll */
-	MPROC_WAIT_QUEUE = 2, /**< .queue: a message is there, or closed and
-			       *   drained (mproc_queue_next_size(q, 0) is not
-			       *   -EAGAIN) */
-	MPROC_WAIT_FD = 3,    /**< .fd: readable for poll(2) (POLLIN, or
-			       *   POLLHUP/POLLERR); e.g. a process sentinel
-			       *   (pidfd), a socket */
-};
-
-/** One object for mproc_wait: set type and the matching member; mproc_wait
- *  sets ready. */
-struct mproc_waitable {
-	int type; /**< enum mproc_wait_type */
-	union {
-		mproc_conn *conn;
-		mproc_queue *queue;
-		int fd;
-	};
-	int ready; /**< out: 1 if ready, else 0 */
-};
-
-/**
- * mproc_wait - wait until at least one of @n objects is ready, or
- * @timeout_ns passes (the twin of multiprocessing.connection.wait).
- *
- * Connections are watched through their eventfds (arming them, see
- * mproc_conn_fileno) and plain descriptors directly, all in one poll(2).
- * Queues have no descriptor, so when any is present the poll(2) sleeps in
- * slices of 1 ms growing to 10 ms and the queues are checked between
- * slices: a queue becomes ready up to 10 ms late, at the cost of a few
- * hundred wake-ups a second while waiting.  Without queues the slices are
- * 100 ms (to check the connections' peers for liveness).  Readiness is
- * confirmed on the objects themselves before it is reported.
- *
- * Returns the number of ready objects (their ready fields are 1), 0 when
- * the timeout expired first, or -EINVAL (NULL @objs with @n > 0, unknown
- * type, NULL conn or queue, negative fd, timeout < -1), or the first error
- * a connection reports (-EBADF closed, -EPERM send-only, ...).  Blocks up
- * to @timeout_ns.  Each connection watched counts as being received
- * from (see the concurrency rules at the top); queues and descriptors may
- * be watched by several threads at once.
- */
-MPROC_API int mproc_wait(struct mproc_waitable *objs, size_t n,
-			 int64_t timeout_ns);
 
 MPROC_END_DECLS
 

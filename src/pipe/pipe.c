@@ -253,8 +253,8 @@ static int make_eventfd(int *out)
 	return 0;
 }
 
-MPROC_API int mproc_pipe(mproc_conn **a, mproc_conn **b, bool duplex,
-			 const struct mproc_pipe_attr *attr)
+MPROC_API int mproc_pipe(bool duplex, const struct mproc_pipe_attr *attr,
+			 mproc_conn **a, mproc_conn **b)
 {
 	if (!a || !b || a == b)
 		return -EINVAL;

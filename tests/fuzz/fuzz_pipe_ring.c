@@ -101,7 +101,7 @@ static void setup(struct fuzz_pipe *f, struct fz_in *in)
 	case 2: a.initial_index = UINT64_MAX - 1000; break;
 	default: a.initial_index = fz_u64(in); break;
 	}
-	int rc = mproc_pipe(&f->end[0], &f->end[1], f->duplex, &a);
+	int rc = mproc_pipe(f->duplex, &a, &f->end[0], &f->end[1]);
 	FZ_CHECK(rc == 0, "mproc_pipe: %s", mproc_strerror(rc));
 	for (int e = 0; e < 2; e++)
 		FZ_CHECK(mproc_conn_set_timeout(f->end[e], MPROC_NOWAIT) == 0,

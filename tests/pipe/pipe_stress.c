@@ -64,7 +64,7 @@ static void make(mproc_conn **a, mproc_conn **b, bool duplex, size_t cap)
 	struct mproc_pipe_attr attr;
 	mproc_pipe_attr_init(&attr);
 	attr.capacity = cap;
-	int rc = mproc_pipe(a, b, duplex, &attr);
+	int rc = mproc_pipe(duplex, &attr, a, b);
 	cr_assert_eq(rc, 0, "mproc_pipe: %s", mproc_strerror(rc));
 }
 

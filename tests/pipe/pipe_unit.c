@@ -25,6 +25,7 @@
 #include "mproc/pipe.h"
 #include "mproc/queue.h"
 #include "mproc/shm.h"
+#include "mproc/wait.h"
 
 extern char **environ;
 
@@ -40,7 +41,7 @@ static void make(mproc_conn **a, mproc_conn **b, bool duplex, size_t cap)
 	struct mproc_pipe_attr attr;
 	mproc_pipe_attr_init(&attr);
 	attr.capacity = cap;
-	int rc = mproc_pipe(a, b, duplex, &attr);
+	int rc = mproc_pipe(duplex, &attr, a, b);
 	cr_assert_eq(rc, 0, "mproc_pipe: %s", mproc_strerror(rc));
 }
 
@@ -82,13 +83,13 @@ Test(pipe, bad_arguments)
 	mproc_conn *a, *b;
 	struct mproc_pipe_attr attr;
 	mproc_pipe_attr_init(&attr);
-	cr_assert_eq(mproc_pipe(NULL, &b, true, NULL), -EINVAL);
-	cr_assert_eq(mproc_pipe(&a, &a, true, NULL), -EINVAL);
+	cr_assert_eq(mproc_pipe(true, NULL, NULL, &b), -EINVAL);
+	cr_assert_eq(mproc_pipe(true, NULL, &a, &a), -EINVAL);
 	attr.flags = 1u << 7;
-	cr_assert_eq(mproc_pipe(&a, &b, true, &attr), -EINVAL);
+	cr_assert_eq(mproc_pipe(true, &attr, &a, &b), -EINVAL);
 	attr.flags = 0;
 	attr.capacity = MPROC_PIPE_MAX_CAPACITY + 1;
-	cr_assert_eq(mproc_pipe(&a, &b, true, &attr), -EINVAL);
+	cr_assert_eq(mproc_pipe(true, &attr, &a, &b), -EINVAL);
 	cr_assert_eq(mproc_conn_send_bytes(NULL, "x", 1), -EINVAL);
 	cr_assert_eq(mproc_conn_poll(NULL, 0), -EINVAL);
 	cr_assert_eq(mproc_conn_close(NULL), -EINVAL);
@@ -430,7 +431,7 @@ Test(pipe, wraparound_indices)
 		attr.capacity = 4096;
 		attr.initial_index = starts[k];
 		mproc_conn *a, *b;
-		cr_assert_eq(mproc_pipe(&a, &b, true, &attr), 0);
+		cr_assert_eq(mproc_pipe(true, &attr, &a, &b), 0);
 		unsigned char msg[1500], buf[1500];
 		for (int i = 0; i < 200; i++) {
 			size_t len = (size_t)(i * 37) % sizeof(msg);
@@ -724,7 +725,7 @@ Test(pipe, busy_poll_mode)
 	mproc_pipe_attr_init(&attr);
 	attr.flags = MPROC_PIPE_BUSY_POLL;
 	mproc_conn *a, *b;
-	cr_assert_eq(mproc_pipe(&a, &b, true, &attr), 0);
+	cr_assert_eq(mproc_pipe(true, &attr, &a, &b), 0);
 	cr_assert_eq(mproc_conn_set_busy_poll(a, true), 0);
 	int64_t t0 = now_ns();
 	cr_assert_eq(mproc_conn_poll(a, 20 * MPROC_MSEC), 0);

@@ -1,5 +1,5 @@
 /*
- * mproc_wait: wait on connections, queues and plain descriptors at once
+ * mproc_wait (mproc/wait.h): wait on connections, queues and plain descriptors at once
  * (multiprocessing.connection.wait).
  *
  * Connections and descriptors go into one ppoll(2): a connection through
@@ -18,7 +18,8 @@
 
 #include "mproc/pipe.h"
 #include "mproc/queue.h"
-#include "shm/futex.h"
+#include "mproc/wait.h"
+#include "common/clock.h"
 
 #define SLICE_MIN_NS (1 * MPROC_MSEC)
 #define SLICE_MAX_NS (10 * MPROC_MSEC)
