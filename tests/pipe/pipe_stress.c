@@ -19,13 +19,7 @@
 #include <unistd.h>
 
 #include "mproc/pipe.h"
-
-static int64_t now_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
-}
+#include "common/clock.h"
 
 /* xorshift64*: both processes derive sizes and contents from the seed. */
 static uint64_t rnd(uint64_t *s)
@@ -234,12 +228,12 @@ Test(pipe_stress, sender_killed_mid_stream, .timeout = 120)
 	 * dead too. */
 	usleep(20000);
 	kill(pid, SIGKILL);
-	int64_t t0 = now_ns();
+	int64_t t0 = mproc__now_ns();
 	ssize_t n;
 	while ((n = mproc_conn_recv_bytes_into(r, buf, STREAM_MSG)) ==
 	       (ssize_t)STREAM_MSG)
 		cr_assert(memcmp(buf, ref, STREAM_MSG) == 0, "complete ones intact");
-	int64_t el = now_ns() - t0;
+	int64_t el = mproc__now_ns() - t0;
 	cr_assert(n == -MPROC_EPEERDIED || n == -MPROC_EEOF, "got %zd (%s)", n,
 		  mproc_strerror((int)n));
 	cr_log_info("sender killed: %s after %lld ms", mproc_strerror((int)n),
@@ -279,9 +273,9 @@ Test(pipe_stress, receiver_killed_mid_stream, .timeout = 120)
 	char ack[8];
 	cr_assert_eq(mproc_conn_recv_bytes_into(a, ack, sizeof(ack)), 3);
 	cr_assert_eq(kill(pid, SIGKILL), 0);
-	int64_t t0 = now_ns();
+	int64_t t0 = mproc__now_ns();
 	ssize_t n = mproc_conn_send_bytes(a, m, STREAM_MSG);
-	int64_t el = now_ns() - t0;
+	int64_t el = mproc__now_ns() - t0;
 	cr_assert(n == -MPROC_EPEERDIED || n == -EPIPE, "got %zd (%s)", n,
 		  mproc_strerror((int)n));
 	cr_log_info("receiver killed: %s after %lld ms", mproc_strerror((int)n),

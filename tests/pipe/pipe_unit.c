@@ -26,15 +26,9 @@
 #include "mproc/queue.h"
 #include "mproc/shm.h"
 #include "mproc/wait.h"
+#include "common/clock.h"
 
 extern char **environ;
-
-static int64_t now_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
-}
 
 static void make(mproc_conn **a, mproc_conn **b, bool duplex, size_t cap)
 {
@@ -303,9 +297,9 @@ Test(pipe, poll_and_timeouts)
 	make(&a, &b, true, 4096);
 	char buf[64] = { 0 };
 	cr_assert_eq(mproc_conn_poll(a, 0), 0);
-	int64_t t0 = now_ns();
+	int64_t t0 = mproc__now_ns();
 	cr_assert_eq(mproc_conn_poll(a, 50 * MPROC_MSEC), 0);
-	int64_t el = now_ns() - t0;
+	int64_t el = mproc__now_ns() - t0;
 	cr_assert_geq(el, 50 * MPROC_MSEC, "returned after %lld ns", (long long)el);
 	cr_assert_lt(el, 5 * MPROC_SEC);
 
@@ -313,12 +307,12 @@ Test(pipe, poll_and_timeouts)
 	cr_assert_eq(mproc_conn_recv_bytes_into(a, buf, sizeof(buf)), -EAGAIN);
 	cr_assert_eq(mproc_conn_next_size(a, 0), -EAGAIN);
 	cr_assert_eq(mproc_conn_set_timeout(a, 50 * MPROC_MSEC), 0);
-	t0 = now_ns();
+	t0 = mproc__now_ns();
 	cr_assert_eq(mproc_conn_recv_bytes_into(a, buf, sizeof(buf)), -ETIMEDOUT);
-	cr_assert_geq(now_ns() - t0, 50 * MPROC_MSEC);
-	t0 = now_ns();
+	cr_assert_geq(mproc__now_ns() - t0, 50 * MPROC_MSEC);
+	t0 = mproc__now_ns();
 	cr_assert_eq(mproc_conn_next_size(a, 50 * MPROC_MSEC), -ETIMEDOUT);
-	cr_assert_geq(now_ns() - t0, 50 * MPROC_MSEC);
+	cr_assert_geq(mproc__now_ns() - t0, 50 * MPROC_MSEC);
 
 	/* Fill b -> a, then sends wait and time out. */
 	cr_assert_eq(mproc_conn_set_timeout(b, 0), 0);
@@ -328,9 +322,9 @@ Test(pipe, poll_and_timeouts)
 	cr_assert_gt(n, 10);
 	cr_assert_eq(mproc_conn_send_bytes(b, buf, 64), -EAGAIN);
 	cr_assert_eq(mproc_conn_set_timeout(b, 50 * MPROC_MSEC), 0);
-	t0 = now_ns();
+	t0 = mproc__now_ns();
 	cr_assert_eq(mproc_conn_send_bytes(b, buf, 64), -ETIMEDOUT);
-	cr_assert_geq(now_ns() - t0, 50 * MPROC_MSEC);
+	cr_assert_geq(mproc__now_ns() - t0, 50 * MPROC_MSEC);
 	cr_assert_eq(mproc_conn_poll(a, 0), 1);
 	cr_assert_eq(mproc_conn_poll(a, MPROC_FOREVER), 1);
 	for (int i = 0; i < n; i++)
@@ -518,10 +512,10 @@ Test(pipe, wait_mixed_objects)
 		{ .type = MPROC_WAIT_FD, .fd = pfd },
 	};
 	cr_assert_eq(mproc_wait(w, 4, 0), 0);
-	int64_t t0 = now_ns();
+	int64_t t0 = mproc__now_ns();
 	cr_assert_eq(mproc_wait(w, 4, 50 * MPROC_MSEC), 0);
-	cr_assert_geq(now_ns() - t0, 50 * MPROC_MSEC);
-	cr_assert_lt(now_ns() - t0, 5 * MPROC_SEC);
+	cr_assert_geq(mproc__now_ns() - t0, 50 * MPROC_MSEC);
+	cr_assert_lt(mproc__now_ns() - t0, 5 * MPROC_SEC);
 
 	cr_assert_eq(mproc_conn_send_bytes(b2, "m", 1), 1);
 	cr_assert_eq(mproc_wait(w, 4, MPROC_FOREVER), 1);
@@ -615,10 +609,10 @@ Test(pipe, child_exits_without_close)
 	char buf[32];
 	cr_assert_eq(mproc_conn_set_timeout(r, 10 * MPROC_SEC), 0);
 	cr_assert_eq(mproc_conn_recv_bytes_into(r, buf, sizeof(buf)), 10);
-	int64_t t0 = now_ns();
+	int64_t t0 = mproc__now_ns();
 	ssize_t n = mproc_conn_recv_bytes_into(r, buf, sizeof(buf));
 	cr_assert_eq(n, -MPROC_EPEERDIED, "%s", mproc_strerror((int)n));
-	cr_assert_lt(now_ns() - t0, 5 * MPROC_SEC);
+	cr_assert_lt(mproc__now_ns() - t0, 5 * MPROC_SEC);
 	cr_assert_eq(mproc_conn_poll(r, 0), 1);
 	waitpid(pid, NULL, 0);
 	mproc_conn_free(r);
@@ -634,12 +628,12 @@ Test(pipe, export_import_spawn)
 	int n = mproc_conn_export(b, tok, sizeof(tok));
 	cr_assert_gt(n, 0, "%s", mproc_strerror(n));
 	cr_assert_eq(mproc_conn_export(b, tok, 8), -ENOSPC);
-	char self[PATH_MAX], helper[PATH_MAX + 16];
+	char self[PATH_MAX], helper[PATH_MAX + 32];
 	ssize_t l = readlink("/proc/self/exe", self, sizeof(self) - 1);
 	cr_assert_gt(l, 0);
 	self[l] = '\0';
 	*strrchr(self, '/') = '\0';
-	snprintf(helper, sizeof(helper), "%s/pipe_child", self);
+	snprintf(helper, sizeof(helper), "%s/pipe_child_helper", self);
 	char *argv[] = { helper, tok, NULL };
 	pid_t pid;
 	cr_assert_eq(posix_spawn(&pid, helper, NULL, NULL, argv, environ), 0);
@@ -727,9 +721,9 @@ Test(pipe, busy_poll_mode)
 	mproc_conn *a, *b;
 	cr_assert_eq(mproc_pipe(true, &attr, &a, &b), 0);
 	cr_assert_eq(mproc_conn_set_busy_poll(a, true), 0);
-	int64_t t0 = now_ns();
+	int64_t t0 = mproc__now_ns();
 	cr_assert_eq(mproc_conn_poll(a, 20 * MPROC_MSEC), 0);
-	cr_assert_geq(now_ns() - t0, 20 * MPROC_MSEC);
+	cr_assert_geq(mproc__now_ns() - t0, 20 * MPROC_MSEC);
 	cr_assert_eq(mproc_conn_send_bytes(b, "b", 1), 1);
 	cr_assert_eq(mproc_conn_poll(a, MPROC_FOREVER), 1);
 	mproc_conn_free(a);

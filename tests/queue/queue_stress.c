@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "mproc/queue.h"
+#include "common/clock.h"
 
 struct msg_hdr {
 	uint32_t producer;
@@ -53,13 +54,6 @@ struct cfg {
  * longer than this is reported as a lost wake-up. */
 #define CALL_TIMEOUT (5 * MPROC_SEC)
 #define LOST_WAKEUP_NS (4 * MPROC_SEC)
-
-static int64_t now_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
-}
 
 static uint64_t mix(uint64_t x)
 {
@@ -125,11 +119,11 @@ static void producer(mproc_queue *q, const struct cfg *c, uint32_t id)
 			s += (uint64_t)k;
 		} else {
 			size_t len = fill(buf, c, id, s);
-			int64_t t0 = now_ns();
+			int64_t t0 = mproc__now_ns();
 			if (mproc_queue_put(q, buf, len, c->gap_us ? CALL_TIMEOUT
 							  : 30 * MPROC_SEC) != (ssize_t)len)
 				_exit(11);
-			if (c->gap_us && now_ns() - t0 > LOST_WAKEUP_NS) {
+			if (c->gap_us && mproc__now_ns() - t0 > LOST_WAKEUP_NS) {
 				fprintf(stderr, "producer %u: lost wake-up\n", id);
 				_exit(12);
 			}
@@ -185,10 +179,10 @@ static void consumer(mproc_queue *q, const struct cfg *c, struct shared *sh,
 		if (c->batch > 0) {
 			k = mproc_queue_get_many(q, iov, lens, (size_t)batch, 30 * MPROC_SEC);
 		} else {
-			int64_t t0 = now_ns();
+			int64_t t0 = mproc__now_ns();
 			k = mproc_queue_get(q, iov[0].iov_base, c->max_len,
 					    c->gap_us ? CALL_TIMEOUT : 30 * MPROC_SEC);
-			if (c->gap_us && now_ns() - t0 > LOST_WAKEUP_NS) {
+			if (c->gap_us && mproc__now_ns() - t0 > LOST_WAKEUP_NS) {
 				fprintf(stderr, "consumer %d: lost wake-up\n", id);
 				atomic_fetch_add(&sh->errors, 1);
 				_exit(19);

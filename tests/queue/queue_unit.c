@@ -12,13 +12,7 @@
 #include <unistd.h>
 
 #include "mproc/queue.h"
-
-static int64_t now_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
-}
+#include "common/clock.h"
 
 static mproc_queue *make(unsigned flags, size_t cap, size_t max)
 {
@@ -88,9 +82,9 @@ static void timeouts(unsigned flags)
 {
 	mproc_queue *q = make(flags, 4096, 64);
 	char buf[64] = { 0 };
-	int64_t t0 = now_ns();
+	int64_t t0 = mproc__now_ns();
 	cr_assert_eq(mproc_queue_get(q, buf, sizeof(buf), 50 * MPROC_MSEC), -ETIMEDOUT);
-	int64_t el = now_ns() - t0;
+	int64_t el = mproc__now_ns() - t0;
 	cr_assert_geq(el, 50 * MPROC_MSEC, "returned after %lld ns", (long long)el);
 	cr_assert_lt(el, 5 * MPROC_SEC);
 	cr_assert_eq(mproc_queue_get(q, buf, sizeof(buf), -2), -EINVAL);
@@ -101,9 +95,9 @@ static void timeouts(unsigned flags)
 	cr_assert_gt(n, 1);
 	cr_assert_eq(mproc_queue_full(q), 1);
 	cr_assert_eq(mproc_queue_put_nowait(q, buf, 64), -EAGAIN);
-	t0 = now_ns();
+	t0 = mproc__now_ns();
 	cr_assert_eq(mproc_queue_put(q, buf, 64, 50 * MPROC_MSEC), -ETIMEDOUT);
-	cr_assert_geq(now_ns() - t0, 50 * MPROC_MSEC);
+	cr_assert_geq(mproc__now_ns() - t0, 50 * MPROC_MSEC);
 	cr_assert_eq(mproc_queue_qsize(q), n);
 	mproc_queue_free(q);
 }
@@ -360,10 +354,10 @@ Test(queue, mpmc_get_times_out_behind_held_slot, .timeout = 30)
 	cr_assert_eq(mproc_queue_put(q, "b", 1, 0), 1);
 	cr_assert_eq(mproc_queue_peek(q, &p, 0), 1);           /* holds slot 0 */
 	cr_assert_eq(mproc_queue_get(q, buf, sizeof(buf), 0), 1); /* slot 1 */
-	int64_t t0 = now_ns();
+	int64_t t0 = mproc__now_ns();
 	cr_assert_eq(mproc_queue_get(q, buf, sizeof(buf), 100 * MPROC_MSEC),
 		     -ETIMEDOUT);
-	cr_assert_geq(now_ns() - t0, 100 * MPROC_MSEC);
+	cr_assert_geq(mproc__now_ns() - t0, 100 * MPROC_MSEC);
 	cr_assert_eq(mproc_queue_release(q), 0);
 	mproc_queue_free(q);
 }

@@ -1,6 +1,6 @@
 /*
  * What happens to children when their parent ends, checked from a
- * grandparent: the test runs a helper program (daemon_helper.c) that
+ * grandparent: the test runs a helper program (process_daemon_helper.c) that
  * starts one child, and watches that child through a pidfd after the
  * helper has gone.  Also: a program that forgot mproc_main.
  */
@@ -16,7 +16,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "helpers.h"
+#include "process_test.h"
 
 TestSuite(exit, .init = forget_worker_marker);
 
@@ -103,7 +103,7 @@ static void daemon_case(const char *method, const char *mode, bool kill_parent)
 	pid_t child;
 	int pidfd = wait_ready(&h, &child);
 	cr_expect_not(gone_within(pidfd, 0), "%s/%s: child died early", method, mode);
-	int64_t t0 = now_ns();
+	int64_t t0 = mproc__now_ns();
 	if (kill_parent) {
 		kill(h.pid, SIGKILL);
 	} else {
@@ -112,7 +112,7 @@ static void daemon_case(const char *method, const char *mode, bool kill_parent)
 	int status;
 	while (waitpid(h.pid, &status, 0) < 0)
 		cr_assert_eq(errno, EINTR);
-	int64_t exit_ns = now_ns() - t0;
+	int64_t exit_ns = mproc__now_ns() - t0;
 	if (kill_parent) {
 		cr_expect(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
 	} else {

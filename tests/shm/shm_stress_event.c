@@ -36,6 +36,7 @@
 
 #include "shm_test.h"
 #include "shm/futex.h"
+#include "common/clock.h"
 
 #define ROUNDS 20000
 #define LATE_NS (MPROC__WAIT_SLICE_NS * 8 / 10)
@@ -76,13 +77,6 @@ static bool cond_ready(void *arg)
 	return false;
 }
 
-static int64_t now_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
-}
-
 static uint64_t next_rand(uint64_t *s)
 {
 	*s ^= *s << 13;
@@ -118,7 +112,7 @@ static void random_gap(uint64_t *rng)
 static void publish(_Atomic uint32_t *word, uint32_t value,
 		    struct mproc__event *ev, int64_t *set_at, bool *woke)
 {
-	*set_at = now_ns();
+	*set_at = mproc__now_ns();
 	/* Only this process bumps ev->seq, so a change across the signal
 	 * says whether the signal found a registered waiter. */
 	uint32_t before = atomic_load_explicit(&ev->seq, memory_order_relaxed);
@@ -137,7 +131,7 @@ static int await(struct mproc__event *ev, _Atomic uint32_t *word,
 	if (next_rand(rng) & 1)
 		spin->budget = MPROC__SPIN_MIN;
 	int rc = mproc__event_wait(ev, cond_ready, &c, &d, spin, NULL);
-	*seen_at = now_ns();
+	*seen_at = mproc__now_ns();
 	*slept = c.registered;
 	return rc;
 }

@@ -18,7 +18,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#include "helpers.h"
+#include "process_test.h"
 #include "process/internal.h"
 
 TestSuite(context, .init = forget_worker_marker);
@@ -676,7 +676,7 @@ Test(inherit, children_keep_the_program_name, .timeout = 60)
 	comm[strcspn(comm, "\n")] = '\0';
 	/* A Criterion worker runs as "boxfort-worker"; the executable's own
 	 * name is what a re-executed child gets. */
-	const char *want = "test_process";
+	const char *want = "process_unit";
 	for (int m = 0; m < N_METHODS; m++) {
 		const char *expect = m == 0 ? comm : want; /* fork keeps ours */
 		cr_expect_eq(run_target(all_methods[m], comm_is, expect, strlen(expect)),

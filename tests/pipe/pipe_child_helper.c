@@ -16,7 +16,7 @@ int main(int argc, char **argv)
 	mproc_conn *c;
 	int rc = mproc_conn_import(argv[1], &c);
 	if (rc) {
-		fprintf(stderr, "pipe_child: import: %s\n", mproc_strerror(rc));
+		fprintf(stderr, "pipe_child_helper: import: %s\n", mproc_strerror(rc));
 		return 11;
 	}
 	mproc_conn_set_timeout(c, 10 * MPROC_SEC);

@@ -12,7 +12,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "helpers.h"
+#include "process_test.h"
 
 TestSuite(process, .init = forget_worker_marker);
 
@@ -256,9 +256,9 @@ Test(process, terminate_ignored_then_kill, .timeout = 60)
 		 * SIGTERM would still kill it, which proves nothing.  A fixed
 		 * sleep is not enough for a spawned (re-executed) child on a
 		 * loaded machine, so watch its signal mask instead. */
-		int64_t t0 = now_ns();
+		int64_t t0 = mproc__now_ns();
 		while (!ignores_sigterm(mproc_process_pid(p))) {
-			cr_assert_lt(now_ns() - t0, 15 * MPROC_SEC,
+			cr_assert_lt(mproc__now_ns() - t0, 15 * MPROC_SEC,
 				     "%s: child never ignored SIGTERM", meth);
 			usleep(1000);
 		}
@@ -281,10 +281,10 @@ Test(process, join_timeout_returns_zero_and_waits, .timeout = 60)
 		cr_assert_eq(mproc_process_create(ctx_of(all_methods[m]),
 						  sleep_forever, NULL, 0, &p), 0);
 		cr_assert_eq(mproc_process_start(p), 0);
-		int64_t t0 = now_ns();
+		int64_t t0 = mproc__now_ns();
 		cr_expect_eq(mproc_process_join(p, 0), 0);
 		cr_expect_eq(mproc_process_join(p, 200 * MPROC_MSEC), 0);
-		int64_t waited = now_ns() - t0;
+		int64_t waited = mproc__now_ns() - t0;
 		cr_expect_geq(waited, 200 * MPROC_MSEC, "waited %lld ns",
 			      (long long)waited);
 		cr_expect_lt(waited, 20 * MPROC_SEC);

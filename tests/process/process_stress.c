@@ -8,7 +8,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "helpers.h"
+#include "process_test.h"
 
 TestSuite(stress, .init = forget_worker_marker);
 

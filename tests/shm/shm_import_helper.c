@@ -1,5 +1,5 @@
 /*
- * A separate program that test_segment.c execs to check that an exported
+ * A separate program that shm_segment.c execs to check that an exported
  * anonymous segment reaches a fresh process image (what spawn relies on).
  *
  *   shm-import-helper TOKEN expect-ok     import, check the data the parent

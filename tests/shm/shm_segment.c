@@ -2,7 +2,7 @@
  * Unit tests for shared-memory segments (src/shm/segment.c): anonymous and
  * named creation, the publish/open protocol, export to exec'd children,
  * name rules, the owner check, and the handle's life cycle.  Corrupted
- * headers have their own file, test_corrupt.c.
+ * headers have their own file, shm_corrupt.c.
  */
 #include <errno.h>
 #include <fcntl.h>

@@ -2,7 +2,7 @@
  * Unit tests for the futex helpers and the event protocol (src/shm/futex.h,
  * internal).  Timing checks only ever assert a lower bound that the kernel
  * guarantees and a loose upper bound that catches a hang; the lost-wakeup
- * stress test lives in stress_event.c.
+ * stress test lives in shm_stress_event.c.
  */
 #include <errno.h>
 #include <stdbool.h>
@@ -11,16 +11,10 @@
 
 #include "shm_test.h"
 #include "shm/futex.h"
+#include "common/clock.h"
 
 TestSuite(futex, .timeout = 30);
 TestSuite(event, .timeout = 30);
-
-static int64_t now_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
-}
 
 /* A page shared with forked children. */
 static void *shared_page(void)
@@ -81,19 +75,19 @@ Test(futex, wait_returns_eagain_when_the_value_differs)
 	atomic_store(w, 7);
 	struct mproc__deadline d;
 	mproc__deadline_init(&d, 5 * MPROC_SEC);
-	int64_t t0 = now_ns();
+	int64_t t0 = mproc__now_ns();
 	cr_assert_eq(mproc__futex_wait(w, 6, &d), -EAGAIN);
-	cr_assert_lt(now_ns() - t0, 5 * MPROC_SEC, "it slept");
+	cr_assert_lt(mproc__now_ns() - t0, 5 * MPROC_SEC, "it slept");
 }
 
 Test(futex, wait_times_out_at_the_deadline)
 {
 	_Atomic uint32_t *w = shared_page();
 	struct mproc__deadline d;
-	int64_t t0 = now_ns();
+	int64_t t0 = mproc__now_ns();
 	mproc__deadline_init(&d, 50 * MPROC_MSEC);
 	cr_assert_eq(mproc__futex_wait(w, 0, &d), -ETIMEDOUT);
-	int64_t took = now_ns() - t0;
+	int64_t took = mproc__now_ns() - t0;
 	cr_assert_geq(took, 50 * MPROC_MSEC, "woke early: %lld ns",
 		      (long long)took);
 	cr_assert_lt(took, 5 * MPROC_SEC);
@@ -104,9 +98,9 @@ Test(futex, zero_deadline_wait_does_not_sleep)
 	_Atomic uint32_t *w = shared_page();
 	struct mproc__deadline d;
 	mproc__deadline_init(&d, MPROC_NOWAIT);
-	int64_t t0 = now_ns();
+	int64_t t0 = mproc__now_ns();
 	cr_assert_eq(mproc__futex_wait(w, 0, &d), -ETIMEDOUT);
-	cr_assert_lt(now_ns() - t0, 5 * MPROC_SEC);
+	cr_assert_lt(mproc__now_ns() - t0, 5 * MPROC_SEC);
 }
 
 Test(futex, wake_with_nobody_waiting_wakes_nobody)
@@ -221,11 +215,11 @@ Test(event, times_out_and_leaves_no_waiter_behind)
 	struct shared_event *s = shared_page();
 	struct mproc__deadline d;
 	struct mproc__spin spin = {0};
-	int64_t t0 = now_ns();
+	int64_t t0 = mproc__now_ns();
 	mproc__deadline_init(&d, 50 * MPROC_MSEC);
 	cr_assert_eq(mproc__event_wait(&s->ev, flag_ready, &s->flag, &d, &spin,
 				       NULL), -ETIMEDOUT);
-	int64_t took = now_ns() - t0;
+	int64_t took = mproc__now_ns() - t0;
 	cr_assert_geq(took, 50 * MPROC_MSEC);
 	cr_assert_lt(took, 5 * MPROC_SEC);
 	cr_assert_eq(atomic_load(&s->ev.waiters), 0, "waiter count leaked");
@@ -258,7 +252,7 @@ Test(event, alive_error_stops_the_wait)
 	struct mproc__deadline d;
 	struct mproc__spin spin = {0};
 	mproc__deadline_init(&d, MPROC_FOREVER);
-	int64_t t0 = now_ns();
+	int64_t t0 = mproc__now_ns();
 	int rc = mproc__event_wait(&s->ev, flag_ready, &s->flag, &d, &spin,
 				   flag_alive);
 	cr_assert_eq(rc, -MPROC_EPEERDIED, "got %s", mproc_strerror(rc));
@@ -266,7 +260,7 @@ Test(event, alive_error_stops_the_wait)
 	cr_assert_eq(atomic_load(&s->ev.waiters), 0);
 	/* It slept one slice before asking; a forever-wait that never
 	 * asked would have hit the test timeout instead. */
-	cr_assert_geq(now_ns() - t0, MPROC__WAIT_SLICE_NS);
+	cr_assert_geq(mproc__now_ns() - t0, MPROC__WAIT_SLICE_NS);
 }
 
 Test(event, alive_zero_keeps_waiting_until_the_deadline)
@@ -299,10 +293,10 @@ Test(event, signal_from_another_process_wakes_the_waiter)
 	struct mproc__spin spin = {.budget = MPROC__SPIN_MIN};
 	mproc__deadline_init(&d, 10 * MPROC_SEC);
 	pid_t pid = t_fork(set_ready_later, s);
-	int64_t t0 = now_ns();
+	int64_t t0 = mproc__now_ns();
 	int rc = mproc__event_wait(&s->ev, flag_ready, &s->flag, &d, &spin,
 				   NULL);
-	int64_t took = now_ns() - t0;
+	int64_t took = mproc__now_ns() - t0;
 	t_assert_exit0(t_join(pid), "signaller");
 	cr_assert_eq(rc, 0, "wait: %s", mproc_strerror(rc));
 	cr_assert_eq(atomic_load(&s->ev.waiters), 0);

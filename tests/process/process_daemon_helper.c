@@ -3,7 +3,7 @@
  * normally (after a line on stdin) or is killed, so that the test, the
  * grandparent, can check what happens to the child.
  *
- *   daemon_helper METHOD MODE
+ *   process_daemon_helper METHOD MODE
  *   MODE daemon:    daemon child that sleeps forever
  *        stubborn:  daemon child that ignores SIGTERM
  *        nondaemon: ordinary child that sleeps a while, then exits

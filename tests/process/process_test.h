@@ -13,11 +13,12 @@
 #include <time.h>
 
 #include "mproc.h"
+#include "common/clock.h"
 
 /* Suite .init: Criterion marks its test workers with BXFI_MAP, and its
  * runtime aborts any process that starts with that set; drop it so that
  * spawned children (which inherit the environment) start normally.  See
- * main.c. */
+^ * process_main.c. */
 static inline void forget_worker_marker(void)
 {
 	unsetenv("BXFI_MAP");
@@ -49,13 +50,6 @@ static inline int run_target(const char *method, mproc_target_fn target,
 	cr_assert_eq(rc, 0, "%s: exitcode: %s", method, mproc_strerror(rc));
 	mproc_process_free(p);
 	return code;
-}
-
-static inline int64_t now_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * MPROC_SEC + ts.tv_nsec;
 }
 
 /* FNV-1a, to check argument bytes arrived intact. */

@@ -10,7 +10,7 @@
  * recognises a worker by those two and runs the test instead of main().
  * A process that mproc spawns from a worker must not look like a worker:
  * mproc gives it the executable's path as argv[0], and every suite's .init
- * (forget_worker_marker in helpers.h) removes BXFI_MAP from the worker's
+ * (forget_worker_marker in process_test.h) removes BXFI_MAP from the worker's
  * environment, after BoxFort has read it, so the spawned child is an
  * ordinary start of this binary and mproc_main() takes it.
  */
