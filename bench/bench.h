@@ -56,7 +56,7 @@
  *
  * Ratios: the table prints, for each mproc_* row, its median divided by the
  * median of a baseline row of the same suite and message size (e.g. "x pipe").
- * The harness's table (baseline_map in harness.c) maps impl prefixes to
+ * The harness's table (baseline_map in stats.c) maps impl prefixes to
  * baselines per suite (mproc_* to pipe/memcpy for throughput, mproc_fork to
  * raw_fork, ...), and an mproc_X row is also compared with python_X when that
  * row exists.  A row can name further baselines in .baselines.

@@ -24,7 +24,7 @@
 
 #include "bench.h"
 #include "mproc/common.h"
-#include "internal.h"
+#include "harness.h"
 
 /* Workers still running this long after the stop flag are killed. */
 #define REAP_GRACE_NS (20 * 1000000000LL)

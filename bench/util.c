@@ -1,11 +1,11 @@
 /*
  * util.c - small helpers shared by every benchmark row: the clock, the
- * CPU map and pinning, notes, full reads and writes, shared memory, and
- * the checked-message format described in bench.h.
+ * CPU map and pinning, full reads and writes, shared memory, and the
+ * checked-message format described in bench.h.  A leaf: it calls no other
+ * file of the benchmark (notes live in progress.c).
  */
 #include <errno.h>
 #include <sched.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,7 +14,7 @@
 #include <unistd.h>
 
 #include "bench.h"
-#include "internal.h"
+#include "harness.h"
 
 int64_t bench_now_ns(void)
 {
@@ -51,9 +51,6 @@ void bench__cpus_setup(bool pin)
 {
 	cpus_init();
 	pin_enabled = pin;
-	if (pin && cpu_count < 2)
-		bench_note("only one CPU is allowed: workers are not pinned "
-			   "and share it (spin loops yield)");
 }
 
 int bench_ncpus(void)
@@ -97,37 +94,6 @@ void bench_pause(void)
 #else
 	__asm__ __volatile__("" ::: "memory");
 #endif
-}
-
-/* ---- notes --------------------------------------------------------- */
-
-#define MAX_NOTES 64
-static char *notes[MAX_NOTES];
-static int nnotes;
-
-void bench_note(const char *fmt, ...)
-{
-	char buf[512];
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(buf, sizeof buf, fmt, ap);
-	va_end(ap);
-	for (int i = 0; i < nnotes; i++)
-		if (strcmp(notes[i], buf) == 0)
-			return;
-	bench__progress_clear();
-	fprintf(stderr, "mproc-bench: note: %s\n", buf);
-	if (nnotes < MAX_NOTES) {
-		notes[nnotes] = strdup(buf);
-		if (notes[nnotes])
-			nnotes++;
-	}
-}
-
-int bench__notes(const char *const **out)
-{
-	*out = (const char *const *)notes;
-	return nnotes;
 }
 
 /* ---- I/O ----------------------------------------------------------- */
