@@ -208,11 +208,16 @@ struct bench_case {
 };
 
 /* ------------------------------------------------------------------ */
-/* Time, CPUs, notes, small I/O helpers                               */
+/* CPUs, notes, shared memory                                         */
 /* ------------------------------------------------------------------ */
 
-/* CLOCK_MONOTONIC in nanoseconds: comparable across processes. */
-int64_t bench_now_ns(void);
+/*
+ * The clock and full reads/writes are mproc's internal helpers, which the
+ * benchmark reaches because it is built with src/ on its include path:
+ * "common/clock.h" mproc__now_ns() (CLOCK_MONOTONIC in nanoseconds,
+ * comparable across processes) and "common/os.h" mproc__write_all() /
+ * mproc__read_all() (0, -errno, or -EPIPE at end of file).
+ */
 
 /* CPUs this process may run on, from sched_getaffinity at start-up. */
 int bench_ncpus(void);
@@ -227,11 +232,6 @@ int bench_pin(int cpu);
 /* Print a note on stderr (once per distinct text) and keep it for the
  * footer of the table. */
 void bench_note(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-
-/* Write/read exactly @len bytes, retrying short transfers and EINTR.
- * Return 0, -EPIPE/-ECONNRESET etc., or -ENODATA at end of file. */
-int bench_write_full(int fd, const void *buf, size_t len);
-int bench_read_full(int fd, void *buf, size_t len);
 
 /* MAP_SHARED anonymous memory, zero-filled, page-aligned: visible to the
  * processes forked after it is mapped.  NULL on failure. */

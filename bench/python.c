@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "bench.h"
+#include "common/clock.h"
 
 extern char **environ;
 
@@ -82,12 +83,12 @@ static int run_capture(char *const argv[], char *out, size_t out_len,
 	}
 
 	size_t no = 0, ne = 0;
-	int64_t deadline = bench_now_ns() + timeout_ns;
+	int64_t deadline = mproc__now_ns() + timeout_ns;
 	struct pollfd fds[2] = {{po[0], POLLIN, 0}, {pe[0], POLLIN, 0}};
 	int open_fds = 2;
 	bool timed_out = false;
 	while (open_fds > 0) {
-		int64_t left = deadline - bench_now_ns();
+		int64_t left = deadline - mproc__now_ns();
 		if (left <= 0) {
 			timed_out = true;
 			kill(pid, SIGKILL);

@@ -1,8 +1,10 @@
 /*
- * util.c - small helpers shared by every benchmark row: the clock, the
- * CPU map and pinning, full reads and writes, shared memory, and the
- * checked-message format described in bench.h.  A leaf: it calls no other
- * file of the benchmark (notes live in progress.c).
+ * util.c - small helpers shared by every benchmark row: the CPU map and
+ * pinning, the spin-loop pause, shared memory, and the checked-message
+ * format described in bench.h.  The clock, the CPU relax hint and full
+ * reads and writes are mproc's own (src/common), not copies here.  A
+ * leaf: it calls no other file of the benchmark (notes live in
+ * progress.c).
  */
 #include <errno.h>
 #include <sched.h>
@@ -10,18 +12,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "bench.h"
+#include "common/compiler.h"
 #include "harness.h"
-
-int64_t bench_now_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
-}
 
 /* ---- CPUs ---------------------------------------------------------- */
 
@@ -87,50 +82,10 @@ void bench_pause(void)
 		sched_yield();
 		return;
 	}
-#if defined(__x86_64__) || defined(__i386__)
-	__builtin_ia32_pause();
-#elif defined(__aarch64__)
-	__asm__ __volatile__("yield" ::: "memory");
-#else
-	__asm__ __volatile__("" ::: "memory");
-#endif
+	mproc__cpu_relax();
 }
 
-/* ---- I/O ----------------------------------------------------------- */
-
-int bench_write_full(int fd, const void *buf, size_t len)
-{
-	const char *p = buf;
-	while (len > 0) {
-		ssize_t n = write(fd, p, len);
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			return -errno;
-		}
-		p += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
-
-int bench_read_full(int fd, void *buf, size_t len)
-{
-	char *p = buf;
-	while (len > 0) {
-		ssize_t n = read(fd, p, len);
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			return -errno;
-		}
-		if (n == 0)
-			return -ENODATA;
-		p += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
+/* ---- shared memory ------------------------------------------------- */
 
 void *bench_shared_alloc(size_t size)
 {
