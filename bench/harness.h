@@ -12,7 +12,8 @@
  *         plot.c      the SVG writer
  *   registry.c  rows, early hooks, suites and figures (data, no calls out)
  *   progress.c  stderr while running: the progress line and notes
- *   util.c      helpers for rows: CPUs, shared memory, checked messages
+ *   util.c      helpers for rows: CPUs, shared memory, checked messages,
+ *               medians, PATH look-up
  *
  * A file calls only files below it or the leaves (registry, progress,
  * util), and nothing calls back into main.c.  The row helpers (team.c,
@@ -167,5 +168,10 @@ int bench__notes(const char *const **out);
 
 /* Set up the CPU map; @pin false for --no-pin. */
 void bench__cpus_setup(bool pin);
+/* Sort @v (@n > 0 values) in ascending order and return its median. */
+double bench__median(double *v, int n);
+/* Find an executable regular file @name in $PATH (or a default path) and
+ * write its path to @out.  False when there is none. */
+bool bench__find_in_path(const char *name, char *out, size_t len);
 
 #endif /* MPROC_BENCH_HARNESS_H */

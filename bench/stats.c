@@ -31,12 +31,6 @@ static const struct baseline_rule {
 };
 #define NRULES (sizeof baseline_map / sizeof baseline_map[0])
 
-static int cmp_double(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-	return (x > y) - (x < y);
-}
-
 static void compute_stats(const struct bench_opts *o, struct bench_row *r)
 {
 	double *v = malloc((size_t)o->reps * sizeof *v);
@@ -52,8 +46,7 @@ static void compute_stats(const struct bench_opts *o, struct bench_row *r)
 		r->has[f] = n > 0;
 		if (!n)
 			continue;
-		qsort(v, (size_t)n, sizeof *v, cmp_double);
-		r->med[f] = n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+		r->med[f] = bench__median(v, n); /* sorts v */
 		r->lo[f] = v[0];
 		r->hi[f] = v[n - 1];
 	}

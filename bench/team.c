@@ -24,6 +24,7 @@
 
 #include "bench.h"
 #include "common/clock.h"
+#include "harness.h"
 #include "mproc/common.h"
 
 /* Workers still running this long after the stop flag are killed. */
@@ -320,12 +321,6 @@ int bench_team_throughput(const struct bench_case *c,
 #define BATCH_TARGET_NS 20000
 #define MAX_BATCHES 65536
 
-static int cmp_double(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-	return (x > y) - (x < y);
-}
-
 int bench_op_loop(const struct bench_case *c, const struct bench_worker *w,
 		  bench_op_fn op, void *arg, struct bench_op_stats *st)
 {
@@ -360,11 +355,8 @@ int bench_op_loop(const struct bench_case *c, const struct bench_worker *w,
 			break;
 	}
 	if (rc == 0) {
-		qsort(per_op, (size_t)nrec, sizeof *per_op, cmp_double);
 		st->ops = ops;
-		st->median_ns = nrec % 2 ? per_op[nrec / 2]
-					 : (per_op[nrec / 2 - 1] +
-					    per_op[nrec / 2]) / 2;
+		st->median_ns = bench__median(per_op, nrec);
 		st->mean_ns = (double)total_ns / (double)ops;
 	}
 	free(per_op);

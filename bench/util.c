@@ -1,7 +1,7 @@
 /*
  * util.c - small helpers shared by every benchmark row: the CPU map and
- * pinning, the spin-loop pause, shared memory, and the checked-message
- * format described in bench.h.  The clock, the CPU relax hint and full
+ * pinning, the spin-loop pause, shared memory, the checked-message
+ * format described in bench.h, medians and the PATH look-up.  The clock, the CPU relax hint and full
  * reads and writes are mproc's own (src/common), not copies here.  A
  * leaf: it calls no other file of the benchmark (notes live in
  * progress.c).
@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "bench.h"
@@ -206,4 +207,40 @@ int bench_msg_check(struct bench_worker *w, const void *buf, size_t size)
 	w->msgs++;
 	w->seq_sum += seq;
 	return 0;
+}
+
+/* ---- medians and PATH ------------------------------------------------ */
+
+static int cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+	return (x > y) - (x < y);
+}
+
+double bench__median(double *v, int n)
+{
+	qsort(v, (size_t)n, sizeof *v, cmp_double);
+	return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+bool bench__find_in_path(const char *name, char *out, size_t len)
+{
+	const char *path = getenv("PATH");
+	if (!path || !*path)
+		path = "/usr/local/bin:/usr/bin:/bin";
+	while (*path) {
+		const char *end = strchr(path, ':');
+		size_t dl = end ? (size_t)(end - path) : strlen(path);
+		if (dl > 0 && (size_t)snprintf(out, len, "%.*s/%s", (int)dl,
+					       path, name) < len) {
+			struct stat st;
+			if (stat(out, &st) == 0 && S_ISREG(st.st_mode) &&
+			    access(out, X_OK) == 0)
+				return true;
+		}
+		path += dl;
+		if (*path == ':')
+			path++;
+	}
+	return false;
 }
