@@ -37,7 +37,8 @@
  *   - base_pipe.c, base_socket.c: producer/consumer throughput with checked
  *     messages (bench_team_run + bench_msg_*) and a ping-pong round trip
  *     (bench_pingpong_run);
- *   - base_mq.c: a transport with a size limit (prepare returns BENCH_SKIP);
+ *   - base_mq.c: a transport with a size limit (prepare returns BENCH_SKIP),
+ *     whose workers are the shared send/receive loops of stream.h;
  *   - base_memcpy.c: a single pinned worker;
  *   - base_floor.c: ping-pong over shared memory (bench_shared_alloc);
  *   - base_process.c: process start+join (bench_op_run_start_join);
