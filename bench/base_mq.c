@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "bench.h"
+#include "stream.h"
 
 #define MQ_DEPTH 10 /* the default fs.mqueue.msg_max */
 #define MSGSIZE_MAX_PATH "/proc/sys/fs/mqueue/msgsize_max"
@@ -165,67 +166,39 @@ static void after_fork(void *arg)
 	a->q = (mqd_t)-1;
 }
 
+static int mq_send_one(struct bench_worker *w, void *arg, const void *buf,
+		       size_t len)
+{
+	(void)w;
+	const struct mq_arg *a = arg;
+	while (mq_send(a->q, buf, len, 0) < 0)
+		if (errno != EINTR)
+			return -errno;
+	return 0;
+}
+
+static ssize_t mq_recv_one(struct bench_worker *w, void *arg, void *buf,
+			   size_t len)
+{
+	(void)w;
+	const struct mq_arg *a = arg;
+	for (;;) {
+		ssize_t got = mq_receive(a->q, buf, len, NULL);
+		if (got >= 0)
+			return got;
+		if (errno != EINTR)
+			return -errno;
+	}
+}
+
 static int producer(struct bench_worker *w, void *arg)
 {
-	const struct mq_arg *a = arg;
-	size_t n = w->c->msg_size;
-	char *buf = malloc(n);
-	if (!buf)
-		return -ENOMEM;
-	bench_msg_init(buf, n);
-	int rc = 0;
-	while (rc == 0 && !bench_stop_requested(w)) {
-		bench_msg_stamp(w, buf, n);
-		while ((rc = mq_send(a->q, buf, n, 0)) < 0 && errno == EINTR)
-			;
-		if (rc < 0)
-			rc = -errno;
-	}
-	/* One end marker per consumer (see bench.h). */
-	bench_msg_stamp_end(w, buf, n);
-	for (int k = 0; rc == 0 && k < w->c->consumers; k++) {
-		while ((rc = mq_send(a->q, buf, n, 0)) < 0 && errno == EINTR)
-			;
-		if (rc < 0)
-			rc = -errno;
-	}
-	free(buf);
-	return rc;
+	return bench_stream_produce(w, mq_send_one, arg);
 }
 
 static int consumer(struct bench_worker *w, void *arg)
 {
-	const struct mq_arg *a = arg;
-	size_t n = w->c->msg_size;
-	char *buf = malloc(n);
-	if (!buf)
-		return -ENOMEM;
-	int rc = 0;
-	for (;;) {
-		ssize_t got = mq_receive(a->q, buf, n, NULL);
-		if (got < 0) {
-			if (errno == EINTR)
-				continue;
-			rc = -errno;
-			break;
-		}
-		if ((size_t)got != n) {
-			snprintf(w->res->note, sizeof w->res->note,
-				 "message of %zd bytes, expected %zu", got, n);
-			rc = -EBADMSG;
-			break;
-		}
-		rc = bench_msg_check(w, buf, n);
-		if (rc == BENCH_MSG_END) {
-			rc = 0;
-			if (w->ends == w->c->producers)
-				break;
-		} else if (rc < 0) {
-			break;
-		}
-	}
-	free(buf);
-	return rc;
+	return bench_stream_consume(w, mq_recv_one, arg);
 }
 
 static int mq_throughput(struct bench_case *c, struct bench_sample *s)

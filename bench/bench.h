@@ -37,7 +37,8 @@
  *   - base_pipe.c, base_socket.c: producer/consumer throughput with checked
  *     messages (bench_team_run + bench_msg_*) and a ping-pong round trip
  *     (bench_pingpong_run);
- *   - base_mq.c: a transport with a size limit (prepare returns BENCH_SKIP);
+ *   - base_mq.c: a transport with a size limit (prepare returns BENCH_SKIP),
+ *     whose workers are the shared send/receive loops of stream.h;
  *   - base_memcpy.c: a single pinned worker;
  *   - base_floor.c: ping-pong over shared memory (bench_shared_alloc);
  *   - base_process.c: process start+join (bench_op_run_start_join);
@@ -56,7 +57,7 @@
  *
  * Ratios: the table prints, for each mproc_* row, its median divided by the
  * median of a baseline row of the same suite and message size (e.g. "x pipe").
- * The harness's table (baseline_map in harness.c) maps impl prefixes to
+ * The harness's table (baseline_map in stats.c) maps impl prefixes to
  * baselines per suite (mproc_* to pipe/memcpy for throughput, mproc_fork to
  * raw_fork, ...), and an mproc_X row is also compared with python_X when that
  * row exists.  A row can name further baselines in .baselines.
@@ -208,11 +209,16 @@ struct bench_case {
 };
 
 /* ------------------------------------------------------------------ */
-/* Time, CPUs, notes, small I/O helpers                               */
+/* CPUs, notes, shared memory                                         */
 /* ------------------------------------------------------------------ */
 
-/* CLOCK_MONOTONIC in nanoseconds: comparable across processes. */
-int64_t bench_now_ns(void);
+/*
+ * The clock and full reads/writes are mproc's internal helpers, which the
+ * benchmark reaches because it is built with src/ on its include path:
+ * "common/clock.h" mproc__now_ns() (CLOCK_MONOTONIC in nanoseconds,
+ * comparable across processes) and "common/os.h" mproc__write_all() /
+ * mproc__read_all() (0, -errno, or -EPIPE at end of file).
+ */
 
 /* CPUs this process may run on, from sched_getaffinity at start-up. */
 int bench_ncpus(void);
@@ -227,11 +233,6 @@ int bench_pin(int cpu);
 /* Print a note on stderr (once per distinct text) and keep it for the
  * footer of the table. */
 void bench_note(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-
-/* Write/read exactly @len bytes, retrying short transfers and EINTR.
- * Return 0, -EPIPE/-ECONNRESET etc., or -ENODATA at end of file. */
-int bench_write_full(int fd, const void *buf, size_t len);
-int bench_read_full(int fd, void *buf, size_t len);
 
 /* MAP_SHARED anonymous memory, zero-filled, page-aligned: visible to the
  * processes forked after it is mapped.  NULL on failure. */

@@ -12,6 +12,8 @@
 #include <unistd.h>
 
 #include "bench.h"
+#include "common/os.h"
+#include "stream.h"
 
 void bench_fd_close(struct bench_fd_link *l)
 {
@@ -33,50 +35,33 @@ static void after_fork(void *arg)
 	bench_fd_close(arg);
 }
 
+/* One message = one write of msg_size bytes; the reader reads exactly
+ * msg_size bytes back. */
+static int fd_send(struct bench_worker *w, void *arg, const void *buf,
+		   size_t len)
+{
+	(void)w;
+	return mproc__write_all(((const struct bench_fd_link *)arg)->fwd_tx,
+				buf, len);
+}
+
+static ssize_t fd_recv(struct bench_worker *w, void *arg, void *buf,
+		       size_t len)
+{
+	(void)w;
+	int rc = mproc__read_all(((const struct bench_fd_link *)arg)->fwd_rx,
+				 buf, len);
+	return rc < 0 ? rc : (ssize_t)len;
+}
+
 static int producer(struct bench_worker *w, void *arg)
 {
-	const struct bench_fd_link *l = arg;
-	size_t n = w->c->msg_size;
-	unsigned char *buf = malloc(n);
-	if (!buf)
-		return -ENOMEM;
-	bench_msg_init(buf, n);
-	int rc = 0;
-	while (rc == 0 && !bench_stop_requested(w)) {
-		bench_msg_stamp(w, buf, n);
-		rc = bench_write_full(l->fwd_tx, buf, n);
-	}
-	/* One end marker per consumer (see bench.h). */
-	bench_msg_stamp_end(w, buf, n);
-	for (int k = 0; rc == 0 && k < w->c->consumers; k++)
-		rc = bench_write_full(l->fwd_tx, buf, n);
-	free(buf);
-	return rc;
+	return bench_stream_produce(w, fd_send, arg);
 }
 
 static int consumer(struct bench_worker *w, void *arg)
 {
-	const struct bench_fd_link *l = arg;
-	size_t n = w->c->msg_size;
-	unsigned char *buf = malloc(n);
-	if (!buf)
-		return -ENOMEM;
-	int rc;
-	for (;;) {
-		rc = bench_read_full(l->fwd_rx, buf, n);
-		if (rc < 0)
-			break;
-		rc = bench_msg_check(w, buf, n);
-		if (rc == BENCH_MSG_END) {
-			rc = 0;
-			if (w->ends == w->c->producers)
-				break;
-		} else if (rc < 0) {
-			break;
-		}
-	}
-	free(buf);
-	return rc;
+	return bench_stream_consume(w, fd_recv, arg);
 }
 
 int bench_fd_throughput(struct bench_case *c, struct bench_fd_link *l,
@@ -105,9 +90,9 @@ static int ping(void *arg)
 	struct bench_fd_link *l = arg;
 	uint64_t seq = ++l->seq, back;
 	memcpy(l->msg, &seq, sizeof seq);
-	int rc = bench_write_full(l->fwd_tx, l->msg, sizeof l->msg);
+	int rc = mproc__write_all(l->fwd_tx, l->msg, sizeof l->msg);
 	if (rc == 0)
-		rc = bench_read_full(l->back_rx, l->msg, sizeof l->msg);
+		rc = mproc__read_all(l->back_rx, l->msg, sizeof l->msg);
 	if (rc < 0)
 		return rc;
 	memcpy(&back, l->msg, sizeof back);
@@ -118,13 +103,13 @@ static int pong(void *arg)
 {
 	struct bench_fd_link *l = arg;
 	uint64_t seq;
-	int rc = bench_read_full(l->fwd_rx, l->msg, sizeof l->msg);
+	int rc = mproc__read_all(l->fwd_rx, l->msg, sizeof l->msg);
 	if (rc < 0)
 		return rc;
 	memcpy(&seq, l->msg, sizeof seq);
 	if (seq == UINT64_MAX)
 		return BENCH_PONG_STOP;
-	return bench_write_full(l->back_tx, l->msg, sizeof l->msg);
+	return mproc__write_all(l->back_tx, l->msg, sizeof l->msg);
 }
 
 static int stop(void *arg)
@@ -132,7 +117,7 @@ static int stop(void *arg)
 	struct bench_fd_link *l = arg;
 	uint64_t seq = UINT64_MAX;
 	memcpy(l->msg, &seq, sizeof seq);
-	return bench_write_full(l->fwd_tx, l->msg, sizeof l->msg);
+	return mproc__write_all(l->fwd_tx, l->msg, sizeof l->msg);
 }
 
 int bench_fd_pingpong(struct bench_case *c, struct bench_fd_link *l,

@@ -18,6 +18,7 @@
 #include <mproc.h>
 
 #include "bench.h"
+#include "stream.h"
 
 /* Waits longer than this mean a lost peer, not a slow one: a safety net
  * behind the pipe's own dead-peer detection, which cannot see a worker
@@ -57,29 +58,35 @@ struct tp {
 	mproc_conn *rx, *tx; /* a (receive-only), b (send-only) */
 };
 
+static int conn_send(struct bench_worker *w, void *arg, const void *buf,
+		     size_t len)
+{
+	ssize_t rc = mproc_conn_send_bytes(arg, buf, len);
+	if (rc >= 0)
+		return 0;
+	snprintf(w->res->note, sizeof w->res->note, "send_bytes: %s",
+		 mproc_strerror((int)rc));
+	return (int)rc;
+}
+
+static ssize_t conn_recv(struct bench_worker *w, void *arg, void *buf,
+			 size_t len)
+{
+	ssize_t got = mproc_conn_recv_bytes_into(arg, buf, len);
+	if (got < 0)
+		snprintf(w->res->note, sizeof w->res->note,
+			 "recv_bytes_into after %llu messages: %s",
+			 (unsigned long long)w->msgs,
+			 mproc_strerror((int)got));
+	return got;
+}
+
 static int producer(struct bench_worker *w, void *arg)
 {
 	struct tp *t = arg;
-	size_t n = w->c->msg_size;
-	unsigned char *buf = malloc(n);
-	if (!buf)
-		return -ENOMEM;
-	bench_msg_init(buf, n);
-	ssize_t rc = 0;
-	while (rc >= 0 && !bench_stop_requested(w)) {
-		bench_msg_stamp(w, buf, n);
-		rc = mproc_conn_send_bytes(t->tx, buf, n);
-	}
-	/* One end marker per consumer (bench.h); the consumer stops on it. */
-	bench_msg_stamp_end(w, buf, n);
-	for (int k = 0; rc >= 0 && k < w->c->consumers; k++)
-		rc = mproc_conn_send_bytes(t->tx, buf, n);
-	free(buf);
-	if (rc < 0) {
-		snprintf(w->res->note, sizeof w->res->note, "send_bytes: %s",
-			 mproc_strerror((int)rc));
-		return (int)rc;
-	}
+	int rc = bench_stream_produce(w, conn_send, t->tx);
+	if (rc < 0)
+		return rc;
 	/* This process used the end, so the close ends the stream for good:
 	 * the consumer would read -MPROC_EEOF after the markers. */
 	return mproc_conn_close(t->tx);
@@ -88,38 +95,7 @@ static int producer(struct bench_worker *w, void *arg)
 static int consumer(struct bench_worker *w, void *arg)
 {
 	struct tp *t = arg;
-	size_t n = w->c->msg_size;
-	unsigned char *buf = malloc(n);
-	if (!buf)
-		return -ENOMEM;
-	int rc;
-	for (;;) {
-		ssize_t got = mproc_conn_recv_bytes_into(t->rx, buf, n);
-		if (got < 0) {
-			rc = (int)got;
-			snprintf(w->res->note, sizeof w->res->note,
-				 "recv_bytes_into after %llu messages: %s",
-				 (unsigned long long)w->msgs,
-				 mproc_strerror(rc));
-			break;
-		}
-		if ((size_t)got != n) {
-			rc = -EBADMSG;
-			snprintf(w->res->note, sizeof w->res->note,
-				 "message of %zd bytes, expected %zu", got, n);
-			break;
-		}
-		rc = bench_msg_check(w, buf, n);
-		if (rc == BENCH_MSG_END) {
-			rc = 0;
-			if (w->ends == w->c->producers)
-				break;
-		} else if (rc < 0) {
-			break;
-		}
-	}
-	free(buf);
-	return rc;
+	return bench_stream_consume(w, conn_recv, t->rx);
 }
 
 /* Pass twice the ring's size through it in the parent, so that every page

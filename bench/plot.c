@@ -14,7 +14,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "internal.h"
+#include "harness.h"
 
 static const char *const palette[] = {
 	"#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd",
@@ -54,25 +54,6 @@ static int all_sizes(const struct bench_plot_series *s, int ns, double *out,
 			n++;
 		}
 	return n;
-}
-
-static bool gnuplot_path(char *out, size_t len)
-{
-	const char *path = getenv("PATH");
-	if (!path || !*path)
-		path = "/usr/local/bin:/usr/bin:/bin";
-	while (*path) {
-		const char *end = strchr(path, ':');
-		size_t dl = end ? (size_t)(end - path) : strlen(path);
-		if (dl > 0 && (size_t)snprintf(out, len, "%.*s/gnuplot",
-					       (int)dl, path) < len &&
-		    access(out, X_OK) == 0)
-			return true;
-		path += dl;
-		if (*path == ':')
-			path++;
-	}
-	return false;
 }
 
 /* A gnuplot single-quoted string: quotes are doubled, nothing else is
@@ -303,7 +284,7 @@ int bench__plot(const char *path, const struct bench_plot_series *series,
 		int nseries, const char *title, bool builtin)
 {
 	char gp[4096];
-	if (!builtin && gnuplot_path(gp, sizeof gp)) {
+	if (!builtin && bench__find_in_path("gnuplot", gp, sizeof gp)) {
 		int rc = plot_gnuplot(gp, path, series, nseries, title);
 		if (rc == 0)
 			return 0;

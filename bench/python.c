@@ -15,40 +15,18 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include "bench.h"
+#include "common/clock.h"
+#include "harness.h"
 
 extern char **environ;
 
 static char interp[4096];
 static int interp_state; /* 0 unknown, 1 usable, -1 not */
 static char interp_why[200];
-
-/* Find an executable in PATH. */
-static bool find_in_path(const char *name, char *out, size_t len)
-{
-	const char *path = getenv("PATH");
-	if (!path || !*path)
-		path = "/usr/local/bin:/usr/bin:/bin";
-	while (*path) {
-		const char *end = strchr(path, ':');
-		size_t dl = end ? (size_t)(end - path) : strlen(path);
-		if (dl > 0 && (size_t)snprintf(out, len, "%.*s/%s", (int)dl,
-					       path, name) < len) {
-			struct stat st;
-			if (stat(out, &st) == 0 && S_ISREG(st.st_mode) &&
-			    access(out, X_OK) == 0)
-				return true;
-		}
-		path += dl;
-		if (*path == ':')
-			path++;
-	}
-	return false;
-}
 
 /* Spawn argv with stdout/stderr on pipes; collect stdout into @out and the
  * tail of stderr into @err; kill the child after @timeout_ns.  Returns the
@@ -82,12 +60,12 @@ static int run_capture(char *const argv[], char *out, size_t out_len,
 	}
 
 	size_t no = 0, ne = 0;
-	int64_t deadline = bench_now_ns() + timeout_ns;
+	int64_t deadline = mproc__now_ns() + timeout_ns;
 	struct pollfd fds[2] = {{po[0], POLLIN, 0}, {pe[0], POLLIN, 0}};
 	int open_fds = 2;
 	bool timed_out = false;
 	while (open_fds > 0) {
-		int64_t left = deadline - bench_now_ns();
+		int64_t left = deadline - mproc__now_ns();
 		if (left <= 0) {
 			timed_out = true;
 			kill(pid, SIGKILL);
@@ -144,7 +122,8 @@ bool bench_python_available(char *why, size_t why_len)
 		interp_state = -1;
 		if (env && *env) {
 			snprintf(interp, sizeof interp, "%s", env);
-		} else if (!find_in_path("python3", interp, sizeof interp)) {
+		} else if (!bench__find_in_path("python3", interp,
+						 sizeof interp)) {
 			interp[0] = '\0';
 			snprintf(interp_why, sizeof interp_why,
 				 "python3 not found in PATH");

@@ -23,8 +23,9 @@
 #include <unistd.h>
 
 #include "bench.h"
+#include "common/clock.h"
+#include "harness.h"
 #include "mproc/common.h"
-#include "internal.h"
 
 /* Workers still running this long after the stop flag are killed. */
 #define REAP_GRACE_NS (20 * 1000000000LL)
@@ -49,8 +50,8 @@ static long futex(_Atomic uint32_t *word, int op, uint32_t val,
 
 static void sleep_until(int64_t t_ns)
 {
-	struct timespec ts = {.tv_sec = t_ns / 1000000000LL,
-			      .tv_nsec = t_ns % 1000000000LL};
+	struct timespec ts = {.tv_sec = t_ns / MPROC__NSEC_PER_SEC,
+			      .tv_nsec = t_ns % MPROC__NSEC_PER_SEC};
 	while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) ==
 	       EINTR)
 		;
@@ -92,9 +93,9 @@ static _Noreturn void worker_main(const struct bench_case *c,
 	while (atomic_load_explicit(&sh->go, memory_order_acquire) == 0)
 		futex(&sh->go, FUTEX_WAIT, 0, NULL);
 
-	w.res->start_ns = bench_now_ns();
+	w.res->start_ns = mproc__now_ns();
 	rc = (is_consumer ? t->consumer : t->producer)(&w, t->arg);
-	w.res->end_ns = bench_now_ns();
+	w.res->end_ns = mproc__now_ns();
 	w.res->msgs = w.msgs;
 	w.res->seq_sum = w.seq_sum;
 	w.res->error = rc < 0 ? rc : 0;
@@ -140,7 +141,7 @@ static int reap_all(pid_t *pids, int n, int64_t deadline, char *note,
 			/* A failed worker's peers may wait for it forever:
 			 * give them a moment to notice, then kill them. */
 			if (p > 0 && !(WIFEXITED(st) && WEXITSTATUS(st) == 0)) {
-				int64_t soon = bench_now_ns() + FAIL_GRACE_NS;
+				int64_t soon = mproc__now_ns() + FAIL_GRACE_NS;
 				if (soon < deadline)
 					deadline = soon;
 				killed_on_failure = true;
@@ -148,7 +149,7 @@ static int reap_all(pid_t *pids, int n, int64_t deadline, char *note,
 		}
 		if (left == 0)
 			break;
-		if (bench_now_ns() > deadline) {
+		if (mproc__now_ns() > deadline) {
 			kill_all(pids, n);
 			if (err == 0 && !killed_on_failure) {
 				err = -ETIMEDOUT;
@@ -207,7 +208,7 @@ int bench_team_run(const struct bench_case *c, const struct bench_team *t,
 		t->parent_after_fork(t->arg);
 
 	/* Start barrier: wait until every worker is pinned and waiting. */
-	int64_t ready_deadline = bench_now_ns() + READY_TIMEOUT_NS;
+	int64_t ready_deadline = mproc__now_ns() + READY_TIMEOUT_NS;
 	while (err == 0) {
 		uint32_t got = atomic_load_explicit(&sh->ready,
 						    memory_order_acquire);
@@ -222,7 +223,7 @@ int bench_team_run(const struct bench_case *c, const struct bench_team *t,
 					 "a worker died before the start");
 			}
 		}
-		if (bench_now_ns() > ready_deadline) {
+		if (mproc__now_ns() > ready_deadline) {
 			err = -ETIMEDOUT;
 			snprintf(note, note_len,
 				 "workers did not reach the start barrier");
@@ -237,13 +238,13 @@ int bench_team_run(const struct bench_case *c, const struct bench_team *t,
 		return err;
 	}
 
-	r->start_ns = bench_now_ns();
+	r->start_ns = mproc__now_ns();
 	/* Release pairs with the workers' acquire load of go. */
 	atomic_store_explicit(&sh->go, 1, memory_order_release);
 	futex(&sh->go, FUTEX_WAKE, INT32_MAX, NULL);
 
 	sleep_until(r->start_ns + c->duration_ns);
-	r->stop_ns = bench_now_ns();
+	r->stop_ns = mproc__now_ns();
 	/* Relaxed is enough: see bench_stop_requested. */
 	atomic_store_explicit(&sh->stop, 1, memory_order_relaxed);
 
@@ -320,28 +321,22 @@ int bench_team_throughput(const struct bench_case *c,
 #define BATCH_TARGET_NS 20000
 #define MAX_BATCHES 65536
 
-static int cmp_double(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-	return (x > y) - (x < y);
-}
-
 int bench_op_loop(const struct bench_case *c, const struct bench_worker *w,
 		  bench_op_fn op, void *arg, struct bench_op_stats *st)
 {
 	double *per_op = malloc(MAX_BATCHES * sizeof *per_op);
 	if (!per_op)
 		return -ENOMEM;
-	int64_t deadline = bench_now_ns() + c->duration_ns;
+	int64_t deadline = mproc__now_ns() + c->duration_ns;
 	uint64_t batch = 1, ops = 0, recorded_ops = 0;
 	int64_t total_ns = 0;
 	int nrec = 0, rc = 0;
 
 	for (;;) {
-		int64_t t0 = bench_now_ns();
+		int64_t t0 = mproc__now_ns();
 		for (uint64_t i = 0; i < batch && rc == 0; i++)
 			rc = op(arg);
-		int64_t t1 = bench_now_ns();
+		int64_t t1 = mproc__now_ns();
 		if (rc < 0)
 			break;
 		int64_t dt = t1 - t0;
@@ -360,11 +355,8 @@ int bench_op_loop(const struct bench_case *c, const struct bench_worker *w,
 			break;
 	}
 	if (rc == 0) {
-		qsort(per_op, (size_t)nrec, sizeof *per_op, cmp_double);
 		st->ops = ops;
-		st->median_ns = nrec % 2 ? per_op[nrec / 2]
-					 : (per_op[nrec / 2 - 1] +
-					    per_op[nrec / 2]) / 2;
+		st->median_ns = bench__median(per_op, nrec);
 		st->mean_ns = (double)total_ns / (double)ops;
 	}
 	free(per_op);

@@ -1,27 +1,23 @@
 /*
- * util.c - small helpers shared by every benchmark row: the clock, the
- * CPU map and pinning, notes, full reads and writes, shared memory, and
- * the checked-message format described in bench.h.
+ * util.c - small helpers shared by every benchmark row: the CPU map and
+ * pinning, the spin-loop pause, shared memory, the checked-message
+ * format described in bench.h, medians and the PATH look-up.  The clock, the CPU relax hint and full
+ * reads and writes are mproc's own (src/common), not copies here.  A
+ * leaf: it calls no other file of the benchmark (notes live in
+ * progress.c).
  */
 #include <errno.h>
 #include <sched.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
-#include <time.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "bench.h"
-#include "internal.h"
-
-int64_t bench_now_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
-}
+#include "common/compiler.h"
+#include "harness.h"
 
 /* ---- CPUs ---------------------------------------------------------- */
 
@@ -51,9 +47,6 @@ void bench__cpus_setup(bool pin)
 {
 	cpus_init();
 	pin_enabled = pin;
-	if (pin && cpu_count < 2)
-		bench_note("only one CPU is allowed: workers are not pinned "
-			   "and share it (spin loops yield)");
 }
 
 int bench_ncpus(void)
@@ -90,81 +83,10 @@ void bench_pause(void)
 		sched_yield();
 		return;
 	}
-#if defined(__x86_64__) || defined(__i386__)
-	__builtin_ia32_pause();
-#elif defined(__aarch64__)
-	__asm__ __volatile__("yield" ::: "memory");
-#else
-	__asm__ __volatile__("" ::: "memory");
-#endif
+	mproc__cpu_relax();
 }
 
-/* ---- notes --------------------------------------------------------- */
-
-#define MAX_NOTES 64
-static char *notes[MAX_NOTES];
-static int nnotes;
-
-void bench_note(const char *fmt, ...)
-{
-	char buf[512];
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(buf, sizeof buf, fmt, ap);
-	va_end(ap);
-	for (int i = 0; i < nnotes; i++)
-		if (strcmp(notes[i], buf) == 0)
-			return;
-	bench__progress_clear();
-	fprintf(stderr, "mproc-bench: note: %s\n", buf);
-	if (nnotes < MAX_NOTES) {
-		notes[nnotes] = strdup(buf);
-		if (notes[nnotes])
-			nnotes++;
-	}
-}
-
-int bench__notes(const char *const **out)
-{
-	*out = (const char *const *)notes;
-	return nnotes;
-}
-
-/* ---- I/O ----------------------------------------------------------- */
-
-int bench_write_full(int fd, const void *buf, size_t len)
-{
-	const char *p = buf;
-	while (len > 0) {
-		ssize_t n = write(fd, p, len);
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			return -errno;
-		}
-		p += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
-
-int bench_read_full(int fd, void *buf, size_t len)
-{
-	char *p = buf;
-	while (len > 0) {
-		ssize_t n = read(fd, p, len);
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			return -errno;
-		}
-		if (n == 0)
-			return -ENODATA;
-		p += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
+/* ---- shared memory ------------------------------------------------- */
 
 void *bench_shared_alloc(size_t size)
 {
@@ -285,4 +207,40 @@ int bench_msg_check(struct bench_worker *w, const void *buf, size_t size)
 	w->msgs++;
 	w->seq_sum += seq;
 	return 0;
+}
+
+/* ---- medians and PATH ------------------------------------------------ */
+
+static int cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+	return (x > y) - (x < y);
+}
+
+double bench__median(double *v, int n)
+{
+	qsort(v, (size_t)n, sizeof *v, cmp_double);
+	return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+bool bench__find_in_path(const char *name, char *out, size_t len)
+{
+	const char *path = getenv("PATH");
+	if (!path || !*path)
+		path = "/usr/local/bin:/usr/bin:/bin";
+	while (*path) {
+		const char *end = strchr(path, ':');
+		size_t dl = end ? (size_t)(end - path) : strlen(path);
+		if (dl > 0 && (size_t)snprintf(out, len, "%.*s/%s", (int)dl,
+					       path, name) < len) {
+			struct stat st;
+			if (stat(out, &st) == 0 && S_ISREG(st.st_mode) &&
+			    access(out, X_OK) == 0)
+				return true;
+		}
+		path += dl;
+		if (*path == ':')
+			path++;
+	}
+	return false;
 }
