@@ -10,6 +10,7 @@
 #include "mproc/queue.h"
 #include "mproc/pipe.h"
 #include "mproc/process.h"
+#include "mproc/pool.h"
 #include "mproc/wait.h"
 
 #endif /* MPROC_H */

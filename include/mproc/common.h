@@ -60,7 +60,9 @@ typedef struct mproc_context mproc_context;
 #define MPROC_EWORKERLOST 4100
 /** A function pointer could not be translated for a fresh process image. */
 #define MPROC_ENOSYMBOL 4101
-#define MPROC_ERRNO_LAST 4101
+/** A pool worker's initializer failed, so the pool cannot run tasks. */
+#define MPROC_EINIT 4102
+#define MPROC_ERRNO_LAST 4102
 
 /**
  * mproc_strerror - name an error code.

@@ -17,6 +17,7 @@ static const char *const own_names[] = {
 	[MPROC_EPEERDIED - MPROC_ERRNO_BASE] = "peer process died",
 	[MPROC_EWORKERLOST - MPROC_ERRNO_BASE] = "pool worker died while running the task",
 	[MPROC_ENOSYMBOL - MPROC_ERRNO_BASE] = "function pointer does not resolve in a fresh process image",
+	[MPROC_EINIT - MPROC_ERRNO_BASE] = "pool worker initializer failed",
 };
 
 MPROC_API const char *mproc_strerror(int err)
