@@ -77,7 +77,7 @@ mproc__proc_context_method_peek(const mproc_context *ctx)
 	return atomic_load_explicit(&default_method, memory_order_relaxed);
 }
 
-MPROC_API int mproc_set_start_method(const char *method, int force)
+MPROC_API int mproc_set_start_method(const char *method, bool force)
 {
 	const struct mproc__proc_method *m = NULL;
 	if (method) {
@@ -100,7 +100,7 @@ MPROC_API int mproc_set_start_method(const char *method, int force)
 	return 0;
 }
 
-MPROC_API const char *mproc_get_start_method(int allow_none)
+MPROC_API const char *mproc_get_start_method(bool allow_none)
 {
 	const struct mproc__proc_method *m =
 		atomic_load_explicit(&default_method, memory_order_relaxed);

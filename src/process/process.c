@@ -134,7 +134,7 @@ MPROC_API int mproc_process_daemon(const mproc_process *p)
 	return p ? p->daemon : -EINVAL;
 }
 
-MPROC_API int mproc_process_set_daemon(mproc_process *p, int daemon)
+MPROC_API int mproc_process_set_daemon(mproc_process *p, bool daemon)
 {
 	if (!p || p->is_self)
 		return -EINVAL;
@@ -142,7 +142,7 @@ MPROC_API int mproc_process_set_daemon(mproc_process *p, int daemon)
 	int rc = p->state == MPROC__PROC_CREATED ? 0
 		 : p->state == MPROC__PROC_CLOSED ? -EBADF : -EALREADY;
 	if (!rc)
-		p->daemon = daemon != 0;
+		p->daemon = daemon;
 	pthread_mutex_unlock(&p->lock);
 	return rc;
 }

@@ -45,25 +45,25 @@ static int nothing(void *arg, size_t len)
 
 Test(context, set_start_method_once_unless_forced)
 {
-	cr_expect_null(mproc_get_start_method(1));
-	cr_expect_eq(mproc_set_start_method("bogus", 0), -EINVAL);
-	cr_expect_eq(mproc_set_start_method(NULL, 0), -EINVAL);
-	cr_expect_null(mproc_get_start_method(1), "a failed call fixes nothing");
-	cr_expect_eq(mproc_set_start_method("spawn", 0), 0);
-	cr_expect_str_eq(mproc_get_start_method(1), "spawn");
-	cr_expect_eq(mproc_set_start_method("fork", 0), -EBUSY);
-	cr_expect_eq(mproc_set_start_method("spawn", 0), -EBUSY);
-	cr_expect_str_eq(mproc_get_start_method(0), "spawn");
-	cr_expect_eq(mproc_set_start_method("forkserver", 1), 0);
-	cr_expect_str_eq(mproc_get_start_method(0), "forkserver");
-	cr_expect_eq(mproc_set_start_method(NULL, 1), 0);
-	cr_expect_null(mproc_get_start_method(1));
+	cr_expect_null(mproc_get_start_method(true));
+	cr_expect_eq(mproc_set_start_method("bogus", false), -EINVAL);
+	cr_expect_eq(mproc_set_start_method(NULL, false), -EINVAL);
+	cr_expect_null(mproc_get_start_method(true), "a failed call fixes nothing");
+	cr_expect_eq(mproc_set_start_method("spawn", false), 0);
+	cr_expect_str_eq(mproc_get_start_method(true), "spawn");
+	cr_expect_eq(mproc_set_start_method("fork", false), -EBUSY);
+	cr_expect_eq(mproc_set_start_method("spawn", false), -EBUSY);
+	cr_expect_str_eq(mproc_get_start_method(false), "spawn");
+	cr_expect_eq(mproc_set_start_method("forkserver", true), 0);
+	cr_expect_str_eq(mproc_get_start_method(false), "forkserver");
+	cr_expect_eq(mproc_set_start_method(NULL, true), 0);
+	cr_expect_null(mproc_get_start_method(true));
 }
 
 Test(context, default_is_fork_and_first_use_fixes_it)
 {
-	cr_expect_str_eq(mproc_get_start_method(0), "fork");
-	cr_expect_eq(mproc_set_start_method("spawn", 0), -EBUSY);
+	cr_expect_str_eq(mproc_get_start_method(false), "fork");
+	cr_expect_eq(mproc_set_start_method("spawn", false), -EBUSY);
 }
 
 Test(context, starting_a_default_process_fixes_the_method, .timeout = 30)
@@ -73,8 +73,8 @@ Test(context, starting_a_default_process_fixes_the_method, .timeout = 30)
 	cr_expect_null(mproc_process_start_method(p));
 	cr_assert_eq(mproc_process_start(p), 0);
 	cr_expect_str_eq(mproc_process_start_method(p), "fork");
-	cr_expect_str_eq(mproc_get_start_method(1), "fork");
-	cr_expect_eq(mproc_set_start_method("spawn", 0), -EBUSY);
+	cr_expect_str_eq(mproc_get_start_method(true), "fork");
+	cr_expect_eq(mproc_set_start_method("spawn", false), -EBUSY);
 	cr_expect_eq(mproc_process_join(p, MPROC_FOREVER), 0);
 	mproc_process_free(p);
 }
@@ -88,7 +88,7 @@ static int report_method(void *arg, size_t len)
 Test(context, default_context_follows_set_start_method, .timeout = 60)
 {
 	for (int m = 0; m < N_METHODS; m++) {
-		cr_assert_eq(mproc_set_start_method(all_methods[m], 1), 0);
+		cr_assert_eq(mproc_set_start_method(all_methods[m], true), 0);
 		mproc_process *p;
 		const char *meth = all_methods[m];
 		cr_assert_eq(mproc_process_create(NULL, report_method, meth,
@@ -117,10 +117,10 @@ Test(context, get_context)
 	cr_expect_null(mproc_context_get_start_method(NULL));
 	/* A context does not fix the default; NULL asks for the default and
 	 * does. */
-	cr_expect_null(mproc_get_start_method(1));
+	cr_expect_null(mproc_get_start_method(true));
 	cr_assert_eq(mproc_get_context(NULL, &c), 0);
 	cr_expect_str_eq(mproc_context_get_start_method(c), "fork");
-	cr_expect_eq(mproc_set_start_method("spawn", 0), -EBUSY);
+	cr_expect_eq(mproc_set_start_method("spawn", false), -EBUSY);
 }
 
 Test(context, all_start_methods)
