@@ -34,12 +34,7 @@ static int fork_start(mproc_process *p)
 			mproc__proc_die_with_parent(parent);
 		mproc__proc_child_run(p, false);
 	}
-	int fd = mproc__proc_pidfd_for_child(pid);
-	if (fd < 0)
-		return fd;
-	p->pid = pid;
-	p->pidfd = fd;
-	return 0;
+	return mproc__proc_pidfd_adopt(p, pid);
 }
 
 const struct mproc__proc_method mproc__proc_fork_method = {

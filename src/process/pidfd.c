@@ -27,6 +27,16 @@ int mproc__proc_pidfd_for_child(pid_t pid)
 	return fd;
 }
 
+int mproc__proc_pidfd_adopt(mproc_process *p, pid_t pid)
+{
+	int fd = mproc__proc_pidfd_for_child(pid);
+	if (fd < 0)
+		return fd;
+	p->pid = pid;
+	p->pidfd = fd;
+	return 0;
+}
+
 int mproc__proc_pidfd_signal(int pidfd, int sig)
 {
 	if (syscall(SYS_pidfd_send_signal, pidfd, sig, NULL, 0) < 0)

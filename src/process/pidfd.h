@@ -18,6 +18,10 @@
  * reaped.  If none can be had, the child is killed and reaped (it must not
  * run unwatched) and the negative errno is returned. */
 int mproc__proc_pidfd_for_child(pid_t pid);
+/* Record @pid, a child of this process just created for @p, with a pidfd
+ * for it in p->pid and p->pidfd.  Returns 0, or (the child killed and
+ * reaped, as above) a negative errno. */
+int mproc__proc_pidfd_adopt(mproc_process *p, pid_t pid);
 /* Send @sig.  Returns 0 (also when the process already ended), or a
  * negative errno. */
 int mproc__proc_pidfd_signal(int pidfd, int sig);

@@ -40,14 +40,7 @@ static int spawn_start(mproc_process *p)
 				   fds, n, &pid);
 	close(boot);
 	free(fds);
-	if (rc)
-		return rc;
-	int pidfd = mproc__proc_pidfd_for_child(pid);
-	if (pidfd < 0)
-		return pidfd;
-	p->pid = pid;
-	p->pidfd = pidfd;
-	return 0;
+	return rc ? rc : mproc__proc_pidfd_adopt(p, pid);
 }
 
 static _Noreturn void spawn_exec_main(const char *fdstr)
