@@ -32,7 +32,7 @@ struct mproc__proc_method {
 	int (*poll_status)(mproc_process *p);
 	/* In an image started with exec_marker, run by mproc_main with
 	 * argv[2]; never returns.  NULL when exec_marker is NULL. */
-	void (*exec_main)(const char *arg) __attribute__((noreturn));
+	void (*exec_main)(const char *arg);
 };
 
 extern const struct mproc__proc_method mproc__proc_fork_method;
