@@ -174,7 +174,7 @@ static int main_base_cb(struct dl_phdr_info *info, size_t size, void *data)
 }
 
 int mproc__proc_fnref_resolve(const struct mproc__proc_fnref *ref, void **fn,
-			 char *why, size_t why_len)
+			      char *why, size_t why_len)
 {
 	uintptr_t base = 0;
 	if (ref->is_main) {
