@@ -24,6 +24,7 @@
 #include <stdlib.h>
 #include <time.h>
 
+#include "common/os.h"
 #include "process/children.h"
 #include "process/method.h"
 #include "process/pidfd.h"
@@ -196,7 +197,7 @@ void mproc__proc_exit_cleanup(void)
 	for (mproc_process *q = children; q; q = q->next) {
 		pthread_mutex_lock(&q->lock);
 		if (q->daemon && mproc__proc_reap_locked(q) == 0) {
-			mproc__proc_pidfd_signal(q->pidfd, SIGTERM);
+			mproc__pidfd_signal(q->pidfd, SIGTERM);
 			any_daemon = true;
 		}
 		pthread_mutex_unlock(&q->lock);
@@ -210,7 +211,7 @@ void mproc__proc_exit_cleanup(void)
 			mproc__proc_join_until(q, &grace);
 			pthread_mutex_lock(&q->lock);
 			if (mproc__proc_reap_locked(q) == 0)
-				mproc__proc_pidfd_signal(q->pidfd, SIGKILL);
+				mproc__pidfd_signal(q->pidfd, SIGKILL);
 			pthread_mutex_unlock(&q->lock);
 		}
 	}

@@ -158,8 +158,8 @@ static void stop_server_locked(void)
 	 * it does not stay a zombie. */
 	if (fs_pidfd >= 0) {
 		int code;
-		mproc__proc_pidfd_signal(fs_pidfd, SIGKILL);
-		mproc__proc_pidfd_reap(fs_pidfd, true, &code);
+		mproc__pidfd_signal(fs_pidfd, SIGKILL);
+		mproc__pidfd_reap(fs_pidfd, true, &code);
 		close(fs_pidfd);
 	}
 	fs_pidfd = -1;
@@ -388,7 +388,7 @@ static char saved_comm[17];
 static void report(struct kid *k)
 {
 	int code;
-	if (mproc__proc_pidfd_reap(k->pidfd, true, &code) == 1) {
+	if (mproc__pidfd_reap(k->pidfd, true, &code) == 1) {
 		struct status_msg m = {
 			.magic = STATUS_MAGIC,
 			.exitcode = code,

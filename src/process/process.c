@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "common/fork.h"
+#include "common/os.h"
 #include "process/children.h"
 #include "process/context.h"
 #include "process/core.h"
@@ -318,7 +319,7 @@ static int send_signal(mproc_process *p, int sig)
 	pthread_mutex_lock(&p->lock);
 	int rc = check_child_locked(p);
 	if (!rc && !p->done)
-		rc = mproc__proc_pidfd_signal(p->pidfd, sig);
+		rc = mproc__pidfd_signal(p->pidfd, sig);
 	pthread_mutex_unlock(&p->lock);
 	return rc;
 }
