@@ -32,7 +32,7 @@
 #include "common/compiler.h"
 #include "mproc/pipe.h"
 #include "mproc/shm.h"
-#include "queue/spsc.h"
+#include "ring/spsc.h"
 
 enum {
 	GEOM_DUPLEX = 0, /* 1 duplex, 0 one-way */

@@ -12,8 +12,8 @@
 #include "mproc/queue.h"
 #include "mproc/shm.h"
 #include "common/bits.h"
-#include "queue/mpmc.h"
-#include "queue/spsc.h"
+#include "ring/mpmc.h"
+#include "ring/spsc.h"
 
 enum { RING_SPSC = 1, RING_MPMC = 2 };
 enum {

@@ -31,7 +31,7 @@
 #include <sanitizer/asan_interface.h>
 
 #include "mproc/common.h"
-#include "queue/spsc.h"
+#include "ring/spsc.h"
 
 /* ------------------------------------------------------------------ */
 /* Input reader                                                        */

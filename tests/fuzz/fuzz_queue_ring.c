@@ -19,7 +19,7 @@
 #include "fuzz_common.h"
 #include "mproc/queue.h"
 #include "mproc/shm.h"
-#include "queue/mpmc.h"
+#include "ring/mpmc.h"
 
 /* The queue segment's geometry words and control block, as queue.c lays
  * them out (the harness is the hostile peer: it has to know the format).

@@ -7,7 +7,7 @@
 #include <unistd.h>
 
 #include "mproc/common.h"
-#include "queue/mpmc.h"
+#include "ring/mpmc.h"
 
 static inline struct mproc__mpmc_slot *slot_at(const struct mproc__mpmc *q,
 					       uint64_t pos)

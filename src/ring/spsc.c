@@ -9,7 +9,7 @@
 #include <unistd.h>
 
 #include "mproc/common.h"
-#include "queue/spsc.h"
+#include "ring/spsc.h"
 
 void mproc__spsc_init_shared(struct mproc__spsc_shared *sh,
 			     uint64_t initial_index)

@@ -41,8 +41,8 @@
  * private copy of the geometry, so a hostile value can never index out of
  * the mapping.
  */
-#ifndef MPROC_QUEUE_MPMC_H
-#define MPROC_QUEUE_MPMC_H
+#ifndef MPROC_RING_MPMC_H
+#define MPROC_RING_MPMC_H
 
 #include <stdbool.h>
 #include <stdint.h>
@@ -113,4 +113,4 @@ uint64_t mproc__mpmc_count(const struct mproc__mpmc *q);
 void mproc__mpmc_close(struct mproc__mpmc *q);
 bool mproc__mpmc_closed(const struct mproc__mpmc *q);
 
-#endif /* MPROC_QUEUE_MPMC_H */
+#endif /* MPROC_RING_MPMC_H */

@@ -62,8 +62,8 @@
  * than were published, gives -MPROC_ECORRUPT and never an out-of-bounds
  * access.  Header fields are copied to locals once and never re-read.
  */
-#ifndef MPROC_QUEUE_SPSC_H
-#define MPROC_QUEUE_SPSC_H
+#ifndef MPROC_RING_SPSC_H
+#define MPROC_RING_SPSC_H
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -195,4 +195,4 @@ uint64_t mproc__spsc_used(const struct mproc__spsc *r);
 void mproc__spsc_close(struct mproc__spsc *r, uint32_t how);
 uint32_t mproc__spsc_closed(const struct mproc__spsc *r);
 
-#endif /* MPROC_QUEUE_SPSC_H */
+#endif /* MPROC_RING_SPSC_H */
