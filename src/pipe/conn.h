@@ -7,7 +7,7 @@
  *
  *   0        struct pipe_ctl: per end {owner pid, state}; per receiving
  *            ring {fileno armed, eventfd signal state}
- *   RING0    struct mproc__spsc_shared of ring 0, then its cap bytes
+ *   RING0    struct mproc__ring_spsc_shared of ring 0, then its cap bytes
  *   RING1    the same for ring 1 (duplex pipes only)
  *
  * Ring k delivers to end k: ring 0 carries b -> a, ring 1 carries a -> b.
@@ -15,7 +15,7 @@
  *
  * Messages.  A message of at most the ring's max_payload bytes is one
  * record with flags 0.  A longer one streams: its first record has
- * MPROC__REC_MORE and starts with the message's total length (uint64_t,
+ * MPROC__RING_REC_MORE and starts with the message's total length (uint64_t,
  * host order), the middle ones have MORE, the last has flags 0 and is not
  * empty.  The receiver knows the total before it reads anything, and a
  * flags-0 record that arrives before the total is reached means the
@@ -94,8 +94,8 @@ struct mproc_conn {
 	int end;                 /* 0 = a, 1 = b */
 	bool can_rx, can_tx;
 	bool closed;
-	struct mproc__spsc rx;   /* consumer view of ring[end] */
-	struct mproc__spsc tx;   /* producer view of ring[1 - end] */
+	struct mproc__ring_spsc rx;   /* consumer view of ring[end] */
+	struct mproc__ring_spsc tx;   /* producer view of ring[1 - end] */
 	uint64_t frag;           /* payload bytes per streamed fragment */
 	int64_t timeout_ns;
 

@@ -76,9 +76,9 @@ static void mark_dead(mproc_conn *c)
 						END_DIED, memory_order_release,
 						memory_order_relaxed);
 	if (c->can_tx)
-		mproc__spsc_close(&c->tx, MPROC__SPSC_RD_CLOSED);
+		mproc__ring_spsc_close(&c->tx, MPROC__RING_RD_CLOSED);
 	if (c->can_rx) {
-		mproc__spsc_close(&c->rx, MPROC__SPSC_WR_CLOSED);
+		mproc__ring_spsc_close(&c->rx, MPROC__RING_WR_CLOSED);
 		if (mproc__note_armed(c))
 			mproc__note_force(c->ctl, c->end, c->res->efd[c->end]);
 	}
@@ -152,7 +152,7 @@ static uint64_t ring0_off(void)
 static uint64_t plan(uint64_t cap, bool duplex,
 		     uint64_t geom[MPROC_SHM_GEOM_WORDS])
 {
-	uint64_t ring = sizeof(struct mproc__spsc_shared) + cap;
+	uint64_t ring = sizeof(struct mproc__ring_spsc_shared) + cap;
 	memset(geom, 0, MPROC_SHM_GEOM_WORDS * sizeof(uint64_t));
 	geom[GEOM_DUPLEX] = duplex;
 	geom[GEOM_CAP] = cap;
@@ -214,16 +214,16 @@ static int attach(mproc_conn *c, struct pipe_res *res, int end)
 	int rc;
 	if (c->can_rx) {
 		unsigned char *sh = data + g[GEOM_RING0 + end];
-		rc = mproc__spsc_attach(&c->rx, (struct mproc__spsc_shared *)sh,
-					sh + sizeof(struct mproc__spsc_shared),
+		rc = mproc__ring_spsc_attach(&c->rx, (struct mproc__ring_spsc_shared *)sh,
+					sh + sizeof(struct mproc__ring_spsc_shared),
 					cap);
 		if (rc)
 			return rc;
 	}
 	if (c->can_tx) {
 		unsigned char *sh = data + g[GEOM_RING0 + (1 - end)];
-		rc = mproc__spsc_attach(&c->tx, (struct mproc__spsc_shared *)sh,
-					sh + sizeof(struct mproc__spsc_shared),
+		rc = mproc__ring_spsc_attach(&c->tx, (struct mproc__ring_spsc_shared *)sh,
+					sh + sizeof(struct mproc__ring_spsc_shared),
 					cap);
 		if (rc)
 			return rc;
@@ -301,8 +301,8 @@ MPROC_API int mproc_pipe(mproc_conn **a, mproc_conn **b, bool duplex,
 		atomic_init(&ctl->note[e].sig, SIG_IDLE);
 	}
 	for (int k = 0; k < (duplex ? 2 : 1); k++)
-		mproc__spsc_init_shared(
-			(struct mproc__spsc_shared *)(data + geom[GEOM_RING0 + k]),
+		mproc__ring_spsc_init_shared(
+			(struct mproc__ring_spsc_shared *)(data + geom[GEOM_RING0 + k]),
 			attr->initial_index);
 	if ((rc = mproc_shm_publish(res->seg)) != 0)
 		goto fail;
@@ -528,11 +528,11 @@ static void close_for_good(mproc_conn *c)
 	if (c->can_tx) {
 		/* E3 of spsc.h, then N1-N4 of notify.c: the close ends with
 		 * the fence mproc__note_signal relies on. */
-		mproc__spsc_close(&c->tx, MPROC__SPSC_WR_CLOSED);
+		mproc__ring_spsc_close(&c->tx, MPROC__RING_WR_CLOSED);
 		mproc__note_signal(c->ctl, 1 - c->end, c->res->efd[1 - c->end]);
 	}
 	if (c->can_rx)
-		mproc__spsc_close(&c->rx, MPROC__SPSC_RD_CLOSED);
+		mproc__ring_spsc_close(&c->rx, MPROC__RING_RD_CLOSED);
 }
 
 MPROC_API int mproc_conn_close(mproc_conn *c)

@@ -38,8 +38,8 @@ struct queue_ctl {
 /* The ring's shared indices start right after the control block; the
  * ring bytes after those, both cache-line aligned. */
 #define RING_SH_OFF ((uint64_t)sizeof(struct queue_ctl))
-#define BUF_OFF_SPSC (RING_SH_OFF + sizeof(struct mproc__spsc_shared))
-#define BUF_OFF_MPMC (RING_SH_OFF + sizeof(struct mproc__mpmc_shared))
+#define BUF_OFF_SPSC (RING_SH_OFF + sizeof(struct mproc__ring_spsc_shared))
+#define BUF_OFF_MPMC (RING_SH_OFF + sizeof(struct mproc__ring_mpmc_shared))
 
 struct mproc_queue {
 	mproc_shm *seg;
@@ -52,8 +52,8 @@ struct mproc_queue {
 	uint64_t res_pos, res_len, peek_pos;
 	struct mproc__spin spin_join;
 	union {
-		struct mproc__spsc spsc;
-		struct mproc__mpmc mpmc;
+		struct mproc__ring_spsc spsc;
+		struct mproc__ring_mpmc mpmc;
 	} u;
 };
 
@@ -83,16 +83,16 @@ static int plan(const struct mproc_queue_attr *a, uint64_t geom[MPROC_SHM_GEOM_W
 	geom[GEOM_FLAGS] = a->flags & STORED_FLAGS;
 	if (a->flags & MPROC_QUEUE_SPSC) {
 		uint64_t cap;
-		if (a->capacity > MPROC__SPSC_MAX_CAP)
+		if (a->capacity > MPROC__RING_SPSC_MAX_CAP)
 			return -EINVAL;
 		if (a->capacity)
 			cap = ceil_cap(a->capacity);
 		else
-			cap = ceil_cap(a->max_msg ? 2 * (a->max_msg + MPROC__REC_HDR)
+			cap = ceil_cap(a->max_msg ? 2 * (a->max_msg + MPROC__RING_REC_HDR)
 						   : DEFAULT_CAPACITY);
 		if (cap < DEFAULT_CAPACITY && !a->capacity)
 			cap = DEFAULT_CAPACITY;
-		uint64_t limit = cap / 2 - MPROC__REC_HDR;
+		uint64_t limit = cap / 2 - MPROC__RING_REC_HDR;
 		uint64_t max = a->max_msg ? a->max_msg : limit;
 		if (max > limit)
 			return -EINVAL;
@@ -105,7 +105,7 @@ static int plan(const struct mproc_queue_attr *a, uint64_t geom[MPROC_SHM_GEOM_W
 		uint64_t capacity = a->capacity ? a->capacity : DEFAULT_CAPACITY;
 		uint64_t max = a->max_msg ? a->max_msg
 				: (capacity / 64 > 16 ? capacity / 64 - 16 : 0);
-		uint64_t stride = mproc__mpmc_stride(max);
+		uint64_t stride = mproc__ring_mpmc_stride(max);
 		uint64_t nslots = capacity / stride;
 		if (nslots < 2) {
 			if (a->capacity)
@@ -132,8 +132,8 @@ static int validate_geom(const uint64_t g[MPROC_SHM_GEOM_WORDS],
 		return -MPROC_ECORRUPT;
 	if (g[GEOM_RING] == RING_SPSC) {
 		uint64_t cap = g[GEOM_SIZE];
-		if (!mproc__is_pow2(cap) || cap < 64 || cap > MPROC__SPSC_MAX_CAP ||
-		    g[GEOM_MAX_MSG] > cap / 2 - MPROC__REC_HDR ||
+		if (!mproc__is_pow2(cap) || cap < 64 || cap > MPROC__RING_SPSC_MAX_CAP ||
+		    g[GEOM_MAX_MSG] > cap / 2 - MPROC__RING_REC_HDR ||
 		    g[GEOM_STRIDE] != 0 || g[GEOM_BUF_OFF] != BUF_OFF_SPSC ||
 		    data_size < BUF_OFF_SPSC || data_size - BUF_OFF_SPSC < cap)
 			return -MPROC_ECORRUPT;
@@ -143,7 +143,7 @@ static int validate_geom(const uint64_t g[MPROC_SHM_GEOM_WORDS],
 		uint64_t n = g[GEOM_SIZE], max = g[GEOM_MAX_MSG];
 		if (!mproc__is_pow2(n) || n < 2 || n > MAX_CAPACITY ||
 		    max > MAX_CAPACITY / 4 || max > UINT32_MAX - 64 ||
-		    g[GEOM_STRIDE] != mproc__mpmc_stride(max) ||
+		    g[GEOM_STRIDE] != mproc__ring_mpmc_stride(max) ||
 		    g[GEOM_BUF_OFF] != BUF_OFF_MPMC || data_size < BUF_OFF_MPMC ||
 		    (data_size - BUF_OFF_MPMC) / g[GEOM_STRIDE] < n)
 			return -MPROC_ECORRUPT;
@@ -166,8 +166,8 @@ static int attach(mproc_queue *q, mproc_shm *seg, unsigned handle_flags)
 	bool busy = handle_flags & MPROC_QUEUE_BUSY_POLL;
 	if (q->ring == RING_SPSC) {
 		q->flags |= MPROC_QUEUE_SPSC;
-		int rc = mproc__spsc_attach(&q->u.spsc,
-			(struct mproc__spsc_shared *)(data + RING_SH_OFF),
+		int rc = mproc__ring_spsc_attach(&q->u.spsc,
+			(struct mproc__ring_spsc_shared *)(data + RING_SH_OFF),
 			data + g[GEOM_BUF_OFF], g[GEOM_SIZE]);
 		if (rc)
 			return rc;
@@ -175,8 +175,8 @@ static int attach(mproc_queue *q, mproc_shm *seg, unsigned handle_flags)
 		q->u.spsc.max_payload = q->max_msg;
 		q->u.spsc.spin_rd.busy = q->u.spsc.spin_wr.busy = busy;
 	} else {
-		mproc__mpmc_attach(&q->u.mpmc,
-			(struct mproc__mpmc_shared *)(data + RING_SH_OFF),
+		mproc__ring_mpmc_attach(&q->u.mpmc,
+			(struct mproc__ring_mpmc_shared *)(data + RING_SH_OFF),
 			data + g[GEOM_BUF_OFF], g[GEOM_SIZE], q->max_msg);
 		q->u.mpmc.spin_rd.busy = q->u.mpmc.spin_wr.busy = busy;
 	}
@@ -213,11 +213,11 @@ static int create(const char *name, const struct mproc_queue_attr *attr,
 	struct queue_ctl *ctl = (struct queue_ctl *)data;
 	atomic_init(&ctl->unfinished, 0);
 	if (geom[GEOM_RING] == RING_SPSC)
-		mproc__spsc_init_shared(
-			(struct mproc__spsc_shared *)(data + RING_SH_OFF),
+		mproc__ring_spsc_init_shared(
+			(struct mproc__ring_spsc_shared *)(data + RING_SH_OFF),
 			attr->initial_index);
 	else
-		mproc__mpmc_init((struct mproc__mpmc_shared *)(data + RING_SH_OFF),
+		mproc__ring_mpmc_init((struct mproc__ring_mpmc_shared *)(data + RING_SH_OFF),
 				 data + geom[GEOM_BUF_OFF], geom[GEOM_SIZE],
 				 geom[GEOM_STRIDE], attr->initial_index);
 	rc = attach(q, seg, attr->flags);
@@ -319,8 +319,8 @@ static void count_put(mproc_queue *q, uint64_t n)
  * SPSC keeps its reservation in the ring view. */
 static int reserve_now(mproc_queue *q, size_t len, uint64_t *pos, void **p)
 {
-	return q->ring == RING_SPSC ? mproc__spsc_reserve(&q->u.spsc, len, p)
-				    : mproc__mpmc_reserve(&q->u.mpmc, len, pos, p);
+	return q->ring == RING_SPSC ? mproc__ring_spsc_reserve(&q->u.spsc, len, p)
+				    : mproc__ring_mpmc_reserve(&q->u.mpmc, len, pos, p);
 }
 
 /* Reserve room for @len bytes, waiting up to @l's timeout. */
@@ -335,8 +335,8 @@ static int reserve_wait(mproc_queue *q, size_t len, uint64_t *pos, void **p,
 			return -EAGAIN;
 		const struct mproc__deadline *d = mproc__lazy_get(l);
 		rc = q->ring == RING_SPSC
-			     ? mproc__spsc_wait_space(&q->u.spsc, len, d, NULL, NULL)
-			     : mproc__mpmc_wait_space(&q->u.mpmc, d);
+			     ? mproc__ring_spsc_wait_space(&q->u.spsc, len, d, NULL, NULL)
+			     : mproc__ring_mpmc_wait_space(&q->u.mpmc, d);
 		if (rc)
 			return rc;
 	}
@@ -347,20 +347,20 @@ static void commit_one(mproc_queue *q, uint64_t pos, size_t len, bool batch)
 {
 	count_put(q, 1);
 	if (q->ring == RING_SPSC) {
-		mproc__spsc_commit(&q->u.spsc, len, 0, !batch);
+		mproc__ring_spsc_commit(&q->u.spsc, len, 0, !batch);
 	} else {
-		mproc__mpmc_commit(&q->u.mpmc, pos, len);
+		mproc__ring_mpmc_commit(&q->u.mpmc, pos, len);
 		if (!batch)
-			mproc__mpmc_signal_data(&q->u.mpmc);
+			mproc__ring_mpmc_signal_data(&q->u.mpmc);
 	}
 }
 
 static void publish_batch(mproc_queue *q)
 {
 	if (q->ring == RING_SPSC)
-		mproc__spsc_publish(&q->u.spsc);
+		mproc__ring_spsc_publish(&q->u.spsc);
 	else
-		mproc__mpmc_signal_data(&q->u.mpmc);
+		mproc__ring_mpmc_signal_data(&q->u.mpmc);
 }
 
 MPROC_API ssize_t mproc_queue_put(mproc_queue *q, const void *buf, size_t len,
@@ -470,13 +470,13 @@ static int peek_wait(mproc_queue *q, uint64_t cap, uint64_t *pos,
 		int rc;
 		if (q->ring == RING_SPSC) {
 			uint32_t fl;
-			rc = mproc__spsc_peek(&q->u.spsc, p, len, &fl);
+			rc = mproc__ring_spsc_peek(&q->u.spsc, p, len, &fl);
 			if (rc == 0 && *len > cap) {
-				mproc__spsc_unpeek(&q->u.spsc);
+				mproc__ring_spsc_unpeek(&q->u.spsc);
 				return -EMSGSIZE;
 			}
 		} else {
-			rc = mproc__mpmc_peek(&q->u.mpmc, cap, pos, p, len);
+			rc = mproc__ring_mpmc_peek(&q->u.mpmc, cap, pos, p, len);
 		}
 		if (rc != -EAGAIN)
 			return rc;
@@ -484,8 +484,8 @@ static int peek_wait(mproc_queue *q, uint64_t cap, uint64_t *pos,
 			return -EAGAIN;
 		const struct mproc__deadline *d = mproc__lazy_get(l);
 		rc = q->ring == RING_SPSC
-			     ? mproc__spsc_wait_data(&q->u.spsc, d, NULL, NULL)
-			     : mproc__mpmc_wait_data(&q->u.mpmc, d);
+			     ? mproc__ring_spsc_wait_data(&q->u.spsc, d, NULL, NULL)
+			     : mproc__ring_mpmc_wait_data(&q->u.mpmc, d);
 		if (rc)
 			return rc;
 	}
@@ -494,20 +494,20 @@ static int peek_wait(mproc_queue *q, uint64_t cap, uint64_t *pos,
 static void release_one(mproc_queue *q, uint64_t pos, bool batch)
 {
 	if (q->ring == RING_SPSC) {
-		mproc__spsc_release(&q->u.spsc, !batch);
+		mproc__ring_spsc_release(&q->u.spsc, !batch);
 	} else {
-		mproc__mpmc_release(&q->u.mpmc, pos);
+		mproc__ring_mpmc_release(&q->u.mpmc, pos);
 		if (!batch)
-			mproc__mpmc_signal_space(&q->u.mpmc);
+			mproc__ring_mpmc_signal_space(&q->u.mpmc);
 	}
 }
 
 static void release_batch(mproc_queue *q)
 {
 	if (q->ring == RING_SPSC)
-		mproc__spsc_release_publish(&q->u.spsc);
+		mproc__ring_spsc_release_publish(&q->u.spsc);
 	else
-		mproc__mpmc_signal_space(&q->u.mpmc);
+		mproc__ring_mpmc_signal_space(&q->u.mpmc);
 }
 
 MPROC_API ssize_t mproc_queue_get(mproc_queue *q, void *buf, size_t cap,
@@ -593,11 +593,11 @@ MPROC_API ssize_t mproc_queue_next_size(mproc_queue *q, int64_t timeout_ns)
 				return -EBUSY; /* the ring view holds that peek */
 			const void *p;
 			uint32_t fl;
-			rc = mproc__spsc_peek(&q->u.spsc, &p, &len, &fl);
+			rc = mproc__ring_spsc_peek(&q->u.spsc, &p, &len, &fl);
 			if (rc == 0)
-				mproc__spsc_unpeek(&q->u.spsc);
+				mproc__ring_spsc_unpeek(&q->u.spsc);
 		} else {
-			rc = mproc__mpmc_next_len(&q->u.mpmc, &len);
+			rc = mproc__ring_mpmc_next_len(&q->u.mpmc, &len);
 		}
 		if (rc == 0)
 			return (ssize_t)len;
@@ -606,8 +606,8 @@ MPROC_API ssize_t mproc_queue_next_size(mproc_queue *q, int64_t timeout_ns)
 		if (d.nowait)
 			return -EAGAIN;
 		rc = q->ring == RING_SPSC
-			     ? mproc__spsc_wait_data(&q->u.spsc, &d, NULL, NULL)
-			     : mproc__mpmc_wait_data(&q->u.mpmc, &d);
+			     ? mproc__ring_spsc_wait_data(&q->u.spsc, &d, NULL, NULL)
+			     : mproc__ring_mpmc_wait_data(&q->u.mpmc, &d);
 		if (rc)
 			return rc;
 	}
@@ -648,8 +648,8 @@ MPROC_API ssize_t mproc_queue_qsize(mproc_queue *q)
 {
 	if (!q)
 		return -EINVAL;
-	return (ssize_t)(q->ring == RING_SPSC ? mproc__spsc_count(&q->u.spsc)
-					      : mproc__mpmc_count(&q->u.mpmc));
+	return (ssize_t)(q->ring == RING_SPSC ? mproc__ring_spsc_count(&q->u.spsc)
+					      : mproc__ring_mpmc_count(&q->u.mpmc));
 }
 
 MPROC_API int mproc_queue_empty(mproc_queue *q)
@@ -663,13 +663,13 @@ MPROC_API int mproc_queue_full(mproc_queue *q)
 	if (!q)
 		return -EINVAL;
 	if (q->ring == RING_SPSC) {
-		uint64_t used = mproc__spsc_used(&q->u.spsc);
+		uint64_t used = mproc__ring_spsc_used(&q->u.spsc);
 		/* Worst case for one more max_msg record: the record plus a
 		 * pad in front of it. */
-		uint64_t rec = mproc__rec_size(q->max_msg);
+		uint64_t rec = mproc__ring_spsc_rec_size(q->max_msg);
 		return q->u.spsc.cap - used < 2 * rec;
 	}
-	return mproc__mpmc_count(&q->u.mpmc) >= q->u.mpmc.nslots;
+	return mproc__ring_mpmc_count(&q->u.mpmc) >= q->u.mpmc.nslots;
 }
 
 MPROC_API ssize_t mproc_queue_max_msg(mproc_queue *q)
@@ -682,10 +682,10 @@ MPROC_API int mproc_queue_close(mproc_queue *q)
 	if (!q)
 		return -EINVAL;
 	if (q->ring == RING_SPSC)
-		mproc__spsc_close(&q->u.spsc, MPROC__SPSC_WR_CLOSED |
-					      MPROC__SPSC_RD_CLOSED);
+		mproc__ring_spsc_close(&q->u.spsc, MPROC__RING_WR_CLOSED |
+					      MPROC__RING_RD_CLOSED);
 	else
-		mproc__mpmc_close(&q->u.mpmc);
+		mproc__ring_mpmc_close(&q->u.mpmc);
 	return 0;
 }
 

@@ -9,13 +9,13 @@
 #include "mproc/common.h"
 #include "ring/mpmc.h"
 
-static inline struct mproc__mpmc_slot *slot_at(const struct mproc__mpmc *q,
+static inline struct mproc__ring_mpmc_slot *slot_at(const struct mproc__ring_mpmc *q,
 					       uint64_t pos)
 {
-	return (struct mproc__mpmc_slot *)(q->slots + (pos & q->mask) * q->stride);
+	return (struct mproc__ring_mpmc_slot *)(q->slots + (pos & q->mask) * q->stride);
 }
 
-void mproc__mpmc_init(struct mproc__mpmc_shared *sh, void *slots,
+void mproc__ring_mpmc_init(struct mproc__ring_mpmc_shared *sh, void *slots,
 		      uint64_t nslots, uint64_t stride, uint64_t initial_pos)
 {
 	atomic_init(&sh->enq_pos, initial_pos);
@@ -25,14 +25,14 @@ void mproc__mpmc_init(struct mproc__mpmc_shared *sh, void *slots,
 	 * the first lap p = initial_pos .. initial_pos + nslots - 1. */
 	for (uint64_t i = 0; i < nslots; i++) {
 		uint64_t p = initial_pos + i;
-		struct mproc__mpmc_slot *s = (struct mproc__mpmc_slot *)(
+		struct mproc__ring_mpmc_slot *s = (struct mproc__ring_mpmc_slot *)(
 			(unsigned char *)slots + (p & (nslots - 1)) * stride);
 		atomic_init(&s->seq, p);
 		atomic_init(&s->owner, 0);
 	}
 }
 
-void mproc__mpmc_attach(struct mproc__mpmc *q, struct mproc__mpmc_shared *sh,
+void mproc__ring_mpmc_attach(struct mproc__ring_mpmc *q, struct mproc__ring_mpmc_shared *sh,
 			void *slots, uint64_t nslots, uint64_t max_payload)
 {
 	memset(q, 0, sizeof(*q));
@@ -41,12 +41,12 @@ void mproc__mpmc_attach(struct mproc__mpmc *q, struct mproc__mpmc_shared *sh,
 	q->nslots = nslots;
 	q->mask = nslots - 1;
 	q->max_payload = max_payload;
-	q->stride = mproc__mpmc_stride(max_payload);
+	q->stride = mproc__ring_mpmc_stride(max_payload);
 	q->pid = (uint32_t)getpid();
 	q->spin_rd.budget = q->spin_wr.budget = MPROC__SPIN_INIT;
 }
 
-int mproc__mpmc_reserve(struct mproc__mpmc *q, uint64_t len, uint64_t *pos_out,
+int mproc__ring_mpmc_reserve(struct mproc__ring_mpmc *q, uint64_t len, uint64_t *pos_out,
 			void **payload)
 {
 	if (len > q->max_payload)
@@ -59,7 +59,7 @@ int mproc__mpmc_reserve(struct mproc__mpmc *q, uint64_t len, uint64_t *pos_out,
 	uint64_t pos = atomic_load_explicit(&q->sh->enq_pos,
 					    memory_order_acquire);
 	for (;;) {
-		struct mproc__mpmc_slot *s = slot_at(q, pos);
+		struct mproc__ring_mpmc_slot *s = slot_at(q, pos);
 		/* F2: acquire pairs with the release by the consumer of the
 		 * previous lap; its reads of this slot are complete. */
 		uint64_t seq = atomic_load_explicit(&s->seq,
@@ -90,17 +90,17 @@ int mproc__mpmc_reserve(struct mproc__mpmc *q, uint64_t len, uint64_t *pos_out,
 			return -MPROC_ECORRUPT;
 		pos = now;
 	}
-	struct mproc__mpmc_slot *s = slot_at(q, pos);
+	struct mproc__ring_mpmc_slot *s = slot_at(q, pos);
 	/* M3: relaxed; for a post-mortem reader, not for synchronisation. */
 	atomic_store_explicit(&s->owner, q->pid, memory_order_relaxed);
 	*pos_out = pos;
-	*payload = (unsigned char *)s + MPROC__MPMC_SLOT_HDR;
+	*payload = (unsigned char *)s + MPROC__RING_MPMC_SLOT_HDR;
 	return 0;
 }
 
-void mproc__mpmc_commit(struct mproc__mpmc *q, uint64_t pos, uint64_t len)
+void mproc__ring_mpmc_commit(struct mproc__ring_mpmc *q, uint64_t pos, uint64_t len)
 {
-	struct mproc__mpmc_slot *s = slot_at(q, pos);
+	struct mproc__ring_mpmc_slot *s = slot_at(q, pos);
 	/* Relaxed: ordered before the consumer's read by the release below. */
 	atomic_store_explicit(&s->len, (uint32_t)len, memory_order_relaxed);
 	/* F1: release publishes len and payload to the consumer. */
@@ -109,13 +109,13 @@ void mproc__mpmc_commit(struct mproc__mpmc *q, uint64_t pos, uint64_t len)
 
 /* Find the slot at the consumer position that holds a message.  Returns 0
  * with its position, slot and length (not yet claimed), or -EAGAIN/-MPROC_ECORRUPT. */
-static int find_full(struct mproc__mpmc *q, uint64_t *pos_out,
-		     struct mproc__mpmc_slot **slot_out, uint64_t *len_out)
+static int find_full(struct mproc__ring_mpmc *q, uint64_t *pos_out,
+		     struct mproc__ring_mpmc_slot **slot_out, uint64_t *len_out)
 {
 	uint64_t pos = atomic_load_explicit(&q->sh->deq_pos,
 					    memory_order_acquire); /* F3 */
 	for (;;) {
-		struct mproc__mpmc_slot *s = slot_at(q, pos);
+		struct mproc__ring_mpmc_slot *s = slot_at(q, pos);
 		/* F1: acquire pairs with the producer's release; len and
 		 * payload are complete. */
 		uint64_t seq = atomic_load_explicit(&s->seq,
@@ -146,7 +146,7 @@ static int find_full(struct mproc__mpmc *q, uint64_t *pos_out,
  * too: nothing more can arrive (a put that passed its closed check before
  * the close and has not claimed a position yet is the documented race of
  * mproc_queue_close). */
-static bool drained(const struct mproc__mpmc *q)
+static bool drained(const struct mproc__ring_mpmc *q)
 {
 	/* E3-style: acquire pairs with the closer's release. */
 	if (!atomic_load_explicit(&q->sh->closed, memory_order_acquire))
@@ -156,24 +156,24 @@ static bool drained(const struct mproc__mpmc *q)
 	return d == e;
 }
 
-static int empty_result(struct mproc__mpmc *q)
+static int empty_result(struct mproc__ring_mpmc *q)
 {
 	/* Not drained while a claimed slot is still uncommitted: a slow
 	 * producer's message, put before the close, must still arrive. */
 	if (!drained(q))
 		return -EAGAIN;
 	uint64_t pos, len;
-	struct mproc__mpmc_slot *s;
+	struct mproc__ring_mpmc_slot *s;
 	int rc = find_full(q, &pos, &s, &len);
 	return rc == -EAGAIN ? -MPROC_EEOF : (rc ? rc : -EAGAIN);
 }
 
-int mproc__mpmc_peek(struct mproc__mpmc *q, uint64_t cap, uint64_t *pos_out,
+int mproc__ring_mpmc_peek(struct mproc__ring_mpmc *q, uint64_t cap, uint64_t *pos_out,
 		     const void **payload, uint64_t *len)
 {
 	for (;;) {
 		uint64_t pos, l;
-		struct mproc__mpmc_slot *s;
+		struct mproc__ring_mpmc_slot *s;
 		int rc = find_full(q, &pos, &s, &l);
 		if (rc == -EAGAIN)
 			return empty_result(q);
@@ -189,31 +189,31 @@ int mproc__mpmc_peek(struct mproc__mpmc *q, uint64_t cap, uint64_t *pos_out,
 			continue; /* another consumer took it (F3) */
 		atomic_store_explicit(&s->owner, q->pid, memory_order_relaxed);
 		*pos_out = pos;
-		*payload = (unsigned char *)s + MPROC__MPMC_SLOT_HDR;
+		*payload = (unsigned char *)s + MPROC__RING_MPMC_SLOT_HDR;
 		*len = l;
 		return 0;
 	}
 }
 
-void mproc__mpmc_release(struct mproc__mpmc *q, uint64_t pos)
+void mproc__ring_mpmc_release(struct mproc__ring_mpmc *q, uint64_t pos)
 {
-	struct mproc__mpmc_slot *s = slot_at(q, pos);
+	struct mproc__ring_mpmc_slot *s = slot_at(q, pos);
 	/* F2: release; our reads of the payload happen before the next
 	 * lap's producer writes it. */
 	atomic_store_explicit(&s->seq, pos + q->nslots, memory_order_release);
 }
 
-int mproc__mpmc_next_len(struct mproc__mpmc *q, uint64_t *len)
+int mproc__ring_mpmc_next_len(struct mproc__ring_mpmc *q, uint64_t *len)
 {
 	uint64_t pos;
-	struct mproc__mpmc_slot *s;
+	struct mproc__ring_mpmc_slot *s;
 	int rc = find_full(q, &pos, &s, len);
 	return rc == -EAGAIN ? empty_result(q) : rc;
 }
 
 static bool data_ready(void *arg)
 {
-	struct mproc__mpmc *q = arg;
+	struct mproc__ring_mpmc *q = arg;
 	uint64_t pos = atomic_load_explicit(&q->sh->deq_pos,
 					    memory_order_acquire);
 	/* Acquire: F1, so a consumer that proceeds sees the payload.  Ready
@@ -228,7 +228,7 @@ static bool data_ready(void *arg)
 
 static bool space_ready(void *arg)
 {
-	struct mproc__mpmc *q = arg;
+	struct mproc__ring_mpmc *q = arg;
 	/* F3, then F2: acquire pairs with the releasing consumer, so a
 	 * producer that proceeds may overwrite the slot.  The closed flag is
 	 * only a reason to stop waiting (reserve then says -EPIPE): relaxed. */
@@ -240,31 +240,31 @@ static bool space_ready(void *arg)
 	       atomic_load_explicit(&q->sh->closed, memory_order_relaxed);
 }
 
-int mproc__mpmc_wait_space(struct mproc__mpmc *q,
+int mproc__ring_mpmc_wait_space(struct mproc__ring_mpmc *q,
 			   const struct mproc__deadline *d)
 {
 	return mproc__event_wait(&q->sh->space_ready, space_ready, q, d,
 				 &q->spin_wr, NULL);
 }
 
-int mproc__mpmc_wait_data(struct mproc__mpmc *q,
+int mproc__ring_mpmc_wait_data(struct mproc__ring_mpmc *q,
 			  const struct mproc__deadline *d)
 {
 	return mproc__event_wait(&q->sh->data_ready, data_ready, q, d,
 				 &q->spin_rd, NULL);
 }
 
-void mproc__mpmc_signal_data(struct mproc__mpmc *q)
+void mproc__ring_mpmc_signal_data(struct mproc__ring_mpmc *q)
 {
 	mproc__event_signal(&q->sh->data_ready);
 }
 
-void mproc__mpmc_signal_space(struct mproc__mpmc *q)
+void mproc__ring_mpmc_signal_space(struct mproc__ring_mpmc *q)
 {
 	mproc__event_signal(&q->sh->space_ready);
 }
 
-uint64_t mproc__mpmc_count(const struct mproc__mpmc *q)
+uint64_t mproc__ring_mpmc_count(const struct mproc__ring_mpmc *q)
 {
 	/* Consistent snapshot: deq before and after enq (both only grow). */
 	for (int i = 0; i < 16; i++) {
@@ -280,18 +280,18 @@ uint64_t mproc__mpmc_count(const struct mproc__mpmc *q)
 	return 0;
 }
 
-void mproc__mpmc_close(struct mproc__mpmc *q)
+void mproc__ring_mpmc_close(struct mproc__ring_mpmc *q)
 {
 	/* Release: pairs with the acquire in drained(); what this process
 	 * committed before closing is seen by a consumer that sees the flag. */
-	atomic_fetch_or_explicit(&q->sh->closed, MPROC__MPMC_WR_CLOSED,
+	atomic_fetch_or_explicit(&q->sh->closed, MPROC__RING_WR_CLOSED,
 				 memory_order_release);
 	mproc__event_signal(&q->sh->data_ready);
 	mproc__event_signal(&q->sh->space_ready);
 }
 
-bool mproc__mpmc_closed(const struct mproc__mpmc *q)
+bool mproc__ring_mpmc_closed(const struct mproc__ring_mpmc *q)
 {
-	/* Acquire: pairs with the release in mproc__mpmc_close. */
+	/* Acquire: pairs with the release in mproc__ring_mpmc_close. */
 	return atomic_load_explicit(&q->sh->closed, memory_order_acquire);
 }

@@ -48,12 +48,12 @@
 #include <stdint.h>
 
 #include "common/compiler.h"
+#include "ring/base.h"
 #include "shm/futex.h"
 
-#define MPROC__MPMC_SLOT_HDR 16u
-#define MPROC__MPMC_WR_CLOSED 1u
+#define MPROC__RING_MPMC_SLOT_HDR 16u
 
-struct mproc__mpmc_shared {
+struct mproc__ring_mpmc_shared {
 	_Atomic uint64_t enq_pos mproc__aligned_cl;
 	_Atomic uint64_t deq_pos mproc__aligned_cl;
 	struct mproc__event data_ready mproc__aligned_cl;
@@ -61,29 +61,29 @@ struct mproc__mpmc_shared {
 	_Atomic uint32_t closed mproc__aligned_cl;
 };
 
-struct mproc__mpmc_slot {
+struct mproc__ring_mpmc_slot {
 	_Atomic uint64_t seq;
 	_Atomic uint32_t owner;
 	_Atomic uint32_t len; /* relaxed; ordered by seq (F1) */
 	/* payload follows */
 };
 
-struct mproc__mpmc {
-	struct mproc__mpmc_shared *sh;
+struct mproc__ring_mpmc {
+	struct mproc__ring_mpmc_shared *sh;
 	unsigned char *slots;
 	uint64_t nslots, mask, stride, max_payload;
 	uint32_t pid;
 	struct mproc__spin spin_rd, spin_wr;
 };
 
-static inline uint64_t mproc__mpmc_stride(uint64_t max_payload)
+static inline uint64_t mproc__ring_mpmc_stride(uint64_t max_payload)
 {
-	return (MPROC__MPMC_SLOT_HDR + max_payload + 15) & ~(uint64_t)15;
+	return (MPROC__RING_MPMC_SLOT_HDR + max_payload + 15) & ~(uint64_t)15;
 }
 
-void mproc__mpmc_init(struct mproc__mpmc_shared *sh, void *slots,
+void mproc__ring_mpmc_init(struct mproc__ring_mpmc_shared *sh, void *slots,
 		      uint64_t nslots, uint64_t stride, uint64_t initial_pos);
-void mproc__mpmc_attach(struct mproc__mpmc *q, struct mproc__mpmc_shared *sh,
+void mproc__ring_mpmc_attach(struct mproc__ring_mpmc *q, struct mproc__ring_mpmc_shared *sh,
 			void *slots, uint64_t nslots, uint64_t max_payload);
 
 /* Non-blocking.  The claimed position goes to *pos and comes back to
@@ -92,25 +92,25 @@ void mproc__mpmc_attach(struct mproc__mpmc *q, struct mproc__mpmc_shared *sh,
  * peek: 0, -EAGAIN, -MPROC_EEOF (closed and every claimed slot consumed),
  * -MPROC_ECORRUPT, -EMSGSIZE with *len set when @cap is smaller than the
  * message (the message stays queued). */
-int mproc__mpmc_reserve(struct mproc__mpmc *q, uint64_t len, uint64_t *pos,
+int mproc__ring_mpmc_reserve(struct mproc__ring_mpmc *q, uint64_t len, uint64_t *pos,
 			void **payload);
-void mproc__mpmc_commit(struct mproc__mpmc *q, uint64_t pos, uint64_t len);
-int mproc__mpmc_peek(struct mproc__mpmc *q, uint64_t cap, uint64_t *pos,
+void mproc__ring_mpmc_commit(struct mproc__ring_mpmc *q, uint64_t pos, uint64_t len);
+int mproc__ring_mpmc_peek(struct mproc__ring_mpmc *q, uint64_t cap, uint64_t *pos,
 		     const void **payload, uint64_t *len);
-void mproc__mpmc_release(struct mproc__mpmc *q, uint64_t pos);
+void mproc__ring_mpmc_release(struct mproc__ring_mpmc *q, uint64_t pos);
 /* Length of the next message without claiming it; -EAGAIN/-MPROC_EEOF. */
-int mproc__mpmc_next_len(struct mproc__mpmc *q, uint64_t *len);
+int mproc__ring_mpmc_next_len(struct mproc__ring_mpmc *q, uint64_t *len);
 
-int mproc__mpmc_wait_space(struct mproc__mpmc *q,
+int mproc__ring_mpmc_wait_space(struct mproc__ring_mpmc *q,
 			   const struct mproc__deadline *d);
-int mproc__mpmc_wait_data(struct mproc__mpmc *q,
+int mproc__ring_mpmc_wait_data(struct mproc__ring_mpmc *q,
 			  const struct mproc__deadline *d);
 /* Wake sleepers after a batch of commits/releases. */
-void mproc__mpmc_signal_data(struct mproc__mpmc *q);
-void mproc__mpmc_signal_space(struct mproc__mpmc *q);
+void mproc__ring_mpmc_signal_data(struct mproc__ring_mpmc *q);
+void mproc__ring_mpmc_signal_space(struct mproc__ring_mpmc *q);
 
-uint64_t mproc__mpmc_count(const struct mproc__mpmc *q);
-void mproc__mpmc_close(struct mproc__mpmc *q);
-bool mproc__mpmc_closed(const struct mproc__mpmc *q);
+uint64_t mproc__ring_mpmc_count(const struct mproc__ring_mpmc *q);
+void mproc__ring_mpmc_close(struct mproc__ring_mpmc *q);
+bool mproc__ring_mpmc_closed(const struct mproc__ring_mpmc *q);
 
 #endif /* MPROC_RING_MPMC_H */

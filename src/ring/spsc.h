@@ -70,20 +70,18 @@
 #include <stdint.h>
 
 #include "common/compiler.h"
+#include "ring/base.h"
 #include "shm/futex.h"
 
-#define MPROC__REC_HDR 16u
-#define MPROC__REC_ALIGN 16u
+#define MPROC__RING_REC_HDR 16u
+#define MPROC__RING_REC_ALIGN 16u
 /* Record flags. */
-#define MPROC__REC_PAD 1u  /* filler to the end of the buffer; no payload */
-#define MPROC__REC_MORE 2u /* fragment: more of the same message follows */
-#define MPROC__REC_FLAGS_KNOWN (MPROC__REC_PAD | MPROC__REC_MORE)
+#define MPROC__RING_REC_PAD 1u  /* filler to the end of the buffer; no payload */
+#define MPROC__RING_REC_MORE 2u /* fragment: more of the same message follows */
+#define MPROC__RING_REC_FLAGS_KNOWN (MPROC__RING_REC_PAD | MPROC__RING_REC_MORE)
 
-/* Close flags (closed word). */
-#define MPROC__SPSC_WR_CLOSED 1u /* producer closed: EOF after drain */
-#define MPROC__SPSC_RD_CLOSED 2u /* consumer closed: producer gets EPIPE */
 
-struct mproc__spsc_shared {
+struct mproc__ring_spsc_shared {
 	/* Producer-owned line. */
 	_Atomic uint64_t head mproc__aligned_cl;
 	_Atomic uint64_t msgs_in;  /* messages completed (for qsize) */
@@ -100,8 +98,8 @@ struct mproc__spsc_shared {
 };
 
 /* A process's private view of one ring. */
-struct mproc__spsc {
-	struct mproc__spsc_shared *sh;
+struct mproc__ring_spsc {
+	struct mproc__ring_spsc_shared *sh;
 	unsigned char *buf;
 	uint64_t cap;          /* power of two, >= 64 */
 	uint64_t mask;
@@ -125,25 +123,25 @@ struct mproc__spsc {
 };
 
 /* Bytes a record with @len payload bytes occupies. */
-static inline uint64_t mproc__rec_size(uint64_t len)
+static inline uint64_t mproc__ring_spsc_rec_size(uint64_t len)
 {
-	return MPROC__REC_HDR + ((len + MPROC__REC_ALIGN - 1) &
-				 ~(uint64_t)(MPROC__REC_ALIGN - 1));
+	return MPROC__RING_REC_HDR + ((len + MPROC__RING_REC_ALIGN - 1) &
+				 ~(uint64_t)(MPROC__RING_REC_ALIGN - 1));
 }
 
 /* Initialise the shared part (creator only, before publication).  Both
  * indices start at @initial_index rounded down to 16 (tests start them
  * near 2^32 and 2^64 to exercise wrap-around); the tag secret is drawn
  * from getrandom(2). */
-void mproc__spsc_init_shared(struct mproc__spsc_shared *sh,
+void mproc__ring_spsc_init_shared(struct mproc__ring_spsc_shared *sh,
 			     uint64_t initial_index);
 /* Largest ring: record lengths and pad lengths are 32-bit header fields. */
-#define MPROC__SPSC_MAX_CAP (UINT64_C(1) << 32)
+#define MPROC__RING_SPSC_MAX_CAP (UINT64_C(1) << 32)
 
 /* Set up a private view; @cap must be a power of two, 64 ..
- * MPROC__SPSC_MAX_CAP.  Validates the current head/tail (I2): returns 0 or
+ * MPROC__RING_SPSC_MAX_CAP.  Validates the current head/tail (I2): returns 0 or
  * -MPROC_ECORRUPT. */
-int mproc__spsc_attach(struct mproc__spsc *r, struct mproc__spsc_shared *sh,
+int mproc__ring_spsc_attach(struct mproc__ring_spsc *r, struct mproc__ring_spsc_shared *sh,
 		       void *buf, uint64_t cap);
 
 /* --- producer --- */
@@ -151,17 +149,17 @@ int mproc__spsc_attach(struct mproc__spsc *r, struct mproc__spsc_shared *sh,
  * Returns 0 and a pointer to the payload area, -EAGAIN when there is no
  * room now, -EMSGSIZE when @len > max_payload, -EPIPE when the consumer
  * closed, -MPROC_ECORRUPT on a bad tail. */
-int mproc__spsc_reserve(struct mproc__spsc *r, uint64_t len, void **payload);
+int mproc__ring_spsc_reserve(struct mproc__ring_spsc *r, uint64_t len, void **payload);
 /* Finish the reserved record with the final @len (<= the reserved length)
  * and @flags; publish it now if @publish, else leave it for
- * mproc__spsc_publish (batching: one head store, one wake-up). */
-void mproc__spsc_commit(struct mproc__spsc *r, uint64_t len, uint32_t flags,
+ * mproc__ring_spsc_publish (batching: one head store, one wake-up). */
+void mproc__ring_spsc_commit(struct mproc__ring_spsc *r, uint64_t len, uint32_t flags,
 			bool publish);
 /* Publish everything committed so far and wake a sleeping consumer. */
-void mproc__spsc_publish(struct mproc__spsc *r);
+void mproc__ring_spsc_publish(struct mproc__ring_spsc *r);
 /* Wait until a record of @len payload bytes fits, or the ring is closed
  * for writing (then returns 0 too: the next reserve reports it). */
-int mproc__spsc_wait_space(struct mproc__spsc *r, uint64_t len,
+int mproc__ring_spsc_wait_space(struct mproc__ring_spsc *r, uint64_t len,
 			   const struct mproc__deadline *d,
 			   mproc__alive_fn alive, void *alive_arg);
 
@@ -169,30 +167,30 @@ int mproc__spsc_wait_space(struct mproc__spsc *r, uint64_t len,
 /* Look at the next data record without consuming it (PAD records are
  * consumed on the way).  Returns 0 with pointer/len/flags, -EAGAIN when
  * empty, -MPROC_EEOF when empty and the producer closed, -MPROC_ECORRUPT.
- * The pointer stays valid until mproc__spsc_release. */
-int mproc__spsc_peek(struct mproc__spsc *r, const void **payload,
+ * The pointer stays valid until mproc__ring_spsc_release. */
+int mproc__ring_spsc_peek(struct mproc__ring_spsc *r, const void **payload,
 		     uint64_t *len, uint32_t *flags);
 /* Consume the record returned by the last peek; publish the new tail now
- * if @publish (else with mproc__spsc_release_publish). */
-void mproc__spsc_release(struct mproc__spsc *r, bool publish);
-void mproc__spsc_release_publish(struct mproc__spsc *r);
+ * if @publish (else with mproc__ring_spsc_release_publish). */
+void mproc__ring_spsc_release(struct mproc__ring_spsc *r, bool publish);
+void mproc__ring_spsc_release_publish(struct mproc__ring_spsc *r);
 /* Forget the last peek without consuming (the record stays in place). */
-static inline void mproc__spsc_unpeek(struct mproc__spsc *r)
+static inline void mproc__ring_spsc_unpeek(struct mproc__ring_spsc *r)
 {
 	r->peek_rec = 0;
 }
 /* Wait until a record is readable or the producer closed. */
-int mproc__spsc_wait_data(struct mproc__spsc *r,
+int mproc__ring_spsc_wait_data(struct mproc__ring_spsc *r,
 			  const struct mproc__deadline *d,
 			  mproc__alive_fn alive, void *alive_arg);
 
 /* --- state --- */
 /* Messages published and not yet consumed (exact when quiescent). */
-uint64_t mproc__spsc_count(const struct mproc__spsc *r);
+uint64_t mproc__ring_spsc_count(const struct mproc__ring_spsc *r);
 /* Bytes in use. */
-uint64_t mproc__spsc_used(const struct mproc__spsc *r);
+uint64_t mproc__ring_spsc_used(const struct mproc__ring_spsc *r);
 /* Set close flags and wake both sides. */
-void mproc__spsc_close(struct mproc__spsc *r, uint32_t how);
-uint32_t mproc__spsc_closed(const struct mproc__spsc *r);
+void mproc__ring_spsc_close(struct mproc__ring_spsc *r, uint32_t how);
+uint32_t mproc__ring_spsc_closed(const struct mproc__ring_spsc *r);
 
 #endif /* MPROC_RING_SPSC_H */
