@@ -1,23 +1,62 @@
 /*
  * The MPMC slot ring: see mpmc.h for the algorithm, invariants (M1-M3) and
- * memory-ordering edges (F1-F4).
+ * memory-ordering edges (F1-F4), and ring.h for the contract of each verb.
  */
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "mproc/common.h"
+#include "common/bits.h"
 #include "ring/mpmc.h"
 
-static inline struct mproc__ring_mpmc_slot *slot_at(const struct mproc__ring_mpmc *q,
-					       uint64_t pos)
+/* Slot lengths are 32-bit fields. */
+#define MAX_PAYLOAD ((uint64_t)UINT32_MAX - 64)
+
+static inline struct mproc__ring_mpmc_slot *
+slot_at(const struct mproc__ring_mpmc *q, uint64_t pos)
 {
-	return (struct mproc__ring_mpmc_slot *)(q->slots + (pos & q->mask) * q->stride);
+	return (struct mproc__ring_mpmc_slot *)(q->slots +
+						(pos & q->mask) * q->stride);
 }
 
-void mproc__ring_mpmc_init(struct mproc__ring_mpmc_shared *sh, void *slots,
-		      uint64_t nslots, uint64_t stride, uint64_t initial_pos)
+int mproc__ring_mpmc_plan(uint64_t capacity, uint64_t max_payload,
+			  uint64_t dflt, struct mproc__ring_geom *g)
 {
+	uint64_t bytes = capacity ? capacity : dflt;
+	/* By default, slots for 64 messages of the largest size. */
+	uint64_t max = max_payload ? max_payload
+				   : (bytes / 64 > 16 ? bytes / 64 - 16 : 0);
+	if (max > MAX_PAYLOAD)
+		return -EINVAL;
+	uint64_t stride = mproc__ring_mpmc_stride(max);
+	uint64_t nslots = bytes / stride;
+	if (nslots < 2) {
+		if (capacity)
+			return -EINVAL;
+		nslots = 2; /* default size too small for max_payload */
+	}
+	g->size = mproc__pow2_floor(nslots);
+	g->max_payload = max;
+	g->stride = stride;
+	return 0;
+}
+
+int mproc__ring_mpmc_check(const struct mproc__ring_geom *g, uint64_t avail)
+{
+	uint64_t n = g->size, max = g->max_payload;
+	if (!mproc__is_pow2(n) || n < 2 || max > MAX_PAYLOAD ||
+	    g->stride != mproc__ring_mpmc_stride(max) || avail / g->stride < n)
+		return -MPROC_ECORRUPT;
+	return 0;
+}
+
+void mproc__ring_mpmc_init_shared(struct mproc__ring_mpmc_shared *sh,
+				  void *slots, const struct mproc__ring_geom *g,
+				  uint64_t initial_pos)
+{
+	uint64_t nslots = g->size, stride = g->stride;
 	atomic_init(&sh->enq_pos, initial_pos);
 	atomic_init(&sh->deq_pos, initial_pos);
 	atomic_init(&sh->closed, 0);
@@ -32,22 +71,29 @@ void mproc__ring_mpmc_init(struct mproc__ring_mpmc_shared *sh, void *slots,
 	}
 }
 
-void mproc__ring_mpmc_attach(struct mproc__ring_mpmc *q, struct mproc__ring_mpmc_shared *sh,
-			void *slots, uint64_t nslots, uint64_t max_payload)
+int mproc__ring_mpmc_attach(struct mproc__ring_mpmc *q,
+			    struct mproc__ring_mpmc_shared *sh, void *slots,
+			    const struct mproc__ring_geom *g, bool busy_poll)
 {
 	memset(q, 0, sizeof(*q));
+	/* The caller validated the geometry it read from shared memory; the
+	 * check is repeated because every slot address relies on it. */
+	if (mproc__ring_mpmc_check(g, g->size * g->stride))
+		return -MPROC_ECORRUPT;
 	q->sh = sh;
 	q->slots = slots;
-	q->nslots = nslots;
-	q->mask = nslots - 1;
-	q->max_payload = max_payload;
-	q->stride = mproc__ring_mpmc_stride(max_payload);
+	q->nslots = g->size;
+	q->mask = g->size - 1;
+	q->max_payload = g->max_payload;
+	q->stride = g->stride;
 	q->pid = (uint32_t)getpid();
 	q->spin_rd.budget = q->spin_wr.budget = MPROC__SPIN_INIT;
+	mproc__ring_mpmc_set_busy_poll(q, busy_poll);
+	return 0;
 }
 
-int mproc__ring_mpmc_reserve(struct mproc__ring_mpmc *q, uint64_t len, uint64_t *pos_out,
-			void **payload)
+int mproc__ring_mpmc_reserve(struct mproc__ring_mpmc *q, uint64_t len,
+			     uint64_t *pos_out, void **payload)
 {
 	if (len > q->max_payload)
 		return -EMSGSIZE;
@@ -98,18 +144,23 @@ int mproc__ring_mpmc_reserve(struct mproc__ring_mpmc *q, uint64_t len, uint64_t 
 	return 0;
 }
 
-void mproc__ring_mpmc_commit(struct mproc__ring_mpmc *q, uint64_t pos, uint64_t len)
+void mproc__ring_mpmc_commit(struct mproc__ring_mpmc *q, uint64_t pos,
+			     uint64_t len, uint32_t flags, bool publish)
 {
+	(void)flags; /* a slot has none (mpmc.h) */
 	struct mproc__ring_mpmc_slot *s = slot_at(q, pos);
 	/* Relaxed: ordered before the consumer's read by the release below. */
 	atomic_store_explicit(&s->len, (uint32_t)len, memory_order_relaxed);
 	/* F1: release publishes len and payload to the consumer. */
 	atomic_store_explicit(&s->seq, pos + 1, memory_order_release);
+	if (publish)
+		mproc__ring_mpmc_publish(q);
 }
 
 /* Find the slot at the consumer position that holds a message.  Returns 0
- * with its position, slot and length (not yet claimed), or -EAGAIN/-MPROC_ECORRUPT. */
-static int find_full(struct mproc__ring_mpmc *q, uint64_t *pos_out,
+ * with its position, slot and length (not yet claimed), or -EAGAIN or
+ * -MPROC_ECORRUPT. */
+static int find_full(const struct mproc__ring_mpmc *q, uint64_t *pos_out,
 		     struct mproc__ring_mpmc_slot **slot_out, uint64_t *len_out)
 {
 	uint64_t pos = atomic_load_explicit(&q->sh->deq_pos,
@@ -156,7 +207,7 @@ static bool drained(const struct mproc__ring_mpmc *q)
 	return d == e;
 }
 
-static int empty_result(struct mproc__ring_mpmc *q)
+static int empty_result(const struct mproc__ring_mpmc *q)
 {
 	/* Not drained while a claimed slot is still uncommitted: a slow
 	 * producer's message, put before the close, must still arrive. */
@@ -168,8 +219,9 @@ static int empty_result(struct mproc__ring_mpmc *q)
 	return rc == -EAGAIN ? -MPROC_EEOF : (rc ? rc : -EAGAIN);
 }
 
-int mproc__ring_mpmc_peek(struct mproc__ring_mpmc *q, uint64_t cap, uint64_t *pos_out,
-		     const void **payload, uint64_t *len)
+int mproc__ring_mpmc_peek(struct mproc__ring_mpmc *q, uint64_t cap,
+			  uint64_t *pos_out, const void **payload,
+			  uint64_t *len, uint32_t *flags)
 {
 	for (;;) {
 		uint64_t pos, l;
@@ -191,16 +243,28 @@ int mproc__ring_mpmc_peek(struct mproc__ring_mpmc *q, uint64_t cap, uint64_t *po
 		*pos_out = pos;
 		*payload = (unsigned char *)s + MPROC__RING_MPMC_SLOT_HDR;
 		*len = l;
+		*flags = 0;
 		return 0;
 	}
 }
 
-void mproc__ring_mpmc_release(struct mproc__ring_mpmc *q, uint64_t pos)
+void mproc__ring_mpmc_unpeek(struct mproc__ring_mpmc *q, uint64_t pos)
+{
+	/* peek moved deq_pos past the slot (M1): there is no way back. */
+	(void)q;
+	(void)pos;
+	abort();
+}
+
+void mproc__ring_mpmc_release(struct mproc__ring_mpmc *q, uint64_t pos,
+			      bool publish)
 {
 	struct mproc__ring_mpmc_slot *s = slot_at(q, pos);
 	/* F2: release; our reads of the payload happen before the next
 	 * lap's producer writes it. */
 	atomic_store_explicit(&s->seq, pos + q->nslots, memory_order_release);
+	if (publish)
+		mproc__ring_mpmc_release_publish(q);
 }
 
 int mproc__ring_mpmc_next_len(struct mproc__ring_mpmc *q, uint64_t *len)
@@ -211,9 +275,9 @@ int mproc__ring_mpmc_next_len(struct mproc__ring_mpmc *q, uint64_t *len)
 	return rc == -EAGAIN ? empty_result(q) : rc;
 }
 
-static bool data_ready(void *arg)
+/* Something for a consumer: a committed slot at deq_pos, or the end. */
+static bool readable(const struct mproc__ring_mpmc *q)
 {
-	struct mproc__ring_mpmc *q = arg;
 	uint64_t pos = atomic_load_explicit(&q->sh->deq_pos,
 					    memory_order_acquire);
 	/* Acquire: F1, so a consumer that proceeds sees the payload.  Ready
@@ -226,9 +290,25 @@ static bool data_ready(void *arg)
 	return (int64_t)(seq - (pos + 1)) >= 0 || drained(q);
 }
 
+bool mproc__ring_mpmc_pending(const struct mproc__ring_mpmc *q)
+{
+	return readable(q);
+}
+
+/* A wait's state; the liveness hook first (mproc__ring_alive_check). */
+struct wait {
+	struct mproc__ring_alive alive;
+	struct mproc__ring_mpmc *q;
+};
+
+static bool data_ready(void *arg)
+{
+	return readable(((struct wait *)arg)->q);
+}
+
 static bool space_ready(void *arg)
 {
-	struct mproc__ring_mpmc *q = arg;
+	const struct mproc__ring_mpmc *q = ((struct wait *)arg)->q;
 	/* F3, then F2: acquire pairs with the releasing consumer, so a
 	 * producer that proceeds may overwrite the slot.  The closed flag is
 	 * only a reason to stop waiting (reserve then says -EPIPE): relaxed. */
@@ -240,28 +320,24 @@ static bool space_ready(void *arg)
 	       atomic_load_explicit(&q->sh->closed, memory_order_relaxed);
 }
 
-int mproc__ring_mpmc_wait_space(struct mproc__ring_mpmc *q,
-			   const struct mproc__deadline *d)
+int mproc__ring_mpmc_wait_space(struct mproc__ring_mpmc *q, uint64_t len,
+				const struct mproc__deadline *d,
+				mproc__alive_fn alive, void *alive_arg)
 {
-	return mproc__event_wait(&q->sh->space_ready, space_ready, q, d,
-				 &q->spin_wr, NULL);
+	if (len > q->max_payload)
+		return -EMSGSIZE;
+	struct wait w = { { alive, alive_arg }, q };
+	return mproc__event_wait(&q->sh->space_ready, space_ready, &w, d,
+				 &q->spin_wr, mproc__ring_alive_check);
 }
 
 int mproc__ring_mpmc_wait_data(struct mproc__ring_mpmc *q,
-			  const struct mproc__deadline *d)
+			       const struct mproc__deadline *d,
+			       mproc__alive_fn alive, void *alive_arg)
 {
-	return mproc__event_wait(&q->sh->data_ready, data_ready, q, d,
-				 &q->spin_rd, NULL);
-}
-
-void mproc__ring_mpmc_signal_data(struct mproc__ring_mpmc *q)
-{
-	mproc__event_signal(&q->sh->data_ready);
-}
-
-void mproc__ring_mpmc_signal_space(struct mproc__ring_mpmc *q)
-{
-	mproc__event_signal(&q->sh->space_ready);
+	struct wait w = { { alive, alive_arg }, q };
+	return mproc__event_wait(&q->sh->data_ready, data_ready, &w, d,
+				 &q->spin_rd, mproc__ring_alive_check);
 }
 
 uint64_t mproc__ring_mpmc_count(const struct mproc__ring_mpmc *q)
@@ -280,8 +356,14 @@ uint64_t mproc__ring_mpmc_count(const struct mproc__ring_mpmc *q)
 	return 0;
 }
 
-void mproc__ring_mpmc_close(struct mproc__ring_mpmc *q)
+bool mproc__ring_mpmc_full(const struct mproc__ring_mpmc *q)
 {
+	return mproc__ring_mpmc_count(q) >= q->nslots;
+}
+
+void mproc__ring_mpmc_close(struct mproc__ring_mpmc *q, uint32_t how)
+{
+	(void)how; /* one closed state (mpmc.h) */
 	/* Release: pairs with the acquire in drained(); what this process
 	 * committed before closing is seen by a consumer that sees the flag. */
 	atomic_fetch_or_explicit(&q->sh->closed, MPROC__RING_WR_CLOSED,
@@ -290,7 +372,7 @@ void mproc__ring_mpmc_close(struct mproc__ring_mpmc *q)
 	mproc__event_signal(&q->sh->space_ready);
 }
 
-bool mproc__ring_mpmc_closed(const struct mproc__ring_mpmc *q)
+uint32_t mproc__ring_mpmc_closed(const struct mproc__ring_mpmc *q)
 {
 	/* Acquire: pairs with the release in mproc__ring_mpmc_close. */
 	return atomic_load_explicit(&q->sh->closed, memory_order_acquire);

@@ -33,7 +33,10 @@
  *       orders make the position a process reads at least as new as the
  *       slot states it was derived from, so a legal race is never taken
  *       for corruption on weakly ordered CPUs (free on x86).
- *   F4  closed and the events as in spsc.h (E3, E4).
+ *   F4  closed and the events as in spsc.h (E3, E4): the closed store
+ *       is a release after this process's last commit; a waker signals
+ *       after its seq stores (publish, release_publish, or the @publish
+ *       flag of commit and release).
  *
  * Validation: a seq that is neither of the expected values and does not
  * explain itself by another process's progress (the position moved on) is
@@ -81,36 +84,86 @@ static inline uint64_t mproc__ring_mpmc_stride(uint64_t max_payload)
 	return (MPROC__RING_MPMC_SLOT_HDR + max_payload + 15) & ~(uint64_t)15;
 }
 
-void mproc__ring_mpmc_init(struct mproc__ring_mpmc_shared *sh, void *slots,
-		      uint64_t nslots, uint64_t stride, uint64_t initial_pos);
-void mproc__ring_mpmc_attach(struct mproc__ring_mpmc *q, struct mproc__ring_mpmc_shared *sh,
-			void *slots, uint64_t nslots, uint64_t max_payload);
+/*
+ * The verbs.  Their contract is written once, in ring.h, which dispatches
+ * to these and to the SPSC ring's namesakes with the same signatures.
+ * MPMC specifics:
+ *   - the token is the claimed position: reserve and peek claim one
+ *     (M1), commit and release take it back, so one view may serve any
+ *     number of threads at once;
+ *   - a slot has no flags: commit takes 0 and peek reports 0;
+ *   - peek claims the slot, so it cannot be undone: unpeek is a broken
+ *     internal invariant (it aborts).  A caller that only looks uses
+ *     next_len, and peek's @cap refuses a message too long for it before
+ *     claiming anything;
+ *   - publish and release_publish only wake sleepers: each commit and
+ *     release is visible on its own (F1, F2);
+ *   - close sets the one closed state whatever @how says (producers get
+ *     -EPIPE, consumers drain, then -MPROC_EEOF);
+ *   - geometry: size = slot count (power of two, >= 2), stride =
+ *     mproc__ring_mpmc_stride(max_payload).
+ */
+int mproc__ring_mpmc_plan(uint64_t capacity, uint64_t max_payload,
+			  uint64_t dflt, struct mproc__ring_geom *g);
+int mproc__ring_mpmc_check(const struct mproc__ring_geom *g, uint64_t avail);
+static inline uint64_t
+mproc__ring_mpmc_buf_size(const struct mproc__ring_geom *g)
+{
+	return g->size * g->stride;
+}
+void mproc__ring_mpmc_init_shared(struct mproc__ring_mpmc_shared *sh,
+				  void *slots, const struct mproc__ring_geom *g,
+				  uint64_t initial_index);
+int mproc__ring_mpmc_attach(struct mproc__ring_mpmc *q,
+			    struct mproc__ring_mpmc_shared *sh, void *slots,
+			    const struct mproc__ring_geom *g, bool busy_poll);
+static inline void mproc__ring_mpmc_set_busy_poll(struct mproc__ring_mpmc *q,
+						  bool on)
+{
+	q->spin_rd.busy = q->spin_wr.busy = on;
+}
+static inline uint64_t
+mproc__ring_mpmc_max_payload(const struct mproc__ring_mpmc *q)
+{
+	return q->max_payload;
+}
 
-/* Non-blocking.  The claimed position goes to *pos and comes back to
- * commit/release, so one view may serve any number of threads at once.
- * reserve: 0, -EMSGSIZE, -EAGAIN (full), -EPIPE (closed), -MPROC_ECORRUPT.
- * peek: 0, -EAGAIN, -MPROC_EEOF (closed and every claimed slot consumed),
- * -MPROC_ECORRUPT, -EMSGSIZE with *len set when @cap is smaller than the
- * message (the message stays queued). */
-int mproc__ring_mpmc_reserve(struct mproc__ring_mpmc *q, uint64_t len, uint64_t *pos,
-			void **payload);
-void mproc__ring_mpmc_commit(struct mproc__ring_mpmc *q, uint64_t pos, uint64_t len);
-int mproc__ring_mpmc_peek(struct mproc__ring_mpmc *q, uint64_t cap, uint64_t *pos,
-		     const void **payload, uint64_t *len);
-void mproc__ring_mpmc_release(struct mproc__ring_mpmc *q, uint64_t pos);
-/* Length of the next message without claiming it; -EAGAIN/-MPROC_EEOF. */
+/* --- producers --- */
+int mproc__ring_mpmc_reserve(struct mproc__ring_mpmc *q, uint64_t len,
+			     uint64_t *token, void **payload);
+void mproc__ring_mpmc_commit(struct mproc__ring_mpmc *q, uint64_t token,
+			     uint64_t len, uint32_t flags, bool publish);
+static inline void mproc__ring_mpmc_publish(struct mproc__ring_mpmc *q)
+{
+	/* F4/E4: the commits' seq stores came first. */
+	mproc__event_signal(&q->sh->data_ready);
+}
+int mproc__ring_mpmc_wait_space(struct mproc__ring_mpmc *q, uint64_t len,
+				const struct mproc__deadline *d,
+				mproc__alive_fn alive, void *alive_arg);
+
+/* --- consumers --- */
+int mproc__ring_mpmc_peek(struct mproc__ring_mpmc *q, uint64_t cap,
+			  uint64_t *token, const void **payload,
+			  uint64_t *len, uint32_t *flags);
+void mproc__ring_mpmc_unpeek(struct mproc__ring_mpmc *q, uint64_t token);
+void mproc__ring_mpmc_release(struct mproc__ring_mpmc *q, uint64_t token,
+			      bool publish);
+static inline void mproc__ring_mpmc_release_publish(struct mproc__ring_mpmc *q)
+{
+	/* F4/E4: the releases' seq stores came first. */
+	mproc__event_signal(&q->sh->space_ready);
+}
 int mproc__ring_mpmc_next_len(struct mproc__ring_mpmc *q, uint64_t *len);
-
-int mproc__ring_mpmc_wait_space(struct mproc__ring_mpmc *q,
-			   const struct mproc__deadline *d);
 int mproc__ring_mpmc_wait_data(struct mproc__ring_mpmc *q,
-			  const struct mproc__deadline *d);
-/* Wake sleepers after a batch of commits/releases. */
-void mproc__ring_mpmc_signal_data(struct mproc__ring_mpmc *q);
-void mproc__ring_mpmc_signal_space(struct mproc__ring_mpmc *q);
+			       const struct mproc__deadline *d,
+			       mproc__alive_fn alive, void *alive_arg);
+bool mproc__ring_mpmc_pending(const struct mproc__ring_mpmc *q);
 
+/* --- state --- */
 uint64_t mproc__ring_mpmc_count(const struct mproc__ring_mpmc *q);
-void mproc__ring_mpmc_close(struct mproc__ring_mpmc *q);
-bool mproc__ring_mpmc_closed(const struct mproc__ring_mpmc *q);
+bool mproc__ring_mpmc_full(const struct mproc__ring_mpmc *q);
+void mproc__ring_mpmc_close(struct mproc__ring_mpmc *q, uint32_t how);
+uint32_t mproc__ring_mpmc_closed(const struct mproc__ring_mpmc *q);
 
 #endif /* MPROC_RING_MPMC_H */

@@ -1,6 +1,7 @@
 /*
- * The SPSC record ring: see spsc.h for the invariants (I1-I5) and the
- * memory-ordering edges (E1-E4) that the comments below refer to.
+ * The SPSC record ring: see spsc.h for the invariants (I1-I6) and the
+ * memory-ordering edges (E1-E4) that the comments below refer to, and
+ * ring.h for the contract of each verb.
  */
 #include <errno.h>
 #include <string.h>
@@ -9,11 +10,59 @@
 #include <unistd.h>
 
 #include "mproc/common.h"
+#include "common/bits.h"
 #include "ring/spsc.h"
 
-void mproc__ring_spsc_init_shared(struct mproc__ring_spsc_shared *sh,
-			     uint64_t initial_index)
+/* Ring bytes for a requested size: a power of two, at least 64 (0 when
+ * nothing in 64 bits fits; the limit checks then refuse it). */
+static uint64_t ceil_cap(uint64_t x)
 {
+	return x < 64 ? 64 : mproc__pow2_ceil(x);
+}
+
+int mproc__ring_spsc_plan(uint64_t capacity, uint64_t max_payload,
+			  uint64_t dflt, struct mproc__ring_geom *g)
+{
+	uint64_t cap;
+	if (capacity > MPROC__RING_SPSC_MAX_CAP)
+		return -EINVAL;
+	if (capacity) {
+		cap = ceil_cap(capacity);
+	} else {
+		/* Room for two of the largest records (I5), and no less
+		 * than the default. */
+		cap = ceil_cap(max_payload ? 2 * (max_payload +
+						  MPROC__RING_REC_HDR)
+					   : dflt);
+		if (cap < dflt)
+			cap = dflt;
+	}
+	uint64_t limit = cap / 2 - MPROC__RING_REC_HDR;
+	uint64_t max = max_payload ? max_payload : limit;
+	if (max > limit)
+		return -EINVAL;
+	g->size = cap;
+	g->max_payload = max;
+	g->stride = 0;
+	return 0;
+}
+
+int mproc__ring_spsc_check(const struct mproc__ring_geom *g, uint64_t avail)
+{
+	uint64_t cap = g->size;
+	if (!mproc__is_pow2(cap) || cap < 64 || cap > MPROC__RING_SPSC_MAX_CAP ||
+	    g->max_payload > cap / 2 - MPROC__RING_REC_HDR || g->stride != 0 ||
+	    avail < cap)
+		return -MPROC_ECORRUPT;
+	return 0;
+}
+
+void mproc__ring_spsc_init_shared(struct mproc__ring_spsc_shared *sh,
+				  void *buf, const struct mproc__ring_geom *g,
+				  uint64_t initial_index)
+{
+	(void)buf; /* a new segment is zeroed, and no zero tag matches (I6) */
+	(void)g;
 	uint64_t start = initial_index & ~(uint64_t)(MPROC__RING_REC_ALIGN - 1);
 	uint64_t secret = 0;
 	if (getrandom(&secret, sizeof(secret), GRND_NONBLOCK) !=
@@ -35,17 +84,21 @@ void mproc__ring_spsc_init_shared(struct mproc__ring_spsc_shared *sh,
 	atomic_init(&sh->closed, 0);
 }
 
-int mproc__ring_spsc_attach(struct mproc__ring_spsc *r, struct mproc__ring_spsc_shared *sh,
-		       void *buf, uint64_t cap)
+int mproc__ring_spsc_attach(struct mproc__ring_spsc *r,
+			    struct mproc__ring_spsc_shared *sh, void *buf,
+			    const struct mproc__ring_geom *g, bool busy_poll)
 {
 	memset(r, 0, sizeof(*r));
-	if (cap < 64 || cap > MPROC__RING_SPSC_MAX_CAP || (cap & (cap - 1)))
+	uint64_t cap = g->size;
+	/* The caller validated the geometry it read from shared memory; the
+	 * check is repeated because everything below relies on it. */
+	if (mproc__ring_spsc_check(g, cap))
 		return -MPROC_ECORRUPT;
 	r->sh = sh;
 	r->buf = buf;
 	r->cap = cap;
 	r->mask = cap - 1;
-	r->max_payload = cap / 2 - MPROC__RING_REC_HDR;
+	r->max_payload = g->max_payload;
 	/* Acquire: this view may be made long after the segment was
 	 * published, by a process that never synchronised with the current
 	 * producer/consumer; pairs with their release stores (E1, E2). */
@@ -59,6 +112,7 @@ int mproc__ring_spsc_attach(struct mproc__ring_spsc *r, struct mproc__ring_spsc_
 	r->pend_head = r->pub_head = head;
 	r->rd_tail = r->pub_tail = tail;
 	r->spin_rd.budget = r->spin_wr.budget = MPROC__SPIN_INIT;
+	mproc__ring_spsc_set_busy_poll(r, busy_poll);
 	return 0;
 }
 
@@ -115,13 +169,15 @@ static int load_tail(struct mproc__ring_spsc *r, uint64_t pos)
 }
 
 /* Bytes needed at @pos for a record of @rec bytes, pad included. */
-static uint64_t need_at(const struct mproc__ring_spsc *r, uint64_t pos, uint64_t rec)
+static uint64_t need_at(const struct mproc__ring_spsc *r, uint64_t pos,
+			uint64_t rec)
 {
 	uint64_t off = pos & r->mask;
 	return off + rec > r->cap ? (r->cap - off) + rec : rec;
 }
 
-int mproc__ring_spsc_reserve(struct mproc__ring_spsc *r, uint64_t len, void **payload)
+int mproc__ring_spsc_reserve(struct mproc__ring_spsc *r, uint64_t len,
+			     uint64_t *token, void **payload)
 {
 	if (len > r->max_payload)
 		return -EMSGSIZE;
@@ -177,13 +233,15 @@ int mproc__ring_spsc_reserve(struct mproc__ring_spsc *r, uint64_t len, void **pa
 	r->res_off = pos;
 	r->res_len = len;
 	r->reserved = true;
+	*token = pos;
 	*payload = r->buf + off + MPROC__RING_REC_HDR;
 	return 0;
 }
 
-void mproc__ring_spsc_commit(struct mproc__ring_spsc *r, uint64_t len, uint32_t flags,
-			bool publish)
+void mproc__ring_spsc_commit(struct mproc__ring_spsc *r, uint64_t token,
+			     uint64_t len, uint32_t flags, bool publish)
 {
+	(void)token; /* the reservation lives in the view */
 	if (len > r->res_len)
 		len = r->res_len;
 	hdr_store(r, r->res_off & r->mask, (uint32_t)len, flags);
@@ -221,10 +279,9 @@ void mproc__ring_spsc_publish(struct mproc__ring_spsc *r)
 }
 
 struct space_wait {
+	struct mproc__ring_alive alive; /* first: mproc__ring_alive_check */
 	struct mproc__ring_spsc *r;
 	uint64_t rec;
-	mproc__alive_fn alive;
-	void *alive_arg;
 };
 
 static bool space_ready(void *arg)
@@ -242,21 +299,16 @@ static bool space_ready(void *arg)
 	return r->cap - (pos - r->cached_tail) >= need_at(r, pos, w->rec);
 }
 
-static int space_alive(void *arg)
-{
-	struct space_wait *w = arg;
-	return w->alive ? w->alive(w->alive_arg) : 0;
-}
-
 int mproc__ring_spsc_wait_space(struct mproc__ring_spsc *r, uint64_t len,
 			   const struct mproc__deadline *d,
 			   mproc__alive_fn alive, void *alive_arg)
 {
 	if (len > r->max_payload)
 		return -EMSGSIZE;
-	struct space_wait w = { r, mproc__ring_spsc_rec_size(len), alive, alive_arg };
+	struct space_wait w = { { alive, alive_arg }, r,
+				mproc__ring_spsc_rec_size(len) };
 	return mproc__event_wait(&r->sh->space_ready, space_ready, &w, d,
-				 &r->spin_wr, space_alive);
+				 &r->spin_wr, mproc__ring_alive_check);
 }
 
 /* ------------------------------------------------------------------ */
@@ -280,10 +332,15 @@ static void publish_tail(struct mproc__ring_spsc *r)
 	mproc__event_signal(&sh->space_ready);
 }
 
-int mproc__ring_spsc_peek(struct mproc__ring_spsc *r, const void **payload,
-		     uint64_t *len, uint32_t *flags)
+int mproc__ring_spsc_peek(struct mproc__ring_spsc *r, uint64_t cap,
+			  uint64_t *token, const void **payload,
+			  uint64_t *len, uint32_t *flags)
 {
-	if (r->peek_rec == 0 && r->rd_tail == r->pub_tail) {
+	/* The view holds one peek: a second one would hand out the same
+	 * record again, and releasing both would consume two. */
+	if (r->peek_rec)
+		return -EBUSY;
+	if (r->rd_tail == r->pub_tail) {
 		/* Nothing pending: resynchronise with the shared tail in
 		 * case another process consumed before us (the user handed
 		 * the consumer role over; I1).  Relaxed: only consumers
@@ -333,17 +390,22 @@ int mproc__ring_spsc_peek(struct mproc__ring_spsc *r, const void **payload,
 		if ((h[1] & ~MPROC__RING_REC_FLAGS_KNOWN) || (h[1] & MPROC__RING_REC_PAD) ||
 		    h[0] > r->max_payload || off + rec > r->cap)
 			return -MPROC_ECORRUPT;
+		*len = h[0];
+		if (h[0] > cap)
+			return -EMSGSIZE; /* too long for the caller: stays */
 		r->peek_rec = rec;
 		r->peek_flags = h[1];
+		*token = pos;
 		*payload = r->buf + off + MPROC__RING_REC_HDR;
-		*len = h[0];
 		*flags = h[1];
 		return 0;
 	}
 }
 
-void mproc__ring_spsc_release(struct mproc__ring_spsc *r, bool publish)
+void mproc__ring_spsc_release(struct mproc__ring_spsc *r, uint64_t token,
+			      bool publish)
 {
+	(void)token; /* the peek lives in the view */
 	r->rd_tail += r->peek_rec;
 	r->peek_rec = 0;
 	if (!(r->peek_flags & MPROC__RING_REC_MORE))
@@ -357,10 +419,20 @@ void mproc__ring_spsc_release_publish(struct mproc__ring_spsc *r)
 	publish_tail(r);
 }
 
+int mproc__ring_spsc_next_len(struct mproc__ring_spsc *r, uint64_t *len)
+{
+	uint64_t token;
+	const void *p;
+	uint32_t flags;
+	int rc = mproc__ring_spsc_peek(r, UINT64_MAX, &token, &p, len, &flags);
+	if (rc == 0)
+		mproc__ring_spsc_unpeek(r, token);
+	return rc;
+}
+
 struct data_wait {
+	struct mproc__ring_alive alive; /* first: mproc__ring_alive_check */
 	struct mproc__ring_spsc *r;
-	mproc__alive_fn alive;
-	void *alive_arg;
 };
 
 static bool data_ready(void *arg)
@@ -378,19 +450,13 @@ static bool data_ready(void *arg)
 	       MPROC__RING_WR_CLOSED;
 }
 
-static int data_alive(void *arg)
-{
-	struct data_wait *w = arg;
-	return w->alive ? w->alive(w->alive_arg) : 0;
-}
-
 int mproc__ring_spsc_wait_data(struct mproc__ring_spsc *r,
 			  const struct mproc__deadline *d,
 			  mproc__alive_fn alive, void *alive_arg)
 {
-	struct data_wait w = { r, alive, alive_arg };
+	struct data_wait w = { { alive, alive_arg }, r };
 	return mproc__event_wait(&r->sh->data_ready, data_ready, &w, d,
-				 &r->spin_rd, data_alive);
+				 &r->spin_rd, mproc__ring_alive_check);
 }
 
 /* ------------------------------------------------------------------ */
@@ -414,7 +480,8 @@ uint64_t mproc__ring_spsc_count(const struct mproc__ring_spsc *r)
 	return 0;
 }
 
-uint64_t mproc__ring_spsc_used(const struct mproc__ring_spsc *r)
+/* Bytes in use. */
+static uint64_t used(const struct mproc__ring_spsc *r)
 {
 	uint64_t t = atomic_load_explicit(&r->sh->tail, memory_order_acquire);
 	uint64_t h = atomic_load_explicit(&r->sh->head, memory_order_acquire);
@@ -423,6 +490,28 @@ uint64_t mproc__ring_spsc_used(const struct mproc__ring_spsc *r)
 	if ((int64_t)(h - t) < 0)
 		return 0;
 	return h - t > r->cap ? r->cap : h - t;
+}
+
+bool mproc__ring_spsc_full(const struct mproc__ring_spsc *r)
+{
+	/* Worst case for one more max_payload record: the record plus a pad
+	 * in front of it (I5). */
+	return r->cap - used(r) < 2 * mproc__ring_spsc_rec_size(r->max_payload);
+}
+
+bool mproc__ring_spsc_pending(const struct mproc__ring_spsc *r)
+{
+	/* Acquire: pairs with the producer's release store of head (E1);
+	 * only whether it moved matters here.  Signed: the consumer may have
+	 * taken tagged records before their head store landed, leaving head
+	 * briefly behind rd_tail (E1). */
+	if ((int64_t)(atomic_load_explicit(&r->sh->head,
+					   memory_order_acquire) -
+		      r->rd_tail) > 0)
+		return true;
+	/* Acquire: pairs with the release in mproc__ring_spsc_close (E3). */
+	return atomic_load_explicit(&r->sh->closed, memory_order_acquire) &
+	       MPROC__RING_WR_CLOSED;
 }
 
 void mproc__ring_spsc_close(struct mproc__ring_spsc *r, uint32_t how)

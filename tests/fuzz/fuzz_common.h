@@ -31,7 +31,7 @@
 #include <sanitizer/asan_interface.h>
 
 #include "mproc/common.h"
-#include "ring/spsc.h"
+#include "ring/ring.h"
 
 /* ------------------------------------------------------------------ */
 /* Input reader                                                        */

@@ -117,7 +117,9 @@ static void setup(struct fuzz_pipe *f, struct fz_in *in)
 	f->max_payload = f->cap / 2 - MPROC__RING_REC_HDR;
 	f->ring[0] = f->data + (size_t)g[GEOM_RING0];
 	f->ring[1] = f->duplex ? f->data + (size_t)g[GEOM_RING1] : 0;
-	FZ_CHECK(f->cap == a.capacity && f->end[0]->rx.max_payload == f->max_payload &&
+	FZ_CHECK(f->cap == a.capacity &&
+			 mproc__ring_max_payload(&f->end[0]->rx) ==
+				 f->max_payload &&
 			 (f->duplex ? 2 : 1) * (sizeof(struct mproc__ring_spsc_shared) +
 						f->cap) + f->ring[0] <= f->map_len,
 		 "pipe layout differs from what the harness assumes");
@@ -361,13 +363,15 @@ static void peer_produce(struct fuzz_pipe *f, struct fz_in *in)
 	uint64_t adv;
 	switch ((how >> 4) & 3) {
 	case 0:
-		adv = flags == MPROC__RING_REC_PAD ? f->cap - off : mproc__ring_spsc_rec_size(len);
+		adv = flags == MPROC__RING_REC_PAD ? f->cap - off
+						   : mproc__ring_spsc_rec_size(len);
 		break;
 	case 1: adv = (uint64_t)fz_u8(in) * MPROC__RING_REC_ALIGN; break;
 	case 2: adv = fz_u8(in); break;
 	default: adv = 0; break;
 	}
-	put_record(f, k, len, flags, flags & MPROC__RING_REC_MORE ? &total : NULL, adv);
+	put_record(f, k, len, flags,
+		   flags & MPROC__RING_REC_MORE ? &total : NULL, adv);
 }
 
 /* A whole streamed message in ring @k, as a sender would write it but

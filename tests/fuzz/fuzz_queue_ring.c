@@ -19,7 +19,7 @@
 #include "fuzz_common.h"
 #include "mproc/queue.h"
 #include "mproc/shm.h"
-#include "ring/mpmc.h"
+#include "ring/ring.h"
 
 /* The queue segment's geometry words and control block, as queue.c lays
  * them out (the harness is the hostile peer: it has to know the format).
@@ -59,7 +59,8 @@ static struct mproc__ring_mpmc_shared *mpmc_sh(struct fuzz_queue *f)
 	return (struct mproc__ring_mpmc_shared *)(f->view + f->ring_sh);
 }
 
-static struct mproc__ring_mpmc_slot *view_slot(struct fuzz_queue *f, uint64_t pos)
+static struct mproc__ring_mpmc_slot *view_slot(struct fuzz_queue *f,
+					       uint64_t pos)
 {
 	return (struct mproc__ring_mpmc_slot *)(f->view + f->buf +
 					   (pos & (f->size - 1)) * f->stride);
@@ -160,7 +161,8 @@ static void setup(struct fuzz_queue *f, struct fz_in *in)
 			 h->geom[GEOM_MAX_MSG] == f->max_msg &&
 			 f->ring_sh == f->data + CTL_SIZE &&
 			 (f->spsc ? f->stride == 0
-				  : f->stride == mproc__ring_mpmc_stride(f->max_msg)) &&
+				  : f->stride ==
+					    mproc__ring_mpmc_stride(f->max_msg)) &&
 			 f->buf + (f->spsc ? f->size : f->size * f->stride) <=
 				 f->map_len,
 		 "queue layout differs from what the harness assumes");
@@ -494,8 +496,9 @@ static void peer_produce(struct fuzz_queue *f, struct fz_in *in)
 		uint64_t adv;
 		switch (how & 3) {
 		case 0:
-			adv = flags == MPROC__RING_REC_PAD ? f->size - off
-						      : mproc__ring_spsc_rec_size(len);
+			adv = flags == MPROC__RING_REC_PAD
+				      ? f->size - off
+				      : mproc__ring_spsc_rec_size(len);
 			break;
 		case 1:
 			adv = (uint64_t)fz_u8(in) * MPROC__RING_REC_ALIGN;

@@ -23,7 +23,7 @@
 #include "mproc/queue.h"
 #include "mproc/shm.h"
 #include "pipe/conn.h"
-#include "ring/mpmc.h"
+#include "ring/ring.h"
 
 /* The queue geometry words (queue.c); the pipe's come from conn.h. */
 enum { Q_RING, Q_SIZE, Q_MAX_MSG, Q_STRIDE, Q_FLAGS, Q_BUF_OFF };
