@@ -81,6 +81,15 @@ struct pool_job {
 	mproc_async *async;
 };
 
+/* Items copied at submission (apply_async, imap), shared by the chunks
+ * split from one another after a worker died; pool thread only once
+ * submitted. */
+struct pool_own {
+	unsigned refs;
+	size_t n;
+	struct iovec v[]; /* the bytes follow */
+};
+
 struct pool_chunk {
 	struct cds_wfcq_node node; /* in the submission queue */
 	struct pool_chunk *next;   /* pending or in-flight list */
@@ -89,9 +98,11 @@ struct pool_chunk {
 	size_t first;     /* first item (index within the job) */
 	size_t n;         /* items */
 	size_t reported;  /* items whose results arrived */
-	/* Items carried by the chunk itself (apply_async, imap: the caller's
-	 * bytes are copied at submission), VAR layout; else NULL. */
-	struct iovec *own;
+	/* Items carried by the chunk (VAR layout): item i of the chunk is
+	 * own->v[own_first + i]; NULL when the job's arrays hold them. */
+	struct pool_own *own;
+	size_t own_first;
+	struct mproc_imap *imap; /* the iterator, for imap chunks */
 };
 
 /* ---- the pool ----------------------------------------------------------- */
@@ -186,6 +197,9 @@ struct mproc_pool {
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
 	bool finished;            /* the pool thread has stopped everything */
+	bool created;             /* create returned it */
+	unsigned nready;          /* workers that reported READY (create) */
+	int init_error;           /* first failure while starting */
 	bool broken_init;         /* a replacement's initializer failed */
 
 	/* Counters (struct mproc_pool_stats), relaxed atomics. */
@@ -216,6 +230,7 @@ struct mproc_async {
 	char *message;
 	void *data;
 	size_t len;
+	size_t nfailed;            /* map jobs: items that failed */
 	mproc_async_cb callback, error_callback;
 	void *userdata;
 	pthread_mutex_t fd_lock;
@@ -238,8 +253,12 @@ int pool_async_wait_internal(mproc_async *a, int64_t timeout_ns);
  * lost worker. */
 void pool_deliver(struct pool_job *job, size_t index, int status,
 		  const void *data, size_t len, const char *msg, int signo);
-/* Free a chunk whose items are all accounted for. */
+/* Free a chunk whose items are all accounted for (or handed on). */
 void pool_chunk_free(struct pool_chunk *c);
+/* A split chunk holds the iterator too. */
+void pool_chunk_ref_imap(struct pool_chunk *c);
+/* Finish a job of no items (map over an empty array). */
+void pool_job_empty_done(struct pool_job *job);
 
 /* Sizes and contents of task messages (submit.c). */
 struct pool_encoder;

@@ -91,6 +91,12 @@ int pool_rx_next(struct mproc__ring *r, struct pool_rx *rx, const void **msg,
 		if (rc < 0)
 			return rc;
 		bool more = flags & MPROC__RING_REC_MORE;
+		if (rx->len == 0) {
+			size_t h = n < sizeof(rx->head) ? (size_t)n
+							 : sizeof(rx->head);
+			memset(rx->head, 0, sizeof(rx->head));
+			memcpy(rx->head, p, h);
+		}
 		if (rx->len == 0 && !more) {
 			/* The whole message in one record: hand it out in
 			 * place.  Ring payloads are 16-byte aligned. */

@@ -66,6 +66,8 @@ struct pool_rx {
 	uint64_t token;
 	uint64_t fragments; /* MORE fragments released since the last call */
 	int skip_err;       /* why the message being skipped is skipped */
+	unsigned char head[64]; /* first bytes of the last message started,
+				 * readable after a skip error */
 };
 
 /* Next whole message, without blocking.  Returns 1 with *@msg / *@len
