@@ -376,9 +376,13 @@ _Noreturn void pool_worker_main(const struct pool_worker_args *a)
 	w.t.w = &w;
 
 	int status = a->init ? a->init(a->initarg, a->initarg_len) : 0;
+	/* Any failure of the initializer is -MPROC_EINIT to the parent
+	 * (pool.h); its own code goes to stderr for the operator. */
+	if (status)
+		fprintf(stderr, "mproc: pool worker %d: initializer failed: %s\n",
+			(int)getpid(), mproc_strerror(status));
 	struct pool_msg ready = { .type = POOL_MSG_READY,
-				  .aux = (uint32_t)(status > 0 ? -MPROC_EINIT
-							       : status) };
+				  .aux = (uint32_t)(status ? -MPROC_EINIT : 0) };
 	if (send_flat(&w, &ready, sizeof(ready)) < 0 || status)
 		worker_exit(status ? 1 : 0);
 
