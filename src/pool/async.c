@@ -88,7 +88,7 @@ int pool_async_wait_internal(mproc_async *a, int64_t timeout_ns)
 		return -ETIMEDOUT;
 	/* A short spin first: a quick task's result is often there within
 	 * a few microseconds, and a futex sleep costs more than that. */
-	for (int i = 0; i < 2000; i++) {
+	for (int i = 0; i < 200; i++) {
 		if (is_done(a))
 			return 0;
 		mproc__cpu_relax();

@@ -207,6 +207,17 @@ struct mproc_pool {
 		st_retired, st_started;
 };
 
+/* Spin (cpu_relax) until @ready(@arg) or @ns nanoseconds pass; true if
+ * ready.  The pool's waits spin for longer than the ring's adaptive
+ * budget before they sleep: a task's round trip crosses three parties
+ * (caller, pool thread, worker), and a budget that adapts to "the other
+ * side was slow" decays to nothing as soon as one of them sleeps, after
+ * which every hop pays a futex wake-up. */
+bool pool_spin(bool (*ready)(void *), void *arg, int64_t ns);
+/* How long the pool thread spins while work is in flight, and a worker
+ * after it finished a task, before they sleep. */
+#define POOL_SPIN_BUSY_NS (50 * 1000)
+
 /* Wake the pool thread (after making the reason visible). */
 void pool_kick(mproc_pool *pool);
 /* Whether the calling thread is @pool's pool thread. */

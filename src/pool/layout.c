@@ -1,5 +1,23 @@
 /* Where each slot's cell and rings sit in the pool segment (proto.h). */
+#include "common/clock.h"
 #include "pool/internal.h"
+
+bool pool_spin(bool (*ready)(void *), void *arg, int64_t ns)
+{
+	int64_t end = 0;
+	for (uint32_t i = 0;; i++) {
+		if (ready(arg))
+			return true;
+		mproc__cpu_relax();
+		if ((i & 255) == 0) {
+			int64_t now = mproc__now_ns();
+			if (!end)
+				end = now + ns;
+			else if (now >= end)
+				return ready(arg);
+		}
+	}
+}
 
 void pool_ring_geom(uint64_t ring_cap, struct mproc__ring_geom *g)
 {

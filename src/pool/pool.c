@@ -833,6 +833,10 @@ static void *pool_thread(void *arg)
 		struct mproc__deadline d;
 		mproc__deadline_init(&d, next_tick - now > 0 ? next_tick - now
 							       : 0);
+		bool busy = p->pending || !nothing_in_flight(p);
+		if (!d.nowait && busy &&
+		    pool_spin(has_work, p, POOL_SPIN_BUSY_NS))
+			continue;
 		if (!d.nowait)
 			mproc__event_wait(&p->hdr->doorbell, has_work, p, &d,
 					  &p->spin, NULL);

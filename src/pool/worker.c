@@ -75,6 +75,12 @@ static int parent_alive(void *arg)
 	return mproc__pid_exited(w->parent) ? -MPROC_EPEERDIED : 0;
 }
 
+static bool task_pending(void *arg)
+{
+	struct worker *w = arg;
+	return mproc__ring_pending(&w->task);
+}
+
 static int out_reserve(struct worker *w, size_t need)
 {
 	if (need <= w->out_cap)
@@ -397,6 +403,8 @@ _Noreturn void pool_worker_main(const struct pool_worker_args *a)
 			 * thread may be waiting to send it. */
 			mproc__event_signal(&a->hdr->doorbell);
 		if (rc == 0) {
+			if (pool_spin(task_pending, &w, POOL_SPIN_BUSY_NS))
+				continue;
 			rc = mproc__ring_wait_data(&w.task, &forever,
 						   parent_alive, &w);
 			if (rc < 0)
