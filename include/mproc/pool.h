@@ -422,8 +422,11 @@ typedef int (*mproc_imap_source)(void *source_arg, const void **item,
  * mproc_pool_imap - start an ordered iteration of @fn over the items that
  * @source gives; mproc_imap_next yields the results in item order.
  * @opts: chunksize (default 1) and buffersize bound how far the pool
- *        reads ahead of the consumer; progress is called as in map.
- * Returns 0 and the iterator, or -EINVAL, -EPIPE, -ENOMEM, -ECHILD.
+ *        reads ahead of the consumer; progress, callback and
+ *        error_callback must be NULL (the total is not known in advance:
+ *        count the results as mproc_imap_next yields them).
+ * Returns 0 and the iterator, or -EINVAL (also for a NULL @source),
+ * -EPIPE, -ENOMEM, -ECHILD, or the source's error on its first item.
  */
 MPROC_API int mproc_pool_imap(mproc_pool *pool, mproc_task_fn fn,
 			      mproc_imap_source source, void *source_arg,
