@@ -2,7 +2,8 @@
  * imap and imap_unordered: results in item order / every index exactly
  * once, bounded read-ahead of the source (buffersize), next() with a
  * timeout, a source that fails (the iteration ends with its error after
- * the earlier results), -MPROC_EEOF at the end, freeing mid-way.
+ * the earlier results), -MPROC_EEOF at the end, freeing mid-way; no
+ * progress or callbacks (imap's total is not known in advance).
  */
 #include <pthread.h>
 #include <string.h>
@@ -268,64 +269,58 @@ Test(imap, failed_items_are_results_with_a_status)
 	mproc_pool_destroy(p);
 }
 
-struct iprog {
-	pthread_mutex_t lock;
-	size_t calls, last_done, last_total, decreased, over;
-};
-
-static void on_iprog(size_t done, size_t total, void *ud)
+static void no_progress(size_t done, size_t total, void *ud)
 {
-	struct iprog *p = ud;
-	pthread_mutex_lock(&p->lock);
-	if (p->calls && done < p->last_done)
-		p->decreased++;
-	if (done > total)
-		p->over++;
-	p->last_done = done;
-	p->last_total = total;
-	p->calls++;
-	pthread_mutex_unlock(&p->lock);
+	(void)done;
+	(void)total;
+	(void)ud;
 }
 
-static bool iprog_at(struct iprog *p, size_t n)
+static void no_callback(mproc_async *a, void *ud)
 {
-	pthread_mutex_lock(&p->lock);
-	bool at = p->last_done == n && p->last_total == n;
-	pthread_mutex_unlock(&p->lock);
-	return at;
+	(void)a;
+	(void)ud;
 }
 
-Test(imap, progress_never_decreases_and_ends_at_the_total)
+Test(imap, imap_refuses_progress_and_callbacks)
 {
-	/* imap's total is not known until the source ends, so only the end
-	 * is pinned down: the last call says done == total == items. */
-	mproc_pool *p = pool_new(NULL, 2);
-	for (int unordered = 0; unordered < 2; unordered++) {
-		struct src s;
-		src_init(&s, 50);
-		struct iprog pr = { .lock = PTHREAD_MUTEX_INITIALIZER };
-		struct mproc_map_opts o = { .chunksize = 2,
-					    .progress = on_iprog,
-					    .userdata = &pr };
-		mproc_imap *it;
-		int rc = unordered
-			? mproc_pool_imap_unordered(p, task_square, src_pull, &s,
-						    &o, &it)
-			: mproc_pool_imap(p, task_square, src_pull, &s, &o, &it);
-		cr_assert_eq(rc, 0);
+	/* imap's total is not known in advance: progress and the map_async
+	 * callbacks must be NULL (the caller counts what next yields). */
+	mproc_pool *p = pool_new(NULL, 1);
+	struct src s;
+	src_init(&s, 5);
+	mproc_imap *it;
+	struct mproc_map_opts o = { .progress = no_progress };
+	cr_expect_eq(mproc_pool_imap(p, task_square, src_pull, &s, &o, &it),
+		     -EINVAL);
+	cr_expect_eq(mproc_pool_imap_unordered(p, task_square, src_pull, &s, &o,
+					       &it), -EINVAL);
+	o = (struct mproc_map_opts){ .callback = no_callback };
+	cr_expect_eq(mproc_pool_imap(p, task_square, src_pull, &s, &o, &it),
+		     -EINVAL);
+	o = (struct mproc_map_opts){ .error_callback = no_callback };
+	cr_expect_eq(mproc_pool_imap_unordered(p, task_square, src_pull, &s, &o,
+					       &it), -EINVAL);
+	mproc_pool_destroy(p);
+}
+
+Test(imap, a_source_failing_on_its_first_item)
+{
+	/* Either imap itself or the first next reports the error. */
+	mproc_pool *p = pool_new(NULL, 1);
+	struct src s;
+	src_init(&s, 5);
+	s.fail_at = 0;
+	mproc_imap *it = NULL;
+	int rc = mproc_pool_imap(p, task_square, src_pull, &s, NULL, &it);
+	if (rc == 0) {
 		struct mproc_pool_result r;
-		for (int i = 0; i < 50; i++)
-			cr_assert_eq(mproc_imap_next(it, 30 * MPROC_SEC, &r, NULL), 0);
-		cr_expect_eq(mproc_imap_next(it, 30 * MPROC_SEC, &r, NULL),
-			     -MPROC_EEOF);
-		cr_expect(POLL_UNTIL(iprog_at(&pr, 50), 10000),
-			  "last progress %zu/%zu", pr.last_done, pr.last_total);
-		pthread_mutex_lock(&pr.lock);
-		cr_expect_eq(pr.decreased, 0u);
-		cr_expect_eq(pr.over, 0u);
-		pthread_mutex_unlock(&pr.lock);
+		cr_expect_eq(mproc_imap_next(it, 30 * MPROC_SEC, &r, NULL), -EIO);
 		mproc_imap_free(it);
+	} else {
+		cr_expect_eq(rc, -EIO, "imap: %s", mproc_strerror(rc));
 	}
+	cr_expect_eq(s.calls_after_end, 0);
 	mproc_pool_destroy(p);
 }
 
