@@ -56,7 +56,7 @@ int main(int argc, char **argv)
 	mproc_process_join(mp, MPROC_FOREVER);
 	printf("context: %s, default start method still free: %s\n",
 	       mproc_context_get_start_method(ctx),
-	       mproc_get_start_method(1) ? "no" : "yes");
+	       mproc_get_start_method(true) ? "no" : "yes");
 	int code = -1;
 	mproc_process_exitcode(mp, &code);
 	mproc_process_free(mp);

@@ -31,7 +31,7 @@ int main(int argc, char **argv)
 	mproc_main(argc, argv);
 	setvbuf(stdout, NULL, _IOLBF, 0);
 
-	int rc = mproc_set_start_method("spawn", 0);
+	int rc = mproc_set_start_method("spawn", false);
 	if (rc) {
 		fprintf(stderr, "set_start_method: %s\n", mproc_strerror(rc));
 		return 1;

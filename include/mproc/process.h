@@ -71,6 +71,7 @@
 #ifndef MPROC_PROCESS_H
 #define MPROC_PROCESS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -136,26 +137,26 @@ MPROC_API int mproc_main(int argc, char **argv);
 /**
  * mproc_set_start_method - choose the start method of the default context
  * ("fork", "spawn" or "forkserver").
- * @force: nonzero to change a method that is already fixed; with @force,
+ * @force: true to change a method that is already fixed; with @force,
  *     @method may be NULL to unfix it (the next use fixes the default,
  *     "fork", again).
  *
  * The method is fixed by the first call of this function, or on first use
- * (mproc_get_start_method(0), mproc_get_context(NULL), or the start of a
+ * (mproc_get_start_method(false), mproc_get_context(NULL), or the start of a
  * process created with a NULL context).
  * Returns 0, -EINVAL (unknown name, or NULL without @force), -EBUSY (already
- * fixed and @force is 0).  Thread-safe; never blocks.
+ * fixed and @force is false).  Thread-safe; never blocks.
  */
-MPROC_API int mproc_set_start_method(const char *method, int force);
+MPROC_API int mproc_set_start_method(const char *method, bool force);
 
 /**
  * mproc_get_start_method - name of the default context's start method.
- * @allow_none: if nonzero and no method is fixed yet, return NULL and fix
+ * @allow_none: if true and no method is fixed yet, return NULL and fix
  *     nothing; otherwise fix the default ("fork") if needed.
  * Returns a static string ("fork", "spawn", "forkserver") or NULL.
  * Thread-safe; never blocks.
  */
-MPROC_API const char *mproc_get_start_method(int allow_none);
+MPROC_API const char *mproc_get_start_method(bool allow_none);
 
 /**
  * mproc_get_all_start_methods - the names of the methods supported here.
@@ -167,7 +168,7 @@ MPROC_API int mproc_get_all_start_methods(const char **names, size_t max);
 /**
  * mproc_get_context - the context of a start method.
  * @method: "fork", "spawn", "forkserver", or NULL for the default method
- *     (which fixes it, as mproc_get_start_method(0) does).
+ *     (which fixes it, as mproc_get_start_method(false) does).
  * @out: receives a context that lives as long as the program; it is never
  *     freed.  Pass it to mproc_process_create (and, in the same way, to the
  *     creating calls of queues, pipes and pools).
@@ -241,13 +242,13 @@ MPROC_API int mproc_process_set_name(mproc_process *p, const char *name);
 MPROC_API int mproc_process_daemon(const mproc_process *p);
 
 /**
- * mproc_process_set_daemon - mark a process daemonic (@daemon nonzero) or
+ * mproc_process_set_daemon - mark a process daemonic (@daemon true) or
  * not, before start.  A daemon child is terminated when its parent exits;
  * it may not start children of its own.
  * Returns 0, -EINVAL (NULL, or the current process's handle), -EALREADY
  * (already started), -EBADF (closed).
  */
-MPROC_API int mproc_process_set_daemon(mproc_process *p, int daemon);
+MPROC_API int mproc_process_set_daemon(mproc_process *p, bool daemon);
 
 /**
  * mproc_process_authkey - copy the process's authentication key (32 bytes)

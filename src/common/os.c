@@ -3,6 +3,8 @@
 #include <poll.h>
 #include <signal.h>
 #include <stdint.h>
+#include <string.h>
+#include <sys/wait.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -10,6 +12,9 @@
 
 #ifndef SYS_pidfd_open
 #define SYS_pidfd_open 434
+#endif
+#ifndef P_PIDFD
+#define P_PIDFD 3
 #endif
 
 int mproc__pidfd_open(pid_t pid)
@@ -32,6 +37,32 @@ bool mproc__pid_exited(pid_t pid)
 	int r = poll(&p, 1, 0);
 	close(fd);
 	return r > 0;
+}
+
+int mproc__pidfd_signal(int pidfd, int sig)
+{
+	if (syscall(SYS_pidfd_send_signal, pidfd, sig, NULL, 0) < 0)
+		return errno == ESRCH ? 0 : -errno; /* ESRCH: already ended */
+	return 0;
+}
+
+int mproc__pidfd_reap(int pidfd, bool block, int *exitcode)
+{
+	for (;;) {
+		siginfo_t si;
+		memset(&si, 0, sizeof(si));
+		if (waitid((idtype_t)P_PIDFD, (id_t)pidfd, &si,
+			   WEXITED | (block ? 0 : WNOHANG)) < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		if (si.si_pid == 0)
+			return 0;
+		*exitcode = si.si_code == CLD_EXITED ? si.si_status
+						     : -si.si_status;
+		return 1;
+	}
 }
 
 int mproc__write_all(int fd, const void *buf, size_t n)

@@ -18,6 +18,16 @@ int mproc__pidfd_open(pid_t pid);
  * cannot be had (old kernel, descriptor limit). */
 bool mproc__pid_exited(pid_t pid);
 
+/* pidfd_send_signal(2): 0 (also when the process already ended), or
+ * -errno. */
+int mproc__pidfd_signal(int pidfd, int sig);
+
+/* Reap the child behind @pidfd (waitid P_PIDFD); @block waits for it to
+ * end.  Returns 1 and *@exitcode (the exit status, or -N when signal N
+ * ended it), 0 when it still runs (only without @block), or -errno
+ * (-ECHILD: not our child, or already reaped). */
+int mproc__pidfd_reap(int pidfd, bool block, int *exitcode);
+
 /* write(2) all @n bytes, retrying short writes and EINTR: 0 or -errno. */
 int mproc__write_all(int fd, const void *buf, size_t n);
 /* read(2) exactly @n bytes, retrying short reads and EINTR: 0, -errno, or

@@ -7,7 +7,7 @@
  *
  *   0        struct pipe_ctl: per end {owner pid, state}; per receiving
  *            ring {fileno armed, eventfd signal state}
- *   RING0    struct mproc__spsc_shared of ring 0, then its cap bytes
+ *   RING0    the shared indices of SPSC ring 0, then its cap bytes
  *   RING1    the same for ring 1 (duplex pipes only)
  *
  * Ring k delivers to end k: ring 0 carries b -> a, ring 1 carries a -> b.
@@ -15,12 +15,16 @@
  *
  * Messages.  A message of at most the ring's max_payload bytes is one
  * record with flags 0.  A longer one streams: its first record has
- * MPROC__REC_MORE and starts with the message's total length (uint64_t,
+ * MPROC__RING_REC_MORE and starts with the message's total length (uint64_t,
  * host order), the middle ones have MORE, the last has flags 0 and is not
  * empty.  The receiver knows the total before it reads anything, and a
  * flags-0 record that arrives before the total is reached means the
  * sender withdrew the message (a timeout or error mid-way): the receiver
  * drops what it had.
+ *
+ * Both rings are SPSC views behind the ring layer's verbs (ring/ring.h).
+ * An SPSC view holds its one reservation and its one peek itself, so the
+ * pipe hands token 0 back to commit, release and unpeek.
  */
 #ifndef MPROC_PIPE_CONN_H
 #define MPROC_PIPE_CONN_H
@@ -32,7 +36,7 @@
 #include "common/compiler.h"
 #include "mproc/pipe.h"
 #include "mproc/shm.h"
-#include "queue/spsc.h"
+#include "ring/ring.h"
 
 enum {
 	GEOM_DUPLEX = 0, /* 1 duplex, 0 one-way */
@@ -94,8 +98,8 @@ struct mproc_conn {
 	int end;                 /* 0 = a, 1 = b */
 	bool can_rx, can_tx;
 	bool closed;
-	struct mproc__spsc rx;   /* consumer view of ring[end] */
-	struct mproc__spsc tx;   /* producer view of ring[1 - end] */
+	struct mproc__ring rx;   /* consumer view of ring[end] (SPSC) */
+	struct mproc__ring tx;   /* producer view of ring[1 - end] (SPSC) */
 	uint64_t frag;           /* payload bytes per streamed fragment */
 	int64_t timeout_ns;
 

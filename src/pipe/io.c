@@ -35,8 +35,9 @@ static int tx_closed_error(mproc_conn *c)
 static int tx_reserve(mproc_conn *c, uint64_t len, void **p,
 		      struct mproc__lazy_deadline *u)
 {
+	uint64_t tok; /* SPSC: the reservation lives in the view */
 	for (;;) {
-		int rc = mproc__spsc_reserve(&c->tx, len, p);
+		int rc = mproc__ring_reserve(&c->tx, len, &tok, p);
 		if (rc == -EPIPE)
 			return tx_closed_error(c);
 		if (rc != -EAGAIN)
@@ -47,7 +48,7 @@ static int tx_reserve(mproc_conn *c, uint64_t len, void **p,
 				return rc;
 			return -EAGAIN;
 		}
-		rc = mproc__spsc_wait_space(&c->tx, len, mproc__lazy_get(u),
+		rc = mproc__ring_wait_space(&c->tx, len, mproc__lazy_get(u),
 					    mproc__conn_peer_alive, c);
 		if (rc)
 			return rc;
@@ -58,7 +59,7 @@ static int tx_reserve(mproc_conn *c, uint64_t len, void **p,
  * its fileno, signal the eventfd on an empty-to-non-empty transition. */
 static void tx_publish(mproc_conn *c)
 {
-	mproc__spsc_publish(&c->tx);
+	mproc__ring_publish(&c->tx);
 	mproc__note_signal(c->ctl, 1 - c->end, c->res->efd[1 - c->end]);
 }
 
@@ -72,7 +73,7 @@ static int tx_withdraw(mproc_conn *c, struct mproc__lazy_deadline *u)
 		c->tx_abort = false; /* nobody left to tell */
 	if (rc)
 		return rc;
-	mproc__spsc_commit(&c->tx, 0, 0, false);
+	mproc__ring_commit(&c->tx, 0, 0, 0, false);
 	tx_publish(c);
 	c->tx_abort = false;
 	return 0;
@@ -90,7 +91,7 @@ static ssize_t send_stream(mproc_conn *c, const unsigned char *buf,
 	uint64_t n = frag - sizeof(uint64_t);
 	memcpy(p, &len, sizeof(len));
 	memcpy((unsigned char *)p + sizeof(len), buf, n);
-	mproc__spsc_commit(&c->tx, frag, MPROC__REC_MORE, false);
+	mproc__ring_commit(&c->tx, 0, frag, MPROC__RING_REC_MORE, false);
 	tx_publish(c);
 	uint64_t sent = n;
 	while (sent < len) {
@@ -108,8 +109,8 @@ static ssize_t send_stream(mproc_conn *c, const unsigned char *buf,
 		}
 		memcpy(p, buf + sent, n);
 		sent += n;
-		mproc__spsc_commit(&c->tx, n, sent < len ? MPROC__REC_MORE : 0,
-				   false);
+		mproc__ring_commit(&c->tx, 0, n,
+				   sent < len ? MPROC__RING_REC_MORE : 0, false);
 		tx_publish(c);
 	}
 	return (ssize_t)len;
@@ -127,7 +128,7 @@ MPROC_API ssize_t mproc_conn_send_bytes(mproc_conn *c, const void *buf,
 	mproc__lazy_init(&u, c->timeout_ns);
 	if (c->tx_abort && (rc = tx_withdraw(c, &u)) != 0)
 		return rc;
-	if (len > c->tx.max_payload)
+	if (len > mproc__ring_max_payload(&c->tx))
 		return send_stream(c, buf, len, &u);
 	void *p;
 	rc = tx_reserve(c, len, &p, &u);
@@ -135,7 +136,7 @@ MPROC_API ssize_t mproc_conn_send_bytes(mproc_conn *c, const void *buf,
 		return rc;
 	if (len)
 		memcpy(p, buf, len);
-	mproc__spsc_commit(&c->tx, len, 0, false);
+	mproc__ring_commit(&c->tx, 0, len, 0, false);
 	tx_publish(c);
 	return (ssize_t)len;
 }
@@ -177,8 +178,10 @@ static int rx_peek(mproc_conn *c, struct mproc__lazy_deadline *u,
 		   const void **p, uint64_t *len, uint32_t *flags)
 {
 	bool dead = false;
+	uint64_t tok; /* SPSC: the peek lives in the view */
 	for (;;) {
-		int rc = mproc__spsc_peek(&c->rx, p, len, flags);
+		int rc = mproc__ring_peek(&c->rx, UINT64_MAX, &tok, p, len,
+					  flags);
 		if (rc == 0)
 			return 0;
 		if (rc == -MPROC_EEOF)
@@ -193,7 +196,7 @@ static int rx_peek(mproc_conn *c, struct mproc__lazy_deadline *u,
 			if (rc == 0)
 				return -EAGAIN;
 		} else {
-			rc = mproc__spsc_wait_data(&c->rx, mproc__lazy_get(u),
+			rc = mproc__ring_wait_data(&c->rx, mproc__lazy_get(u),
 						   mproc__conn_peer_alive, c);
 			if (rc && rc != -MPROC_EPEERDIED)
 				return rc;
@@ -210,7 +213,7 @@ static int rx_peek(mproc_conn *c, struct mproc__lazy_deadline *u,
 static int msg_total(const void *p, uint64_t len, uint32_t flags,
 		     uint64_t *total)
 {
-	if (!(flags & MPROC__REC_MORE)) {
+	if (!(flags & MPROC__RING_REC_MORE)) {
 		*total = len;
 		return 0;
 	}
@@ -247,14 +250,14 @@ static int rx_stream(mproc_conn *c, unsigned char *dst,
 		if (rc)
 			return rc;
 		if (len > c->rx_total - c->rx_have) {
-			mproc__spsc_unpeek(&c->rx);
+			mproc__ring_unpeek(&c->rx, 0);
 			return -MPROC_ECORRUPT;
 		}
 		if (dst && len)
 			memcpy(dst + c->rx_have, p, len);
 		c->rx_have += len;
-		mproc__spsc_release(&c->rx, true);
-		if (!(flags & MPROC__REC_MORE)) {
+		mproc__ring_release(&c->rx, 0, true);
+		if (!(flags & MPROC__RING_REC_MORE)) {
 			rx_consumed(c);
 			return c->rx_have == c->rx_total ? 0 : 1;
 		}
@@ -314,30 +317,30 @@ static ssize_t rx_take(mproc_conn *c, struct rx_want *w, uint64_t *size)
 			if ((rc = rx_peek(c, &u, &p, &len, &flags)) != 0)
 				return rc;
 			if ((rc = msg_total(p, len, flags, &total)) != 0) {
-				mproc__spsc_unpeek(&c->rx);
+				mproc__ring_unpeek(&c->rx, 0);
 				return rc;
 			}
 			*size = total;
 			if ((rc = rx_fits(w, total)) != 0) {
-				mproc__spsc_unpeek(&c->rx);
+				mproc__ring_unpeek(&c->rx, 0);
 				return rc;
 			}
 			dst = w->buf;
 			if (!dst && !(dst = malloc(total ? total : 1))) {
-				mproc__spsc_unpeek(&c->rx);
+				mproc__ring_unpeek(&c->rx, 0);
 				return -ENOMEM;
 			}
-			if (!(flags & MPROC__REC_MORE)) {
+			if (!(flags & MPROC__RING_REC_MORE)) {
 				if (len)
 					memcpy(dst, p, len);
-				mproc__spsc_release(&c->rx, true);
+				mproc__ring_release(&c->rx, 0, true);
 				rx_consumed(c);
 				w->out = dst;
 				return (ssize_t)total;
 			}
 			uint64_t n = len - sizeof(uint64_t);
 			memcpy(dst, (const unsigned char *)p + sizeof(uint64_t), n);
-			mproc__spsc_release(&c->rx, true);
+			mproc__ring_release(&c->rx, 0, true);
 			c->rx_active = true;
 			c->rx_total = total;
 			c->rx_have = n;
@@ -450,7 +453,7 @@ MPROC_API ssize_t mproc_conn_next_size(mproc_conn *c, int64_t timeout_ns)
 	if (rc)
 		return rc;
 	rc = msg_total(p, len, flags, &total);
-	mproc__spsc_unpeek(&c->rx);
+	mproc__ring_unpeek(&c->rx, 0);
 	return rc ? rc : (ssize_t)total;
 }
 
@@ -471,7 +474,7 @@ MPROC_API int mproc_conn_poll(mproc_conn *c, int64_t timeout_ns)
 	uint32_t flags;
 	rc = rx_peek(c, &u, &p, &len, &flags);
 	if (rc == 0) {
-		mproc__spsc_unpeek(&c->rx);
+		mproc__ring_unpeek(&c->rx, 0);
 		return 1;
 	}
 	if (rc == -MPROC_EEOF || rc == -MPROC_EPEERDIED)

@@ -65,18 +65,8 @@
 
 bool mproc__rx_pending(mproc_conn *c)
 {
-	struct mproc__spsc *r = &c->rx;
-	/* Acquire: pairs with the producer's release store of head (E1 of
-	 * spsc.h); only whether it moved matters here. */
-	/* Signed: the consumer may have taken tagged records before their
-	 * head store landed, leaving head briefly behind rd_tail (spsc.h). */
-	if ((int64_t)(atomic_load_explicit(&r->sh->head,
-					   memory_order_acquire) -
-		      r->rd_tail) > 0)
-		return true;
-	/* Acquire: pairs with the release in mproc__spsc_close (E3). */
-	return atomic_load_explicit(&r->sh->closed, memory_order_acquire) &
-	       MPROC__SPSC_WR_CLOSED;
+	/* Acquire on head and closed (E1, E3 of ring/spsc.h). */
+	return mproc__ring_pending(&c->rx);
 }
 
 void mproc__note_raise(struct pipe_ctl *ctl, int ring, int efd)
@@ -101,8 +91,8 @@ void mproc__note_raise(struct pipe_ctl *ctl, int ring, int efd)
 void mproc__note_signal(struct pipe_ctl *ctl, int ring, int efd)
 {
 	struct pipe_notify *n = &ctl->note[ring];
-	/* N2.  Relaxed: the caller has just run mproc__spsc_publish or
-	 * mproc__spsc_close, whose event signal ran W2 after the head or
+	/* N2.  Relaxed: the caller has just run mproc__ring_publish or
+	 * mproc__ring_close, whose event signal ran W2 after the head or
 	 * closed store (N1); W2 pairs with the heavy barrier of
 	 * mproc__note_arm (see top). */
 	if (!atomic_load_explicit(&n->armed, memory_order_relaxed))

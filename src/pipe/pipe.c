@@ -76,9 +76,9 @@ static void mark_dead(mproc_conn *c)
 						END_DIED, memory_order_release,
 						memory_order_relaxed);
 	if (c->can_tx)
-		mproc__spsc_close(&c->tx, MPROC__SPSC_RD_CLOSED);
+		mproc__ring_close(&c->tx, MPROC__RING_RD_CLOSED);
 	if (c->can_rx) {
-		mproc__spsc_close(&c->rx, MPROC__SPSC_WR_CLOSED);
+		mproc__ring_close(&c->rx, MPROC__RING_WR_CLOSED);
 		if (mproc__note_armed(c))
 			mproc__note_force(c->ctl, c->end, c->res->efd[c->end]);
 	}
@@ -152,7 +152,7 @@ static uint64_t ring0_off(void)
 static uint64_t plan(uint64_t cap, bool duplex,
 		     uint64_t geom[MPROC_SHM_GEOM_WORDS])
 {
-	uint64_t ring = sizeof(struct mproc__spsc_shared) + cap;
+	uint64_t ring = mproc__ring_shared_size(MPROC__RING_SPSC) + cap;
 	memset(geom, 0, MPROC_SHM_GEOM_WORDS * sizeof(uint64_t));
 	geom[GEOM_DUPLEX] = duplex;
 	geom[GEOM_CAP] = cap;
@@ -195,6 +195,26 @@ static void res_put(struct pipe_res *res)
 	free(res);
 }
 
+/* The geometry of each ring of a pipe of @cap bytes per direction:
+ * messages up to the largest record (longer ones stream, conn.h). */
+static int ring_geom(uint64_t cap, struct mproc__ring_geom *rg)
+{
+	return mproc__ring_plan(MPROC__RING_SPSC, cap, 0, 0, rg);
+}
+
+/* Attach @r to ring @k of a validated pipe segment. */
+static int ring_attach(struct mproc__ring *r, unsigned char *data,
+		       const uint64_t *g, int k)
+{
+	struct mproc__ring_geom rg;
+	unsigned char *sh = data + g[GEOM_RING0 + k];
+	if (ring_geom(g[GEOM_CAP], &rg))
+		return -MPROC_ECORRUPT;
+	return mproc__ring_attach(r, MPROC__RING_SPSC, sh,
+				  sh + mproc__ring_shared_size(MPROC__RING_SPSC),
+				  &rg, false);
+}
+
 /* Point @c at end @end of the segment in @res. */
 static int attach(mproc_conn *c, struct pipe_res *res, int end)
 {
@@ -212,22 +232,10 @@ static int attach(mproc_conn *c, struct pipe_res *res, int end)
 	 * once, so sender and receiver copy in parallel. */
 	c->frag = cap / 8;
 	int rc;
-	if (c->can_rx) {
-		unsigned char *sh = data + g[GEOM_RING0 + end];
-		rc = mproc__spsc_attach(&c->rx, (struct mproc__spsc_shared *)sh,
-					sh + sizeof(struct mproc__spsc_shared),
-					cap);
-		if (rc)
-			return rc;
-	}
-	if (c->can_tx) {
-		unsigned char *sh = data + g[GEOM_RING0 + (1 - end)];
-		rc = mproc__spsc_attach(&c->tx, (struct mproc__spsc_shared *)sh,
-					sh + sizeof(struct mproc__spsc_shared),
-					cap);
-		if (rc)
-			return rc;
-	}
+	if (c->can_rx && (rc = ring_attach(&c->rx, data, g, end)) != 0)
+		return rc;
+	if (c->can_tx && (rc = ring_attach(&c->tx, data, g, 1 - end)) != 0)
+		return rc;
 	c->created_by = mproc__self_pid();
 	c->created_gen = mproc__fork_gen();
 	return 0;
@@ -300,10 +308,16 @@ MPROC_API int mproc_pipe(bool duplex, const struct mproc_pipe_attr *attr,
 		atomic_init(&ctl->note[e].armed, 0);
 		atomic_init(&ctl->note[e].sig, SIG_IDLE);
 	}
-	for (int k = 0; k < (duplex ? 2 : 1); k++)
-		mproc__spsc_init_shared(
-			(struct mproc__spsc_shared *)(data + geom[GEOM_RING0 + k]),
+	struct mproc__ring_geom rg;
+	if ((rc = ring_geom(cap, &rg)) != 0)
+		goto fail;
+	for (int k = 0; k < (duplex ? 2 : 1); k++) {
+		unsigned char *sh = data + geom[GEOM_RING0 + k];
+		mproc__ring_init_shared(
+			MPROC__RING_SPSC, sh,
+			sh + mproc__ring_shared_size(MPROC__RING_SPSC), &rg,
 			attr->initial_index);
+	}
 	if ((rc = mproc_shm_publish(res->seg)) != 0)
 		goto fail;
 	atomic_init(&res->refs, 2);
@@ -352,8 +366,10 @@ MPROC_API int mproc_conn_set_busy_poll(mproc_conn *c, bool on)
 		return -EINVAL;
 	if (c->closed)
 		return -EBADF;
-	c->rx.spin_rd.busy = on;
-	c->tx.spin_wr.busy = on;
+	if (c->can_rx)
+		mproc__ring_set_busy_poll(&c->rx, on);
+	if (c->can_tx)
+		mproc__ring_set_busy_poll(&c->tx, on);
 	return 0;
 }
 
@@ -526,13 +542,13 @@ static void close_for_good(mproc_conn *c)
 						memory_order_release,
 						memory_order_relaxed);
 	if (c->can_tx) {
-		/* E3 of spsc.h, then N1-N4 of notify.c: the close ends with
-		 * the fence mproc__note_signal relies on. */
-		mproc__spsc_close(&c->tx, MPROC__SPSC_WR_CLOSED);
+		/* E3 of ring/spsc.h, then N1-N4 of notify.c: the close ends
+		 * with the fence mproc__note_signal relies on. */
+		mproc__ring_close(&c->tx, MPROC__RING_WR_CLOSED);
 		mproc__note_signal(c->ctl, 1 - c->end, c->res->efd[1 - c->end]);
 	}
 	if (c->can_rx)
-		mproc__spsc_close(&c->rx, MPROC__SPSC_RD_CLOSED);
+		mproc__ring_close(&c->rx, MPROC__RING_RD_CLOSED);
 }
 
 MPROC_API int mproc_conn_close(mproc_conn *c)

@@ -18,8 +18,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "common/fork.h"
 #include "common/os.h"
-#include "process/internal.h"
+#include "process/boot.h"
+#include "process/fnref.h"
+#include "process/method.h"
 
 #define BOOT_MAGIC UINT64_C(0x31544f4f42435052) /* "RPCBOOT1" */
 #define BOOT_END UINT64_C(0x444e45544f4f4250)   /* "PBOOTEND" */
@@ -76,12 +79,13 @@ static void put_str(struct wbuf *w, const char *s)
 	put(w, s, n);
 }
 
-int mproc__boot_write(const mproc_process *p, const int *fds, size_t nfds)
+int mproc__proc_boot_write(const mproc_process *p, const int *fds,
+			   size_t nfds)
 {
-	struct mproc__fnref ref;
+	struct mproc__proc_fnref ref;
 	const void *body = p->run ? (const void *)(uintptr_t)p->run
 				  : (const void *)(uintptr_t)p->target;
-	int rc = mproc__fnref_encode(body, &ref);
+	int rc = mproc__proc_fnref_encode(body, &ref);
 	if (rc)
 		return rc;
 
@@ -89,8 +93,8 @@ int mproc__boot_write(const mproc_process *p, const int *fds, size_t nfds)
 	put_u64(&w, BOOT_MAGIC);
 	put_u32(&w, BOOT_VERSION);
 	put_u32(&w, (p->daemon ? FLAG_DAEMON : 0) | (p->run ? FLAG_OPS : 0));
-	put_u32(&w, (uint32_t)getpid());
-	put_u32(&w, (uint32_t)p->method);
+	put_u32(&w, (uint32_t)mproc__self_pid());
+	put_u32(&w, p->method->id);
 	put(&w, p->authkey, sizeof(p->authkey));
 	put_str(&w, p->name);
 	put_u32(&w, p->identity_len);
@@ -108,7 +112,7 @@ int mproc__boot_write(const mproc_process *p, const int *fds, size_t nfds)
 	for (size_t i = 0; i < nfds; i++)
 		put_u32(&w, (uint32_t)fds[i]);
 	put_u64(&w, BOOT_END);
-	mproc__fnref_clear(&ref);
+	mproc__proc_fnref_clear(&ref);
 	if (w.err) {
 		free(w.p);
 		return w.err;
@@ -187,6 +191,8 @@ static char *get_str(struct rbuf *r, int *err)
 	return s;
 }
 
+/* The whole blob, from the start whatever the shared file offset (the
+ * parent's writes left it at the end). */
 static int read_file(int fd, uint8_t **out, size_t *len)
 {
 	struct stat st;
@@ -194,28 +200,26 @@ static int read_file(int fd, uint8_t **out, size_t *len)
 		return -errno;
 	if (st.st_size <= 0 || (uint64_t)st.st_size > SIZE_MAX / 2)
 		return -EPROTO;
+	if (lseek(fd, 0, SEEK_SET) < 0)
+		return -errno;
 	size_t n = (size_t)st.st_size;
 	uint8_t *buf = malloc(n);
 	if (!buf)
 		return -ENOMEM;
-	size_t got = 0;
-	while (got < n) {
-		ssize_t k = pread(fd, buf + got, n - got, (off_t)got);
-		if (k < 0 && errno == EINTR)
-			continue;
-		if (k <= 0) {
-			free(buf);
-			return k < 0 ? -errno : -EPROTO;
-		}
-		got += (size_t)k;
+	int rc = mproc__read_all(fd, buf, n);
+	if (rc) {
+		free(buf);
+		return rc == -EPIPE ? -EPROTO : rc; /* shorter than it said */
 	}
 	*out = buf;
 	*len = n;
 	return 0;
 }
 
-int mproc__boot_read(int fd, mproc_process **self_out, pid_t *parent_pid,
-		     int **fds_out, size_t *nfds_out, char *why, size_t why_len)
+int mproc__proc_boot_read(int fd, const struct mproc__proc_method *method,
+			  mproc_process **self_out, pid_t *parent_pid,
+			  int **fds_out, size_t *nfds_out, char *why,
+			  size_t why_len)
 {
 	uint8_t *buf = NULL;
 	size_t len = 0;
@@ -225,8 +229,8 @@ int mproc__boot_read(int fd, mproc_process **self_out, pid_t *parent_pid,
 			 mproc_strerror(rc));
 		return rc;
 	}
-	mproc_process *p = mproc__process_alloc();
-	struct mproc__fnref ref = { 0 };
+	mproc_process *p = mproc__proc_alloc();
+	struct mproc__proc_fnref ref = { 0 };
 	int *fds = NULL;
 	int err = 0;
 	if (!p) {
@@ -238,13 +242,15 @@ int mproc__boot_read(int fd, mproc_process **self_out, pid_t *parent_pid,
 		r.bad = true;
 	uint32_t flags = get_u32(&r);
 	*parent_pid = (pid_t)get_u32(&r);
-	p->method = (int)get_u32(&r);
+	if (get_u32(&r) != method->id)
+		r.bad = true;
+	p->method = method;
 	const uint8_t *key = get(&r, sizeof(p->authkey));
 	if (key)
 		memcpy(p->authkey, key, sizeof(p->authkey));
 	p->name = get_str(&r, &err);
 	p->identity_len = get_u32(&r);
-	if (p->identity_len > MPROC__IDENTITY_MAX)
+	if (p->identity_len > MPROC__PROC_IDENTITY_MAX)
 		r.bad = true;
 	const uint8_t *ids = get(&r, (size_t)p->identity_len * sizeof(uint32_t));
 	if (ids)
@@ -272,9 +278,7 @@ int mproc__boot_read(int fd, mproc_process **self_out, pid_t *parent_pid,
 	const uint8_t *fdbytes = get(&r, (size_t)nfds * sizeof(uint32_t));
 	if (get_u64(&r) != BOOT_END || r.pos != r.len)
 		r.bad = true;
-	if (r.bad || !p->name ||
-	    (p->method != MPROC__METHOD_SPAWN &&
-	     p->method != MPROC__METHOD_FORKSERVER)) {
+	if (r.bad || !p->name) {
 		rc = err ? err : -EPROTO;
 		snprintf(why, why_len, "malformed start data");
 		goto fail;
@@ -300,23 +304,23 @@ int mproc__boot_read(int fd, mproc_process **self_out, pid_t *parent_pid,
 		fds[i] = (int)v;
 	}
 	void *body;
-	rc = mproc__fnref_resolve(&ref, &body, why, why_len);
+	rc = mproc__proc_fnref_resolve(&ref, &body, why, why_len);
 	if (rc)
 		goto fail;
 	if (flags & FLAG_OPS)
 		p->run = (int (*)(mproc_process *, void *, size_t))(uintptr_t)body;
 	else
 		p->target = (mproc_target_fn)(uintptr_t)body;
-	mproc__fnref_clear(&ref);
+	mproc__proc_fnref_clear(&ref);
 	free(buf);
 	*self_out = p;
 	*fds_out = fds;
 	*nfds_out = nfds;
 	return 0;
 fail:
-	mproc__fnref_clear(&ref);
+	mproc__proc_fnref_clear(&ref);
 	free(fds);
 	free(buf);
-	mproc__process_release(p);
+	mproc__proc_release(p);
 	return rc;
 }

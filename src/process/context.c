@@ -1,51 +1,60 @@
 /*
- * Start methods and contexts.  There are three contexts, one per method,
- * static and never freed, so a context pointer can be stored anywhere.
- * The default context is not an object of its own: a NULL context means
- * "the default method", which is fixed the first time it is used or set,
- * as Python's DefaultContext fixes its actual context.
+ * Start methods and contexts.  This file is the registry of the methods:
+ * one context per method, static and never freed, so a context pointer
+ * can be stored anywhere, and every other file reaches the methods
+ * through it or through a process's method pointer.  The default context
+ * is not an object of its own: a NULL context means "the default method",
+ * which is fixed the first time it is used or set, as Python's
+ * DefaultContext fixes its actual context.
  */
 #include <errno.h>
 #include <stdatomic.h>
 #include <stddef.h>
 #include <string.h>
 
-#include "process/internal.h"
+#include "process/context.h"
+#include "process/method.h"
 
-static mproc_context contexts[] = {
-	{ MPROC__METHOD_FORK, "fork" },
-	{ MPROC__METHOD_SPAWN, "spawn" },
-	{ MPROC__METHOD_FORKSERVER, "forkserver" },
+struct mproc_context {
+	const struct mproc__proc_method *method;
 };
 
-#define DEFAULT_METHOD MPROC__METHOD_FORK
+/* The default method first: mproc_get_all_start_methods lists them in
+ * this order. */
+static mproc_context contexts[] = {
+	{ &mproc__proc_fork_method },
+	{ &mproc__proc_spawn_method },
+	{ &mproc__proc_forkserver_method },
+};
 
-/* MPROC__METHOD_NONE until fixed.  Only compare-and-swap and plain stores
- * change it; no other data hangs off it, so relaxed ordering is enough. */
-static _Atomic int default_method = MPROC__METHOD_NONE;
+#define NCONTEXTS (sizeof(contexts) / sizeof(contexts[0]))
+#define DEFAULT_METHOD (&mproc__proc_fork_method)
 
-const char *mproc__method_name(int method)
+/* NULL until fixed.  Only compare-and-swap and plain stores change it; it
+ * points at constant data, and no other data hangs off it, so relaxed
+ * ordering is enough. */
+static _Atomic(const struct mproc__proc_method *) default_method;
+
+const struct mproc__proc_method *mproc__proc_method_at(size_t i)
 {
-	for (size_t i = 0; i < sizeof(contexts) / sizeof(contexts[0]); i++)
-		if (contexts[i].method == method)
-			return contexts[i].name;
-	return NULL;
+	return i < NCONTEXTS ? contexts[i].method : NULL;
 }
 
 static mproc_context *lookup(const char *name)
 {
-	for (size_t i = 0; i < sizeof(contexts) / sizeof(contexts[0]); i++)
-		if (!strcmp(contexts[i].name, name))
+	for (size_t i = 0; i < NCONTEXTS; i++)
+		if (!strcmp(contexts[i].method->name, name))
 			return &contexts[i];
 	return NULL;
 }
 
-static int fix_default(void)
+static const struct mproc__proc_method *fix_default(void)
 {
-	int m = atomic_load_explicit(&default_method, memory_order_relaxed);
-	if (m != MPROC__METHOD_NONE)
+	const struct mproc__proc_method *m =
+		atomic_load_explicit(&default_method, memory_order_relaxed);
+	if (m)
 		return m;
-	int expected = MPROC__METHOD_NONE;
+	const struct mproc__proc_method *expected = NULL;
 	if (atomic_compare_exchange_strong_explicit(&default_method, &expected,
 						    DEFAULT_METHOD,
 						    memory_order_relaxed,
@@ -54,21 +63,23 @@ static int fix_default(void)
 	return expected; /* another thread fixed it first */
 }
 
-int mproc__context_method(const mproc_context *ctx)
+const struct mproc__proc_method *
+mproc__proc_context_method(const mproc_context *ctx)
 {
 	return ctx ? ctx->method : fix_default();
 }
 
-int mproc__context_method_peek(const mproc_context *ctx)
+const struct mproc__proc_method *
+mproc__proc_context_method_peek(const mproc_context *ctx)
 {
 	if (ctx)
 		return ctx->method;
 	return atomic_load_explicit(&default_method, memory_order_relaxed);
 }
 
-MPROC_API int mproc_set_start_method(const char *method, int force)
+MPROC_API int mproc_set_start_method(const char *method, bool force)
 {
-	int m = MPROC__METHOD_NONE;
+	const struct mproc__proc_method *m = NULL;
 	if (method) {
 		mproc_context *c = lookup(method);
 		if (!c)
@@ -81,7 +92,7 @@ MPROC_API int mproc_set_start_method(const char *method, int force)
 		atomic_store_explicit(&default_method, m, memory_order_relaxed);
 		return 0;
 	}
-	int expected = MPROC__METHOD_NONE;
+	const struct mproc__proc_method *expected = NULL;
 	if (!atomic_compare_exchange_strong_explicit(&default_method, &expected,
 						     m, memory_order_relaxed,
 						     memory_order_relaxed))
@@ -89,27 +100,25 @@ MPROC_API int mproc_set_start_method(const char *method, int force)
 	return 0;
 }
 
-MPROC_API const char *mproc_get_start_method(int allow_none)
+MPROC_API const char *mproc_get_start_method(bool allow_none)
 {
-	int m = atomic_load_explicit(&default_method, memory_order_relaxed);
-	if (m == MPROC__METHOD_NONE) {
+	const struct mproc__proc_method *m =
+		atomic_load_explicit(&default_method, memory_order_relaxed);
+	if (!m) {
 		if (allow_none)
 			return NULL;
 		m = fix_default();
 	}
-	return mproc__method_name(m);
+	return m->name;
 }
 
 MPROC_API int mproc_get_all_start_methods(const char **names, size_t max)
 {
-	static const int order[] = { MPROC__METHOD_FORK, MPROC__METHOD_SPAWN,
-				     MPROC__METHOD_FORKSERVER };
-	size_t n = sizeof(order) / sizeof(order[0]);
 	if (max > 0 && !names)
 		return -EINVAL;
-	for (size_t i = 0; i < n && i < max; i++)
-		names[i] = mproc__method_name(order[i]);
-	return (int)n;
+	for (size_t i = 0; i < NCONTEXTS && i < max; i++)
+		names[i] = contexts[i].method->name;
+	return (int)NCONTEXTS;
 }
 
 MPROC_API int mproc_get_context(const char *method, mproc_context **out)
@@ -117,8 +126,8 @@ MPROC_API int mproc_get_context(const char *method, mproc_context **out)
 	if (!out)
 		return -EINVAL;
 	if (!method) {
-		int m = fix_default();
-		for (size_t i = 0; i < sizeof(contexts) / sizeof(contexts[0]); i++)
+		const struct mproc__proc_method *m = fix_default();
+		for (size_t i = 0; i < NCONTEXTS; i++)
 			if (contexts[i].method == m) {
 				*out = &contexts[i];
 				return 0;
@@ -134,5 +143,5 @@ MPROC_API int mproc_get_context(const char *method, mproc_context **out)
 
 MPROC_API const char *mproc_context_get_start_method(const mproc_context *ctx)
 {
-	return ctx ? ctx->name : NULL;
+	return ctx ? ctx->method->name : NULL;
 }

@@ -1,9 +1,8 @@
 /*
  * The current process: its handle ("MainProcess" in the main process, the
- * child's view of its process object in a child), its parent, the counter
- * that numbers its children, and mproc_main, the entry point through which
- * a re-executed image (a spawn child or the forkserver) reaches mproc
- * before any of main()'s own code runs.
+ * child's view of its process object in a child), its parent, and the
+ * counter that numbers its children.  How a re-executed image reaches
+ * mproc before main()'s own code is main.c's business.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -11,11 +10,11 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
 #include <sys/random.h>
 #include <unistd.h>
 
-#include "process/internal.h"
+#include "common/fork.h"
+#include "process/current.h"
 
 static mproc_process main_proc;
 static pthread_once_t main_once = PTHREAD_ONCE_INIT;
@@ -28,27 +27,6 @@ static pid_t parent_pid;
 
 /* Numbers this process's children: Process-1, Process-2, ... */
 static _Atomic uint32_t child_counter;
-
-/* A re-executed image carries a marker in argv[1].  glibc passes main's
- * arguments to ELF constructors, so the library sees the marker even if
- * main() never calls mproc_main; start then refuses to run (a spawned child
- * running main() from the top would otherwise start children of its own,
- * recursively). */
-static bool marker_seen;
-static bool main_called;
-
-__attribute__((constructor)) static void note_marker(int argc, char **argv)
-{
-	if (argc >= 2 && argv && argv[1] &&
-	    (!strcmp(argv[1], MPROC__ARG_SPAWN) ||
-	     !strcmp(argv[1], MPROC__ARG_FORKSERVER)))
-		marker_seen = true;
-}
-
-bool mproc__spawned_without_main(void)
-{
-	return marker_seen && !main_called;
-}
 
 static int fill_random(uint8_t *buf, size_t len)
 {
@@ -68,16 +46,15 @@ static int fill_random(uint8_t *buf, size_t len)
 static void init_main(void)
 {
 	pthread_mutex_init(&main_proc.lock, NULL);
-	main_proc.state = MPROC__STARTED;
+	main_proc.state = MPROC__PROC_STARTED;
 	main_proc.is_self = true;
-	main_proc.method = MPROC__METHOD_NONE;
 	main_proc.name = strdup("MainProcess");
 	main_proc.pidfd = -1;
 	main_proc.status_fd = -1;
 	main_key_err = fill_random(main_proc.authkey, sizeof(main_proc.authkey));
 }
 
-mproc_process *mproc__current(void)
+mproc_process *mproc__proc_current(void)
 {
 	if (current_proc)
 		return current_proc;
@@ -85,11 +62,11 @@ mproc_process *mproc__current(void)
 	return &main_proc;
 }
 
-void mproc__become(mproc_process *self, pid_t parent)
+void mproc__proc_become(mproc_process *self, pid_t parent)
 {
 	self->is_self = true;
-	self->state = MPROC__STARTED;
-	self->pid = getpid();
+	self->state = MPROC__PROC_STARTED;
+	self->pid = mproc__self_pid();
 	self->pidfd = -1;
 	self->status_fd = -1;
 	self->tracked = false;
@@ -100,51 +77,22 @@ void mproc__become(mproc_process *self, pid_t parent)
 	atomic_store_explicit(&child_counter, 0, memory_order_relaxed);
 }
 
-void mproc__next_identity(uint32_t *ids, uint32_t *len)
+void mproc__proc_next_identity(uint32_t *ids, uint32_t *len)
 {
-	const mproc_process *cur = mproc__current();
+	const mproc_process *cur = mproc__proc_current();
 	uint32_t n = cur->identity_len;
 	memcpy(ids, cur->identity, n * sizeof(*ids));
 	/* Relaxed: the counter only has to hand out distinct numbers. */
 	uint32_t next = atomic_fetch_add_explicit(&child_counter, 1,
 						  memory_order_relaxed) + 1;
-	if (n < MPROC__IDENTITY_MAX)
+	if (n < MPROC__PROC_IDENTITY_MAX)
 		ids[n++] = next;
 	*len = n;
 }
 
-/* A re-executed image was started through /proc/self/exe, which makes
- * the kernel name it "exe" in ps and top; give it the program's name
- * back (argv[0] is the executable's path, see spawn.c). */
-static void restore_comm(const char *argv0)
-{
-	const char *slash = strrchr(argv0, '/');
-	prctl(PR_SET_NAME, slash ? slash + 1 : argv0, 0, 0, 0);
-}
-
-MPROC_API int mproc_main(int argc, char **argv)
-{
-	main_called = true;
-	if (argc >= 3 && argv && argv[0] && argv[1] && argv[2]) {
-		if (!strcmp(argv[1], MPROC__ARG_SPAWN) ||
-		    !strcmp(argv[1], MPROC__ARG_FORKSERVER))
-			restore_comm(argv[0]);
-		if (!strcmp(argv[1], MPROC__ARG_SPAWN))
-			mproc__spawn_child_main(argv[2]);
-		if (!strcmp(argv[1], MPROC__ARG_FORKSERVER))
-			mproc__forkserver_main(argv[2]);
-	}
-	return 0;
-}
-
 MPROC_API mproc_process *mproc_current_process(void)
 {
-	return mproc__current();
-}
-
-MPROC_API const char *mproc_current_process_name(void)
-{
-	return mproc_process_name(mproc__current());
+	return mproc__proc_current();
 }
 
 MPROC_API int mproc_parent_pid(void)
@@ -152,9 +100,9 @@ MPROC_API int mproc_parent_pid(void)
 	return current_proc ? (int)parent_pid : 0;
 }
 
-int mproc__current_key_error(void)
+int mproc__proc_current_key_error(void)
 {
-	mproc__current();
+	mproc__proc_current();
 	return current_proc ? 0 : main_key_err;
 }
 

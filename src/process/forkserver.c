@@ -43,17 +43,18 @@
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
-#include <sys/syscall.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
+#include "common/fork.h"
 #include "common/os.h"
 #include "common/parse.h"
-#include "process/internal.h"
-
-#ifndef P_PIDFD
-#define P_PIDFD 3
-#endif
+#include "process/boot.h"
+#include "process/child.h"
+#include "process/current.h"
+#include "process/exec.h"
+#include "process/forkserver.h"
+#include "process/method.h"
+#include "process/pidfd.h"
 
 #define REQ_MAGIC 0x5152534du    /* "MSRQ" */
 #define REPLY_MAGIC 0x5052534du  /* "MSRP" */
@@ -90,25 +91,38 @@ static int fs_ctl = -1;
 static pid_t fs_pid;
 static int fs_pidfd = -1;
 
-void mproc__forkserver_atfork(int phase)
+/* Around fork(2), so that a child never inherits fs_lock held; the
+ * server and its control socket belong to the parent, so a forked child
+ * forgets them and starts its own server if it needs one. */
+static void atfork_prepare(void)
 {
-	if (phase == 0) {
-		pthread_mutex_lock(&fs_lock);
-		return;
-	}
-	if (phase == 2) {
-		/* The server belongs to the parent. */
-		if (fs_ctl >= 0)
-			close(fs_ctl);
-		if (fs_pidfd >= 0)
-			close(fs_pidfd);
-		fs_ctl = fs_pidfd = -1;
-		fs_pid = 0;
-	}
+	pthread_mutex_lock(&fs_lock);
+}
+
+static void atfork_parent(void)
+{
 	pthread_mutex_unlock(&fs_lock);
 }
 
-pid_t mproc__forkserver_pid(void)
+static void atfork_child(void)
+{
+	if (fs_ctl >= 0)
+		close(fs_ctl);
+	if (fs_pidfd >= 0)
+		close(fs_pidfd);
+	fs_ctl = fs_pidfd = -1;
+	fs_pid = 0;
+	pthread_mutex_unlock(&fs_lock);
+}
+
+/* At load time, like common/fork.c, so that no fork can come between a
+ * first use of fs_lock and the handlers. */
+__attribute__((constructor)) static void install_atfork(void)
+{
+	pthread_atfork(atfork_prepare, atfork_parent, atfork_child);
+}
+
+pid_t mproc__proc_forkserver_pid(void)
 {
 	pthread_mutex_lock(&fs_lock);
 	pid_t pid = fs_ctl >= 0 ? fs_pid : 0;
@@ -122,7 +136,8 @@ static int start_server_locked(void)
 	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
 		return -errno;
 	pid_t pid;
-	int rc = mproc__spawn_self(MPROC__ARG_FORKSERVER, sv[1], NULL, 0, &pid);
+	int rc = mproc__proc_exec_self(mproc__proc_forkserver_method.exec_marker,
+				       sv[1], NULL, 0, &pid);
 	close(sv[1]);
 	if (rc) {
 		close(sv[0]);
@@ -142,11 +157,9 @@ static void stop_server_locked(void)
 	/* The server is broken or gone; make sure it is gone and reap it so
 	 * it does not stay a zombie. */
 	if (fs_pidfd >= 0) {
-		syscall(SYS_pidfd_send_signal, fs_pidfd, SIGKILL, NULL, 0);
-		siginfo_t si;
-		while (waitid((idtype_t)P_PIDFD, (id_t)fs_pidfd, &si, WEXITED) < 0 &&
-		       errno == EINTR)
-			;
+		int code;
+		mproc__pidfd_signal(fs_pidfd, SIGKILL);
+		mproc__pidfd_reap(fs_pidfd, true, &code);
 		close(fs_pidfd);
 	}
 	fs_pidfd = -1;
@@ -235,14 +248,14 @@ static ssize_t recv_with_fd(int sock, void *buf, size_t len, int *fd, int flags)
 	return k;
 }
 
-int mproc__forkserver_start(mproc_process *p)
+static int forkserver_start(mproc_process *p)
 {
 	int *mem;
 	size_t nmem;
-	int rc = mproc__inheritable_fds(&mem, &nmem);
+	int rc = mproc__proc_inheritable_fds(&mem, &nmem);
 	if (rc)
 		return rc;
-	int boot = mproc__boot_write(p, mem, nmem);
+	int boot = mproc__proc_boot_write(p, mem, nmem);
 	if (boot < 0) {
 		free(mem);
 		return boot;
@@ -319,7 +332,7 @@ int mproc__forkserver_start(mproc_process *p)
 	p->pid = r.pid;
 	p->pidfd = pidfd;
 	p->status_fd = sv[0];
-	p->server_lost = false;
+	p->status_lost = false;
 	sv[0] = -1;
 	rc = 0;
 out:
@@ -334,9 +347,9 @@ out:
 	return rc;
 }
 
-int mproc__forkserver_poll_status(mproc_process *p)
+static int forkserver_poll_status(mproc_process *p)
 {
-	if (!p->server_lost) {
+	if (!p->status_lost) {
 		struct status_msg m;
 		ssize_t k;
 		do
@@ -351,7 +364,7 @@ int mproc__forkserver_poll_status(mproc_process *p)
 			return 0;
 		/* End-of-file or garbage: the server is gone and the status
 		 * with it.  From now on only the pidfd tells us anything. */
-		p->server_lost = true;
+		p->status_lost = true;
 	}
 	struct pollfd pfd = { .fd = p->pidfd, .events = POLLIN };
 	if (poll(&pfd, 1, 0) > 0) {
@@ -374,17 +387,11 @@ static char saved_comm[17];
 
 static void report(struct kid *k)
 {
-	siginfo_t si;
-	memset(&si, 0, sizeof(si));
-	int rc;
-	while ((rc = waitid((idtype_t)P_PIDFD, (id_t)k->pidfd, &si, WEXITED)) < 0 &&
-	       errno == EINTR)
-		;
-	if (rc == 0) {
+	int code;
+	if (mproc__pidfd_reap(k->pidfd, true, &code) == 1) {
 		struct status_msg m = {
 			.magic = STATUS_MAGIC,
-			.exitcode = si.si_code == CLD_EXITED ? si.si_status
-							     : -si.si_status,
+			.exitcode = code,
 		};
 		/* The owner may be gone; then there is nobody to tell. */
 		send(k->status_fd, &m, sizeof(m), MSG_NOSIGNAL | MSG_DONTWAIT);
@@ -471,16 +478,17 @@ static _Noreturn void child_main(int *fds, const int32_t *targets, size_t n,
 	pid_t parent;
 	int *segs;
 	size_t nsegs;
-	int rc = mproc__boot_read(boot, &self, &parent, &segs, &nsegs, why,
-				  sizeof(why));
+	int rc = mproc__proc_boot_read(boot, &mproc__proc_forkserver_method,
+				       &self, &parent, &segs, &nsegs, why,
+				       sizeof(why));
 	close(boot);
 	if (rc)
 		child_fail(why, rc == -MPROC_ENOSYMBOL ? 0 : rc);
 	free(segs);
 	if (self->daemon)
-		mproc__die_with_parent(server);
-	mproc__become(self, parent);
-	mproc__child_run(self, false);
+		mproc__proc_die_with_parent(server);
+	mproc__proc_become(self, parent);
+	mproc__proc_child_run(self, false);
 }
 
 static void close_all(int *fds, size_t n)
@@ -576,18 +584,14 @@ static int serve(int ctl, struct kid **kids, size_t *nkids, size_t *cap)
 	}
 	int status_fd = fds[status_i];
 
-	pid_t server = getpid();
+	pid_t server = mproc__self_pid();
 	pid_t pid = fork();
 	if (pid == 0)
 		child_main(fds, targets, total, server);
 	int err = pid < 0 ? -errno : 0;
 	int pidfd = -1;
-	if (!err && (pidfd = mproc__pidfd_open(pid)) < 0) {
+	if (!err && (pidfd = mproc__proc_pidfd_for_child(pid)) < 0)
 		err = pidfd;
-		kill(pid, SIGKILL);
-		while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
-			;
-	}
 	struct reply r = { .magic = REPLY_MAGIC, .pid = err ? err : pid };
 	struct iovec iov = { .iov_base = &r, .iov_len = sizeof(r) };
 	union {
@@ -634,7 +638,7 @@ static int serve(int ctl, struct kid **kids, size_t *nkids, size_t *cap)
 	return 0;
 }
 
-_Noreturn void mproc__forkserver_main(const char *fdstr)
+static _Noreturn void forkserver_exec_main(const char *fdstr)
 {
 	int ctl = mproc__parse_fd(fdstr);
 	int fl = ctl >= 0 ? fcntl(ctl, F_GETFD) : -1;
@@ -686,3 +690,12 @@ _Noreturn void mproc__forkserver_main(const char *fdstr)
 			_exit(0);
 	}
 }
+
+const struct mproc__proc_method mproc__proc_forkserver_method = {
+	.name = "forkserver",
+	.id = 3,
+	.exec_marker = "--mproc-forkserver",
+	.start = forkserver_start,
+	.poll_status = forkserver_poll_status,
+	.exec_main = forkserver_exec_main,
+};

@@ -11,13 +11,10 @@
 
 #include "mproc/queue.h"
 #include "mproc/shm.h"
-#include "common/bits.h"
-#include "queue/mpmc.h"
-#include "queue/spsc.h"
+#include "ring/ring.h"
 
-enum { RING_SPSC = 1, RING_MPMC = 2 };
 enum {
-	GEOM_RING = 0,    /* RING_SPSC or RING_MPMC */
+	GEOM_RING = 0,    /* MPROC__RING_SPSC or MPROC__RING_MPMC */
 	GEOM_SIZE = 1,    /* SPSC: ring bytes; MPMC: slot count */
 	GEOM_MAX_MSG = 2, /* largest message */
 	GEOM_STRIDE = 3,  /* MPMC slot stride; 0 for SPSC */
@@ -38,30 +35,30 @@ struct queue_ctl {
 /* The ring's shared indices start right after the control block; the
  * ring bytes after those, both cache-line aligned. */
 #define RING_SH_OFF ((uint64_t)sizeof(struct queue_ctl))
-#define BUF_OFF_SPSC (RING_SH_OFF + sizeof(struct mproc__spsc_shared))
-#define BUF_OFF_MPMC (RING_SH_OFF + sizeof(struct mproc__mpmc_shared))
+
+static uint64_t buf_off(int kind)
+{
+	return RING_SH_OFF + mproc__ring_shared_size(kind);
+}
 
 struct mproc_queue {
 	mproc_shm *seg;
 	struct queue_ctl *ctl;
-	int ring;
 	unsigned flags;
 	uint64_t max_msg;
 	/* Zero-copy state: one reservation and one peek per handle. */
 	bool res_open, peek_open;
 	uint64_t res_pos, res_len, peek_pos;
 	struct mproc__spin spin_join;
-	union {
-		struct mproc__spsc spsc;
-		struct mproc__mpmc mpmc;
-	} u;
+	struct mproc__ring ring;
 };
 
-/* Ring bytes for a requested size: a power of two, at least 64 (0 when
- * nothing in 64 bits fits; the caller's limit checks then refuse it). */
-static uint64_t ceil_cap(uint64_t x)
+static void geom_get(const uint64_t g[MPROC_SHM_GEOM_WORDS],
+		     struct mproc__ring_geom *rg)
 {
-	return x < 64 ? 64 : mproc__pow2_ceil(x);
+	rg->size = g[GEOM_SIZE];
+	rg->max_payload = g[GEOM_MAX_MSG];
+	rg->stride = g[GEOM_STRIDE];
 }
 
 MPROC_API void mproc_queue_attr_init(struct mproc_queue_attr *attr)
@@ -79,47 +76,21 @@ static int plan(const struct mproc_queue_attr *a, uint64_t geom[MPROC_SHM_GEOM_W
 	if (a->capacity > MAX_CAPACITY || a->max_msg > MAX_CAPACITY / 4 ||
 	    a->max_msg > UINT32_MAX - 64)
 		return -EINVAL;
+	int kind = a->flags & MPROC_QUEUE_SPSC ? MPROC__RING_SPSC
+					       : MPROC__RING_MPMC;
+	struct mproc__ring_geom rg;
+	int rc = mproc__ring_plan(kind, a->capacity, a->max_msg,
+				  DEFAULT_CAPACITY, &rg);
+	if (rc)
+		return rc;
 	memset(geom, 0, MPROC_SHM_GEOM_WORDS * sizeof(uint64_t));
+	geom[GEOM_RING] = (uint64_t)kind;
+	geom[GEOM_SIZE] = rg.size;
+	geom[GEOM_MAX_MSG] = rg.max_payload;
+	geom[GEOM_STRIDE] = rg.stride;
 	geom[GEOM_FLAGS] = a->flags & STORED_FLAGS;
-	if (a->flags & MPROC_QUEUE_SPSC) {
-		uint64_t cap;
-		if (a->capacity > MPROC__SPSC_MAX_CAP)
-			return -EINVAL;
-		if (a->capacity)
-			cap = ceil_cap(a->capacity);
-		else
-			cap = ceil_cap(a->max_msg ? 2 * (a->max_msg + MPROC__REC_HDR)
-						   : DEFAULT_CAPACITY);
-		if (cap < DEFAULT_CAPACITY && !a->capacity)
-			cap = DEFAULT_CAPACITY;
-		uint64_t limit = cap / 2 - MPROC__REC_HDR;
-		uint64_t max = a->max_msg ? a->max_msg : limit;
-		if (max > limit)
-			return -EINVAL;
-		geom[GEOM_RING] = RING_SPSC;
-		geom[GEOM_SIZE] = cap;
-		geom[GEOM_MAX_MSG] = max;
-		geom[GEOM_BUF_OFF] = BUF_OFF_SPSC;
-		*data_size = BUF_OFF_SPSC + cap;
-	} else {
-		uint64_t capacity = a->capacity ? a->capacity : DEFAULT_CAPACITY;
-		uint64_t max = a->max_msg ? a->max_msg
-				: (capacity / 64 > 16 ? capacity / 64 - 16 : 0);
-		uint64_t stride = mproc__mpmc_stride(max);
-		uint64_t nslots = capacity / stride;
-		if (nslots < 2) {
-			if (a->capacity)
-				return -EINVAL;
-			nslots = 2;
-		}
-		nslots = mproc__pow2_floor(nslots);
-		geom[GEOM_RING] = RING_MPMC;
-		geom[GEOM_SIZE] = nslots;
-		geom[GEOM_MAX_MSG] = max;
-		geom[GEOM_STRIDE] = stride;
-		geom[GEOM_BUF_OFF] = BUF_OFF_MPMC;
-		*data_size = BUF_OFF_MPMC + nslots * stride;
-	}
+	geom[GEOM_BUF_OFF] = buf_off(kind);
+	*data_size = buf_off(kind) + mproc__ring_buf_size(kind, &rg);
 	return 0;
 }
 
@@ -128,28 +99,16 @@ static int validate_geom(const uint64_t g[MPROC_SHM_GEOM_WORDS],
 			 uint64_t data_size, void *ctx)
 {
 	(void)ctx;
-	if (g[GEOM_FLAGS] & ~(uint64_t)STORED_FLAGS)
+	if (g[GEOM_FLAGS] & ~(uint64_t)STORED_FLAGS ||
+	    !mproc__ring_kind_valid(g[GEOM_RING]))
 		return -MPROC_ECORRUPT;
-	if (g[GEOM_RING] == RING_SPSC) {
-		uint64_t cap = g[GEOM_SIZE];
-		if (!mproc__is_pow2(cap) || cap < 64 || cap > MPROC__SPSC_MAX_CAP ||
-		    g[GEOM_MAX_MSG] > cap / 2 - MPROC__REC_HDR ||
-		    g[GEOM_STRIDE] != 0 || g[GEOM_BUF_OFF] != BUF_OFF_SPSC ||
-		    data_size < BUF_OFF_SPSC || data_size - BUF_OFF_SPSC < cap)
-			return -MPROC_ECORRUPT;
-		return 0;
-	}
-	if (g[GEOM_RING] == RING_MPMC) {
-		uint64_t n = g[GEOM_SIZE], max = g[GEOM_MAX_MSG];
-		if (!mproc__is_pow2(n) || n < 2 || n > MAX_CAPACITY ||
-		    max > MAX_CAPACITY / 4 || max > UINT32_MAX - 64 ||
-		    g[GEOM_STRIDE] != mproc__mpmc_stride(max) ||
-		    g[GEOM_BUF_OFF] != BUF_OFF_MPMC || data_size < BUF_OFF_MPMC ||
-		    (data_size - BUF_OFF_MPMC) / g[GEOM_STRIDE] < n)
-			return -MPROC_ECORRUPT;
-		return 0;
-	}
-	return -MPROC_ECORRUPT;
+	int kind = (int)g[GEOM_RING];
+	struct mproc__ring_geom rg;
+	geom_get(g, &rg);
+	if (rg.size > MAX_CAPACITY || rg.max_payload > MAX_CAPACITY / 4 ||
+	    g[GEOM_BUF_OFF] != buf_off(kind) || data_size < buf_off(kind))
+		return -MPROC_ECORRUPT;
+	return mproc__ring_check(kind, &rg, data_size - buf_off(kind));
 }
 
 /* Build the private view over a validated (or freshly created) segment. */
@@ -157,31 +116,20 @@ static int attach(mproc_queue *q, mproc_shm *seg, unsigned handle_flags)
 {
 	const uint64_t *g = mproc_shm_geom(seg);
 	unsigned char *data = mproc_shm_data(seg);
+	int kind = (int)g[GEOM_RING];
+	struct mproc__ring_geom rg;
+	geom_get(g, &rg);
 	q->seg = seg;
 	q->ctl = (struct queue_ctl *)data;
-	q->ring = (int)g[GEOM_RING];
 	q->flags = (unsigned)g[GEOM_FLAGS] | (handle_flags & MPROC_QUEUE_BUSY_POLL);
-	q->max_msg = g[GEOM_MAX_MSG];
-	q->spin_join.budget = MPROC__SPIN_INIT;
-	bool busy = handle_flags & MPROC_QUEUE_BUSY_POLL;
-	if (q->ring == RING_SPSC) {
+	if (kind == MPROC__RING_SPSC)
 		q->flags |= MPROC_QUEUE_SPSC;
-		int rc = mproc__spsc_attach(&q->u.spsc,
-			(struct mproc__spsc_shared *)(data + RING_SH_OFF),
-			data + g[GEOM_BUF_OFF], g[GEOM_SIZE]);
-		if (rc)
-			return rc;
-		/* The ring allows cap/2 - 16; the queue may promise less. */
-		q->u.spsc.max_payload = q->max_msg;
-		q->u.spsc.spin_rd.busy = q->u.spsc.spin_wr.busy = busy;
-	} else {
-		mproc__mpmc_attach(&q->u.mpmc,
-			(struct mproc__mpmc_shared *)(data + RING_SH_OFF),
-			data + g[GEOM_BUF_OFF], g[GEOM_SIZE], q->max_msg);
-		q->u.mpmc.spin_rd.busy = q->u.mpmc.spin_wr.busy = busy;
-	}
+	q->max_msg = rg.max_payload;
+	bool busy = handle_flags & MPROC_QUEUE_BUSY_POLL;
+	q->spin_join.budget = MPROC__SPIN_INIT;
 	q->spin_join.busy = busy;
-	return 0;
+	return mproc__ring_attach(&q->ring, kind, data + RING_SH_OFF,
+				  data + g[GEOM_BUF_OFF], &rg, busy);
 }
 
 static int create(const char *name, const struct mproc_queue_attr *attr,
@@ -212,14 +160,11 @@ static int create(const char *name, const struct mproc_queue_attr *attr,
 	unsigned char *data = mproc_shm_data(seg);
 	struct queue_ctl *ctl = (struct queue_ctl *)data;
 	atomic_init(&ctl->unfinished, 0);
-	if (geom[GEOM_RING] == RING_SPSC)
-		mproc__spsc_init_shared(
-			(struct mproc__spsc_shared *)(data + RING_SH_OFF),
-			attr->initial_index);
-	else
-		mproc__mpmc_init((struct mproc__mpmc_shared *)(data + RING_SH_OFF),
-				 data + geom[GEOM_BUF_OFF], geom[GEOM_SIZE],
-				 geom[GEOM_STRIDE], attr->initial_index);
+	struct mproc__ring_geom rg;
+	geom_get(geom, &rg);
+	mproc__ring_init_shared((int)geom[GEOM_RING], data + RING_SH_OFF,
+				data + geom[GEOM_BUF_OFF], &rg,
+				attr->initial_index);
 	rc = attach(q, seg, attr->flags);
 	if (!rc)
 		rc = mproc_shm_publish(seg);
@@ -314,53 +259,36 @@ static void count_put(mproc_queue *q, uint64_t n)
 					  memory_order_relaxed);
 }
 
-/* Try once to reserve room for @len bytes.  MPMC returns the claimed
- * position in *pos (kept by the caller, so threads can share a handle);
- * SPSC keeps its reservation in the ring view. */
-static int reserve_now(mproc_queue *q, size_t len, uint64_t *pos, void **p)
+/* Try once to reserve room for @len bytes.  The token (the MPMC
+ * position) is kept by the caller, so threads can share a handle. */
+static int reserve_now(mproc_queue *q, size_t len, uint64_t *tok, void **p)
 {
-	return q->ring == RING_SPSC ? mproc__spsc_reserve(&q->u.spsc, len, p)
-				    : mproc__mpmc_reserve(&q->u.mpmc, len, pos, p);
+	return mproc__ring_reserve(&q->ring, len, tok, p);
 }
 
 /* Reserve room for @len bytes, waiting up to @l's timeout. */
-static int reserve_wait(mproc_queue *q, size_t len, uint64_t *pos, void **p,
+static int reserve_wait(mproc_queue *q, size_t len, uint64_t *tok, void **p,
 			struct mproc__lazy_deadline *l)
 {
 	for (;;) {
-		int rc = reserve_now(q, len, pos, p);
+		int rc = reserve_now(q, len, tok, p);
 		if (rc != -EAGAIN)
 			return rc;
 		if (mproc__lazy_nowait(l))
 			return -EAGAIN;
-		const struct mproc__deadline *d = mproc__lazy_get(l);
-		rc = q->ring == RING_SPSC
-			     ? mproc__spsc_wait_space(&q->u.spsc, len, d, NULL, NULL)
-			     : mproc__mpmc_wait_space(&q->u.mpmc, d);
+		rc = mproc__ring_wait_space(&q->ring, len, mproc__lazy_get(l),
+					    NULL, NULL);
 		if (rc)
 			return rc;
 	}
 }
 
-/* Publish a reserved message (and wake a consumer) unless @batch. */
-static void commit_one(mproc_queue *q, uint64_t pos, size_t len, bool batch)
+/* Commit a reserved message; publish it (and wake a consumer) unless
+ * @batch. */
+static void commit_one(mproc_queue *q, uint64_t tok, size_t len, bool batch)
 {
 	count_put(q, 1);
-	if (q->ring == RING_SPSC) {
-		mproc__spsc_commit(&q->u.spsc, len, 0, !batch);
-	} else {
-		mproc__mpmc_commit(&q->u.mpmc, pos, len);
-		if (!batch)
-			mproc__mpmc_signal_data(&q->u.mpmc);
-	}
-}
-
-static void publish_batch(mproc_queue *q)
-{
-	if (q->ring == RING_SPSC)
-		mproc__spsc_publish(&q->u.spsc);
-	else
-		mproc__mpmc_signal_data(&q->u.mpmc);
+	mproc__ring_commit(&q->ring, tok, len, 0, !batch);
 }
 
 MPROC_API ssize_t mproc_queue_put(mproc_queue *q, const void *buf, size_t len,
@@ -423,7 +351,7 @@ MPROC_API ssize_t mproc_queue_put_many(mproc_queue *q, const struct iovec *msgs,
 		done++;
 	}
 	if (done)
-		publish_batch(q);
+		mproc__ring_publish(&q->ring);
 	return (ssize_t)done;
 }
 
@@ -461,53 +389,23 @@ MPROC_API int mproc_queue_commit(mproc_queue *q, size_t len)
 /* get                                                                 */
 
 /* Look at the front message, waiting up to the lazy deadline.  @cap: a
- * message longer than this is not consumed (-EMSGSIZE, *len set).  MPMC
- * returns the claimed position in *pos for release_one. */
-static int peek_wait(mproc_queue *q, uint64_t cap, uint64_t *pos,
+ * message longer than this is not consumed (-EMSGSIZE, *len set).  The
+ * token (the MPMC position) goes back to release. */
+static int peek_wait(mproc_queue *q, uint64_t cap, uint64_t *tok,
 		     const void **p, uint64_t *len, struct mproc__lazy_deadline *l)
 {
 	for (;;) {
-		int rc;
-		if (q->ring == RING_SPSC) {
-			uint32_t fl;
-			rc = mproc__spsc_peek(&q->u.spsc, p, len, &fl);
-			if (rc == 0 && *len > cap) {
-				mproc__spsc_unpeek(&q->u.spsc);
-				return -EMSGSIZE;
-			}
-		} else {
-			rc = mproc__mpmc_peek(&q->u.mpmc, cap, pos, p, len);
-		}
+		uint32_t flags;
+		int rc = mproc__ring_peek(&q->ring, cap, tok, p, len, &flags);
 		if (rc != -EAGAIN)
 			return rc;
 		if (mproc__lazy_nowait(l))
 			return -EAGAIN;
-		const struct mproc__deadline *d = mproc__lazy_get(l);
-		rc = q->ring == RING_SPSC
-			     ? mproc__spsc_wait_data(&q->u.spsc, d, NULL, NULL)
-			     : mproc__mpmc_wait_data(&q->u.mpmc, d);
+		rc = mproc__ring_wait_data(&q->ring, mproc__lazy_get(l), NULL,
+					   NULL);
 		if (rc)
 			return rc;
 	}
-}
-
-static void release_one(mproc_queue *q, uint64_t pos, bool batch)
-{
-	if (q->ring == RING_SPSC) {
-		mproc__spsc_release(&q->u.spsc, !batch);
-	} else {
-		mproc__mpmc_release(&q->u.mpmc, pos);
-		if (!batch)
-			mproc__mpmc_signal_space(&q->u.mpmc);
-	}
-}
-
-static void release_batch(mproc_queue *q)
-{
-	if (q->ring == RING_SPSC)
-		mproc__spsc_release_publish(&q->u.spsc);
-	else
-		mproc__mpmc_signal_space(&q->u.mpmc);
 }
 
 MPROC_API ssize_t mproc_queue_get(mproc_queue *q, void *buf, size_t cap,
@@ -515,9 +413,7 @@ MPROC_API ssize_t mproc_queue_get(mproc_queue *q, void *buf, size_t cap,
 {
 	if (!q || (!buf && cap))
 		return -EINVAL;
-	/* SPSC: the consumer's peek state is in the ring view. */
-	if (q->peek_open && q->ring == RING_SPSC)
-		return -EBUSY;
+	/* SPSC: with a zero-copy peek open, the ring's peek says -EBUSY. */
 	if (timeout_ns < -1)
 		return -EINVAL;
 	struct mproc__lazy_deadline l;
@@ -529,7 +425,7 @@ MPROC_API ssize_t mproc_queue_get(mproc_queue *q, void *buf, size_t cap,
 		return rc;
 	if (len)
 		memcpy(buf, p, len);
-	release_one(q, pos, false);
+	mproc__ring_release(&q->ring, pos, true);
 	return (ssize_t)len;
 }
 
@@ -544,8 +440,6 @@ MPROC_API ssize_t mproc_queue_get_many(mproc_queue *q, const struct iovec *bufs,
 {
 	if (!q || ((!bufs || !lens) && n))
 		return -EINVAL;
-	if (q->peek_open && q->ring == RING_SPSC)
-		return -EBUSY;
 	if (timeout_ns < -1)
 		return -EINVAL;
 	struct mproc__lazy_deadline l, now;
@@ -571,10 +465,10 @@ MPROC_API ssize_t mproc_queue_get_many(mproc_queue *q, const struct iovec *bufs,
 		if (len)
 			memcpy(b->iov_base, p, len);
 		lens[done++] = len;
-		release_one(q, pos, true);
+		mproc__ring_release(&q->ring, pos, false);
 	}
 	if (done)
-		release_batch(q);
+		mproc__ring_release_publish(&q->ring);
 	return (ssize_t)done;
 }
 
@@ -587,27 +481,15 @@ MPROC_API ssize_t mproc_queue_next_size(mproc_queue *q, int64_t timeout_ns)
 		return -EINVAL;
 	for (;;) {
 		uint64_t len;
-		int rc;
-		if (q->ring == RING_SPSC) {
-			if (q->peek_open)
-				return -EBUSY; /* the ring view holds that peek */
-			const void *p;
-			uint32_t fl;
-			rc = mproc__spsc_peek(&q->u.spsc, &p, &len, &fl);
-			if (rc == 0)
-				mproc__spsc_unpeek(&q->u.spsc);
-		} else {
-			rc = mproc__mpmc_next_len(&q->u.mpmc, &len);
-		}
+		/* SPSC: with a zero-copy peek open, this says -EBUSY. */
+		int rc = mproc__ring_next_len(&q->ring, &len);
 		if (rc == 0)
 			return (ssize_t)len;
 		if (rc != -EAGAIN)
 			return rc;
 		if (d.nowait)
 			return -EAGAIN;
-		rc = q->ring == RING_SPSC
-			     ? mproc__spsc_wait_data(&q->u.spsc, &d, NULL, NULL)
-			     : mproc__mpmc_wait_data(&q->u.mpmc, &d);
+		rc = mproc__ring_wait_data(&q->ring, &d, NULL, NULL);
 		if (rc)
 			return rc;
 	}
@@ -637,7 +519,7 @@ MPROC_API int mproc_queue_release(mproc_queue *q)
 	if (!q || !q->peek_open)
 		return -EINVAL;
 	q->peek_open = false;
-	release_one(q, q->peek_pos, false);
+	mproc__ring_release(&q->ring, q->peek_pos, true);
 	return 0;
 }
 
@@ -648,8 +530,7 @@ MPROC_API ssize_t mproc_queue_qsize(mproc_queue *q)
 {
 	if (!q)
 		return -EINVAL;
-	return (ssize_t)(q->ring == RING_SPSC ? mproc__spsc_count(&q->u.spsc)
-					      : mproc__mpmc_count(&q->u.mpmc));
+	return (ssize_t)mproc__ring_count(&q->ring);
 }
 
 MPROC_API int mproc_queue_empty(mproc_queue *q)
@@ -662,14 +543,7 @@ MPROC_API int mproc_queue_full(mproc_queue *q)
 {
 	if (!q)
 		return -EINVAL;
-	if (q->ring == RING_SPSC) {
-		uint64_t used = mproc__spsc_used(&q->u.spsc);
-		/* Worst case for one more max_msg record: the record plus a
-		 * pad in front of it. */
-		uint64_t rec = mproc__rec_size(q->max_msg);
-		return q->u.spsc.cap - used < 2 * rec;
-	}
-	return mproc__mpmc_count(&q->u.mpmc) >= q->u.mpmc.nslots;
+	return mproc__ring_full(&q->ring);
 }
 
 MPROC_API ssize_t mproc_queue_max_msg(mproc_queue *q)
@@ -681,11 +555,7 @@ MPROC_API int mproc_queue_close(mproc_queue *q)
 {
 	if (!q)
 		return -EINVAL;
-	if (q->ring == RING_SPSC)
-		mproc__spsc_close(&q->u.spsc, MPROC__SPSC_WR_CLOSED |
-					      MPROC__SPSC_RD_CLOSED);
-	else
-		mproc__mpmc_close(&q->u.mpmc);
+	mproc__ring_close(&q->ring, MPROC__RING_WR_CLOSED | MPROC__RING_RD_CLOSED);
 	return 0;
 }
 

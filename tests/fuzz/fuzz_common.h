@@ -31,7 +31,7 @@
 #include <sanitizer/asan_interface.h>
 
 #include "mproc/common.h"
-#include "queue/spsc.h"
+#include "ring/ring.h"
 
 /* ------------------------------------------------------------------ */
 /* Input reader                                                        */
@@ -200,7 +200,7 @@ static inline void fz_poison_event(void *lib, size_t off)
  * both use the ring). */
 static inline void fz_poison_spsc_shared(void *lib, size_t off)
 {
-	typedef struct mproc__spsc_shared T;
+	typedef struct mproc__ring_spsc_shared T;
 	FZ_POISON_GAP(lib, off, T, producer_pid, offsetof(T, tail));
 	FZ_POISON_GAP(lib, off, T, consumer_pid, offsetof(T, data_ready));
 	fz_poison_event(lib, off + offsetof(T, data_ready));

@@ -42,14 +42,14 @@ struct fuzz_pipe {
 	size_t ring[2]; /* offsets of the rings' shared indices, 0: none */
 };
 
-static struct mproc__spsc_shared *ring_sh(struct fuzz_pipe *f, int k)
+static struct mproc__ring_spsc_shared *ring_sh(struct fuzz_pipe *f, int k)
 {
-	return (struct mproc__spsc_shared *)(f->view + f->ring[k]);
+	return (struct mproc__ring_spsc_shared *)(f->view + f->ring[k]);
 }
 
 static unsigned char *ring_buf(struct fuzz_pipe *f, int k)
 {
-	return f->view + f->ring[k] + sizeof(struct mproc__spsc_shared);
+	return f->view + f->ring[k] + sizeof(struct mproc__ring_spsc_shared);
 }
 
 static struct pipe_ctl *view_ctl(struct fuzz_pipe *f)
@@ -78,7 +78,7 @@ static void poison(struct fuzz_pipe *f)
 			continue;
 		fz_poison(f->lib, end, f->ring[k] - end);
 		fz_poison_spsc_shared(f->lib, f->ring[k]);
-		end = f->ring[k] + sizeof(struct mproc__spsc_shared) + f->cap;
+		end = f->ring[k] + sizeof(struct mproc__ring_spsc_shared) + f->cap;
 	}
 	fz_poison(f->lib, end, f->map_len - end);
 }
@@ -114,11 +114,13 @@ static void setup(struct fuzz_pipe *f, struct fz_in *in)
 	f->view = fz_map_view(mproc_shm_fd(seg), f->map_len);
 	f->data = (size_t)((unsigned char *)mproc_shm_data(seg) - f->lib);
 	f->cap = g[GEOM_CAP];
-	f->max_payload = f->cap / 2 - MPROC__REC_HDR;
+	f->max_payload = f->cap / 2 - MPROC__RING_REC_HDR;
 	f->ring[0] = f->data + (size_t)g[GEOM_RING0];
 	f->ring[1] = f->duplex ? f->data + (size_t)g[GEOM_RING1] : 0;
-	FZ_CHECK(f->cap == a.capacity && f->end[0]->rx.max_payload == f->max_payload &&
-			 (f->duplex ? 2 : 1) * (sizeof(struct mproc__spsc_shared) +
+	FZ_CHECK(f->cap == a.capacity &&
+			 mproc__ring_max_payload(&f->end[0]->rx) ==
+				 f->max_payload &&
+			 (f->duplex ? 2 : 1) * (sizeof(struct mproc__ring_spsc_shared) +
 						f->cap) + f->ring[0] <= f->map_len,
 		 "pipe layout differs from what the harness assumes");
 	poison(f);
@@ -266,7 +268,7 @@ static void peer_word(struct fuzz_pipe *f, struct fz_in *in)
 {
 	unsigned sel = fz_u8(in) % 11;
 	int k = pick_ring(f, in);
-	struct mproc__spsc_shared *sh = ring_sh(f, k);
+	struct mproc__ring_spsc_shared *sh = ring_sh(f, k);
 	struct pipe_ctl *ctl = view_ctl(f);
 	_Atomic uint64_t *w64 = NULL, *ref = NULL;
 	switch (sel) {
@@ -310,22 +312,22 @@ static unsigned char *put_record(struct fuzz_pipe *f, int k, uint32_t len,
 				 uint32_t flags, const void *first8,
 				 uint64_t adv)
 {
-	struct mproc__spsc_shared *sh = ring_sh(f, k);
+	struct mproc__ring_spsc_shared *sh = ring_sh(f, k);
 	uint64_t head = atomic_load(&sh->head);
 	uint64_t off = head & (f->cap - 1);
 	unsigned char *rec = ring_buf(f, k) + off;
 	uint32_t h[2] = { len, flags };
 	uint64_t room = f->cap - off;
 	memcpy(rec, h, room < sizeof(h) ? (size_t)room : sizeof(h));
-	if (room >= MPROC__REC_HDR) {
+	if (room >= MPROC__RING_REC_HDR) {
 		/* The tag that publishes it (spsc.h I6). */
 		uint64_t tag = head ^ sh->secret;
 		memcpy(rec + 8, &tag, sizeof(tag));
 	}
-	if (first8 && room >= MPROC__REC_HDR + 8)
-		memcpy(rec + MPROC__REC_HDR, first8, 8);
+	if (first8 && room >= MPROC__RING_REC_HDR + 8)
+		memcpy(rec + MPROC__RING_REC_HDR, first8, 8);
 	atomic_store(&sh->head, head + adv);
-	if (!(flags & MPROC__REC_MORE))
+	if (!(flags & MPROC__RING_REC_MORE))
 		atomic_fetch_add(&sh->msgs_in, 1);
 	return rec;
 }
@@ -349,25 +351,27 @@ static void peer_produce(struct fuzz_pipe *f, struct fz_in *in)
 	uint32_t flags;
 	switch (how & 3) {
 	case 0: flags = 0; break;
-	case 1: flags = MPROC__REC_MORE; break;
-	case 2: flags = MPROC__REC_PAD; break;
+	case 1: flags = MPROC__RING_REC_MORE; break;
+	case 2: flags = MPROC__RING_REC_PAD; break;
 	default: flags = fz_u32(in); break;
 	}
 	uint64_t off = atomic_load(&ring_sh(f, k)->head) & (f->cap - 1);
-	if (flags == MPROC__REC_PAD && (how & 4))
-		len = (uint32_t)(f->cap - off - MPROC__REC_HDR);
+	if (flags == MPROC__RING_REC_PAD && (how & 4))
+		len = (uint32_t)(f->cap - off - MPROC__RING_REC_HDR);
 	/* The announced total of a first fragment. */
 	uint64_t total = how & 8 ? fz_u64(in) : (uint64_t)fz_u16(in);
 	uint64_t adv;
 	switch ((how >> 4) & 3) {
 	case 0:
-		adv = flags == MPROC__REC_PAD ? f->cap - off : mproc__rec_size(len);
+		adv = flags == MPROC__RING_REC_PAD ? f->cap - off
+						   : mproc__ring_spsc_rec_size(len);
 		break;
-	case 1: adv = (uint64_t)fz_u8(in) * MPROC__REC_ALIGN; break;
+	case 1: adv = (uint64_t)fz_u8(in) * MPROC__RING_REC_ALIGN; break;
 	case 2: adv = fz_u8(in); break;
 	default: adv = 0; break;
 	}
-	put_record(f, k, len, flags, flags & MPROC__REC_MORE ? &total : NULL, adv);
+	put_record(f, k, len, flags,
+		   flags & MPROC__RING_REC_MORE ? &total : NULL, adv);
 }
 
 /* A whole streamed message in ring @k, as a sender would write it but
@@ -377,22 +381,22 @@ static void peer_produce(struct fuzz_pipe *f, struct fz_in *in)
 static void peer_stream(struct fuzz_pipe *f, struct fz_in *in)
 {
 	int k = pick_ring(f, in);
-	struct mproc__spsc_shared *sh = ring_sh(f, k);
+	struct mproc__ring_spsc_shared *sh = ring_sh(f, k);
 	unsigned nfrag = 1 + fz_u8(in) % 6;
 	uint64_t total = fz_u8(in) & 1 ? fz_u64(in) : fz_u16(in);
 	for (unsigned i = 0; i < nfrag; i++) {
 		uint32_t len = (uint32_t)(fz_u16(in) % (f->max_payload + 1));
 		if (i == 0 && len < 8)
 			len = 8;
-		uint32_t flags = i + 1 < nfrag ? MPROC__REC_MORE : 0;
+		uint32_t flags = i + 1 < nfrag ? MPROC__RING_REC_MORE : 0;
 		uint64_t head = atomic_load(&sh->head);
 		uint64_t off = head & (f->cap - 1);
-		uint64_t rec = mproc__rec_size(len);
+		uint64_t rec = mproc__ring_spsc_rec_size(len);
 		if (off + rec > f->cap) {
 			/* A pad to the end of the buffer, as I4 wants. */
 			uint64_t pad = f->cap - off;
-			put_record(f, k, (uint32_t)(pad - MPROC__REC_HDR),
-				   MPROC__REC_PAD, NULL, pad);
+			put_record(f, k, (uint32_t)(pad - MPROC__RING_REC_HDR),
+				   MPROC__RING_REC_PAD, NULL, pad);
 			atomic_fetch_sub(&sh->msgs_in, 1);
 			head += pad;
 		}
@@ -412,14 +416,14 @@ static void peer_front(struct fuzz_pipe *f, struct fz_in *in)
 	h[1] = fz_u8(in) & 1 ? fz_u32(in) : fz_u8(in) & 3;
 	uint64_t room = f->cap - off;
 	memcpy(ring_buf(f, k) + off, h, room < sizeof(h) ? (size_t)room : sizeof(h));
-	if (room >= MPROC__REC_HDR && (fz_u8(in) & 1)) {
+	if (room >= MPROC__RING_REC_HDR && (fz_u8(in) & 1)) {
 		uint64_t tag = tail ^ ring_sh(f, k)->secret; /* publish it */
 		memcpy(ring_buf(f, k) + off + 8, &tag, sizeof(tag));
 	}
 	/* And maybe the total of a first fragment. */
-	if ((h[1] & MPROC__REC_MORE) && room >= MPROC__REC_HDR + 8) {
+	if ((h[1] & MPROC__RING_REC_MORE) && room >= MPROC__RING_REC_HDR + 8) {
 		uint64_t total = fz_word(in, 0, h[0]);
-		memcpy(ring_buf(f, k) + off + MPROC__REC_HDR, &total, 8);
+		memcpy(ring_buf(f, k) + off + MPROC__RING_REC_HDR, &total, 8);
 	}
 }
 

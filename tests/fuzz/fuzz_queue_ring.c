@@ -19,7 +19,7 @@
 #include "fuzz_common.h"
 #include "mproc/queue.h"
 #include "mproc/shm.h"
-#include "queue/mpmc.h"
+#include "ring/ring.h"
 
 /* The queue segment's geometry words and control block, as queue.c lays
  * them out (the harness is the hostile peer: it has to know the format).
@@ -49,19 +49,20 @@ struct fuzz_queue {
 	uint64_t res_len;
 };
 
-static struct mproc__spsc_shared *spsc_sh(struct fuzz_queue *f)
+static struct mproc__ring_spsc_shared *spsc_sh(struct fuzz_queue *f)
 {
-	return (struct mproc__spsc_shared *)(f->view + f->ring_sh);
+	return (struct mproc__ring_spsc_shared *)(f->view + f->ring_sh);
 }
 
-static struct mproc__mpmc_shared *mpmc_sh(struct fuzz_queue *f)
+static struct mproc__ring_mpmc_shared *mpmc_sh(struct fuzz_queue *f)
 {
-	return (struct mproc__mpmc_shared *)(f->view + f->ring_sh);
+	return (struct mproc__ring_mpmc_shared *)(f->view + f->ring_sh);
 }
 
-static struct mproc__mpmc_slot *view_slot(struct fuzz_queue *f, uint64_t pos)
+static struct mproc__ring_mpmc_slot *view_slot(struct fuzz_queue *f,
+					       uint64_t pos)
 {
-	return (struct mproc__mpmc_slot *)(f->view + f->buf +
+	return (struct mproc__ring_mpmc_slot *)(f->view + f->buf +
 					   (pos & (f->size - 1)) * f->stride);
 }
 
@@ -76,14 +77,14 @@ static void poison(struct fuzz_queue *f)
 		fz_poison(f->lib, f->buf + f->size,
 			  f->map_len - f->buf - f->size);
 	} else {
-		typedef struct mproc__mpmc_shared T;
+		typedef struct mproc__ring_mpmc_shared T;
 		FZ_POISON_GAP(f->lib, s, T, enq_pos, offsetof(T, deq_pos));
 		FZ_POISON_GAP(f->lib, s, T, deq_pos, offsetof(T, data_ready));
 		fz_poison_event(f->lib, s + offsetof(T, data_ready));
 		fz_poison_event(f->lib, s + offsetof(T, space_ready));
 		FZ_POISON_GAP(f->lib, s, T, closed, sizeof(T));
 		/* Each slot's tail past its largest payload. */
-		size_t used = MPROC__MPMC_SLOT_HDR + f->max_msg;
+		size_t used = MPROC__RING_MPMC_SLOT_HDR + f->max_msg;
 		for (uint64_t i = 0; i < f->size; i++)
 			fz_poison(f->lib, f->buf + i * f->stride + used,
 				  f->stride - used);
@@ -152,15 +153,16 @@ static void setup(struct fuzz_queue *f, struct fz_in *in)
 	f->buf = f->data + (size_t)h->geom[GEOM_BUF_OFF];
 	f->size = h->geom[GEOM_SIZE];
 	f->stride = h->geom[GEOM_STRIDE];
-	size_t sh_size = f->spsc ? sizeof(struct mproc__spsc_shared)
-				 : sizeof(struct mproc__mpmc_shared);
+	size_t sh_size = f->spsc ? sizeof(struct mproc__ring_spsc_shared)
+				 : sizeof(struct mproc__ring_mpmc_shared);
 	f->ring_sh = f->buf - sh_size;
 	FZ_CHECK(h->magic == MPROC_SHM_MAGIC && h->kind == MPROC_SHM_KIND_QUEUE &&
 			 h->geom[GEOM_RING] == (f->spsc ? RING_SPSC : RING_MPMC) &&
 			 h->geom[GEOM_MAX_MSG] == f->max_msg &&
 			 f->ring_sh == f->data + CTL_SIZE &&
 			 (f->spsc ? f->stride == 0
-				  : f->stride == mproc__mpmc_stride(f->max_msg)) &&
+				  : f->stride ==
+					    mproc__ring_mpmc_stride(f->max_msg)) &&
 			 f->buf + (f->spsc ? f->size : f->size * f->stride) <=
 				 f->map_len,
 		 "queue layout differs from what the harness assumes");
@@ -186,15 +188,15 @@ static void check_in_ring(struct fuzz_queue *f, const void *ptr, uint64_t len)
 	FZ_CHECK(p >= ring, "pointer %p before the ring %p", ptr, (void *)ring);
 	uint64_t off = (uint64_t)(p - ring);
 	if (f->spsc) {
-		FZ_CHECK(off >= MPROC__REC_HDR && off <= f->size &&
+		FZ_CHECK(off >= MPROC__RING_REC_HDR && off <= f->size &&
 				 len <= f->size - off,
 			 "record [%llu, +%llu) outside a ring of %llu",
 			 (unsigned long long)off, (unsigned long long)len,
 			 (unsigned long long)f->size);
 	} else {
-		uint64_t slot = (off - MPROC__MPMC_SLOT_HDR) / f->stride;
-		FZ_CHECK(off >= MPROC__MPMC_SLOT_HDR &&
-				 (off - MPROC__MPMC_SLOT_HDR) % f->stride == 0 &&
+		uint64_t slot = (off - MPROC__RING_MPMC_SLOT_HDR) / f->stride;
+		FZ_CHECK(off >= MPROC__RING_MPMC_SLOT_HDR &&
+				 (off - MPROC__RING_MPMC_SLOT_HDR) % f->stride == 0 &&
 				 slot < f->size && len <= f->max_msg,
 			 "slot payload at %llu (+%llu) is not a slot's",
 			 (unsigned long long)off, (unsigned long long)len);
@@ -393,7 +395,7 @@ static void peer_word(struct fuzz_queue *f, struct fz_in *in)
 	_Atomic uint64_t *unfinished =
 		(_Atomic uint64_t *)(f->view + f->data + CTL_UNFINISHED);
 	if (f->spsc) {
-		struct mproc__spsc_shared *sh = spsc_sh(f);
+		struct mproc__ring_spsc_shared *sh = spsc_sh(f);
 		switch (sel) {
 		case 0: w64 = &sh->head; ref = &sh->tail; break;
 		case 1: w64 = &sh->tail; ref = &sh->head; break;
@@ -405,7 +407,7 @@ static void peer_word(struct fuzz_queue *f, struct fz_in *in)
 		default: w64 = unfinished; ref = unfinished; break;
 		}
 	} else {
-		struct mproc__mpmc_shared *sh = mpmc_sh(f);
+		struct mproc__ring_mpmc_shared *sh = mpmc_sh(f);
 		switch (sel) {
 		case 0: case 1: w64 = &sh->enq_pos; ref = &sh->deq_pos; break;
 		case 2: case 3: w64 = &sh->deq_pos; ref = &sh->enq_pos; break;
@@ -437,7 +439,7 @@ static void peer_bytes(struct fuzz_queue *f, struct fz_in *in)
 		dst = f->view + f->buf + off;
 		room = f->size - off;
 	} else {
-		size_t used = MPROC__MPMC_SLOT_HDR + (size_t)f->max_msg;
+		size_t used = MPROC__RING_MPMC_SLOT_HDR + (size_t)f->max_msg;
 		size_t off = fz_u16(in) % used;
 		dst = (unsigned char *)view_slot(f, fz_u8(in)) + off;
 		room = used - off;
@@ -456,7 +458,7 @@ static void spsc_put_header(struct fuzz_queue *f, uint64_t pos, uint32_t len,
 	uint32_t h[2] = { len, flags };
 	size_t n = f->size - off < sizeof(h) ? (size_t)(f->size - off) : sizeof(h);
 	memcpy(f->view + f->buf + off, h, n);
-	if (f->size - off >= MPROC__REC_HDR) {
+	if (f->size - off >= MPROC__RING_REC_HDR) {
 		uint64_t tag = pos ^ spsc_sh(f)->secret;
 		memcpy(f->view + f->buf + off + 8, &tag, sizeof(tag));
 	}
@@ -484,21 +486,22 @@ static void peer_produce(struct fuzz_queue *f, struct fz_in *in)
 	uint8_t how = fz_u8(in);
 	uint32_t len = pick_rec_len(f, in);
 	if (f->spsc) {
-		struct mproc__spsc_shared *sh = spsc_sh(f);
+		struct mproc__ring_spsc_shared *sh = spsc_sh(f);
 		uint64_t head = atomic_load(&sh->head);
 		uint64_t off = head & (f->size - 1);
-		uint32_t flags = how & 4 ? fz_u32(in) : how & 8 ? MPROC__REC_PAD : 0;
-		if (flags == MPROC__REC_PAD && (how & 16))
-			len = (uint32_t)(f->size - off - MPROC__REC_HDR);
+		uint32_t flags = how & 4 ? fz_u32(in) : how & 8 ? MPROC__RING_REC_PAD : 0;
+		if (flags == MPROC__RING_REC_PAD && (how & 16))
+			len = (uint32_t)(f->size - off - MPROC__RING_REC_HDR);
 		spsc_put_header(f, head, len, flags);
 		uint64_t adv;
 		switch (how & 3) {
 		case 0:
-			adv = flags == MPROC__REC_PAD ? f->size - off
-						      : mproc__rec_size(len);
+			adv = flags == MPROC__RING_REC_PAD
+				      ? f->size - off
+				      : mproc__ring_spsc_rec_size(len);
 			break;
 		case 1:
-			adv = (uint64_t)fz_u8(in) * MPROC__REC_ALIGN;
+			adv = (uint64_t)fz_u8(in) * MPROC__RING_REC_ALIGN;
 			break;
 		case 2:
 			adv = fz_u8(in);
@@ -511,9 +514,9 @@ static void peer_produce(struct fuzz_queue *f, struct fz_in *in)
 		if (how & 32)
 			atomic_fetch_add(&sh->msgs_in, 1);
 	} else {
-		struct mproc__mpmc_shared *sh = mpmc_sh(f);
+		struct mproc__ring_mpmc_shared *sh = mpmc_sh(f);
 		uint64_t pos = atomic_load(&sh->enq_pos);
-		struct mproc__mpmc_slot *s = view_slot(f, pos);
+		struct mproc__ring_mpmc_slot *s = view_slot(f, pos);
 		s->len = len;
 		uint64_t seq = pos + 1;
 		if (how & 4)
@@ -533,7 +536,7 @@ static void peer_front(struct fuzz_queue *f, struct fz_in *in)
 		uint32_t flags = fz_u8(in) & 1 ? fz_u32(in) : fz_u8(in) & 3;
 		spsc_put_header(f, atomic_load(&spsc_sh(f)->tail), len, flags);
 	} else {
-		struct mproc__mpmc_slot *s =
+		struct mproc__ring_mpmc_slot *s =
 			view_slot(f, atomic_load(&mpmc_sh(f)->deq_pos));
 		s->len = len;
 		if (fz_u8(in) & 1)

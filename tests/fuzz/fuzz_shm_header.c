@@ -23,7 +23,7 @@
 #include "mproc/queue.h"
 #include "mproc/shm.h"
 #include "pipe/conn.h"
-#include "queue/mpmc.h"
+#include "ring/ring.h"
 
 /* The queue geometry words (queue.c); the pipe's come from conn.h. */
 enum { Q_RING, Q_SIZE, Q_MAX_MSG, Q_STRIDE, Q_FLAGS, Q_BUF_OFF };
@@ -242,7 +242,7 @@ static void try_conn(const struct seg_file *s, unsigned shape)
 		const uint64_t *g = mproc_shm_geom(c->res->seg);
 		size_t last = g[GEOM_RING1] ? (size_t)g[GEOM_RING1] : (size_t)g[GEOM_RING0];
 		size_t stop = MPROC_SHM_HEADER_SIZE + last +
-			      sizeof(struct mproc__spsc_shared) + (size_t)g[GEOM_CAP];
+			      sizeof(struct mproc__ring_spsc_shared) + (size_t)g[GEOM_CAP];
 		size_t map_len;
 		void *lib = poison_past(fd, stop, &map_len);
 		use_conn(c);

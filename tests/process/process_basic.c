@@ -148,7 +148,7 @@ Test(process, null_handle_errors)
 	cr_expect_eq(mproc_process_kill(NULL), -EINVAL);
 	cr_expect_eq(mproc_process_close(NULL), -EINVAL);
 	cr_expect_eq(mproc_process_daemon(NULL), -EINVAL);
-	cr_expect_eq(mproc_process_set_daemon(NULL, 1), -EINVAL);
+	cr_expect_eq(mproc_process_set_daemon(NULL, true), -EINVAL);
 	cr_expect_null(mproc_process_name(NULL));
 	cr_expect_null(mproc_process_start_method(NULL));
 	mproc_process_free(NULL);
@@ -334,7 +334,7 @@ Test(process, close_rules, .timeout = 60)
 	cr_expect_eq(mproc_process_join(p, 0), -EBADF);
 	cr_expect_eq(mproc_process_is_alive(p), -EBADF);
 	cr_expect_eq(mproc_process_terminate(p), -EBADF);
-	cr_expect_eq(mproc_process_set_daemon(p, 1), -EBADF);
+	cr_expect_eq(mproc_process_set_daemon(p, true), -EBADF);
 	/* The results stay readable. */
 	int code;
 	cr_expect_eq(mproc_process_exitcode(p, &code), 0);
@@ -364,10 +364,10 @@ Test(process, daemon_flag_only_before_start, .timeout = 60)
 	mproc_process *p;
 	cr_assert_eq(mproc_process_create(NULL, nothing, NULL, 0, &p), 0);
 	cr_expect_eq(mproc_process_daemon(p), 0);
-	cr_expect_eq(mproc_process_set_daemon(p, 1), 0);
+	cr_expect_eq(mproc_process_set_daemon(p, true), 0);
 	cr_expect_eq(mproc_process_daemon(p), 1);
 	cr_assert_eq(mproc_process_start(p), 0);
-	cr_expect_eq(mproc_process_set_daemon(p, 0), -EALREADY);
+	cr_expect_eq(mproc_process_set_daemon(p, false), -EALREADY);
 	cr_expect_eq(mproc_process_daemon(p), 1);
 	cr_expect_eq(mproc_process_join(p, MPROC_FOREVER), 0);
 	mproc_process_free(p);
@@ -394,7 +394,7 @@ Test(process, daemons_may_not_have_children, .timeout = 60)
 		mproc_process *p;
 		cr_assert_eq(mproc_process_create(ctx_of(all_methods[m]),
 						  daemon_tries_to_start, NULL, 0, &p), 0);
-		cr_assert_eq(mproc_process_set_daemon(p, 1), 0);
+		cr_assert_eq(mproc_process_set_daemon(p, true), 0);
 		cr_assert_eq(mproc_process_start(p), 0);
 		cr_expect_eq(mproc_process_join(p, MPROC_FOREVER), 0);
 		int code;

@@ -19,7 +19,11 @@
 #include <unistd.h>
 
 #include "process_test.h"
-#include "process/internal.h"
+#include "process/boot.h"
+#include "process/core.h"
+#include "process/fnref.h"
+#include "process/forkserver.h"
+#include "process/method.h"
 
 TestSuite(context, .init = forget_worker_marker);
 TestSuite(methods, .init = forget_worker_marker);
@@ -41,25 +45,25 @@ static int nothing(void *arg, size_t len)
 
 Test(context, set_start_method_once_unless_forced)
 {
-	cr_expect_null(mproc_get_start_method(1));
-	cr_expect_eq(mproc_set_start_method("bogus", 0), -EINVAL);
-	cr_expect_eq(mproc_set_start_method(NULL, 0), -EINVAL);
-	cr_expect_null(mproc_get_start_method(1), "a failed call fixes nothing");
-	cr_expect_eq(mproc_set_start_method("spawn", 0), 0);
-	cr_expect_str_eq(mproc_get_start_method(1), "spawn");
-	cr_expect_eq(mproc_set_start_method("fork", 0), -EBUSY);
-	cr_expect_eq(mproc_set_start_method("spawn", 0), -EBUSY);
-	cr_expect_str_eq(mproc_get_start_method(0), "spawn");
-	cr_expect_eq(mproc_set_start_method("forkserver", 1), 0);
-	cr_expect_str_eq(mproc_get_start_method(0), "forkserver");
-	cr_expect_eq(mproc_set_start_method(NULL, 1), 0);
-	cr_expect_null(mproc_get_start_method(1));
+	cr_expect_null(mproc_get_start_method(true));
+	cr_expect_eq(mproc_set_start_method("bogus", false), -EINVAL);
+	cr_expect_eq(mproc_set_start_method(NULL, false), -EINVAL);
+	cr_expect_null(mproc_get_start_method(true), "a failed call fixes nothing");
+	cr_expect_eq(mproc_set_start_method("spawn", false), 0);
+	cr_expect_str_eq(mproc_get_start_method(true), "spawn");
+	cr_expect_eq(mproc_set_start_method("fork", false), -EBUSY);
+	cr_expect_eq(mproc_set_start_method("spawn", false), -EBUSY);
+	cr_expect_str_eq(mproc_get_start_method(false), "spawn");
+	cr_expect_eq(mproc_set_start_method("forkserver", true), 0);
+	cr_expect_str_eq(mproc_get_start_method(false), "forkserver");
+	cr_expect_eq(mproc_set_start_method(NULL, true), 0);
+	cr_expect_null(mproc_get_start_method(true));
 }
 
 Test(context, default_is_fork_and_first_use_fixes_it)
 {
-	cr_expect_str_eq(mproc_get_start_method(0), "fork");
-	cr_expect_eq(mproc_set_start_method("spawn", 0), -EBUSY);
+	cr_expect_str_eq(mproc_get_start_method(false), "fork");
+	cr_expect_eq(mproc_set_start_method("spawn", false), -EBUSY);
 }
 
 Test(context, starting_a_default_process_fixes_the_method, .timeout = 30)
@@ -69,8 +73,8 @@ Test(context, starting_a_default_process_fixes_the_method, .timeout = 30)
 	cr_expect_null(mproc_process_start_method(p));
 	cr_assert_eq(mproc_process_start(p), 0);
 	cr_expect_str_eq(mproc_process_start_method(p), "fork");
-	cr_expect_str_eq(mproc_get_start_method(1), "fork");
-	cr_expect_eq(mproc_set_start_method("spawn", 0), -EBUSY);
+	cr_expect_str_eq(mproc_get_start_method(true), "fork");
+	cr_expect_eq(mproc_set_start_method("spawn", false), -EBUSY);
 	cr_expect_eq(mproc_process_join(p, MPROC_FOREVER), 0);
 	mproc_process_free(p);
 }
@@ -84,7 +88,7 @@ static int report_method(void *arg, size_t len)
 Test(context, default_context_follows_set_start_method, .timeout = 60)
 {
 	for (int m = 0; m < N_METHODS; m++) {
-		cr_assert_eq(mproc_set_start_method(all_methods[m], 1), 0);
+		cr_assert_eq(mproc_set_start_method(all_methods[m], true), 0);
 		mproc_process *p;
 		const char *meth = all_methods[m];
 		cr_assert_eq(mproc_process_create(NULL, report_method, meth,
@@ -113,10 +117,10 @@ Test(context, get_context)
 	cr_expect_null(mproc_context_get_start_method(NULL));
 	/* A context does not fix the default; NULL asks for the default and
 	 * does. */
-	cr_expect_null(mproc_get_start_method(1));
+	cr_expect_null(mproc_get_start_method(true));
 	cr_assert_eq(mproc_get_context(NULL, &c), 0);
 	cr_expect_str_eq(mproc_context_get_start_method(c), "fork");
-	cr_expect_eq(mproc_set_start_method("spawn", 0), -EBUSY);
+	cr_expect_eq(mproc_set_start_method("spawn", false), -EBUSY);
 }
 
 Test(context, all_start_methods)
@@ -320,65 +324,65 @@ Test(fnref, unresolvable_targets_fail_at_start)
 
 Test(fnref, round_trip_in_this_image)
 {
-	struct mproc__fnref ref;
+	struct mproc__proc_fnref ref;
 	void *back = NULL;
 	char why[256];
-	cr_assert_eq(mproc__fnref_encode((const void *)(uintptr_t)nothing, &ref), 0);
+	cr_assert_eq(mproc__proc_fnref_encode((const void *)(uintptr_t)nothing, &ref), 0);
 	cr_expect(ref.is_main);
 	cr_expect_null(ref.path);
-	cr_assert_eq(mproc__fnref_resolve(&ref, &back, why, sizeof(why)), 0, "%s", why);
+	cr_assert_eq(mproc__proc_fnref_resolve(&ref, &back, why, sizeof(why)), 0, "%s", why);
 	cr_expect_eq((uintptr_t)back, (uintptr_t)nothing);
-	mproc__fnref_clear(&ref);
+	mproc__proc_fnref_clear(&ref);
 
 	/* A function of a shared library (libc). */
 	const void *lib = (const void *)(uintptr_t)getpid;
-	cr_assert_eq(mproc__fnref_encode(lib, &ref), 0);
+	cr_assert_eq(mproc__proc_fnref_encode(lib, &ref), 0);
 	cr_expect_not(ref.is_main);
 	cr_assert_not_null(ref.path);
 	cr_expect_eq(ref.path[0], '/');
-	cr_assert_eq(mproc__fnref_resolve(&ref, &back, why, sizeof(why)), 0, "%s", why);
+	cr_assert_eq(mproc__proc_fnref_resolve(&ref, &back, why, sizeof(why)), 0, "%s", why);
 	cr_expect_eq((uintptr_t)back, (uintptr_t)lib);
-	mproc__fnref_clear(&ref);
+	mproc__proc_fnref_clear(&ref);
 
-	cr_expect_eq(mproc__fnref_encode(NULL, &ref), -MPROC_ENOSYMBOL);
-	cr_expect_eq(mproc__fnref_encode(&data_word, &ref), -MPROC_ENOSYMBOL);
+	cr_expect_eq(mproc__proc_fnref_encode(NULL, &ref), -MPROC_ENOSYMBOL);
+	cr_expect_eq(mproc__proc_fnref_encode(&data_word, &ref), -MPROC_ENOSYMBOL);
 }
 
 Test(fnref, child_side_validation_rejects_mismatches)
 {
-	struct mproc__fnref ref;
+	struct mproc__proc_fnref ref;
 	void *back;
 	char why[256];
-	cr_assert_eq(mproc__fnref_encode((const void *)(uintptr_t)getpid, &ref), 0);
+	cr_assert_eq(mproc__proc_fnref_encode((const void *)(uintptr_t)getpid, &ref), 0);
 	uint64_t good = ref.offset;
 
 	ref.offset = 0; /* the ELF header: not code */
-	cr_expect_eq(mproc__fnref_resolve(&ref, &back, why, sizeof(why)), -MPROC_ENOSYMBOL);
+	cr_expect_eq(mproc__proc_fnref_resolve(&ref, &back, why, sizeof(why)), -MPROC_ENOSYMBOL);
 	ref.offset = UINT64_MAX - 16;
-	cr_expect_eq(mproc__fnref_resolve(&ref, &back, why, sizeof(why)), -MPROC_ENOSYMBOL);
+	cr_expect_eq(mproc__proc_fnref_resolve(&ref, &back, why, sizeof(why)), -MPROC_ENOSYMBOL);
 	ref.offset = good;
 
 	if (ref.build_id_len) {
 		ref.build_id[0] ^= 0xff;
-		cr_expect_eq(mproc__fnref_resolve(&ref, &back, why, sizeof(why)),
+		cr_expect_eq(mproc__proc_fnref_resolve(&ref, &back, why, sizeof(why)),
 			     -MPROC_ENOSYMBOL);
 		ref.build_id[0] ^= 0xff;
 	}
 	if (ref.symbol) {
 		char *sym = ref.symbol;
 		ref.symbol = (char *)"no_such_symbol";
-		cr_expect_eq(mproc__fnref_resolve(&ref, &back, why, sizeof(why)),
+		cr_expect_eq(mproc__proc_fnref_resolve(&ref, &back, why, sizeof(why)),
 			     -MPROC_ENOSYMBOL);
 		ref.symbol = sym;
 	}
 	char *path = ref.path;
 	ref.path = (char *)"/nonexistent/libnothing.so";
-	cr_expect_eq(mproc__fnref_resolve(&ref, &back, why, sizeof(why)), -MPROC_ENOSYMBOL);
+	cr_expect_eq(mproc__proc_fnref_resolve(&ref, &back, why, sizeof(why)), -MPROC_ENOSYMBOL);
 	ref.path = (char *)"relative/lib.so";
-	cr_expect_eq(mproc__fnref_resolve(&ref, &back, why, sizeof(why)), -MPROC_ENOSYMBOL);
+	cr_expect_eq(mproc__proc_fnref_resolve(&ref, &back, why, sizeof(why)), -MPROC_ENOSYMBOL);
 	ref.path = path;
-	cr_expect_eq(mproc__fnref_resolve(&ref, &back, why, sizeof(why)), 0, "%s", why);
-	mproc__fnref_clear(&ref);
+	cr_expect_eq(mproc__proc_fnref_resolve(&ref, &back, why, sizeof(why)), 0, "%s", why);
+	mproc__proc_fnref_clear(&ref);
 }
 
 Test(fnref, malformed_start_data_is_rejected)
@@ -393,15 +397,16 @@ Test(fnref, malformed_start_data_is_rejected)
 	int *fds = NULL;
 	size_t n;
 	char why[256];
-	cr_expect_eq(mproc__boot_read(fd, &self, &parent, &fds, &n, why, sizeof(why)),
+	const struct mproc__proc_method *spawn = &mproc__proc_spawn_method;
+	cr_expect_eq(mproc__proc_boot_read(fd, spawn, &self, &parent, &fds, &n, why, sizeof(why)),
 		     -EPROTO);
 	cr_expect_null(self);
 	close(fd);
 	/* Every truncation of a valid blob is rejected too. */
 	mproc_process *p;
 	cr_assert_eq(mproc_process_create(NULL, nothing, "abc", 3, &p), 0);
-	p->method = MPROC__METHOD_SPAWN;
-	int good = mproc__boot_write(p, NULL, 0);
+	p->method = spawn;
+	int good = mproc__proc_boot_write(p, NULL, 0);
 	cr_assert_geq(good, 0);
 	off_t size = lseek(good, 0, SEEK_END);
 	cr_assert_gt(size, 0);
@@ -410,17 +415,20 @@ Test(fnref, malformed_start_data_is_rejected)
 	for (off_t cut = 1; cut < size; cut++) {
 		int t = memfd_create("cut-boot", MFD_CLOEXEC);
 		cr_assert_eq(write(t, blob, (size_t)cut), cut);
-		int rc = mproc__boot_read(t, &self, &parent, &fds, &n, why, sizeof(why));
+		int rc = mproc__proc_boot_read(t, spawn, &self, &parent, &fds, &n, why, sizeof(why));
 		cr_expect_eq(rc, -EPROTO, "cut at %lld: %d", (long long)cut, rc);
 		close(t);
 	}
-	cr_assert_eq(mproc__boot_read(good, &self, &parent, &fds, &n, why, sizeof(why)), 0,
+	cr_expect_eq(mproc__proc_boot_read(good, &mproc__proc_forkserver_method, &self, &parent,
+					   &fds, &n, why, sizeof(why)),
+		     -EPROTO, "start data of a spawn child read as a forkserver child's");
+	cr_assert_eq(mproc__proc_boot_read(good, spawn, &self, &parent, &fds, &n, why, sizeof(why)), 0,
 		     "%s", why);
 	cr_expect_eq(self->len, 3u);
 	cr_expect_eq(memcmp(self->arg, "abc", 3), 0);
 	cr_expect_eq(parent, getpid());
 	free(fds);
-	mproc__process_release(self);
+	mproc__proc_release(self);
 	free(blob);
 	close(good);
 	mproc_process_free(p);
@@ -698,11 +706,11 @@ static int sleep_forever(void *arg, size_t len)
 Test(forkserver, one_server_serves_many_children, .timeout = 60)
 {
 	cr_assert_eq(run_target("forkserver", nothing, NULL, 0), 0);
-	pid_t server = mproc__forkserver_pid();
+	pid_t server = mproc__proc_forkserver_pid();
 	cr_assert_gt(server, 0);
 	for (int i = 0; i < 5; i++)
 		cr_expect_eq(run_target("forkserver", nothing, NULL, 0), 0);
-	cr_expect_eq(mproc__forkserver_pid(), server);
+	cr_expect_eq(mproc__proc_forkserver_pid(), server);
 }
 
 static int report_parent(void *arg, size_t len)
@@ -724,7 +732,7 @@ Test(forkserver, server_death_is_reported_and_survived, .timeout = 60)
 	cr_assert_eq(mproc_process_create(ctx_of("forkserver"), sleep_forever,
 					  NULL, 0, &p), 0);
 	cr_assert_eq(mproc_process_start(p), 0);
-	pid_t server = mproc__forkserver_pid();
+	pid_t server = mproc__proc_forkserver_pid();
 	cr_assert_gt(server, 0);
 	cr_assert_eq(kill(server, SIGKILL), 0);
 	/* The (non-daemon) child outlives the server... */
@@ -741,7 +749,7 @@ Test(forkserver, server_death_is_reported_and_survived, .timeout = 60)
 	mproc_process_free(p);
 	/* The next start brings up a new server. */
 	cr_expect_eq(run_target("forkserver", nothing, NULL, 0), 0);
-	pid_t again = mproc__forkserver_pid();
+	pid_t again = mproc__proc_forkserver_pid();
 	cr_expect_gt(again, 0);
 	cr_expect_neq(again, server);
 }

@@ -18,7 +18,7 @@ static int target(void *arg, size_t len)
 int main(void)
 {
 	mproc_process *p;
-	mproc_set_start_method("spawn", 0);
+	mproc_set_start_method("spawn", false);
 	if (mproc_process_create(NULL, target, NULL, 0, &p))
 		return 5;
 	int rc = mproc_process_start(p);

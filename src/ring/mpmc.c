@@ -1,23 +1,62 @@
 /*
  * The MPMC slot ring: see mpmc.h for the algorithm, invariants (M1-M3) and
- * memory-ordering edges (F1-F4).
+ * memory-ordering edges (F1-F4), and ring.h for the contract of each verb.
  */
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "mproc/common.h"
-#include "queue/mpmc.h"
+#include "common/bits.h"
+#include "ring/mpmc.h"
 
-static inline struct mproc__mpmc_slot *slot_at(const struct mproc__mpmc *q,
-					       uint64_t pos)
+/* Slot lengths are 32-bit fields. */
+#define MAX_PAYLOAD ((uint64_t)UINT32_MAX - 64)
+
+static inline struct mproc__ring_mpmc_slot *
+slot_at(const struct mproc__ring_mpmc *q, uint64_t pos)
 {
-	return (struct mproc__mpmc_slot *)(q->slots + (pos & q->mask) * q->stride);
+	return (struct mproc__ring_mpmc_slot *)(q->slots +
+						(pos & q->mask) * q->stride);
 }
 
-void mproc__mpmc_init(struct mproc__mpmc_shared *sh, void *slots,
-		      uint64_t nslots, uint64_t stride, uint64_t initial_pos)
+int mproc__ring_mpmc_plan(uint64_t capacity, uint64_t max_payload,
+			  uint64_t dflt, struct mproc__ring_geom *g)
 {
+	uint64_t bytes = capacity ? capacity : dflt;
+	/* By default, slots for 64 messages of the largest size. */
+	uint64_t max = max_payload ? max_payload
+				   : (bytes / 64 > 16 ? bytes / 64 - 16 : 0);
+	if (max > MAX_PAYLOAD)
+		return -EINVAL;
+	uint64_t stride = mproc__ring_mpmc_stride(max);
+	uint64_t nslots = bytes / stride;
+	if (nslots < 2) {
+		if (capacity)
+			return -EINVAL;
+		nslots = 2; /* default size too small for max_payload */
+	}
+	g->size = mproc__pow2_floor(nslots);
+	g->max_payload = max;
+	g->stride = stride;
+	return 0;
+}
+
+int mproc__ring_mpmc_check(const struct mproc__ring_geom *g, uint64_t avail)
+{
+	uint64_t n = g->size, max = g->max_payload;
+	if (!mproc__is_pow2(n) || n < 2 || max > MAX_PAYLOAD ||
+	    g->stride != mproc__ring_mpmc_stride(max) || avail / g->stride < n)
+		return -MPROC_ECORRUPT;
+	return 0;
+}
+
+void mproc__ring_mpmc_init_shared(struct mproc__ring_mpmc_shared *sh,
+				  void *slots, const struct mproc__ring_geom *g,
+				  uint64_t initial_pos)
+{
+	uint64_t nslots = g->size, stride = g->stride;
 	atomic_init(&sh->enq_pos, initial_pos);
 	atomic_init(&sh->deq_pos, initial_pos);
 	atomic_init(&sh->closed, 0);
@@ -25,29 +64,36 @@ void mproc__mpmc_init(struct mproc__mpmc_shared *sh, void *slots,
 	 * the first lap p = initial_pos .. initial_pos + nslots - 1. */
 	for (uint64_t i = 0; i < nslots; i++) {
 		uint64_t p = initial_pos + i;
-		struct mproc__mpmc_slot *s = (struct mproc__mpmc_slot *)(
+		struct mproc__ring_mpmc_slot *s = (struct mproc__ring_mpmc_slot *)(
 			(unsigned char *)slots + (p & (nslots - 1)) * stride);
 		atomic_init(&s->seq, p);
 		atomic_init(&s->owner, 0);
 	}
 }
 
-void mproc__mpmc_attach(struct mproc__mpmc *q, struct mproc__mpmc_shared *sh,
-			void *slots, uint64_t nslots, uint64_t max_payload)
+int mproc__ring_mpmc_attach(struct mproc__ring_mpmc *q,
+			    struct mproc__ring_mpmc_shared *sh, void *slots,
+			    const struct mproc__ring_geom *g, bool busy_poll)
 {
 	memset(q, 0, sizeof(*q));
+	/* The caller validated the geometry it read from shared memory; the
+	 * check is repeated because every slot address relies on it. */
+	if (mproc__ring_mpmc_check(g, g->size * g->stride))
+		return -MPROC_ECORRUPT;
 	q->sh = sh;
 	q->slots = slots;
-	q->nslots = nslots;
-	q->mask = nslots - 1;
-	q->max_payload = max_payload;
-	q->stride = mproc__mpmc_stride(max_payload);
+	q->nslots = g->size;
+	q->mask = g->size - 1;
+	q->max_payload = g->max_payload;
+	q->stride = g->stride;
 	q->pid = (uint32_t)getpid();
 	q->spin_rd.budget = q->spin_wr.budget = MPROC__SPIN_INIT;
+	mproc__ring_mpmc_set_busy_poll(q, busy_poll);
+	return 0;
 }
 
-int mproc__mpmc_reserve(struct mproc__mpmc *q, uint64_t len, uint64_t *pos_out,
-			void **payload)
+int mproc__ring_mpmc_reserve(struct mproc__ring_mpmc *q, uint64_t len,
+			     uint64_t *pos_out, void **payload)
 {
 	if (len > q->max_payload)
 		return -EMSGSIZE;
@@ -59,7 +105,7 @@ int mproc__mpmc_reserve(struct mproc__mpmc *q, uint64_t len, uint64_t *pos_out,
 	uint64_t pos = atomic_load_explicit(&q->sh->enq_pos,
 					    memory_order_acquire);
 	for (;;) {
-		struct mproc__mpmc_slot *s = slot_at(q, pos);
+		struct mproc__ring_mpmc_slot *s = slot_at(q, pos);
 		/* F2: acquire pairs with the release by the consumer of the
 		 * previous lap; its reads of this slot are complete. */
 		uint64_t seq = atomic_load_explicit(&s->seq,
@@ -90,32 +136,37 @@ int mproc__mpmc_reserve(struct mproc__mpmc *q, uint64_t len, uint64_t *pos_out,
 			return -MPROC_ECORRUPT;
 		pos = now;
 	}
-	struct mproc__mpmc_slot *s = slot_at(q, pos);
+	struct mproc__ring_mpmc_slot *s = slot_at(q, pos);
 	/* M3: relaxed; for a post-mortem reader, not for synchronisation. */
 	atomic_store_explicit(&s->owner, q->pid, memory_order_relaxed);
 	*pos_out = pos;
-	*payload = (unsigned char *)s + MPROC__MPMC_SLOT_HDR;
+	*payload = (unsigned char *)s + MPROC__RING_MPMC_SLOT_HDR;
 	return 0;
 }
 
-void mproc__mpmc_commit(struct mproc__mpmc *q, uint64_t pos, uint64_t len)
+void mproc__ring_mpmc_commit(struct mproc__ring_mpmc *q, uint64_t pos,
+			     uint64_t len, uint32_t flags, bool publish)
 {
-	struct mproc__mpmc_slot *s = slot_at(q, pos);
+	(void)flags; /* a slot has none (mpmc.h) */
+	struct mproc__ring_mpmc_slot *s = slot_at(q, pos);
 	/* Relaxed: ordered before the consumer's read by the release below. */
 	atomic_store_explicit(&s->len, (uint32_t)len, memory_order_relaxed);
 	/* F1: release publishes len and payload to the consumer. */
 	atomic_store_explicit(&s->seq, pos + 1, memory_order_release);
+	if (publish)
+		mproc__ring_mpmc_publish(q);
 }
 
 /* Find the slot at the consumer position that holds a message.  Returns 0
- * with its position, slot and length (not yet claimed), or -EAGAIN/-MPROC_ECORRUPT. */
-static int find_full(struct mproc__mpmc *q, uint64_t *pos_out,
-		     struct mproc__mpmc_slot **slot_out, uint64_t *len_out)
+ * with its position, slot and length (not yet claimed), or -EAGAIN or
+ * -MPROC_ECORRUPT. */
+static int find_full(const struct mproc__ring_mpmc *q, uint64_t *pos_out,
+		     struct mproc__ring_mpmc_slot **slot_out, uint64_t *len_out)
 {
 	uint64_t pos = atomic_load_explicit(&q->sh->deq_pos,
 					    memory_order_acquire); /* F3 */
 	for (;;) {
-		struct mproc__mpmc_slot *s = slot_at(q, pos);
+		struct mproc__ring_mpmc_slot *s = slot_at(q, pos);
 		/* F1: acquire pairs with the producer's release; len and
 		 * payload are complete. */
 		uint64_t seq = atomic_load_explicit(&s->seq,
@@ -146,7 +197,7 @@ static int find_full(struct mproc__mpmc *q, uint64_t *pos_out,
  * too: nothing more can arrive (a put that passed its closed check before
  * the close and has not claimed a position yet is the documented race of
  * mproc_queue_close). */
-static bool drained(const struct mproc__mpmc *q)
+static bool drained(const struct mproc__ring_mpmc *q)
 {
 	/* E3-style: acquire pairs with the closer's release. */
 	if (!atomic_load_explicit(&q->sh->closed, memory_order_acquire))
@@ -156,24 +207,25 @@ static bool drained(const struct mproc__mpmc *q)
 	return d == e;
 }
 
-static int empty_result(struct mproc__mpmc *q)
+static int empty_result(const struct mproc__ring_mpmc *q)
 {
 	/* Not drained while a claimed slot is still uncommitted: a slow
 	 * producer's message, put before the close, must still arrive. */
 	if (!drained(q))
 		return -EAGAIN;
 	uint64_t pos, len;
-	struct mproc__mpmc_slot *s;
+	struct mproc__ring_mpmc_slot *s;
 	int rc = find_full(q, &pos, &s, &len);
 	return rc == -EAGAIN ? -MPROC_EEOF : (rc ? rc : -EAGAIN);
 }
 
-int mproc__mpmc_peek(struct mproc__mpmc *q, uint64_t cap, uint64_t *pos_out,
-		     const void **payload, uint64_t *len)
+int mproc__ring_mpmc_peek(struct mproc__ring_mpmc *q, uint64_t cap,
+			  uint64_t *pos_out, const void **payload,
+			  uint64_t *len, uint32_t *flags)
 {
 	for (;;) {
 		uint64_t pos, l;
-		struct mproc__mpmc_slot *s;
+		struct mproc__ring_mpmc_slot *s;
 		int rc = find_full(q, &pos, &s, &l);
 		if (rc == -EAGAIN)
 			return empty_result(q);
@@ -189,31 +241,43 @@ int mproc__mpmc_peek(struct mproc__mpmc *q, uint64_t cap, uint64_t *pos_out,
 			continue; /* another consumer took it (F3) */
 		atomic_store_explicit(&s->owner, q->pid, memory_order_relaxed);
 		*pos_out = pos;
-		*payload = (unsigned char *)s + MPROC__MPMC_SLOT_HDR;
+		*payload = (unsigned char *)s + MPROC__RING_MPMC_SLOT_HDR;
 		*len = l;
+		*flags = 0;
 		return 0;
 	}
 }
 
-void mproc__mpmc_release(struct mproc__mpmc *q, uint64_t pos)
+void mproc__ring_mpmc_unpeek(struct mproc__ring_mpmc *q, uint64_t pos)
 {
-	struct mproc__mpmc_slot *s = slot_at(q, pos);
+	/* peek moved deq_pos past the slot (M1): there is no way back. */
+	(void)q;
+	(void)pos;
+	abort();
+}
+
+void mproc__ring_mpmc_release(struct mproc__ring_mpmc *q, uint64_t pos,
+			      bool publish)
+{
+	struct mproc__ring_mpmc_slot *s = slot_at(q, pos);
 	/* F2: release; our reads of the payload happen before the next
 	 * lap's producer writes it. */
 	atomic_store_explicit(&s->seq, pos + q->nslots, memory_order_release);
+	if (publish)
+		mproc__ring_mpmc_release_publish(q);
 }
 
-int mproc__mpmc_next_len(struct mproc__mpmc *q, uint64_t *len)
+int mproc__ring_mpmc_next_len(struct mproc__ring_mpmc *q, uint64_t *len)
 {
 	uint64_t pos;
-	struct mproc__mpmc_slot *s;
+	struct mproc__ring_mpmc_slot *s;
 	int rc = find_full(q, &pos, &s, len);
 	return rc == -EAGAIN ? empty_result(q) : rc;
 }
 
-static bool data_ready(void *arg)
+/* Something for a consumer: a committed slot at deq_pos, or the end. */
+static bool readable(const struct mproc__ring_mpmc *q)
 {
-	struct mproc__mpmc *q = arg;
 	uint64_t pos = atomic_load_explicit(&q->sh->deq_pos,
 					    memory_order_acquire);
 	/* Acquire: F1, so a consumer that proceeds sees the payload.  Ready
@@ -226,9 +290,25 @@ static bool data_ready(void *arg)
 	return (int64_t)(seq - (pos + 1)) >= 0 || drained(q);
 }
 
+bool mproc__ring_mpmc_pending(const struct mproc__ring_mpmc *q)
+{
+	return readable(q);
+}
+
+/* A wait's state; the liveness hook first (mproc__ring_alive_check). */
+struct wait {
+	struct mproc__ring_alive alive;
+	struct mproc__ring_mpmc *q;
+};
+
+static bool data_ready(void *arg)
+{
+	return readable(((struct wait *)arg)->q);
+}
+
 static bool space_ready(void *arg)
 {
-	struct mproc__mpmc *q = arg;
+	const struct mproc__ring_mpmc *q = ((struct wait *)arg)->q;
 	/* F3, then F2: acquire pairs with the releasing consumer, so a
 	 * producer that proceeds may overwrite the slot.  The closed flag is
 	 * only a reason to stop waiting (reserve then says -EPIPE): relaxed. */
@@ -240,31 +320,27 @@ static bool space_ready(void *arg)
 	       atomic_load_explicit(&q->sh->closed, memory_order_relaxed);
 }
 
-int mproc__mpmc_wait_space(struct mproc__mpmc *q,
-			   const struct mproc__deadline *d)
+int mproc__ring_mpmc_wait_space(struct mproc__ring_mpmc *q, uint64_t len,
+				const struct mproc__deadline *d,
+				mproc__alive_fn alive, void *alive_arg)
 {
-	return mproc__event_wait(&q->sh->space_ready, space_ready, q, d,
-				 &q->spin_wr, NULL);
+	if (len > q->max_payload)
+		return -EMSGSIZE;
+	struct wait w = { { alive, alive_arg }, q };
+	return mproc__event_wait(&q->sh->space_ready, space_ready, &w, d,
+				 &q->spin_wr, mproc__ring_alive_check);
 }
 
-int mproc__mpmc_wait_data(struct mproc__mpmc *q,
-			  const struct mproc__deadline *d)
+int mproc__ring_mpmc_wait_data(struct mproc__ring_mpmc *q,
+			       const struct mproc__deadline *d,
+			       mproc__alive_fn alive, void *alive_arg)
 {
-	return mproc__event_wait(&q->sh->data_ready, data_ready, q, d,
-				 &q->spin_rd, NULL);
+	struct wait w = { { alive, alive_arg }, q };
+	return mproc__event_wait(&q->sh->data_ready, data_ready, &w, d,
+				 &q->spin_rd, mproc__ring_alive_check);
 }
 
-void mproc__mpmc_signal_data(struct mproc__mpmc *q)
-{
-	mproc__event_signal(&q->sh->data_ready);
-}
-
-void mproc__mpmc_signal_space(struct mproc__mpmc *q)
-{
-	mproc__event_signal(&q->sh->space_ready);
-}
-
-uint64_t mproc__mpmc_count(const struct mproc__mpmc *q)
+uint64_t mproc__ring_mpmc_count(const struct mproc__ring_mpmc *q)
 {
 	/* Consistent snapshot: deq before and after enq (both only grow). */
 	for (int i = 0; i < 16; i++) {
@@ -280,18 +356,24 @@ uint64_t mproc__mpmc_count(const struct mproc__mpmc *q)
 	return 0;
 }
 
-void mproc__mpmc_close(struct mproc__mpmc *q)
+bool mproc__ring_mpmc_full(const struct mproc__ring_mpmc *q)
 {
+	return mproc__ring_mpmc_count(q) >= q->nslots;
+}
+
+void mproc__ring_mpmc_close(struct mproc__ring_mpmc *q, uint32_t how)
+{
+	(void)how; /* one closed state (mpmc.h) */
 	/* Release: pairs with the acquire in drained(); what this process
 	 * committed before closing is seen by a consumer that sees the flag. */
-	atomic_fetch_or_explicit(&q->sh->closed, MPROC__MPMC_WR_CLOSED,
+	atomic_fetch_or_explicit(&q->sh->closed, MPROC__RING_WR_CLOSED,
 				 memory_order_release);
 	mproc__event_signal(&q->sh->data_ready);
 	mproc__event_signal(&q->sh->space_ready);
 }
 
-bool mproc__mpmc_closed(const struct mproc__mpmc *q)
+uint32_t mproc__ring_mpmc_closed(const struct mproc__ring_mpmc *q)
 {
-	/* Acquire: pairs with the release in mproc__mpmc_close. */
+	/* Acquire: pairs with the release in mproc__ring_mpmc_close. */
 	return atomic_load_explicit(&q->sh->closed, memory_order_acquire);
 }

@@ -62,28 +62,26 @@
  * than were published, gives -MPROC_ECORRUPT and never an out-of-bounds
  * access.  Header fields are copied to locals once and never re-read.
  */
-#ifndef MPROC_QUEUE_SPSC_H
-#define MPROC_QUEUE_SPSC_H
+#ifndef MPROC_RING_SPSC_H
+#define MPROC_RING_SPSC_H
 
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #include "common/compiler.h"
+#include "ring/base.h"
 #include "shm/futex.h"
 
-#define MPROC__REC_HDR 16u
-#define MPROC__REC_ALIGN 16u
+#define MPROC__RING_REC_HDR 16u
+#define MPROC__RING_REC_ALIGN 16u
 /* Record flags. */
-#define MPROC__REC_PAD 1u  /* filler to the end of the buffer; no payload */
-#define MPROC__REC_MORE 2u /* fragment: more of the same message follows */
-#define MPROC__REC_FLAGS_KNOWN (MPROC__REC_PAD | MPROC__REC_MORE)
+#define MPROC__RING_REC_PAD 1u  /* filler to the buffer's end; no payload */
+#define MPROC__RING_REC_MORE 2u /* fragment: more of the message follows */
+#define MPROC__RING_REC_FLAGS_KNOWN \
+	(MPROC__RING_REC_PAD | MPROC__RING_REC_MORE)
 
-/* Close flags (closed word). */
-#define MPROC__SPSC_WR_CLOSED 1u /* producer closed: EOF after drain */
-#define MPROC__SPSC_RD_CLOSED 2u /* consumer closed: producer gets EPIPE */
-
-struct mproc__spsc_shared {
+struct mproc__ring_spsc_shared {
 	/* Producer-owned line. */
 	_Atomic uint64_t head mproc__aligned_cl;
 	_Atomic uint64_t msgs_in;  /* messages completed (for qsize) */
@@ -100,12 +98,12 @@ struct mproc__spsc_shared {
 };
 
 /* A process's private view of one ring. */
-struct mproc__spsc {
-	struct mproc__spsc_shared *sh;
+struct mproc__ring_spsc {
+	struct mproc__ring_spsc_shared *sh;
 	unsigned char *buf;
 	uint64_t cap;          /* power of two, >= 64 */
 	uint64_t mask;
-	uint64_t max_payload;  /* cap/2 - 16 */
+	uint64_t max_payload;  /* <= cap/2 - 16 (I5); a queue may promise less */
 	uint64_t secret;       /* private copy of the tag secret (I6) */
 	uint64_t cached_tail;  /* producer's copy of tail */
 	uint64_t pend_head;    /* producer: written but not yet published */
@@ -125,74 +123,89 @@ struct mproc__spsc {
 };
 
 /* Bytes a record with @len payload bytes occupies. */
-static inline uint64_t mproc__rec_size(uint64_t len)
+static inline uint64_t mproc__ring_spsc_rec_size(uint64_t len)
 {
-	return MPROC__REC_HDR + ((len + MPROC__REC_ALIGN - 1) &
-				 ~(uint64_t)(MPROC__REC_ALIGN - 1));
+	return MPROC__RING_REC_HDR + ((len + MPROC__RING_REC_ALIGN - 1) &
+				      ~(uint64_t)(MPROC__RING_REC_ALIGN - 1));
 }
 
-/* Initialise the shared part (creator only, before publication).  Both
- * indices start at @initial_index rounded down to 16 (tests start them
- * near 2^32 and 2^64 to exercise wrap-around); the tag secret is drawn
- * from getrandom(2). */
-void mproc__spsc_init_shared(struct mproc__spsc_shared *sh,
-			     uint64_t initial_index);
 /* Largest ring: record lengths and pad lengths are 32-bit header fields. */
-#define MPROC__SPSC_MAX_CAP (UINT64_C(1) << 32)
+#define MPROC__RING_SPSC_MAX_CAP (UINT64_C(1) << 32)
 
-/* Set up a private view; @cap must be a power of two, 64 ..
- * MPROC__SPSC_MAX_CAP.  Validates the current head/tail (I2): returns 0 or
- * -MPROC_ECORRUPT. */
-int mproc__spsc_attach(struct mproc__spsc *r, struct mproc__spsc_shared *sh,
-		       void *buf, uint64_t cap);
+/*
+ * The verbs.  Their contract (returns, errors, who may call them
+ * concurrently) is written once, in ring.h, which dispatches to these and
+ * to the MPMC ring's namesakes with the same signatures.  SPSC specifics:
+ *   - the token is only informative (the record's position): the one
+ *     reservation and the one peek a view may hold live in the view, so a
+ *     second reserve or peek before commit/release (or unpeek) is -EBUSY;
+ *   - a record carries flags (MPROC__RING_REC_MORE); PAD records are
+ *     consumed inside peek and never reported;
+ *   - init_shared starts both indices at @initial_index rounded down to 16
+ *     (tests start them near 2^32 and 2^64 to exercise wrap-around) and
+ *     draws the tag secret (I6) from getrandom(2);
+ *   - attach checks the geometry and the current head/tail (I2);
+ *   - geometry: size = ring bytes (power of two, 64 .. MAX_CAP),
+ *     max_payload <= size/2 - 16 (I5), stride 0.
+ */
+int mproc__ring_spsc_plan(uint64_t capacity, uint64_t max_payload,
+			  uint64_t dflt, struct mproc__ring_geom *g);
+int mproc__ring_spsc_check(const struct mproc__ring_geom *g, uint64_t avail);
+static inline uint64_t
+mproc__ring_spsc_buf_size(const struct mproc__ring_geom *g)
+{
+	return g->size;
+}
+void mproc__ring_spsc_init_shared(struct mproc__ring_spsc_shared *sh,
+				  void *buf, const struct mproc__ring_geom *g,
+				  uint64_t initial_index);
+int mproc__ring_spsc_attach(struct mproc__ring_spsc *r,
+			    struct mproc__ring_spsc_shared *sh, void *buf,
+			    const struct mproc__ring_geom *g, bool busy_poll);
+static inline void mproc__ring_spsc_set_busy_poll(struct mproc__ring_spsc *r,
+						  bool on)
+{
+	r->spin_rd.busy = r->spin_wr.busy = on;
+}
+static inline uint64_t
+mproc__ring_spsc_max_payload(const struct mproc__ring_spsc *r)
+{
+	return r->max_payload;
+}
 
 /* --- producer --- */
-/* Reserve room for a record of @len payload bytes, without blocking.
- * Returns 0 and a pointer to the payload area, -EAGAIN when there is no
- * room now, -EMSGSIZE when @len > max_payload, -EPIPE when the consumer
- * closed, -MPROC_ECORRUPT on a bad tail. */
-int mproc__spsc_reserve(struct mproc__spsc *r, uint64_t len, void **payload);
-/* Finish the reserved record with the final @len (<= the reserved length)
- * and @flags; publish it now if @publish, else leave it for
- * mproc__spsc_publish (batching: one head store, one wake-up). */
-void mproc__spsc_commit(struct mproc__spsc *r, uint64_t len, uint32_t flags,
-			bool publish);
-/* Publish everything committed so far and wake a sleeping consumer. */
-void mproc__spsc_publish(struct mproc__spsc *r);
-/* Wait until a record of @len payload bytes fits, or the ring is closed
- * for writing (then returns 0 too: the next reserve reports it). */
-int mproc__spsc_wait_space(struct mproc__spsc *r, uint64_t len,
-			   const struct mproc__deadline *d,
-			   mproc__alive_fn alive, void *alive_arg);
+int mproc__ring_spsc_reserve(struct mproc__ring_spsc *r, uint64_t len,
+			     uint64_t *token, void **payload);
+void mproc__ring_spsc_commit(struct mproc__ring_spsc *r, uint64_t token,
+			     uint64_t len, uint32_t flags, bool publish);
+void mproc__ring_spsc_publish(struct mproc__ring_spsc *r);
+int mproc__ring_spsc_wait_space(struct mproc__ring_spsc *r, uint64_t len,
+				const struct mproc__deadline *d,
+				mproc__alive_fn alive, void *alive_arg);
 
 /* --- consumer --- */
-/* Look at the next data record without consuming it (PAD records are
- * consumed on the way).  Returns 0 with pointer/len/flags, -EAGAIN when
- * empty, -MPROC_EEOF when empty and the producer closed, -MPROC_ECORRUPT.
- * The pointer stays valid until mproc__spsc_release. */
-int mproc__spsc_peek(struct mproc__spsc *r, const void **payload,
-		     uint64_t *len, uint32_t *flags);
-/* Consume the record returned by the last peek; publish the new tail now
- * if @publish (else with mproc__spsc_release_publish). */
-void mproc__spsc_release(struct mproc__spsc *r, bool publish);
-void mproc__spsc_release_publish(struct mproc__spsc *r);
-/* Forget the last peek without consuming (the record stays in place). */
-static inline void mproc__spsc_unpeek(struct mproc__spsc *r)
+int mproc__ring_spsc_peek(struct mproc__ring_spsc *r, uint64_t cap,
+			  uint64_t *token, const void **payload,
+			  uint64_t *len, uint32_t *flags);
+static inline void mproc__ring_spsc_unpeek(struct mproc__ring_spsc *r,
+					   uint64_t token)
 {
+	(void)token;
 	r->peek_rec = 0;
 }
-/* Wait until a record is readable or the producer closed. */
-int mproc__spsc_wait_data(struct mproc__spsc *r,
-			  const struct mproc__deadline *d,
-			  mproc__alive_fn alive, void *alive_arg);
+void mproc__ring_spsc_release(struct mproc__ring_spsc *r, uint64_t token,
+			      bool publish);
+void mproc__ring_spsc_release_publish(struct mproc__ring_spsc *r);
+int mproc__ring_spsc_next_len(struct mproc__ring_spsc *r, uint64_t *len);
+int mproc__ring_spsc_wait_data(struct mproc__ring_spsc *r,
+			       const struct mproc__deadline *d,
+			       mproc__alive_fn alive, void *alive_arg);
+bool mproc__ring_spsc_pending(const struct mproc__ring_spsc *r);
 
 /* --- state --- */
-/* Messages published and not yet consumed (exact when quiescent). */
-uint64_t mproc__spsc_count(const struct mproc__spsc *r);
-/* Bytes in use. */
-uint64_t mproc__spsc_used(const struct mproc__spsc *r);
-/* Set close flags and wake both sides. */
-void mproc__spsc_close(struct mproc__spsc *r, uint32_t how);
-uint32_t mproc__spsc_closed(const struct mproc__spsc *r);
+uint64_t mproc__ring_spsc_count(const struct mproc__ring_spsc *r);
+bool mproc__ring_spsc_full(const struct mproc__ring_spsc *r);
+void mproc__ring_spsc_close(struct mproc__ring_spsc *r, uint32_t how);
+uint32_t mproc__ring_spsc_closed(const struct mproc__ring_spsc *r);
 
-#endif /* MPROC_QUEUE_SPSC_H */
+#endif /* MPROC_RING_SPSC_H */

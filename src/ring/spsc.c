@@ -1,6 +1,7 @@
 /*
- * The SPSC record ring: see spsc.h for the invariants (I1-I5) and the
- * memory-ordering edges (E1-E4) that the comments below refer to.
+ * The SPSC record ring: see spsc.h for the invariants (I1-I6) and the
+ * memory-ordering edges (E1-E4) that the comments below refer to, and
+ * ring.h for the contract of each verb.
  */
 #include <errno.h>
 #include <string.h>
@@ -9,12 +10,60 @@
 #include <unistd.h>
 
 #include "mproc/common.h"
-#include "queue/spsc.h"
+#include "common/bits.h"
+#include "ring/spsc.h"
 
-void mproc__spsc_init_shared(struct mproc__spsc_shared *sh,
-			     uint64_t initial_index)
+/* Ring bytes for a requested size: a power of two, at least 64 (0 when
+ * nothing in 64 bits fits; the limit checks then refuse it). */
+static uint64_t ceil_cap(uint64_t x)
 {
-	uint64_t start = initial_index & ~(uint64_t)(MPROC__REC_ALIGN - 1);
+	return x < 64 ? 64 : mproc__pow2_ceil(x);
+}
+
+int mproc__ring_spsc_plan(uint64_t capacity, uint64_t max_payload,
+			  uint64_t dflt, struct mproc__ring_geom *g)
+{
+	uint64_t cap;
+	if (capacity > MPROC__RING_SPSC_MAX_CAP)
+		return -EINVAL;
+	if (capacity) {
+		cap = ceil_cap(capacity);
+	} else {
+		/* Room for two of the largest records (I5), and no less
+		 * than the default. */
+		cap = ceil_cap(max_payload ? 2 * (max_payload +
+						  MPROC__RING_REC_HDR)
+					   : dflt);
+		if (cap < dflt)
+			cap = dflt;
+	}
+	uint64_t limit = cap / 2 - MPROC__RING_REC_HDR;
+	uint64_t max = max_payload ? max_payload : limit;
+	if (max > limit)
+		return -EINVAL;
+	g->size = cap;
+	g->max_payload = max;
+	g->stride = 0;
+	return 0;
+}
+
+int mproc__ring_spsc_check(const struct mproc__ring_geom *g, uint64_t avail)
+{
+	uint64_t cap = g->size;
+	if (!mproc__is_pow2(cap) || cap < 64 || cap > MPROC__RING_SPSC_MAX_CAP ||
+	    g->max_payload > cap / 2 - MPROC__RING_REC_HDR || g->stride != 0 ||
+	    avail < cap)
+		return -MPROC_ECORRUPT;
+	return 0;
+}
+
+void mproc__ring_spsc_init_shared(struct mproc__ring_spsc_shared *sh,
+				  void *buf, const struct mproc__ring_geom *g,
+				  uint64_t initial_index)
+{
+	(void)buf; /* a new segment is zeroed, and no zero tag matches (I6) */
+	(void)g;
+	uint64_t start = initial_index & ~(uint64_t)(MPROC__RING_REC_ALIGN - 1);
 	uint64_t secret = 0;
 	if (getrandom(&secret, sizeof(secret), GRND_NONBLOCK) !=
 	    (ssize_t)sizeof(secret)) {
@@ -35,23 +84,27 @@ void mproc__spsc_init_shared(struct mproc__spsc_shared *sh,
 	atomic_init(&sh->closed, 0);
 }
 
-int mproc__spsc_attach(struct mproc__spsc *r, struct mproc__spsc_shared *sh,
-		       void *buf, uint64_t cap)
+int mproc__ring_spsc_attach(struct mproc__ring_spsc *r,
+			    struct mproc__ring_spsc_shared *sh, void *buf,
+			    const struct mproc__ring_geom *g, bool busy_poll)
 {
 	memset(r, 0, sizeof(*r));
-	if (cap < 64 || cap > MPROC__SPSC_MAX_CAP || (cap & (cap - 1)))
+	uint64_t cap = g->size;
+	/* The caller validated the geometry it read from shared memory; the
+	 * check is repeated because everything below relies on it. */
+	if (mproc__ring_spsc_check(g, cap))
 		return -MPROC_ECORRUPT;
 	r->sh = sh;
 	r->buf = buf;
 	r->cap = cap;
 	r->mask = cap - 1;
-	r->max_payload = cap / 2 - MPROC__REC_HDR;
+	r->max_payload = g->max_payload;
 	/* Acquire: this view may be made long after the segment was
 	 * published, by a process that never synchronised with the current
 	 * producer/consumer; pairs with their release stores (E1, E2). */
 	uint64_t head = atomic_load_explicit(&sh->head, memory_order_acquire);
 	uint64_t tail = atomic_load_explicit(&sh->tail, memory_order_acquire);
-	if (head - tail > cap || (head | tail) & (MPROC__REC_ALIGN - 1) ||
+	if (head - tail > cap || (head | tail) & (MPROC__RING_REC_ALIGN - 1) ||
 	    !(sh->secret & 1))
 		return -MPROC_ECORRUPT;
 	r->secret = sh->secret;
@@ -59,6 +112,7 @@ int mproc__spsc_attach(struct mproc__spsc *r, struct mproc__spsc_shared *sh,
 	r->pend_head = r->pub_head = head;
 	r->rd_tail = r->pub_tail = tail;
 	r->spin_rd.budget = r->spin_wr.budget = MPROC__SPIN_INIT;
+	mproc__ring_spsc_set_busy_poll(r, busy_poll);
 	return 0;
 }
 
@@ -67,7 +121,7 @@ int mproc__spsc_attach(struct mproc__spsc *r, struct mproc__spsc_shared *sh,
  * the same value, and a compiler may not re-read an atomic behind our
  * back (a hostile producer could change the bytes in between).  The
  * ordering comes from the tag (E1). */
-static inline void hdr_store(const struct mproc__spsc *r, uint64_t off,
+static inline void hdr_store(const struct mproc__ring_spsc *r, uint64_t off,
 			     uint32_t len, uint32_t flags)
 {
 	atomic_store_explicit((_Atomic uint64_t *)(r->buf + off),
@@ -75,7 +129,7 @@ static inline void hdr_store(const struct mproc__spsc *r, uint64_t off,
 			      memory_order_relaxed);
 }
 
-static inline void hdr_load(const struct mproc__spsc *r, uint64_t off,
+static inline void hdr_load(const struct mproc__ring_spsc *r, uint64_t off,
 			    uint32_t *len, uint32_t *flags)
 {
 	uint64_t w = atomic_load_explicit((_Atomic uint64_t *)(r->buf + off),
@@ -84,7 +138,7 @@ static inline void hdr_load(const struct mproc__spsc *r, uint64_t off,
 	*flags = (uint32_t)(w >> 32);
 }
 
-static inline _Atomic uint64_t *tag_at(const struct mproc__spsc *r,
+static inline _Atomic uint64_t *tag_at(const struct mproc__ring_spsc *r,
 				       uint64_t off)
 {
 	return (_Atomic uint64_t *)(r->buf + off + 8);
@@ -92,7 +146,7 @@ static inline _Atomic uint64_t *tag_at(const struct mproc__spsc *r,
 
 /* E1: release publishes the bytes of the record at @pos to a consumer
  * whose acquire load of the tag sees it (I6). */
-static inline void tag_store(const struct mproc__spsc *r, uint64_t pos)
+static inline void tag_store(const struct mproc__ring_spsc *r, uint64_t pos)
 {
 	atomic_store_explicit(tag_at(r, pos & r->mask), pos ^ r->secret,
 			      memory_order_release);
@@ -103,25 +157,27 @@ static inline void tag_store(const struct mproc__spsc *r, uint64_t pos)
 
 /* Refresh cached_tail (E2) and check it against I2.  @pos is where the
  * producer will write next. */
-static int load_tail(struct mproc__spsc *r, uint64_t pos)
+static int load_tail(struct mproc__ring_spsc *r, uint64_t pos)
 {
 	/* Acquire: pairs with the consumer's release store of tail (E2);
 	 * its reads of the bytes we are about to reuse are complete. */
 	uint64_t t = atomic_load_explicit(&r->sh->tail, memory_order_acquire);
-	if (pos - t > r->cap || (t & (MPROC__REC_ALIGN - 1)))
+	if (pos - t > r->cap || (t & (MPROC__RING_REC_ALIGN - 1)))
 		return -MPROC_ECORRUPT;
 	r->cached_tail = t;
 	return 0;
 }
 
 /* Bytes needed at @pos for a record of @rec bytes, pad included. */
-static uint64_t need_at(const struct mproc__spsc *r, uint64_t pos, uint64_t rec)
+static uint64_t need_at(const struct mproc__ring_spsc *r, uint64_t pos,
+			uint64_t rec)
 {
 	uint64_t off = pos & r->mask;
 	return off + rec > r->cap ? (r->cap - off) + rec : rec;
 }
 
-int mproc__spsc_reserve(struct mproc__spsc *r, uint64_t len, void **payload)
+int mproc__ring_spsc_reserve(struct mproc__ring_spsc *r, uint64_t len,
+			     uint64_t *token, void **payload)
 {
 	if (len > r->max_payload)
 		return -EMSGSIZE;
@@ -130,7 +186,7 @@ int mproc__spsc_reserve(struct mproc__spsc *r, uint64_t len, void **payload)
 	/* Relaxed: only a hint; the consumer closing while we write is
 	 * harmless (the record is simply never read). */
 	if (atomic_load_explicit(&r->sh->closed, memory_order_relaxed) &
-	    MPROC__SPSC_RD_CLOSED)
+	    MPROC__RING_RD_CLOSED)
 		return -EPIPE;
 	if (r->pend_head == r->pub_head) {
 		/* Nothing pending: resynchronise with the shared head in
@@ -141,7 +197,7 @@ int mproc__spsc_reserve(struct mproc__spsc *r, uint64_t len, void **payload)
 						  memory_order_relaxed);
 		if (h != r->pend_head) {
 			/* Records sit at 16-aligned offsets (I4). */
-			if (h & (MPROC__REC_ALIGN - 1))
+			if (h & (MPROC__RING_REC_ALIGN - 1))
 				return -MPROC_ECORRUPT;
 			r->pend_head = r->pub_head = h;
 			/* Our cached tail predates that producer's work and
@@ -152,7 +208,7 @@ int mproc__spsc_reserve(struct mproc__spsc *r, uint64_t len, void **payload)
 		}
 	}
 	uint64_t pos = r->pend_head;
-	uint64_t rec = mproc__rec_size(len);
+	uint64_t rec = mproc__ring_spsc_rec_size(len);
 	uint64_t need = need_at(r, pos, rec);
 	if (r->cap - (pos - r->cached_tail) < need) {
 		int rc = load_tail(r, pos);
@@ -166,8 +222,8 @@ int mproc__spsc_reserve(struct mproc__spsc *r, uint64_t len, void **payload)
 	if (off + rec > r->cap) {
 		/* I4: fill to the end with a PAD record, tagged together with
 		 * the record that follows it. */
-		hdr_store(r, off, (uint32_t)(r->cap - off - MPROC__REC_HDR),
-			  MPROC__REC_PAD);
+		hdr_store(r, off, (uint32_t)(r->cap - off - MPROC__RING_REC_HDR),
+			  MPROC__RING_REC_PAD);
 		r->res_pad = true;
 		r->res_pad_pos = pos;
 		pos += r->cap - off;
@@ -177,13 +233,15 @@ int mproc__spsc_reserve(struct mproc__spsc *r, uint64_t len, void **payload)
 	r->res_off = pos;
 	r->res_len = len;
 	r->reserved = true;
-	*payload = r->buf + off + MPROC__REC_HDR;
+	*token = pos;
+	*payload = r->buf + off + MPROC__RING_REC_HDR;
 	return 0;
 }
 
-void mproc__spsc_commit(struct mproc__spsc *r, uint64_t len, uint32_t flags,
-			bool publish)
+void mproc__ring_spsc_commit(struct mproc__ring_spsc *r, uint64_t token,
+			     uint64_t len, uint32_t flags, bool publish)
 {
+	(void)token; /* the reservation lives in the view */
 	if (len > r->res_len)
 		len = r->res_len;
 	hdr_store(r, r->res_off & r->mask, (uint32_t)len, flags);
@@ -194,17 +252,17 @@ void mproc__spsc_commit(struct mproc__spsc *r, uint64_t len, uint32_t flags,
 	if (r->res_pad)
 		tag_store(r, r->res_pad_pos);
 	tag_store(r, r->res_off);
-	r->pend_head = r->res_off + mproc__rec_size(len);
-	if (!(flags & MPROC__REC_MORE))
+	r->pend_head = r->res_off + mproc__ring_spsc_rec_size(len);
+	if (!(flags & MPROC__RING_REC_MORE))
 		r->pend_msgs++;
 	r->reserved = false;
 	if (publish)
-		mproc__spsc_publish(r);
+		mproc__ring_spsc_publish(r);
 }
 
-void mproc__spsc_publish(struct mproc__spsc *r)
+void mproc__ring_spsc_publish(struct mproc__ring_spsc *r)
 {
-	struct mproc__spsc_shared *sh = r->sh;
+	struct mproc__ring_spsc_shared *sh = r->sh;
 	if (r->pend_msgs) {
 		/* Relaxed: a statistic for qsize; only we write it. */
 		uint64_t m = atomic_load_explicit(&sh->msgs_in,
@@ -221,20 +279,19 @@ void mproc__spsc_publish(struct mproc__spsc *r)
 }
 
 struct space_wait {
-	struct mproc__spsc *r;
+	struct mproc__ring_alive alive; /* first: mproc__ring_alive_check */
+	struct mproc__ring_spsc *r;
 	uint64_t rec;
-	mproc__alive_fn alive;
-	void *alive_arg;
 };
 
 static bool space_ready(void *arg)
 {
 	struct space_wait *w = arg;
-	struct mproc__spsc *r = w->r;
+	struct mproc__ring_spsc *r = w->r;
 	/* Relaxed: a closed consumer only ends the wait; reserve reports it
 	 * and nothing is read on the strength of it. */
 	if (atomic_load_explicit(&r->sh->closed, memory_order_relaxed) &
-	    MPROC__SPSC_RD_CLOSED)
+	    MPROC__RING_RD_CLOSED)
 		return true;
 	uint64_t pos = r->pend_head;
 	if (load_tail(r, pos))
@@ -242,29 +299,24 @@ static bool space_ready(void *arg)
 	return r->cap - (pos - r->cached_tail) >= need_at(r, pos, w->rec);
 }
 
-static int space_alive(void *arg)
-{
-	struct space_wait *w = arg;
-	return w->alive ? w->alive(w->alive_arg) : 0;
-}
-
-int mproc__spsc_wait_space(struct mproc__spsc *r, uint64_t len,
+int mproc__ring_spsc_wait_space(struct mproc__ring_spsc *r, uint64_t len,
 			   const struct mproc__deadline *d,
 			   mproc__alive_fn alive, void *alive_arg)
 {
 	if (len > r->max_payload)
 		return -EMSGSIZE;
-	struct space_wait w = { r, mproc__rec_size(len), alive, alive_arg };
+	struct space_wait w = { { alive, alive_arg }, r,
+				mproc__ring_spsc_rec_size(len) };
 	return mproc__event_wait(&r->sh->space_ready, space_ready, &w, d,
-				 &r->spin_wr, space_alive);
+				 &r->spin_wr, mproc__ring_alive_check);
 }
 
 /* ------------------------------------------------------------------ */
 /* Consumer                                                            */
 
-static void publish_tail(struct mproc__spsc *r)
+static void publish_tail(struct mproc__ring_spsc *r)
 {
-	struct mproc__spsc_shared *sh = r->sh;
+	struct mproc__ring_spsc_shared *sh = r->sh;
 	if (r->rd_msgs) {
 		/* Relaxed: a statistic for qsize; only we write it. */
 		uint64_t m = atomic_load_explicit(&sh->msgs_out,
@@ -280,10 +332,15 @@ static void publish_tail(struct mproc__spsc *r)
 	mproc__event_signal(&sh->space_ready);
 }
 
-int mproc__spsc_peek(struct mproc__spsc *r, const void **payload,
-		     uint64_t *len, uint32_t *flags)
+int mproc__ring_spsc_peek(struct mproc__ring_spsc *r, uint64_t cap,
+			  uint64_t *token, const void **payload,
+			  uint64_t *len, uint32_t *flags)
 {
-	if (r->peek_rec == 0 && r->rd_tail == r->pub_tail) {
+	/* The view holds one peek: a second one would hand out the same
+	 * record again, and releasing both would consume two. */
+	if (r->peek_rec)
+		return -EBUSY;
+	if (r->rd_tail == r->pub_tail) {
 		/* Nothing pending: resynchronise with the shared tail in
 		 * case another process consumed before us (the user handed
 		 * the consumer role over; I1).  Relaxed: only consumers
@@ -292,7 +349,7 @@ int mproc__spsc_peek(struct mproc__spsc *r, const void **payload,
 						  memory_order_relaxed);
 		if (t != r->rd_tail) {
 			/* Tags are 16-aligned 64-bit words (I4). */
-			if (t & (MPROC__REC_ALIGN - 1))
+			if (t & (MPROC__RING_REC_ALIGN - 1))
 				return -MPROC_ECORRUPT;
 			r->rd_tail = r->pub_tail = t;
 		}
@@ -310,7 +367,7 @@ int mproc__spsc_peek(struct mproc__spsc *r, const void **payload,
 			 * the close are seen. */
 			uint32_t c = atomic_load_explicit(&r->sh->closed,
 							  memory_order_acquire);
-			if (!(c & MPROC__SPSC_WR_CLOSED))
+			if (!(c & MPROC__RING_WR_CLOSED))
 				return -EAGAIN;
 			tag = atomic_load_explicit(tag_at(r, off),
 						   memory_order_acquire);
@@ -319,9 +376,9 @@ int mproc__spsc_peek(struct mproc__spsc *r, const void **payload,
 		}
 		uint32_t h[2];
 		hdr_load(r, off, &h[0], &h[1]);
-		if (h[1] == MPROC__REC_PAD) {
+		if (h[1] == MPROC__RING_REC_PAD) {
 			uint64_t rec = r->cap - off;
-			if (h[0] != rec - MPROC__REC_HDR)
+			if (h[0] != rec - MPROC__RING_REC_HDR)
 				return -MPROC_ECORRUPT;
 			r->rd_tail = pos + rec;
 			/* Give the space back at once: the producer may be
@@ -329,44 +386,59 @@ int mproc__spsc_peek(struct mproc__spsc *r, const void **payload,
 			publish_tail(r);
 			continue;
 		}
-		uint64_t rec = mproc__rec_size(h[0]);
-		if ((h[1] & ~MPROC__REC_FLAGS_KNOWN) || (h[1] & MPROC__REC_PAD) ||
+		uint64_t rec = mproc__ring_spsc_rec_size(h[0]);
+		if ((h[1] & ~MPROC__RING_REC_FLAGS_KNOWN) || (h[1] & MPROC__RING_REC_PAD) ||
 		    h[0] > r->max_payload || off + rec > r->cap)
 			return -MPROC_ECORRUPT;
+		*len = h[0];
+		if (h[0] > cap)
+			return -EMSGSIZE; /* too long for the caller: stays */
 		r->peek_rec = rec;
 		r->peek_flags = h[1];
-		*payload = r->buf + off + MPROC__REC_HDR;
-		*len = h[0];
+		*token = pos;
+		*payload = r->buf + off + MPROC__RING_REC_HDR;
 		*flags = h[1];
 		return 0;
 	}
 }
 
-void mproc__spsc_release(struct mproc__spsc *r, bool publish)
+void mproc__ring_spsc_release(struct mproc__ring_spsc *r, uint64_t token,
+			      bool publish)
 {
+	(void)token; /* the peek lives in the view */
 	r->rd_tail += r->peek_rec;
 	r->peek_rec = 0;
-	if (!(r->peek_flags & MPROC__REC_MORE))
+	if (!(r->peek_flags & MPROC__RING_REC_MORE))
 		r->rd_msgs++;
 	if (publish)
 		publish_tail(r);
 }
 
-void mproc__spsc_release_publish(struct mproc__spsc *r)
+void mproc__ring_spsc_release_publish(struct mproc__ring_spsc *r)
 {
 	publish_tail(r);
 }
 
+int mproc__ring_spsc_next_len(struct mproc__ring_spsc *r, uint64_t *len)
+{
+	uint64_t token;
+	const void *p;
+	uint32_t flags;
+	int rc = mproc__ring_spsc_peek(r, UINT64_MAX, &token, &p, len, &flags);
+	if (rc == 0)
+		mproc__ring_spsc_unpeek(r, token);
+	return rc;
+}
+
 struct data_wait {
-	struct mproc__spsc *r;
-	mproc__alive_fn alive;
-	void *alive_arg;
+	struct mproc__ring_alive alive; /* first: mproc__ring_alive_check */
+	struct mproc__ring_spsc *r;
 };
 
 static bool data_ready(void *arg)
 {
 	struct data_wait *w = arg;
-	struct mproc__spsc *r = w->r;
+	struct mproc__ring_spsc *r = w->r;
 	/* Acquire: E1 for the tag, E3 for the close flag.  After a role
 	 * hand-over rd_tail may be stale; peek resynchronises, and a stale
 	 * tag only makes this report "ready" early, never late. */
@@ -375,28 +447,22 @@ static bool data_ready(void *arg)
 				 memory_order_acquire) == (pos ^ r->secret))
 		return true;
 	return atomic_load_explicit(&r->sh->closed, memory_order_acquire) &
-	       MPROC__SPSC_WR_CLOSED;
+	       MPROC__RING_WR_CLOSED;
 }
 
-static int data_alive(void *arg)
-{
-	struct data_wait *w = arg;
-	return w->alive ? w->alive(w->alive_arg) : 0;
-}
-
-int mproc__spsc_wait_data(struct mproc__spsc *r,
+int mproc__ring_spsc_wait_data(struct mproc__ring_spsc *r,
 			  const struct mproc__deadline *d,
 			  mproc__alive_fn alive, void *alive_arg)
 {
-	struct data_wait w = { r, alive, alive_arg };
+	struct data_wait w = { { alive, alive_arg }, r };
 	return mproc__event_wait(&r->sh->data_ready, data_ready, &w, d,
-				 &r->spin_rd, data_alive);
+				 &r->spin_rd, mproc__ring_alive_check);
 }
 
 /* ------------------------------------------------------------------ */
 /* State                                                               */
 
-uint64_t mproc__spsc_count(const struct mproc__spsc *r)
+uint64_t mproc__ring_spsc_count(const struct mproc__ring_spsc *r)
 {
 	/* Consistent snapshot: msgs_out before and after msgs_in; if it did
 	 * not move, the difference was the true count when msgs_in was
@@ -414,7 +480,8 @@ uint64_t mproc__spsc_count(const struct mproc__spsc *r)
 	return 0;
 }
 
-uint64_t mproc__spsc_used(const struct mproc__spsc *r)
+/* Bytes in use. */
+static uint64_t used(const struct mproc__ring_spsc *r)
 {
 	uint64_t t = atomic_load_explicit(&r->sh->tail, memory_order_acquire);
 	uint64_t h = atomic_load_explicit(&r->sh->head, memory_order_acquire);
@@ -425,7 +492,29 @@ uint64_t mproc__spsc_used(const struct mproc__spsc *r)
 	return h - t > r->cap ? r->cap : h - t;
 }
 
-void mproc__spsc_close(struct mproc__spsc *r, uint32_t how)
+bool mproc__ring_spsc_full(const struct mproc__ring_spsc *r)
+{
+	/* Worst case for one more max_payload record: the record plus a pad
+	 * in front of it (I5). */
+	return r->cap - used(r) < 2 * mproc__ring_spsc_rec_size(r->max_payload);
+}
+
+bool mproc__ring_spsc_pending(const struct mproc__ring_spsc *r)
+{
+	/* Acquire: pairs with the producer's release store of head (E1);
+	 * only whether it moved matters here.  Signed: the consumer may have
+	 * taken tagged records before their head store landed, leaving head
+	 * briefly behind rd_tail (E1). */
+	if ((int64_t)(atomic_load_explicit(&r->sh->head,
+					   memory_order_acquire) -
+		      r->rd_tail) > 0)
+		return true;
+	/* Acquire: pairs with the release in mproc__ring_spsc_close (E3). */
+	return atomic_load_explicit(&r->sh->closed, memory_order_acquire) &
+	       MPROC__RING_WR_CLOSED;
+}
+
+void mproc__ring_spsc_close(struct mproc__ring_spsc *r, uint32_t how)
 {
 	/* E3: release, after this side's last head/tail store. */
 	atomic_fetch_or_explicit(&r->sh->closed, how, memory_order_release);
@@ -433,8 +522,8 @@ void mproc__spsc_close(struct mproc__spsc *r, uint32_t how)
 	mproc__event_signal(&r->sh->space_ready);
 }
 
-uint32_t mproc__spsc_closed(const struct mproc__spsc *r)
+uint32_t mproc__ring_spsc_closed(const struct mproc__ring_spsc *r)
 {
-	/* Acquire: pairs with the release in mproc__spsc_close (E3). */
+	/* Acquire: pairs with the release in mproc__ring_spsc_close (E3). */
 	return atomic_load_explicit(&r->sh->closed, memory_order_acquire);
 }

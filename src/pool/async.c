@@ -1,0 +1,191 @@
+/*
+ * Async results (mproc_async_*): what apply_async and map_async return,
+ * and what the blocking calls wait on internally.
+ *
+ * The pool thread fills in the outcome, then stores done = 1 with release
+ * and wakes the futex on it; a waiter that loads done == 1 with acquire
+ * sees the outcome (status, data, message, signal).  Those fields are
+ * written once, before done, and never again, so readers need no lock.
+ *
+ * Lifetime: two references, the caller's (mproc_async_free) and the
+ * pool's (dropped after the callbacks ran).  A callback may free the
+ * result it is given: the pool's reference keeps it alive until the
+ * callback returns.
+ */
+#include <errno.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include "common/clock.h"
+#include "pool/internal.h"
+
+mproc_async *pool_async_new(const mproc_pool *pool, mproc_async_cb cb,
+			    mproc_async_cb ecb, void *userdata)
+{
+	mproc_async *a = calloc(1, sizeof(*a));
+	if (!a)
+		return NULL;
+	atomic_init(&a->refs, 2);
+	a->pool = pool;
+	a->callback = cb;
+	a->error_callback = ecb;
+	a->userdata = userdata;
+	a->efd = -1;
+	pthread_mutex_init(&a->fd_lock, NULL);
+	return a;
+}
+
+void pool_async_unref(mproc_async *a)
+{
+	/* AcqRel: the last one out frees what the other wrote. */
+	if (atomic_fetch_sub_explicit(&a->refs, 1, memory_order_acq_rel) != 1)
+		return;
+	if (a->efd >= 0)
+		close(a->efd);
+	pthread_mutex_destroy(&a->fd_lock);
+	free(a->data);
+	free(a->message);
+	free(a);
+}
+
+void pool_async_finish(mproc_async *a, int status)
+{
+	a->status = status;
+	/* Release: pairs with the acquire load in wait/ready/get. */
+	atomic_store_explicit(&a->done, 1, memory_order_release);
+	/* seq_cst pair with the waiter's waiters++ then done check (the
+	 * store-buffer pattern): either it sees done, or we see it waiting. */
+	atomic_thread_fence(memory_order_seq_cst);
+	if (atomic_load_explicit(&a->waiters, memory_order_relaxed))
+		mproc__futex_wake(&a->done, INT32_MAX);
+	pthread_mutex_lock(&a->fd_lock);
+	if (a->efd >= 0) {
+		uint64_t one = 1;
+		(void)!write(a->efd, &one, sizeof(one));
+	}
+	pthread_mutex_unlock(&a->fd_lock);
+	mproc_async_cb cb = status == 0 ? a->callback : a->error_callback;
+	if (cb)
+		cb(a, a->userdata);
+	pool_async_unref(a);
+}
+
+static bool is_done(const mproc_async *a)
+{
+	return atomic_load_explicit(&a->done, memory_order_acquire) != 0;
+}
+
+int pool_async_wait_internal(mproc_async *a, int64_t timeout_ns)
+{
+	if (is_done(a))
+		return 0;
+	struct mproc__deadline d;
+	if (mproc__deadline_init(&d, timeout_ns))
+		return -EINVAL;
+	if (d.nowait)
+		return -ETIMEDOUT;
+	/* A short spin first: a quick task's result is often there within
+	 * a few microseconds, and a futex sleep costs more than that. */
+	for (int i = 0; i < 2000; i++) {
+		if (is_done(a))
+			return 0;
+		mproc__cpu_relax();
+	}
+	atomic_fetch_add_explicit(&a->waiters, 1, memory_order_seq_cst);
+	int rc = 0;
+	while (!is_done(a)) {
+		rc = mproc__futex_wait(&a->done, 0, &d);
+		if (rc == -ETIMEDOUT) {
+			rc = is_done(a) ? 0 : -ETIMEDOUT;
+			break;
+		}
+		rc = 0;
+	}
+	atomic_fetch_sub_explicit(&a->waiters, 1, memory_order_relaxed);
+	return rc;
+}
+
+MPROC_API int mproc_async_wait(mproc_async *a, int64_t timeout_ns)
+{
+	if (!a || timeout_ns < -1)
+		return -EINVAL;
+	if (is_done(a))
+		return 0;
+	if (pool_on_thread(a->pool))
+		return -EDEADLK;
+	return pool_async_wait_internal(a, timeout_ns);
+}
+
+MPROC_API int mproc_async_get(mproc_async *a, int64_t timeout_ns,
+			      const void **data, size_t *len)
+{
+	int rc = mproc_async_wait(a, timeout_ns);
+	if (rc)
+		return rc;
+	if (data)
+		*data = a->data;
+	if (len)
+		*len = a->len;
+	return a->status;
+}
+
+MPROC_API bool mproc_async_ready(const mproc_async *a)
+{
+	return a && is_done(a);
+}
+
+MPROC_API int mproc_async_successful(const mproc_async *a)
+{
+	if (!a)
+		return -EINVAL;
+	if (!is_done(a))
+		return -EAGAIN;
+	return a->status == 0;
+}
+
+MPROC_API const char *mproc_async_error_message(const mproc_async *a)
+{
+	if (!a || !is_done(a) || !a->message)
+		return "";
+	return a->message;
+}
+
+MPROC_API int mproc_async_signal(const mproc_async *a)
+{
+	if (!a || !is_done(a) || a->status != -MPROC_EWORKERLOST)
+		return 0;
+	return a->signo;
+}
+
+MPROC_API int mproc_async_fileno(mproc_async *a)
+{
+	if (!a)
+		return -EINVAL;
+	pthread_mutex_lock(&a->fd_lock);
+	int rc = a->efd;
+	if (rc < 0) {
+		rc = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+		if (rc < 0) {
+			rc = -errno;
+		} else {
+			a->efd = rc;
+			/* Finished before anyone asked: readable at once
+			 * (finish writes under fd_lock, so exactly one of us
+			 * does). */
+			if (is_done(a)) {
+				uint64_t one = 1;
+				(void)!write(rc, &one, sizeof(one));
+			}
+		}
+	}
+	pthread_mutex_unlock(&a->fd_lock);
+	return rc;
+}
+
+MPROC_API void mproc_async_free(mproc_async *a)
+{
+	if (a)
+		pool_async_unref(a);
+}

@@ -1,0 +1,327 @@
+/*
+ * Internal: the parent side of a pool -- its objects and how the files of
+ * src/pool/ divide the work:
+ *
+ *   pool.c    create / close / terminate / join / destroy, the pool thread
+ *             (dispatch, collection, deaths, timeouts, shutdown);
+ *   submit.c  jobs and chunks: apply, apply_async, the map family, imap;
+ *   async.c   async results (wait, get, callbacks, fileno);
+ *   zygote.c  the zygote process and the parent's side of its socket;
+ *   worker.c  the worker loop and the task API (runs in workers only);
+ *   stream.c  messages over the rings;  fn.c  packed function references.
+ *
+ * Work flows as jobs and chunks.  A job is one user call (one apply, one
+ * map over N items, one imap); a chunk is a run of consecutive items of
+ * one job that travels to one worker as one task message.  Submitting
+ * threads push chunks into a wait-free queue (liburcu's cds_wfcq: any
+ * number of enqueuers never block each other or the pool thread, which is
+ * the one dequeuer).  From then on a chunk belongs to the pool thread
+ * alone: on its pending list, then in one slot's in-flight list until
+ * every item of it has a result, or back on the pending list when its
+ * worker died before finishing it.
+ *
+ * Why no hash table of pending results (cds_lfht): a worker runs its
+ * chunks in the order it received them and reports each chunk's items in
+ * order, so the result that comes next from a slot always belongs to the
+ * head of that slot's in-flight list.  A FIFO per slot finds it in O(1)
+ * without hashing or RCU reclamation.
+ */
+#ifndef MPROC_POOL_INTERNAL_H
+#define MPROC_POOL_INTERNAL_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/uio.h>
+#include <urcu/wfcqueue.h>
+
+#include "mproc/pool.h"
+#include "mproc/process.h"
+#include "mproc/shm.h"
+#include "pool/proto.h"
+#include "pool/stream.h"
+#include "ring/ring.h"
+
+/* ---- jobs and chunks ---------------------------------------------------- */
+
+enum pool_out {
+	POOL_OUT_BYTES = 1, /* one item; the result bytes go to job->async */
+	POOL_OUT_FIXED,     /* results[i * result_size], status[i] */
+	POOL_OUT_VRES,      /* vres[i] (malloc'd data) */
+	POOL_OUT_IMAP,      /* to the iterator */
+};
+
+struct pool_job {
+	mproc_pool *pool;
+	uint32_t layout;  /* POOL_ITEMS_* */
+	uint32_t fn_id;
+	/* Input (chunks may carry their own copy instead: pool_chunk.own). */
+	const unsigned char *items;         /* FIXED */
+	size_t item_size;
+	const struct iovec *iov;            /* VAR */
+	const struct iovec *const *star;    /* STAR: star[i][0..nargs[i]) */
+	const size_t *nargs;
+	size_t count;
+	/* Output. */
+	int out;          /* enum pool_out */
+	unsigned char *results;
+	size_t result_size;
+	int *status;
+	struct mproc_pool_result *vres;
+	struct mproc_imap *imap;
+	/* Progress, touched by the pool thread only. */
+	size_t done;
+	size_t failed;
+	size_t first_err_index;  /* lowest failing index, SIZE_MAX if none */
+	int first_err;
+	mproc_progress_fn progress;
+	void *userdata;
+	size_t progress_step, progress_next;
+	/* Completion (NULL for imap). */
+	mproc_async *async;
+};
+
+/* Items copied at submission (apply_async, imap), shared by the chunks
+ * split from one another after a worker died; pool thread only once
+ * submitted. */
+struct pool_own {
+	unsigned refs;
+	size_t n;
+	struct iovec v[]; /* the bytes follow */
+};
+
+struct pool_chunk {
+	struct cds_wfcq_node node; /* in the submission queue */
+	struct pool_chunk *next;   /* pending or in-flight list */
+	struct pool_job *job;
+	uint64_t id;
+	size_t first;     /* first item (index within the job) */
+	size_t n;         /* items */
+	size_t reported;  /* items whose results arrived */
+	/* Items carried by the chunk (VAR layout): item i of the chunk is
+	 * own->v[own_first + i]; NULL when the job's arrays hold them. */
+	struct pool_own *own;
+	size_t own_first;
+	struct mproc_imap *imap; /* the iterator, for imap chunks */
+};
+
+/* ---- the pool ----------------------------------------------------------- */
+
+enum pool_state {
+	POOL_RUNNING = 0,
+	POOL_CLOSED,      /* no new work; finishing what is queued */
+	POOL_TERMINATED,  /* stopping now */
+	POOL_BROKEN,      /* the zygote died: nothing can run */
+};
+
+enum slot_state {
+	SLOT_EMPTY = 0, /* no worker */
+	SLOT_STARTING,  /* the zygote was asked for one */
+	SLOT_INIT,      /* running, its initializer not yet reported */
+	SLOT_READY,     /* takes work */
+	SLOT_RETIRING,  /* sent RETIRE: finishes its queue, then exits */
+	SLOT_STOPPING,  /* its task ring is closed, or it is being killed */
+};
+
+/* The parent's view of one worker slot (pool thread only, except pid,
+ * read by mproc_pool_worker_pids under pool->lock). */
+struct pool_slot {
+	int state;
+	pid_t pid;
+	struct pool_cell *cell;
+	void *task_sh, *task_buf, *res_sh, *res_buf;
+	struct mproc__ring task, result;
+	struct pool_chunk *inflight, *inflight_tail;
+	unsigned ninflight;
+	/* The message being sent; kind says which. */
+	struct pool_tx tx;
+	int tx_kind;              /* 0 idle, else POOL_MSG_* */
+	struct pool_chunk *tx_chunk;
+	struct pool_encoder *enc;
+	struct pool_rx rx;
+	uint32_t fns_defined;     /* functions 0..fns_defined-1 are known */
+	unsigned tasks_sent;      /* for maxtasksperchild */
+	bool bye;                 /* announced a planned exit */
+	bool killed_for_timeout;
+	bool kill_sent;
+	int init_status;
+};
+
+struct pool_fn {
+	const void *fn;
+	void *define_msg; /* POOL_MSG_DEFINE header + packed reference */
+	size_t define_len;
+};
+
+struct mproc_pool {
+	pid_t owner_pid;
+	unsigned nslots;
+	unsigned window;
+	unsigned maxtasks;
+	int64_t task_timeout_ns;
+	uint64_t ring_cap;
+
+	mproc_shm *seg;
+	struct pool_hdr *hdr;
+	struct pool_slot *slots;
+
+	mproc_process *zygote;
+	int sock;                /* our end of the zygote's socket */
+	uint64_t zygote_seen;    /* hdr->zygote_msgs already handled */
+
+	/* Submission: wait-free queue, and the state it is gated by. */
+	struct cds_wfcq_head q_head;
+	struct cds_wfcq_tail q_tail;
+	_Atomic int state;            /* enum pool_state */
+	_Atomic unsigned submitters;  /* threads between state check and enqueue */
+	_Atomic uint64_t kicks;       /* requests to the pool thread */
+	uint64_t kicks_seen;
+	_Atomic uint64_t next_chunk_id;
+
+	/* Pool thread's private lists. */
+	struct pool_chunk *pending, *pending_tail;
+
+	pthread_t thread;
+	bool thread_started;
+	struct mproc__spin spin;
+
+	/* Function table: append-only, guarded by fn_lock; the pool thread
+	 * reads entries below fn_count, which only grows. */
+	pthread_mutex_t fn_lock;
+	struct pool_fn *fns;
+	_Atomic uint32_t fn_count;
+	uint32_t fn_cap;
+
+	/* lock guards: slot pids for worker_pids, finished, and the join
+	 * condition. */
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	bool finished;            /* the pool thread has stopped everything */
+	bool created;             /* create returned it */
+	unsigned nready;          /* workers that reported READY (create) */
+	int init_error;           /* first failure while starting */
+	bool broken_init;         /* a replacement's initializer failed */
+
+	/* Counters (struct mproc_pool_stats), relaxed atomics. */
+	_Atomic uint64_t st_submitted, st_completed, st_failed, st_lost,
+		st_retired, st_started;
+};
+
+/* Wake the pool thread (after making the reason visible). */
+void pool_kick(mproc_pool *pool);
+/* Whether the calling thread is @pool's pool thread. */
+bool pool_on_thread(const mproc_pool *pool);
+/* Accept the chunks of one job (linked through ->next), or refuse them
+ * all with -EPIPE (closed) / -ECHILD (not the creating process). */
+int pool_submit(mproc_pool *pool, struct pool_chunk *chunks, size_t nitems);
+/* The id of @fn in the pool's function table, adding it if new.  Returns
+ * the id, or -MPROC_ENOSYMBOL, -ENOMEM, -ENOSPC (table full). */
+int pool_fn_id(mproc_pool *pool, const void *fn);
+
+/* ---- async results (async.c) -------------------------------------------- */
+
+struct mproc_async {
+	_Atomic uint32_t done;     /* futex word: 0 running, 1 finished */
+	_Atomic uint32_t waiters;
+	_Atomic int refs;          /* the caller's, and the pool's until done */
+	const mproc_pool *pool;    /* for -EDEADLK; not used once done */
+	int status;
+	int signo;
+	char *message;
+	void *data;
+	size_t len;
+	size_t nfailed;            /* map jobs: items that failed */
+	mproc_async_cb callback, error_callback;
+	void *userdata;
+	pthread_mutex_t fd_lock;
+	int efd;
+};
+
+mproc_async *pool_async_new(const mproc_pool *pool, mproc_async_cb cb,
+			    mproc_async_cb ecb, void *userdata);
+/* Finish @a with @status (data/message already set), wake waiters, run
+ * the callbacks (pool thread), drop the pool's reference. */
+void pool_async_finish(mproc_async *a, int status);
+void pool_async_unref(mproc_async *a);
+/* Wait (for blocking calls, which hold their own reference). */
+int pool_async_wait_internal(mproc_async *a, int64_t timeout_ns);
+
+/* ---- delivery (submit.c), called by the pool thread --------------------- */
+
+/* Item @index of @job finished with @status and result bytes (@data,
+ * @len; NULL/0 on failure) and message (@msg, may be NULL), @signo for a
+ * lost worker. */
+void pool_deliver(struct pool_job *job, size_t index, int status,
+		  const void *data, size_t len, const char *msg, int signo);
+/* Free a chunk whose items are all accounted for (or handed on). */
+void pool_chunk_free(struct pool_chunk *c);
+/* A split chunk holds the iterator too. */
+void pool_chunk_ref_imap(struct pool_chunk *c);
+/* Finish a job of no items (map over an empty array). */
+void pool_job_empty_done(struct pool_job *job);
+
+/* Sizes and contents of task messages (submit.c). */
+struct pool_encoder;
+/* Start encoding @c as a POOL_MSG_TASK into @tx.  Returns 0, -ENOMEM. */
+int pool_encode_task(struct pool_slot *s, struct pool_chunk *c);
+void pool_encoder_free(struct pool_encoder *e);
+
+/* ---- the zygote (zygote.c) ---------------------------------------------- */
+
+/* Start the zygote for @pool (creates pool->zygote and pool->sock).
+ * @init / @initarg: the initializer.  Waits for the zygote's hello.
+ * Returns 0, -MPROC_ENOSYMBOL (initializer does not resolve there), or an
+ * error of the process layer. */
+int pool_zygote_start(mproc_pool *pool, const mproc_context *ctx,
+		      mproc_pool_init_fn init, const void *initarg,
+		      size_t initarg_len);
+/* Ask for a worker in @slot; for a signal to the worker of @slot whose
+ * pid is @pid.  Return 0 or -errno (the zygote is gone). */
+int pool_zygote_request_start(mproc_pool *pool, unsigned slot);
+int pool_zygote_request_kill(mproc_pool *pool, unsigned slot, pid_t pid,
+			     int sig);
+
+struct pool_zmsg {
+	uint32_t op;
+	uint32_t slot;
+	int32_t pid;
+	int32_t val;
+};
+enum {
+	POOL_Z_HELLO = 1,    /* val: 0 or the initializer's resolve error */
+	POOL_Z_START,        /* slot */
+	POOL_Z_STARTED,      /* slot, pid */
+	POOL_Z_START_FAILED, /* slot, val: -errno */
+	POOL_Z_KILL,         /* slot, pid, val: signal */
+	POOL_Z_EXITED,       /* slot, pid, val: exit code, or -signal */
+};
+/* Receive one zygote message without blocking: 1 and *@m, 0 none, or
+ * -EPIPE (the zygote is gone). */
+int pool_zygote_recv(mproc_pool *pool, struct pool_zmsg *m);
+
+/* ---- the worker (worker.c) ------------------------------------------- */
+
+struct pool_worker_args {
+	struct pool_hdr *hdr;
+	unsigned char *slot;    /* the slot's bytes in the segment */
+	uint64_t ring_cap;
+	bool timeouts;          /* record start times for task timeouts */
+	mproc_pool_init_fn init;
+	const void *initarg;
+	size_t initarg_len;
+};
+
+/* Lay out slot @i of a pool segment; used by parent and worker alike. */
+struct pool_slot_layout {
+	struct pool_cell *cell;
+	void *task_sh, *task_buf, *res_sh, *res_buf;
+};
+uint64_t pool_slot_size(uint64_t ring_cap);
+void pool_slot_layout(unsigned char *slot, uint64_t ring_cap,
+		      struct pool_slot_layout *l);
+/* The geometry of a pool ring (SPSC, @ring_cap bytes). */
+void pool_ring_geom(uint64_t ring_cap, struct mproc__ring_geom *g);
+
+_Noreturn void pool_worker_main(const struct pool_worker_args *a);
+
+#endif /* MPROC_POOL_INTERNAL_H */

@@ -1,0 +1,37 @@
+/* Where each slot's cell and rings sit in the pool segment (proto.h). */
+#include "pool/internal.h"
+
+void pool_ring_geom(uint64_t ring_cap, struct mproc__ring_geom *g)
+{
+	/* The capacity was checked when the pool was planned (a power of
+	 * two within the SPSC ring's limits), so this cannot fail. */
+	(void)mproc__ring_plan(MPROC__RING_SPSC, ring_cap, 0, ring_cap, g);
+}
+
+static uint64_t ring_bytes(uint64_t ring_cap)
+{
+	struct mproc__ring_geom g;
+	pool_ring_geom(ring_cap, &g);
+	return mproc__ring_shared_size(MPROC__RING_SPSC) +
+	       mproc__ring_buf_size(MPROC__RING_SPSC, &g);
+}
+
+uint64_t pool_slot_size(uint64_t ring_cap)
+{
+	uint64_t n = sizeof(struct pool_cell) + 2 * ring_bytes(ring_cap);
+	return (n + MPROC_CACHELINE - 1) & ~(uint64_t)(MPROC_CACHELINE - 1);
+}
+
+void pool_slot_layout(unsigned char *slot, uint64_t ring_cap,
+		      struct pool_slot_layout *l)
+{
+	uint64_t sh = mproc__ring_shared_size(MPROC__RING_SPSC);
+	uint64_t rb = ring_bytes(ring_cap);
+	l->cell = (struct pool_cell *)slot;
+	unsigned char *p = slot + sizeof(struct pool_cell);
+	l->task_sh = p;
+	l->task_buf = p + sh;
+	p += rb;
+	l->res_sh = p;
+	l->res_buf = p + sh;
+}

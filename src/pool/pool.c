@@ -1,0 +1,1124 @@
+/*
+ * The pool: creation and shutdown, and the pool thread, which hands chunks
+ * to workers, collects their results, notices deaths and timeouts, and
+ * takes the pool down on close or terminate.
+ *
+ * The pool thread is the only thread that touches the slots, the rings'
+ * parent ends, the pending list and the in-flight lists, so none of them
+ * needs a lock.  It sleeps on the segment's doorbell (proto.h) and wakes
+ * for: a submission, a result in any ring, room for the rest of a long
+ * task, a message of the zygote, or a request (close, terminate) from
+ * another thread; and every 10 ms when tasks have a timeout, else every
+ * 100 ms to check that the zygote is alive.
+ *
+ * A worker that dies (proto.h explains what the parent learns and when):
+ *   1. its result ring is drained: results published before the death
+ *      count;
+ *   2. the item its cell names as running fails, with -MPROC_EWORKERLOST
+ *      and the signal that ended it (-ETIMEDOUT if the pool killed it for
+ *      overrunning the task timeout);
+ *   3. every other item it had been given and had not reported goes back
+ *      to the front of the pending list, in order (items it finished but
+ *      had not yet reported run again: at most one result message worth);
+ *   4. both rings of the slot are re-initialised and the zygote is asked
+ *      for a replacement.
+ * A worker that ends after announcing it (maxtasksperchild: BYE; or after
+ * close, when its task ring was closed) goes through the same steps with
+ * nothing in flight and is not counted as lost.
+ */
+#include <errno.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "common/bits.h"
+#include "common/clock.h"
+#include "common/fork.h"
+#include "pool/fn.h"
+#include "pool/internal.h"
+
+#define DEFAULT_RING_CAP (256 * 1024)
+#define MIN_RING_CAP 4096
+#define MAX_RING_CAP (UINT64_C(1) << 30)
+#define DEFAULT_WINDOW 4
+#define MAX_WINDOW 1024
+#define TICK_TIMEOUT_NS (10 * MPROC_MSEC)
+#define TICK_IDLE_NS (100 * MPROC_MSEC)
+#define ZYGOTE_JOIN_NS (5 * MPROC_SEC)
+
+MPROC_API void mproc_pool_attr_init(struct mproc_pool_attr *attr)
+{
+	if (!attr)
+		return;
+	memset(attr, 0, sizeof(*attr));
+	attr->task_timeout_ns = MPROC_FOREVER;
+}
+
+/* ---- small helpers ------------------------------------------------------- */
+
+void pool_kick(mproc_pool *pool)
+{
+	/* Release: the request (a state store) is visible to a pool thread
+	 * that sees the count move. */
+	atomic_fetch_add_explicit(&pool->kicks, 1, memory_order_release);
+	mproc__event_signal(&pool->hdr->doorbell);
+}
+
+bool pool_on_thread(const mproc_pool *pool)
+{
+	return pool && pool->thread_started &&
+	       pthread_equal(pthread_self(), pool->thread);
+}
+
+static int get_state(const mproc_pool *pool)
+{
+	return atomic_load_explicit(&pool->state, memory_order_seq_cst);
+}
+
+int pool_fn_id(mproc_pool *pool, const void *fn)
+{
+	/* Acquire: entries below the count are complete (release below). */
+	uint32_t n = atomic_load_explicit(&pool->fn_count, memory_order_acquire);
+	for (uint32_t i = n; i-- > 0;)
+		if (pool->fns[i].fn == fn)
+			return (int)i;
+	pthread_mutex_lock(&pool->fn_lock);
+	n = atomic_load_explicit(&pool->fn_count, memory_order_relaxed);
+	for (uint32_t i = 0; i < n; i++)
+		if (pool->fns[i].fn == fn) {
+			pthread_mutex_unlock(&pool->fn_lock);
+			return (int)i;
+		}
+	int rc = n < POOL_MAX_FNS ? 0 : -ENOSPC;
+	void *packed = NULL;
+	size_t len = 0;
+	if (!rc)
+		rc = pool_fn_pack(fn, &packed, &len);
+	unsigned char *msg = NULL;
+	if (!rc && !(msg = malloc(sizeof(struct pool_msg) + len)))
+		rc = -ENOMEM;
+	if (!rc) {
+		struct pool_msg m = { .type = POOL_MSG_DEFINE, .aux = n };
+		memcpy(msg, &m, sizeof(m));
+		memcpy(msg + sizeof(m), packed, len);
+		pool->fns[n] = (struct pool_fn){ fn, msg, sizeof(m) + len };
+		atomic_store_explicit(&pool->fn_count, n + 1,
+				      memory_order_release);
+		rc = (int)n;
+	}
+	pthread_mutex_unlock(&pool->fn_lock);
+	free(packed);
+	return rc;
+}
+
+int pool_submit(mproc_pool *pool, struct pool_chunk *chunks, size_t nitems)
+{
+	if (pool->owner_pid != mproc__self_pid())
+		return -ECHILD;
+	/* seq_cst with the state store of close/terminate and the pool
+	 * thread's check of submitters: either we see the pool closed, or
+	 * it sees us in progress and drains the queue after us. */
+	atomic_fetch_add_explicit(&pool->submitters, 1, memory_order_seq_cst);
+	int st = get_state(pool);
+	if (st != POOL_RUNNING || pool->broken_init) {
+		atomic_fetch_sub_explicit(&pool->submitters, 1,
+					  memory_order_seq_cst);
+		return pool->broken_init ? -MPROC_EINIT : -EPIPE;
+	}
+	for (struct pool_chunk *c = chunks, *next; c; c = next) {
+		next = c->next;
+		c->next = NULL;
+		cds_wfcq_node_init(&c->node);
+		cds_wfcq_enqueue(&pool->q_head, &pool->q_tail, &c->node);
+	}
+	atomic_fetch_add_explicit(&pool->st_submitted, nitems,
+				  memory_order_relaxed);
+	atomic_fetch_sub_explicit(&pool->submitters, 1, memory_order_seq_cst);
+	mproc__event_signal(&pool->hdr->doorbell);
+	return 0;
+}
+
+/* ---- pool thread: chunks ------------------------------------------------ */
+
+static void pending_push_back(mproc_pool *p, struct pool_chunk *c)
+{
+	c->next = NULL;
+	if (p->pending_tail)
+		p->pending_tail->next = c;
+	else
+		p->pending = c;
+	p->pending_tail = c;
+}
+
+/* Fail the items of @c not yet reported, then free it. */
+static void fail_chunk(struct pool_chunk *c, int status, const char *msg,
+		       int signo)
+{
+	struct pool_job *job = c->job;
+	size_t first = c->first, from = c->reported, n = c->n;
+	/* The job may be freed by the last delivery: read what we need of
+	 * the chunk first, free it, then deliver. */
+	pool_chunk_free(c);
+	for (size_t i = from; i < n; i++)
+		pool_deliver(job, first + i, status, NULL, 0, msg, signo);
+}
+
+/* A new chunk for items [a, b) (chunk-relative) of @c. */
+static struct pool_chunk *split(const struct pool_chunk *c, size_t a, size_t b)
+{
+	struct pool_chunk *nc = calloc(1, sizeof(*nc));
+	if (!nc)
+		return NULL;
+	nc->job = c->job;
+	nc->first = c->first + a;
+	nc->n = b - a;
+	nc->own = c->own;
+	nc->own_first = c->own_first + a;
+	if (nc->own)
+		nc->own->refs++;
+	nc->imap = c->imap;
+	pool_chunk_ref_imap(nc);
+	return nc;
+}
+
+static void take_submissions(mproc_pool *p)
+{
+	struct cds_wfcq_node *n;
+	while ((n = __cds_wfcq_dequeue_blocking(&p->q_head, &p->q_tail))) {
+		struct pool_chunk *c = caa_container_of(n, struct pool_chunk,
+							node);
+		c->id = ++p->next_chunk_id;
+		if (c->n == 0) {
+			struct pool_job *job = c->job;
+			pool_chunk_free(c);
+			pool_job_empty_done(job);
+			continue;
+		}
+		int st = get_state(p);
+		if (st == POOL_TERMINATED)
+			fail_chunk(c, -ECANCELED, NULL, 0);
+		else if (st == POOL_BROKEN)
+			fail_chunk(c, -MPROC_EWORKERLOST,
+				   "the pool's zygote process died", 0);
+		else if (p->broken_init)
+			fail_chunk(c, -MPROC_EINIT, NULL, 0);
+		else
+			pending_push_back(p, c);
+	}
+}
+
+/* ---- pool thread: slots ------------------------------------------------- */
+
+static void slot_attach(mproc_pool *p, struct pool_slot *s, bool init)
+{
+	struct mproc__ring_geom g;
+	pool_ring_geom(p->ring_cap, &g);
+	if (init) {
+		mproc__ring_init_shared(MPROC__RING_SPSC, s->task_sh,
+					s->task_buf, &g, 0);
+		mproc__ring_init_shared(MPROC__RING_SPSC, s->res_sh,
+					s->res_buf, &g, 0);
+		atomic_store_explicit(&s->cell->chunk, 0, memory_order_relaxed);
+		atomic_store_explicit(&s->cell->pid, 0, memory_order_relaxed);
+	}
+	/* Fresh indices always pass the attach checks. */
+	(void)mproc__ring_attach(&s->task, MPROC__RING_SPSC, s->task_sh,
+				 s->task_buf, &g, false);
+	(void)mproc__ring_attach(&s->result, MPROC__RING_SPSC, s->res_sh,
+				 s->res_buf, &g, false);
+}
+
+static void set_slot_pid(mproc_pool *p, struct pool_slot *s, pid_t pid)
+{
+	pthread_mutex_lock(&p->lock);
+	s->pid = pid;
+	pthread_mutex_unlock(&p->lock);
+}
+
+static void kill_worker(mproc_pool *p, struct pool_slot *s)
+{
+	if (s->kill_sent || s->pid <= 0)
+		return;
+	s->kill_sent = true;
+	pool_zygote_request_kill(p, (unsigned)(s - p->slots), s->pid, SIGKILL);
+}
+
+static void start_slot(mproc_pool *p, struct pool_slot *s)
+{
+	if (pool_zygote_request_start(p, (unsigned)(s - p->slots)) == 0)
+		s->state = SLOT_STARTING;
+	else
+		s->state = SLOT_EMPTY;
+}
+
+static void notify_waiters(mproc_pool *p)
+{
+	pthread_mutex_lock(&p->lock);
+	pthread_cond_broadcast(&p->cond);
+	pthread_mutex_unlock(&p->lock);
+}
+
+/* Handle one whole message from the result ring of @s.  Returns 0, or
+ * -MPROC_ECORRUPT when the worker broke the protocol. */
+static int handle_result(mproc_pool *p, struct pool_slot *s, const void *msg,
+			 uint64_t len)
+{
+	struct pool_msg m;
+	if (len < sizeof(m))
+		return -MPROC_ECORRUPT;
+	memcpy(&m, msg, sizeof(m));
+	const unsigned char *b = (const unsigned char *)msg + sizeof(m);
+	const unsigned char *end = (const unsigned char *)msg + len;
+	switch (m.type) {
+	case POOL_MSG_READY:
+		if (s->state != SLOT_INIT)
+			return -MPROC_ECORRUPT;
+		s->init_status = (int32_t)m.aux;
+		if (s->init_status == 0) {
+			s->state = SLOT_READY;
+			pthread_mutex_lock(&p->lock);
+			p->nready++;
+			pthread_cond_broadcast(&p->cond);
+			pthread_mutex_unlock(&p->lock);
+		} else {
+			s->state = SLOT_STOPPING;
+			pthread_mutex_lock(&p->lock);
+			if (!p->init_error)
+				p->init_error = s->init_status < 0
+							? s->init_status
+							: -MPROC_EINIT;
+			if (p->created)
+				p->broken_init = true;
+			pthread_cond_broadcast(&p->cond);
+			pthread_mutex_unlock(&p->lock);
+		}
+		return 0;
+	case POOL_MSG_BYE:
+		s->bye = true;
+		return 0;
+	case POOL_MSG_RESULT:
+		break;
+	default:
+		return -MPROC_ECORRUPT;
+	}
+	struct pool_chunk *c = s->inflight;
+	uint64_t first;
+	if (!c || c->id != m.id || (size_t)(end - b) < sizeof(first))
+		return -MPROC_ECORRUPT;
+	memcpy(&first, b, sizeof(first));
+	b += sizeof(first);
+	if (first != c->reported || m.aux > c->n - c->reported)
+		return -MPROC_ECORRUPT;
+	for (uint32_t k = 0; k < m.aux; k++) {
+		struct pool_item_res h;
+		if ((size_t)(end - b) < sizeof(h))
+			return -MPROC_ECORRUPT;
+		memcpy(&h, b, sizeof(h));
+		b += sizeof(h);
+		uint64_t dl = pool_pad8(h.len), ml = pool_pad8(h.msg_len);
+		if (h.msg_len > POOL_MSG_MAX || dl < h.len ||
+		    dl > (uint64_t)(end - b) || ml > (uint64_t)(end - b) - dl ||
+		    (h.status == 0 && h.msg_len) || h.status > 0 ||
+		    (h.status != 0 && h.len))
+			return -MPROC_ECORRUPT;
+		char text[POOL_MSG_MAX + 1];
+		memcpy(text, b + dl, h.msg_len);
+		text[h.msg_len] = '\0';
+		struct pool_job *job = c->job;
+		size_t index = c->first + c->reported;
+		c->reported++;
+		bool last = c->reported == c->n;
+		if (last) {
+			s->inflight = c->next;
+			if (!s->inflight)
+				s->inflight_tail = NULL;
+			s->ninflight--;
+			pool_chunk_free(c);
+		}
+		pool_deliver(job, index, h.status, b, (size_t)h.len, text, 0);
+		b += dl + ml;
+		if (last && k + 1 < m.aux)
+			return -MPROC_ECORRUPT;
+	}
+	return 0;
+}
+
+/* Read every whole message the worker of @s has published. */
+static void collect(mproc_pool *p, struct pool_slot *s)
+{
+	for (;;) {
+		const void *msg;
+		uint64_t len;
+		int rc = pool_rx_next(&s->result, &s->rx, &msg, &len);
+		if (rc == 0 || rc == -MPROC_EEOF)
+			return;
+		if (rc == 1) {
+			rc = handle_result(p, s, msg, len);
+			pool_rx_done(&s->result, &s->rx);
+			if (rc == 0)
+				continue;
+		}
+		if (rc == -ENOMEM && s->inflight) {
+			/* A result message we could not hold: its items
+			 * cannot be delivered; they fail, the rest goes on. */
+			struct pool_msg m;
+			uint64_t first;
+			memcpy(&m, s->rx.head, sizeof(m));
+			memcpy(&first, s->rx.head + sizeof(m), sizeof(first));
+			struct pool_chunk *c = s->inflight;
+			if (m.type == POOL_MSG_RESULT && c->id == m.id &&
+			    first == c->reported && m.aux <= c->n - c->reported) {
+				for (uint32_t k = 0; k < m.aux; k++) {
+					struct pool_job *job = c->job;
+					size_t index = c->first + c->reported++;
+					bool last = c->reported == c->n;
+					if (last) {
+						s->inflight = c->next;
+						if (!s->inflight)
+							s->inflight_tail = NULL;
+						s->ninflight--;
+						pool_chunk_free(c);
+					}
+					pool_deliver(job, index, -ENOMEM, NULL,
+						     0, NULL, 0);
+				}
+				continue;
+			}
+		}
+		/* A protocol error: the worker cannot be trusted; kill it and
+		 * recover as from any death. */
+		kill_worker(p, s);
+		return;
+	}
+}
+
+/* The worker of @s is gone (reaped by the zygote) with @code (exit code,
+ * or -signal). */
+static void slot_died(mproc_pool *p, struct pool_slot *s, int code)
+{
+	collect(p, s);
+	pool_rx_reset(&s->rx);
+	int st = get_state(p);
+	bool planned = s->bye || (s->state == SLOT_STOPPING && !s->kill_sent) ||
+		       s->state == SLOT_INIT || s->init_status != 0;
+	bool lost = !planned && st != POOL_TERMINATED;
+	if (lost)
+		atomic_fetch_add_explicit(&p->st_lost, 1, memory_order_relaxed);
+	else if (s->bye)
+		atomic_fetch_add_explicit(&p->st_retired, 1,
+					  memory_order_relaxed);
+	uint64_t run_chunk = atomic_load_explicit(&s->cell->chunk,
+						  memory_order_relaxed);
+	uint64_t run_item = atomic_load_explicit(&s->cell->item,
+						 memory_order_relaxed);
+	int status = s->killed_for_timeout ? -ETIMEDOUT : -MPROC_EWORKERLOST;
+	int signo = code < 0 ? -code : 0;
+	char text[96];
+	if (s->killed_for_timeout)
+		snprintf(text, sizeof(text),
+			 "task overran the pool's task timeout");
+	else if (signo)
+		snprintf(text, sizeof(text), "worker %d killed by signal %d",
+			 (int)s->pid, signo);
+	else
+		snprintf(text, sizeof(text), "worker %d exited with status %d",
+			 (int)s->pid, code);
+
+	/* Requeue in order: build the list, then put it in front. */
+	struct pool_chunk *rq = NULL, **rq_tail = &rq;
+	for (struct pool_chunk *c = s->inflight, *next; c; c = next) {
+		next = c->next;
+		size_t r = c->reported;
+		size_t ri = SIZE_MAX;
+		if (c->id == run_chunk && run_item >= r && run_item < c->n &&
+		    (lost || s->killed_for_timeout))
+			ri = (size_t)run_item;
+		if (st == POOL_TERMINATED) {
+			fail_chunk(c, -ECANCELED, NULL, 0);
+			continue;
+		}
+		size_t ranges[2][2] = { { r, ri == SIZE_MAX ? c->n : ri },
+					{ ri == SIZE_MAX ? c->n : ri + 1, c->n } };
+		for (int k = 0; k < 2; k++) {
+			if (ranges[k][0] >= ranges[k][1])
+				continue;
+			struct pool_chunk *nc = split(c, ranges[k][0],
+						      ranges[k][1]);
+			if (!nc) {
+				/* Cannot requeue without memory: fail these. */
+				for (size_t i = ranges[k][0]; i < ranges[k][1];
+				     i++)
+					pool_deliver(c->job, c->first + i,
+						     -ENOMEM, NULL, 0, NULL, 0);
+				continue;
+			}
+			nc->id = ++p->next_chunk_id;
+			*rq_tail = nc;
+			rq_tail = &nc->next;
+		}
+		struct pool_job *job = c->job;
+		size_t index = c->first + ri;
+		/* Free before the delivery, which may free the job. */
+		pool_chunk_free(c);
+		if (ri != SIZE_MAX)
+			pool_deliver(job, index, status, NULL, 0, text, signo);
+	}
+	s->inflight = s->inflight_tail = NULL;
+	s->ninflight = 0;
+	if (rq) {
+		struct pool_chunk *last = rq;
+		while (last->next)
+			last = last->next;
+		last->next = p->pending;
+		p->pending = rq;
+		if (!p->pending_tail)
+			p->pending_tail = last;
+	}
+
+	/* A fresh slot. */
+	slot_attach(p, s, true);
+	set_slot_pid(p, s, 0);
+	s->tx_kind = 0;
+	s->fns_defined = 0;
+	s->tasks_sent = 0;
+	s->bye = false;
+	s->killed_for_timeout = false;
+	s->kill_sent = false;
+	bool init_failed = s->init_status != 0;
+	s->init_status = 0;
+	s->state = SLOT_EMPTY;
+	bool want = !init_failed && !p->broken_init &&
+		    (st == POOL_RUNNING || (st == POOL_CLOSED && p->pending));
+	if (want)
+		start_slot(p, s);
+}
+
+/* The zygote is gone: nothing can run any more. */
+static void zygote_lost(mproc_pool *p)
+{
+	if (get_state(p) == POOL_BROKEN)
+		return;
+	int expect = get_state(p);
+	atomic_store_explicit(&p->state, POOL_BROKEN, memory_order_seq_cst);
+	const char *why = "the pool's zygote process died";
+	for (unsigned i = 0; i < p->nslots; i++) {
+		struct pool_slot *s = &p->slots[i];
+		for (struct pool_chunk *c = s->inflight, *next; c; c = next) {
+			next = c->next;
+			fail_chunk(c, expect == POOL_TERMINATED
+					      ? -ECANCELED
+					      : -MPROC_EWORKERLOST,
+				   why, 0);
+		}
+		s->inflight = s->inflight_tail = NULL;
+		s->ninflight = 0;
+		s->state = SLOT_EMPTY;
+		set_slot_pid(p, s, 0);
+	}
+	while (p->pending) {
+		struct pool_chunk *c = p->pending;
+		p->pending = c->next;
+		fail_chunk(c, expect == POOL_TERMINATED ? -ECANCELED
+							: -MPROC_EWORKERLOST,
+			   why, 0);
+	}
+	p->pending_tail = NULL;
+	notify_waiters(p);
+}
+
+static void handle_zygote(mproc_pool *p)
+{
+	uint64_t n = atomic_load_explicit(&p->hdr->zygote_msgs,
+					  memory_order_acquire);
+	if (n == p->zygote_seen)
+		return;
+	p->zygote_seen = n;
+	for (;;) {
+		struct pool_zmsg m;
+		int rc = pool_zygote_recv(p, &m);
+		if (rc == 0)
+			return;
+		if (rc < 0) {
+			zygote_lost(p);
+			return;
+		}
+		if (m.slot >= p->nslots)
+			continue;
+		struct pool_slot *s = &p->slots[m.slot];
+		switch (m.op) {
+		case POOL_Z_STARTED:
+			if (s->state != SLOT_STARTING)
+				break;
+			set_slot_pid(p, s, m.pid);
+			s->state = SLOT_INIT;
+			atomic_fetch_add_explicit(&p->st_started, 1,
+						  memory_order_relaxed);
+			if (get_state(p) == POOL_TERMINATED)
+				kill_worker(p, s);
+			break;
+		case POOL_Z_START_FAILED:
+			if (s->state != SLOT_STARTING)
+				break;
+			s->state = SLOT_EMPTY;
+			pthread_mutex_lock(&p->lock);
+			if (!p->created && !p->init_error)
+				p->init_error = m.val < 0 ? m.val : -EAGAIN;
+			pthread_cond_broadcast(&p->cond);
+			pthread_mutex_unlock(&p->lock);
+			break;
+		case POOL_Z_EXITED:
+			if (s->pid == m.pid && s->state != SLOT_EMPTY &&
+			    s->state != SLOT_STARTING)
+				slot_died(p, s, m.val);
+			break;
+		default:
+			break;
+		}
+	}
+}
+
+/* ---- pool thread: sending ------------------------------------------------ */
+
+static void tx_done(struct pool_slot *s)
+{
+	if (s->tx_kind == POOL_MSG_DEFINE)
+		s->fns_defined++;
+	s->tx_kind = 0;
+}
+
+/* Push the slot's message on; true when the slot's sender is idle. */
+static bool tx_continue(mproc_pool *p, struct pool_slot *s)
+{
+	if (!s->tx_kind)
+		return true;
+	int rc = pool_tx_push(&s->task, &s->tx);
+	if (rc == 1) {
+		tx_done(s);
+		return true;
+	}
+	if (rc < 0)
+		kill_worker(p, s);
+	return false;
+}
+
+static void tx_flat(mproc_pool *p, struct pool_slot *s, int kind,
+		    const void *msg, size_t len)
+{
+	s->tx_kind = kind;
+	pool_tx_start(&s->tx, len, pool_fill_flat, (void *)msg);
+	tx_continue(p, s);
+}
+
+/* Give @s the next pending chunk (or the function definition it needs
+ * first).  Returns false when nothing could be started. */
+static bool feed(mproc_pool *p, struct pool_slot *s)
+{
+	struct pool_chunk *c = p->pending;
+	if (c->job->fn_id >= s->fns_defined) {
+		const struct pool_fn *f = &p->fns[s->fns_defined];
+		tx_flat(p, s, POOL_MSG_DEFINE, f->define_msg, f->define_len);
+		return true;
+	}
+	if (pool_encode_task(s, c) < 0)
+		return false;
+	p->pending = c->next;
+	if (!p->pending)
+		p->pending_tail = NULL;
+	c->next = NULL;
+	if (s->inflight_tail)
+		s->inflight_tail->next = c;
+	else
+		s->inflight = c;
+	s->inflight_tail = c;
+	s->ninflight++;
+	s->tasks_sent++;
+	s->tx_kind = POOL_MSG_TASK;
+	s->tx_chunk = c;
+	tx_continue(p, s);
+	return true;
+}
+
+static const struct pool_msg retire_msg = { .type = POOL_MSG_RETIRE };
+
+static void dispatch(mproc_pool *p)
+{
+	for (unsigned i = 0; i < p->nslots; i++)
+		tx_continue(p, &p->slots[i]);
+	while (p->pending) {
+		/* The least loaded ready worker whose sender is idle. */
+		struct pool_slot *best = NULL;
+		for (unsigned i = 0; i < p->nslots; i++) {
+			struct pool_slot *s = &p->slots[i];
+			if (s->state != SLOT_READY || s->tx_kind ||
+			    s->ninflight >= p->window)
+				continue;
+			if (!best || s->ninflight < best->ninflight)
+				best = s;
+		}
+		if (!best || !feed(p, best))
+			break;
+	}
+	if (!p->maxtasks)
+		return;
+	for (unsigned i = 0; i < p->nslots; i++) {
+		struct pool_slot *s = &p->slots[i];
+		if (s->state == SLOT_READY && !s->tx_kind &&
+		    s->tasks_sent >= p->maxtasks) {
+			s->state = SLOT_RETIRING;
+			tx_flat(p, s, POOL_MSG_RETIRE, &retire_msg,
+				sizeof(retire_msg));
+		}
+	}
+}
+
+static void check_timeouts(mproc_pool *p, int64_t now)
+{
+	for (unsigned i = 0; i < p->nslots; i++) {
+		struct pool_slot *s = &p->slots[i];
+		if ((s->state != SLOT_READY && s->state != SLOT_RETIRING) ||
+		    s->kill_sent || !s->inflight)
+			continue;
+		/* Relaxed: a stale value only delays the kill to a later
+		 * tick (proto.h). */
+		if (!atomic_load_explicit(&s->cell->chunk, memory_order_relaxed))
+			continue;
+		int64_t t0 = atomic_load_explicit(&s->cell->started_ns,
+						  memory_order_relaxed);
+		if (now - t0 > p->task_timeout_ns) {
+			s->killed_for_timeout = true;
+			kill_worker(p, s);
+		}
+	}
+}
+
+/* ---- pool thread: shutdown ------------------------------------------------ */
+
+static bool all_empty(const mproc_pool *p)
+{
+	for (unsigned i = 0; i < p->nslots; i++)
+		if (p->slots[i].state != SLOT_EMPTY)
+			return false;
+	return true;
+}
+
+static bool nothing_in_flight(const mproc_pool *p)
+{
+	for (unsigned i = 0; i < p->nslots; i++)
+		if (p->slots[i].ninflight)
+			return false;
+	return true;
+}
+
+/* Drive close/terminate on; true once everything is down. */
+static bool shutdown_step(mproc_pool *p)
+{
+	int st = get_state(p);
+	if (st == POOL_RUNNING)
+		return false;
+	bool quiet = atomic_load_explicit(&p->submitters,
+					  memory_order_seq_cst) == 0 &&
+		     cds_wfcq_empty(&p->q_head, &p->q_tail);
+	if (st == POOL_TERMINATED) {
+		while (p->pending) {
+			struct pool_chunk *c = p->pending;
+			p->pending = c->next;
+			fail_chunk(c, -ECANCELED, NULL, 0);
+		}
+		p->pending_tail = NULL;
+		for (unsigned i = 0; i < p->nslots; i++) {
+			struct pool_slot *s = &p->slots[i];
+			if (s->state == SLOT_EMPTY || s->state == SLOT_STARTING)
+				continue;
+			for (struct pool_chunk *c = s->inflight, *next; c;
+			     c = next) {
+				next = c->next;
+				fail_chunk(c, -ECANCELED, NULL, 0);
+			}
+			s->inflight = s->inflight_tail = NULL;
+			s->ninflight = 0;
+			if (s->state != SLOT_STOPPING) {
+				s->state = SLOT_STOPPING;
+				kill_worker(p, s);
+			}
+		}
+	} else if (st == POOL_CLOSED && quiet && !p->pending &&
+		   nothing_in_flight(p)) {
+		for (unsigned i = 0; i < p->nslots; i++) {
+			struct pool_slot *s = &p->slots[i];
+			if (s->state == SLOT_INIT || s->state == SLOT_READY) {
+				s->state = SLOT_STOPPING;
+				mproc__ring_close(&s->task,
+						  MPROC__RING_WR_CLOSED);
+			}
+		}
+	}
+	bool starting = false;
+	for (unsigned i = 0; i < p->nslots; i++)
+		starting |= p->slots[i].state == SLOT_STARTING;
+	return quiet && !p->pending && all_empty(p) && !starting;
+}
+
+/* ---- pool thread: main loop ------------------------------------------------ */
+
+static bool has_work(void *arg)
+{
+	mproc_pool *p = arg;
+	if (!cds_wfcq_empty(&p->q_head, &p->q_tail) ||
+	    atomic_load_explicit(&p->hdr->zygote_msgs, memory_order_acquire) !=
+		    p->zygote_seen ||
+	    atomic_load_explicit(&p->kicks, memory_order_acquire) !=
+		    p->kicks_seen)
+		return true;
+	for (unsigned i = 0; i < p->nslots; i++) {
+		struct pool_slot *s = &p->slots[i];
+		if (s->state == SLOT_EMPTY || s->state == SLOT_STARTING)
+			continue;
+		if (mproc__ring_pending(&s->result))
+			return true;
+		if (s->tx_kind && !mproc__ring_full(&s->task))
+			return true;
+	}
+	return false;
+}
+
+static bool zygote_alive(mproc_pool *p)
+{
+	struct pollfd pf = { .fd = mproc_process_sentinel(p->zygote),
+			     .events = POLLIN };
+	return pf.fd < 0 || poll(&pf, 1, 0) == 0;
+}
+
+static void *pool_thread(void *arg)
+{
+	mproc_pool *p = arg;
+	int64_t next_tick = 0;
+	for (;;) {
+		p->kicks_seen = atomic_load_explicit(&p->kicks,
+						     memory_order_acquire);
+		take_submissions(p);
+		handle_zygote(p);
+		for (unsigned i = 0; i < p->nslots; i++) {
+			struct pool_slot *s = &p->slots[i];
+			if (s->state != SLOT_EMPTY && s->state != SLOT_STARTING)
+				collect(p, s);
+		}
+		if (get_state(p) == POOL_BROKEN) {
+			take_submissions(p);
+			if (atomic_load_explicit(&p->submitters,
+						 memory_order_seq_cst) == 0 &&
+			    cds_wfcq_empty(&p->q_head, &p->q_tail))
+				break;
+		} else if (shutdown_step(p)) {
+			break;
+		}
+		dispatch(p);
+		int64_t tick = p->task_timeout_ns > 0 ? TICK_TIMEOUT_NS
+						      : TICK_IDLE_NS;
+		int64_t now = mproc__now_ns();
+		if (now >= next_tick) {
+			if (p->task_timeout_ns > 0)
+				check_timeouts(p, now);
+			if (get_state(p) != POOL_BROKEN && !zygote_alive(p)) {
+				/* Its last messages may still be queued. */
+				p->zygote_seen--;
+				handle_zygote(p);
+				zygote_lost(p);
+			}
+			next_tick = now + tick;
+		}
+		struct mproc__deadline d;
+		mproc__deadline_init(&d, next_tick - now > 0 ? next_tick - now
+							       : 0);
+		if (!d.nowait)
+			mproc__event_wait(&p->hdr->doorbell, has_work, p, &d,
+					  &p->spin, NULL);
+	}
+	/* Everything is down: let the zygote go, then wake join. */
+	shutdown(p->sock, SHUT_RDWR);
+	if (mproc_process_join(p->zygote, ZYGOTE_JOIN_NS) == -ETIMEDOUT) {
+		mproc_process_kill(p->zygote);
+		mproc_process_join(p->zygote, -1);
+	}
+	pthread_mutex_lock(&p->lock);
+	p->finished = true;
+	pthread_cond_broadcast(&p->cond);
+	pthread_mutex_unlock(&p->lock);
+	return NULL;
+}
+
+/* ---- creation ------------------------------------------------------------ */
+
+static void pool_free(mproc_pool *p)
+{
+	if (p->zygote)
+		mproc_process_free(p->zygote);
+	if (p->sock >= 0)
+		close(p->sock);
+	for (unsigned i = 0; p->slots && i < p->nslots; i++) {
+		pool_rx_free(&p->slots[i].rx);
+		pool_encoder_free(p->slots[i].enc);
+	}
+	free(p->slots);
+	for (uint32_t i = 0; p->fns && i < p->fn_count; i++)
+		free(p->fns[i].define_msg);
+	free(p->fns);
+	if (p->seg)
+		mproc_shm_free(p->seg);
+	cds_wfcq_destroy(&p->q_head, &p->q_tail);
+	pthread_mutex_destroy(&p->fn_lock);
+	pthread_mutex_destroy(&p->lock);
+	pthread_cond_destroy(&p->cond);
+	free(p);
+}
+
+static int plan(const struct mproc_pool_attr *a, mproc_pool *p)
+{
+	int cpus = mproc_cpu_count();
+	p->nslots = a->processes ? a->processes : (unsigned)(cpus > 0 ? cpus : 1);
+	p->window = a->window ? a->window : DEFAULT_WINDOW;
+	p->maxtasks = a->maxtasksperchild;
+	p->task_timeout_ns = a->task_timeout_ns;
+	uint64_t cap = a->ring_capacity ? a->ring_capacity : DEFAULT_RING_CAP;
+	if (p->nslots > MPROC_POOL_MAX_PROCESSES || p->window > MAX_WINDOW ||
+	    a->task_timeout_ns < -1 || (a->initarg_len && !a->initarg) ||
+	    cap > MAX_RING_CAP)
+		return -EINVAL;
+	if (p->task_timeout_ns == 0)
+		p->task_timeout_ns = -1; /* 0 would kill every task at once */
+	p->ring_cap = cap < MIN_RING_CAP ? MIN_RING_CAP : mproc__pow2_ceil(cap);
+	return 0;
+}
+
+static int make_segment(mproc_pool *p)
+{
+	uint64_t slot0 = (sizeof(struct pool_hdr) + MPROC_CACHELINE - 1) &
+			 ~(uint64_t)(MPROC_CACHELINE - 1);
+	uint64_t slot_size = pool_slot_size(p->ring_cap);
+	uint64_t geom[MPROC_SHM_GEOM_WORDS] = { 0 };
+	geom[POOL_GEOM_SLOTS] = p->nslots;
+	geom[POOL_GEOM_RING_CAP] = p->ring_cap;
+	geom[POOL_GEOM_SLOT_SIZE] = slot_size;
+	geom[POOL_GEOM_SLOT0] = slot0;
+	int rc = mproc_shm_create(NULL, MPROC_SHM_KIND_POOL, geom,
+				  (size_t)(slot0 + p->nslots * slot_size), 0,
+				  &p->seg);
+	if (rc)
+		return rc;
+	p->hdr = mproc_shm_data(p->seg);
+	atomic_init(&p->hdr->parent_pid, (uint32_t)mproc__self_pid());
+	for (unsigned i = 0; i < p->nslots; i++) {
+		struct pool_slot *s = &p->slots[i];
+		struct pool_slot_layout l;
+		pool_slot_layout((unsigned char *)p->hdr + slot0 + i * slot_size,
+				 p->ring_cap, &l);
+		s->cell = l.cell;
+		s->task_sh = l.task_sh;
+		s->task_buf = l.task_buf;
+		s->res_sh = l.res_sh;
+		s->res_buf = l.res_buf;
+		s->rx.limit = UINT64_MAX;
+		slot_attach(p, s, true);
+	}
+	return mproc_shm_publish(p->seg);
+}
+
+/* Stop the pool thread after a failed start and free everything. */
+static void abort_create(mproc_pool *p)
+{
+	atomic_store_explicit(&p->state, POOL_TERMINATED, memory_order_seq_cst);
+	pool_kick(p);
+	pthread_join(p->thread, NULL);
+	pool_free(p);
+}
+
+MPROC_API int mproc_pool_create(const struct mproc_pool_attr *attr,
+				mproc_pool **out)
+{
+	if (!out)
+		return -EINVAL;
+	*out = NULL;
+	struct mproc_pool_attr defaults;
+	if (!attr) {
+		mproc_pool_attr_init(&defaults);
+		attr = &defaults;
+	}
+	mproc_pool *p = calloc(1, sizeof(*p));
+	if (!p)
+		return -ENOMEM;
+	p->sock = -1;
+	pthread_mutex_init(&p->fn_lock, NULL);
+	pthread_mutex_init(&p->lock, NULL);
+	pthread_condattr_t ca;
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&p->cond, &ca);
+	pthread_condattr_destroy(&ca);
+	cds_wfcq_init(&p->q_head, &p->q_tail);
+	p->owner_pid = mproc__self_pid();
+	int rc = plan(attr, p);
+	if (rc) {
+		pool_free(p);
+		return rc;
+	}
+	p->slots = calloc(p->nslots, sizeof(*p->slots));
+	p->fns = calloc(POOL_MAX_FNS, sizeof(*p->fns));
+	if (!p->slots || !p->fns) {
+		pool_free(p);
+		return -ENOMEM;
+	}
+	if ((rc = make_segment(p)) != 0 ||
+	    (rc = pool_zygote_start(p, attr->ctx, attr->initializer,
+				    attr->initarg, attr->initarg_len)) != 0) {
+		if (p->zygote && mproc_process_is_alive(p->zygote) == 1) {
+			mproc_process_kill(p->zygote);
+			mproc_process_join(p->zygote, -1);
+		}
+		pool_free(p);
+		return rc;
+	}
+	for (unsigned i = 0; i < p->nslots; i++)
+		start_slot(p, &p->slots[i]);
+	if ((rc = pthread_create(&p->thread, NULL, pool_thread, p)) != 0) {
+		shutdown(p->sock, SHUT_RDWR);
+		mproc_process_join(p->zygote, -1);
+		pool_free(p);
+		return -rc;
+	}
+	p->thread_started = true;
+	/* Wait until every worker ran its initializer, or one failed. */
+	pthread_mutex_lock(&p->lock);
+	while (p->nready < p->nslots && !p->init_error && !p->finished)
+		pthread_cond_wait(&p->cond, &p->lock);
+	rc = p->init_error;
+	if (!rc && p->finished)
+		rc = -EAGAIN;
+	p->created = rc == 0;
+	pthread_mutex_unlock(&p->lock);
+	if (rc) {
+		abort_create(p);
+		return rc;
+	}
+	*out = p;
+	return 0;
+}
+
+/* ---- the rest of the API ------------------------------------------------- */
+
+MPROC_API int mproc_pool_processes(const mproc_pool *pool)
+{
+	return pool ? (int)pool->nslots : -EINVAL;
+}
+
+MPROC_API int mproc_pool_worker_pids(mproc_pool *pool, pid_t *pids,
+				     size_t max)
+{
+	if (!pool || (!pids && max))
+		return -EINVAL;
+	int n = 0;
+	pthread_mutex_lock(&pool->lock);
+	for (unsigned i = 0; i < pool->nslots; i++) {
+		pid_t pid = pool->slots[i].pid;
+		if (pid <= 0)
+			continue;
+		if ((size_t)n < max)
+			pids[n] = pid;
+		n++;
+	}
+	pthread_mutex_unlock(&pool->lock);
+	return n;
+}
+
+MPROC_API int mproc_pool_stats(mproc_pool *pool, struct mproc_pool_stats *st)
+{
+	if (!pool || !st)
+		return -EINVAL;
+	st->submitted = atomic_load_explicit(&pool->st_submitted,
+					     memory_order_relaxed);
+	st->completed = atomic_load_explicit(&pool->st_completed,
+					     memory_order_relaxed);
+	st->failed = atomic_load_explicit(&pool->st_failed,
+					  memory_order_relaxed);
+	st->workers_lost = atomic_load_explicit(&pool->st_lost,
+						memory_order_relaxed);
+	st->workers_retired = atomic_load_explicit(&pool->st_retired,
+						   memory_order_relaxed);
+	st->workers_started = atomic_load_explicit(&pool->st_started,
+						   memory_order_relaxed);
+	return 0;
+}
+
+MPROC_API int mproc_pool_close(mproc_pool *pool)
+{
+	if (!pool)
+		return -EINVAL;
+	int expect = POOL_RUNNING;
+	atomic_compare_exchange_strong_explicit(&pool->state, &expect,
+						POOL_CLOSED,
+						memory_order_seq_cst,
+						memory_order_seq_cst);
+	pool_kick(pool);
+	return 0;
+}
+
+static void wait_finished(mproc_pool *pool)
+{
+	pthread_mutex_lock(&pool->lock);
+	while (!pool->finished)
+		pthread_cond_wait(&pool->cond, &pool->lock);
+	pthread_mutex_unlock(&pool->lock);
+}
+
+MPROC_API int mproc_pool_terminate(mproc_pool *pool)
+{
+	if (!pool)
+		return -EINVAL;
+	int st = get_state(pool);
+	while (st == POOL_RUNNING || st == POOL_CLOSED) {
+		if (atomic_compare_exchange_strong_explicit(
+			    &pool->state, &st, POOL_TERMINATED,
+			    memory_order_seq_cst, memory_order_seq_cst))
+			break;
+	}
+	pool_kick(pool);
+	/* From a callback the pool thread itself is the caller: it goes on
+	 * with the shutdown when the callback returns. */
+	if (!pool_on_thread(pool))
+		wait_finished(pool);
+	return 0;
+}
+
+MPROC_API int mproc_pool_join(mproc_pool *pool, int64_t timeout_ns)
+{
+	if (!pool || timeout_ns < -1 || get_state(pool) == POOL_RUNNING)
+		return -EINVAL;
+	if (pool_on_thread(pool))
+		return -EDEADLK;
+	struct mproc__deadline d;
+	mproc__deadline_init(&d, timeout_ns);
+	int rc = 0;
+	pthread_mutex_lock(&pool->lock);
+	while (!pool->finished && rc == 0) {
+		if (d.forever)
+			pthread_cond_wait(&pool->cond, &pool->lock);
+		else if (pthread_cond_timedwait(&pool->cond, &pool->lock,
+						&d.at) == ETIMEDOUT)
+			rc = pool->finished ? 0 : -ETIMEDOUT;
+	}
+	pthread_mutex_unlock(&pool->lock);
+	return rc;
+}
+
+MPROC_API void mproc_pool_destroy(mproc_pool *pool)
+{
+	if (!pool)
+		return;
+	if (pool->owner_pid != mproc__self_pid())
+		return; /* a forked copy: the pool is not ours to stop */
+	mproc_pool_terminate(pool);
+	pthread_join(pool->thread, NULL);
+	pool_free(pool);
+}

@@ -1,0 +1,992 @@
+/*
+ * Jobs and chunks: apply, apply_async, the map family and imap (the
+ * submitting side), how a chunk becomes a task message (the encoder), and
+ * how results reach the caller's job (delivery, on the pool thread).
+ *
+ * Items are copied into the rings straight from where the caller keeps
+ * them: map's array, map_iov's iovecs, starmap's tuples.  Only apply_async
+ * and imap copy their items at submission, because the caller may reuse
+ * the memory as soon as the call returns.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/clock.h"
+#include "pool/internal.h"
+
+/* ---- the encoder: a chunk as a sequence of byte pieces ----------------- */
+
+struct pool_encoder {
+	struct pool_chunk *c;
+	unsigned char head[sizeof(struct pool_msg) + sizeof(struct pool_task)];
+	uint64_t word;       /* a length or count prefix being sent */
+	const unsigned char *p;
+	size_t plen, ppos;   /* the current piece */
+	size_t item;         /* item of the chunk (0..n) */
+	size_t arg;          /* STAR: argument of the item */
+	int st;              /* step within the item */
+};
+
+static const unsigned char zeros[8];
+
+/* The bytes of item @i (chunk-relative) in VAR layout. */
+static struct iovec var_item(const struct pool_chunk *c, size_t i)
+{
+	if (c->own)
+		return c->own->v[c->own_first + i];
+	return c->job->iov[c->first + i];
+}
+
+static void piece(struct pool_encoder *e, const void *p, size_t len)
+{
+	e->p = p;
+	e->plen = len;
+	e->ppos = 0;
+}
+
+static void word_piece(struct pool_encoder *e, uint64_t v)
+{
+	e->word = v;
+	piece(e, &e->word, sizeof(e->word));
+}
+
+/* Advance to the next piece; false at the end of the message. */
+static bool next_piece(struct pool_encoder *e)
+{
+	const struct pool_chunk *c = e->c;
+	const struct pool_job *j = c->job;
+	for (;;) {
+		if (e->item >= c->n)
+			return false;
+		size_t gi = c->first + e->item;
+		switch (j->layout) {
+		case POOL_ITEMS_FIXED:
+			if (e->st == 0 && j->item_size % 8 == 0) {
+				/* Whole run at once: no padding anywhere. */
+				piece(e, j->items + gi * j->item_size,
+				      (c->n - e->item) * j->item_size);
+				e->item = c->n;
+				return true;
+			}
+			if (e->st == 0) {
+				piece(e, j->items + gi * j->item_size,
+				      j->item_size);
+				e->st = 1;
+				return true;
+			}
+			piece(e, zeros,
+			      (size_t)(pool_pad8(j->item_size) - j->item_size));
+			e->st = 0;
+			e->item++;
+			return true;
+		case POOL_ITEMS_VAR: {
+			struct iovec v = var_item(c, e->item);
+			if (e->st == 0) {
+				word_piece(e, v.iov_len);
+				e->st = 1;
+			} else if (e->st == 1) {
+				piece(e, v.iov_base, v.iov_len);
+				e->st = 2;
+			} else {
+				piece(e, zeros, (size_t)(pool_pad8(v.iov_len) -
+							 v.iov_len));
+				e->st = 0;
+				e->item++;
+			}
+			return true;
+		}
+		default: {
+			size_t nargs = j->nargs[gi];
+			const struct iovec *args = j->star[gi];
+			if (e->st == 0) {
+				word_piece(e, nargs);
+				e->st = 1;
+				e->arg = 0;
+				return true;
+			}
+			if (e->arg == nargs) {
+				e->st = 0;
+				e->item++;
+				continue;
+			}
+			const struct iovec *v = &args[e->arg];
+			if (e->st == 1) {
+				word_piece(e, v->iov_len);
+				e->st = 2;
+			} else if (e->st == 2) {
+				piece(e, v->iov_base, v->iov_len);
+				e->st = 3;
+			} else {
+				piece(e, zeros, (size_t)(pool_pad8(v->iov_len) -
+							 v->iov_len));
+				e->st = 1;
+				e->arg++;
+			}
+			return true;
+		}
+		}
+	}
+}
+
+static size_t enc_fill(void *ctx, uint64_t off, void *dst, size_t cap)
+{
+	(void)off; /* pool_tx_push asks for the bytes in order */
+	struct pool_encoder *e = ctx;
+	size_t done = 0;
+	while (done < cap) {
+		if (e->ppos == e->plen) {
+			if (!next_piece(e))
+				break;
+			continue;
+		}
+		size_t n = e->plen - e->ppos;
+		if (n > cap - done)
+			n = cap - done;
+		memcpy((unsigned char *)dst + done, e->p + e->ppos, n);
+		e->ppos += n;
+		done += n;
+	}
+	return done;
+}
+
+/* Bytes of the chunk's items in the message. */
+static uint64_t items_size(const struct pool_chunk *c)
+{
+	const struct pool_job *j = c->job;
+	uint64_t n = 0;
+	if (j->layout == POOL_ITEMS_FIXED)
+		return (uint64_t)c->n * pool_pad8(j->item_size);
+	for (size_t i = 0; i < c->n; i++) {
+		if (j->layout == POOL_ITEMS_VAR) {
+			n += 8 + pool_pad8(var_item(c, i).iov_len);
+			continue;
+		}
+		size_t gi = c->first + i;
+		n += 8;
+		for (size_t k = 0; k < j->nargs[gi]; k++)
+			n += 8 + pool_pad8(j->star[gi][k].iov_len);
+	}
+	return n;
+}
+
+int pool_encode_task(struct pool_slot *s, struct pool_chunk *c)
+{
+	struct pool_encoder *e = s->enc;
+	if (!e && !(e = s->enc = calloc(1, sizeof(*e))))
+		return -ENOMEM;
+	memset(e, 0, sizeof(*e));
+	e->c = c;
+	struct pool_msg m = { .type = POOL_MSG_TASK, .id = c->id };
+	struct pool_task t = {
+		.fn_id = c->job->fn_id,
+		.layout = c->job->layout,
+		.nitems = c->n,
+		.first = c->first,
+		.item_size = c->job->item_size,
+	};
+	memcpy(e->head, &m, sizeof(m));
+	memcpy(e->head + sizeof(m), &t, sizeof(t));
+	piece(e, e->head, sizeof(e->head));
+	pool_tx_start(&s->tx, sizeof(e->head) + items_size(c), enc_fill, e);
+	return 0;
+}
+
+void pool_encoder_free(struct pool_encoder *e)
+{
+	free(e);
+}
+
+/* ---- imap iterators -------------------------------------------------------- */
+
+struct imap_node {
+	struct imap_node *next;
+	size_t index;
+	int status;
+	size_t len;
+	void *data;
+};
+
+struct mproc_imap {
+	mproc_pool *pool;
+	struct pool_job job;
+	bool ordered;
+	mproc_imap_source source;
+	void *source_arg;
+	size_t chunksize, buffersize;
+	/* Consumer side (the thread calling next), no lock needed. */
+	size_t submitted, yielded;
+	bool src_ended;
+	int src_err;
+	struct imap_node *current;
+	/* Shared with the pool thread under lock. */
+	pthread_mutex_t lock;
+	_Atomic uint32_t seq;        /* futex: bumped per result */
+	_Atomic uint32_t waiters;
+	struct imap_node *head, *tail; /* unordered */
+	struct imap_node **slots;      /* ordered: by index % buffersize */
+	_Atomic int refs;              /* the caller's + one per chunk */
+	bool abandoned;
+};
+
+static void imap_unref(struct mproc_imap *it)
+{
+	if (atomic_fetch_sub_explicit(&it->refs, 1, memory_order_acq_rel) != 1)
+		return;
+	for (struct imap_node *n = it->head, *next; n; n = next) {
+		next = n->next;
+		free(n->data);
+		free(n);
+	}
+	if (it->slots)
+		for (size_t i = 0; i < it->buffersize; i++)
+			if (it->slots[i]) {
+				free(it->slots[i]->data);
+				free(it->slots[i]);
+			}
+	if (it->current) {
+		free(it->current->data);
+		free(it->current);
+	}
+	free(it->slots);
+	pthread_mutex_destroy(&it->lock);
+	free(it);
+}
+
+static void imap_push(struct mproc_imap *it, size_t index, int status,
+		      const void *data, size_t len)
+{
+	struct imap_node *n = calloc(1, sizeof(*n));
+	if (n && len && status == 0) {
+		n->data = malloc(len);
+		if (n->data) {
+			memcpy(n->data, data, len);
+			n->len = len;
+		} else {
+			status = -ENOMEM;
+		}
+	}
+	pthread_mutex_lock(&it->lock);
+	if (!n || it->abandoned) {
+		pthread_mutex_unlock(&it->lock);
+		if (n) {
+			free(n->data);
+			free(n);
+		}
+		/* Without memory the result is lost and the consumer would
+		 * wait for it for ever: nothing better can be done than to
+		 * drop it; a later next() still times out normally. */
+		return;
+	}
+	n->index = index;
+	n->status = status;
+	if (it->ordered) {
+		it->slots[index % it->buffersize] = n;
+	} else {
+		if (it->tail)
+			it->tail->next = n;
+		else
+			it->head = n;
+		it->tail = n;
+	}
+	pthread_mutex_unlock(&it->lock);
+	atomic_fetch_add_explicit(&it->seq, 1, memory_order_release);
+	atomic_thread_fence(memory_order_seq_cst);
+	if (atomic_load_explicit(&it->waiters, memory_order_relaxed))
+		mproc__futex_wake(&it->seq, INT32_MAX);
+}
+
+/* ---- delivery (pool thread) ------------------------------------------------ */
+
+static void job_complete(struct pool_job *job)
+{
+	mproc_async *a = job->async;
+	a->nfailed = job->failed;
+	pool_async_finish(a, job->failed ? job->first_err : 0);
+	free(job);
+}
+
+void pool_deliver(struct pool_job *job, size_t index, int status,
+		  const void *data, size_t len, const char *msg, int signo)
+{
+	mproc_pool *pool = job->pool;
+	switch (job->out) {
+	case POOL_OUT_IMAP:
+		imap_push(job->imap, index, status, data, len);
+		atomic_fetch_add_explicit(&pool->st_completed, 1,
+					  memory_order_relaxed);
+		if (status)
+			atomic_fetch_add_explicit(&pool->st_failed, 1,
+						  memory_order_relaxed);
+		return;
+	case POOL_OUT_BYTES:
+		if (status == 0 && len) {
+			void *p = malloc(len);
+			if (p) {
+				memcpy(p, data, len);
+				job->async->data = p;
+				job->async->len = len;
+			} else {
+				status = -ENOMEM;
+			}
+		}
+		job->async->signo = signo;
+		break;
+	case POOL_OUT_FIXED:
+		if (status == 0 && len > job->result_size)
+			status = -EMSGSIZE;
+		if (status == 0 && job->result_size) {
+			unsigned char *dst = job->results + index * job->result_size;
+			if (len)
+				memcpy(dst, data, len);
+			memset(dst + len, 0, job->result_size - len);
+		}
+		if (job->status)
+			job->status[index] = status;
+		break;
+	case POOL_OUT_VRES: {
+		struct mproc_pool_result *r = &job->vres[index];
+		r->data = NULL;
+		r->len = 0;
+		if (status == 0 && len) {
+			r->data = malloc(len);
+			if (r->data) {
+				memcpy(r->data, data, len);
+				r->len = len;
+			} else {
+				status = -ENOMEM;
+			}
+		}
+		r->status = status;
+		break;
+	}
+	}
+	atomic_fetch_add_explicit(&pool->st_completed, 1, memory_order_relaxed);
+	if (status) {
+		atomic_fetch_add_explicit(&pool->st_failed, 1,
+					  memory_order_relaxed);
+		job->failed++;
+		if (index < job->first_err_index) {
+			job->first_err_index = index;
+			job->first_err = status;
+			if (job->async && msg && *msg) {
+				char *m = strdup(msg);
+				if (m) {
+					free(job->async->message);
+					job->async->message = m;
+				}
+			}
+			if (job->async && job->out != POOL_OUT_BYTES)
+				job->async->signo = signo;
+		}
+	}
+	job->done++;
+	if (job->progress &&
+	    (job->done >= job->progress_next || job->done == job->count)) {
+		job->progress(job->done, job->count, job->userdata);
+		job->progress_next = job->done + job->progress_step;
+	}
+	if (job->done == job->count)
+		job_complete(job);
+}
+
+void pool_job_empty_done(struct pool_job *job)
+{
+	if (job->progress)
+		job->progress(0, 0, job->userdata);
+	job_complete(job);
+}
+
+static void own_put(struct pool_own *o)
+{
+	if (o && --o->refs == 0)
+		free(o);
+}
+
+void pool_chunk_free(struct pool_chunk *c)
+{
+	if (c->imap)
+		imap_unref(c->imap);
+	own_put(c->own);
+	free(c);
+}
+
+void pool_chunk_ref_imap(struct pool_chunk *c)
+{
+	if (c->imap)
+		atomic_fetch_add_explicit(&c->imap->refs, 1,
+					  memory_order_relaxed);
+}
+
+/* Own block for @n items of @bytes bytes in all; v[] and data set by the
+ * caller. */
+static struct pool_own *own_new(size_t n, size_t bytes)
+{
+	if (n > (SIZE_MAX - sizeof(struct pool_own) - bytes) /
+			sizeof(struct iovec))
+		return NULL;
+	struct pool_own *o = malloc(sizeof(*o) + n * sizeof(struct iovec) +
+				    bytes);
+	if (o) {
+		o->refs = 1;
+		o->n = n;
+	}
+	return o;
+}
+
+/* ---- submission ------------------------------------------------------------ */
+
+static struct pool_job *job_new(mproc_pool *pool, int layout, int out,
+				int fn_id, size_t count)
+{
+	struct pool_job *j = calloc(1, sizeof(*j));
+	if (!j)
+		return NULL;
+	j->pool = pool;
+	j->layout = (uint32_t)layout;
+	j->out = out;
+	j->fn_id = (uint32_t)fn_id;
+	j->count = count;
+	j->first_err_index = SIZE_MAX;
+	return j;
+}
+
+/* Cut items [0, count) of @job into chunks of @chunksize, linked through
+ * ->next; NULL without memory (then nothing is left allocated). */
+static struct pool_chunk *make_chunks(struct pool_job *job, size_t chunksize)
+{
+	struct pool_chunk *head = NULL, **tail = &head;
+	size_t first = 0;
+	do {
+		struct pool_chunk *c = calloc(1, sizeof(*c));
+		if (!c) {
+			while (head) {
+				struct pool_chunk *n = head->next;
+				free(head);
+				head = n;
+			}
+			return NULL;
+		}
+		c->job = job;
+		c->first = first;
+		c->n = job->count - first < chunksize ? job->count - first
+						      : chunksize;
+		*tail = c;
+		tail = &c->next;
+		first += c->n;
+	} while (first < job->count);
+	return head;
+}
+
+static void free_chunks(struct pool_chunk *c)
+{
+	while (c) {
+		struct pool_chunk *n = c->next;
+		own_put(c->own);
+		free(c);
+		c = n;
+	}
+}
+
+/* Submit @job cut into chunks; on success the pool owns job and chunks. */
+static int submit_job(mproc_pool *pool, struct pool_job *job, size_t chunksize)
+{
+	struct pool_chunk *chunks = make_chunks(job, chunksize ? chunksize : 1);
+	if (!chunks)
+		return -ENOMEM;
+	int rc = pool_submit(pool, chunks, job->count);
+	if (rc)
+		free_chunks(chunks);
+	return rc;
+}
+
+static int check_caller(const mproc_pool *pool)
+{
+	if (pool_on_thread(pool))
+		return -EDEADLK;
+	return 0;
+}
+
+MPROC_API int mproc_pool_apply_async(mproc_pool *pool, mproc_task_fn fn,
+				     const void *arg, size_t len,
+				     mproc_async_cb callback,
+				     mproc_async_cb error_callback,
+				     void *userdata, mproc_async **out)
+{
+	if (!pool || !fn || (!arg && len) || !out)
+		return -EINVAL;
+	int id = pool_fn_id(pool, (const void *)(uintptr_t)fn);
+	if (id < 0)
+		return id;
+	struct pool_job *job = job_new(pool, POOL_ITEMS_VAR, POOL_OUT_BYTES,
+				       id, 1);
+	struct pool_chunk *c = calloc(1, sizeof(*c));
+	struct pool_own *own = own_new(1, len);
+	mproc_async *a = pool_async_new(pool, callback, error_callback,
+					userdata);
+	if (!job || !c || !own || !a) {
+		free(job);
+		free(c);
+		free(own);
+		if (a) {
+			pool_async_unref(a);
+			pool_async_unref(a);
+		}
+		return -ENOMEM;
+	}
+	own->v[0].iov_base = &own->v[1];
+	own->v[0].iov_len = len;
+	if (len)
+		memcpy(&own->v[1], arg, len);
+	c->job = job;
+	c->n = 1;
+	c->own = own;
+	job->async = a;
+	int rc = pool_submit(pool, c, 1);
+	if (rc) {
+		free(own);
+		free(c);
+		free(job);
+		pool_async_unref(a);
+		pool_async_unref(a);
+		return rc;
+	}
+	*out = a;
+	return 0;
+}
+
+MPROC_API ssize_t mproc_pool_apply(mproc_pool *pool, mproc_task_fn fn,
+				   const void *arg, size_t len, void *res,
+				   size_t cap)
+{
+	if (!pool || (!res && cap))
+		return -EINVAL;
+	int rc = check_caller(pool);
+	if (rc)
+		return rc;
+	mproc_async *a;
+	rc = mproc_pool_apply_async(pool, fn, arg, len, NULL, NULL, NULL, &a);
+	if (rc)
+		return rc;
+	pool_async_wait_internal(a, -1);
+	ssize_t r = a->status;
+	if (r == 0) {
+		if (a->len > cap)
+			r = -EMSGSIZE;
+		else {
+			if (a->len)
+				memcpy(res, a->data, a->len);
+			r = (ssize_t)a->len;
+		}
+	}
+	mproc_async_free(a);
+	return r;
+}
+
+/* Python's default chunksize for map: ceil(count / (4 * workers)). */
+static size_t map_chunksize(const mproc_pool *pool, size_t count,
+			    const struct mproc_map_opts *o)
+{
+	if (o && o->chunksize)
+		return o->chunksize;
+	size_t per = 4 * (size_t)pool->nslots;
+	size_t c = count / per + (count % per != 0);
+	return c ? c : 1;
+}
+
+static int map_common(mproc_pool *pool, struct pool_job *job, size_t chunksize,
+		      const struct mproc_map_opts *o, mproc_async **out)
+{
+	mproc_async *a = pool_async_new(pool, o ? o->callback : NULL,
+					o ? o->error_callback : NULL,
+					o ? o->userdata : NULL);
+	if (!a) {
+		free(job);
+		return -ENOMEM;
+	}
+	job->async = a;
+	if (o && o->progress) {
+		job->progress = o->progress;
+		job->userdata = o->userdata;
+		job->progress_step = chunksize;
+		job->progress_next = chunksize;
+	}
+	int rc = submit_job(pool, job, chunksize);
+	if (rc) {
+		free(job);
+		pool_async_unref(a);
+		pool_async_unref(a);
+		return rc;
+	}
+	*out = a;
+	return 0;
+}
+
+/* Wait for a map's async result and turn it into map's return value. */
+static ssize_t map_wait(mproc_async *a)
+{
+	pool_async_wait_internal(a, -1);
+	ssize_t r = (ssize_t)a->nfailed;
+	mproc_async_free(a);
+	return r;
+}
+
+MPROC_API int mproc_pool_map_async(mproc_pool *pool, mproc_task_fn fn,
+				   const void *items, size_t count,
+				   size_t item_size, void *results,
+				   size_t result_size, int *status,
+				   const struct mproc_map_opts *opts,
+				   mproc_async **out)
+{
+	if (!pool || !fn || !out || (count && item_size && !items) ||
+	    (count && result_size && !results) ||
+	    (opts && opts->chunksize && item_size &&
+	     opts->chunksize > SIZE_MAX / item_size) ||
+	    (count && result_size > SIZE_MAX / count) ||
+	    (count && item_size > SIZE_MAX / count))
+		return -EINVAL;
+	int id = pool_fn_id(pool, (const void *)(uintptr_t)fn);
+	if (id < 0)
+		return id;
+	struct pool_job *job = job_new(pool, POOL_ITEMS_FIXED, POOL_OUT_FIXED,
+				       id, count);
+	if (!job)
+		return -ENOMEM;
+	job->items = items;
+	job->item_size = item_size;
+	job->results = results;
+	job->result_size = result_size;
+	job->status = status;
+	return map_common(pool, job, map_chunksize(pool, count, opts), opts,
+			  out);
+}
+
+MPROC_API ssize_t mproc_pool_map(mproc_pool *pool, mproc_task_fn fn,
+				 const void *items, size_t count,
+				 size_t item_size, void *results,
+				 size_t result_size, int *status,
+				 const struct mproc_map_opts *opts)
+{
+	if (!pool)
+		return -EINVAL;
+	int rc = check_caller(pool);
+	if (rc)
+		return rc;
+	mproc_async *a;
+	rc = mproc_pool_map_async(pool, fn, items, count, item_size, results,
+				  result_size, status, opts, &a);
+	return rc ? rc : map_wait(a);
+}
+
+MPROC_API ssize_t mproc_pool_map_iov(mproc_pool *pool, mproc_task_fn fn,
+				     const struct iovec *items, size_t count,
+				     struct mproc_pool_result *results,
+				     const struct mproc_map_opts *opts)
+{
+	if (!pool || !fn || (count && (!items || !results)))
+		return -EINVAL;
+	int rc = check_caller(pool);
+	if (rc)
+		return rc;
+	for (size_t i = 0; i < count; i++)
+		if (!items[i].iov_base && items[i].iov_len)
+			return -EINVAL;
+	int id = pool_fn_id(pool, (const void *)(uintptr_t)fn);
+	if (id < 0)
+		return id;
+	struct pool_job *job = job_new(pool, POOL_ITEMS_VAR, POOL_OUT_VRES, id,
+				       count);
+	if (!job)
+		return -ENOMEM;
+	job->iov = items;
+	job->vres = results;
+	mproc_async *a;
+	rc = map_common(pool, job, map_chunksize(pool, count, opts), opts, &a);
+	return rc ? rc : map_wait(a);
+}
+
+MPROC_API ssize_t mproc_pool_starmap(mproc_pool *pool, mproc_star_fn fn,
+				     const struct iovec *const *args,
+				     const size_t *nargs, size_t count,
+				     struct mproc_pool_result *results,
+				     const struct mproc_map_opts *opts)
+{
+	if (!pool || !fn || (count && (!args || !nargs || !results)))
+		return -EINVAL;
+	int rc = check_caller(pool);
+	if (rc)
+		return rc;
+	for (size_t i = 0; i < count; i++) {
+		if (nargs[i] > POOL_MAX_ARGS || (nargs[i] && !args[i]))
+			return -EINVAL;
+		for (size_t k = 0; k < nargs[i]; k++)
+			if (!args[i][k].iov_base && args[i][k].iov_len)
+				return -EINVAL;
+	}
+	int id = pool_fn_id(pool, (const void *)(uintptr_t)fn);
+	if (id < 0)
+		return id;
+	struct pool_job *job = job_new(pool, POOL_ITEMS_STAR, POOL_OUT_VRES,
+				       id, count);
+	if (!job)
+		return -ENOMEM;
+	job->star = args;
+	job->nargs = nargs;
+	job->vres = results;
+	mproc_async *a;
+	rc = map_common(pool, job, map_chunksize(pool, count, opts), opts, &a);
+	return rc ? rc : map_wait(a);
+}
+
+/* ---- imap ------------------------------------------------------------------ */
+
+/* Pull up to one chunk of items from the source and submit it. */
+static int imap_pull(struct mproc_imap *it)
+{
+	size_t room = it->buffersize - (it->submitted - it->yielded);
+	size_t want = it->chunksize < room ? it->chunksize : room;
+	struct pool_own *own = NULL;
+	size_t n = 0, bytes = 0, cap = 0;
+	unsigned char *data = NULL;
+	/* Items are gathered into one block: iovecs first, then bytes;
+	 * pointers are fixed up once the block stops moving. */
+	size_t *lens = calloc(want, sizeof(*lens));
+	if (!lens)
+		return -ENOMEM;
+	int rc = 0;
+	while (n < want) {
+		const void *item = NULL;
+		size_t len = 0;
+		rc = it->source(it->source_arg, &item, &len);
+		if (rc <= 0) {
+			it->src_ended = true;
+			it->src_err = rc;
+			rc = 0;
+			break;
+		}
+		rc = 0;
+		if (!item && len) {
+			it->src_ended = true;
+			it->src_err = -EINVAL;
+			break;
+		}
+		if (bytes + len > cap) {
+			size_t ncap = cap ? cap * 2 : 256;
+			while (ncap < bytes + len)
+				ncap *= 2;
+			unsigned char *d = realloc(data, ncap);
+			if (!d) {
+				rc = -ENOMEM;
+				break;
+			}
+			data = d;
+			cap = ncap;
+		}
+		if (len)
+			memcpy(data + bytes, item, len);
+		lens[n++] = len;
+		bytes += len;
+	}
+	if (!rc && n) {
+		own = own_new(n, bytes);
+		if (!own)
+			rc = -ENOMEM;
+	}
+	if (rc || !n) {
+		free(lens);
+		free(data);
+		free(own);
+		if (rc) {
+			it->src_ended = true;
+			it->src_err = rc;
+		}
+		return rc;
+	}
+	unsigned char *base = (unsigned char *)&own->v[n];
+	if (bytes)
+		memcpy(base, data, bytes);
+	for (size_t i = 0, off = 0; i < n; i++) {
+		own->v[i].iov_base = base + off;
+		own->v[i].iov_len = lens[i];
+		off += lens[i];
+	}
+	free(lens);
+	free(data);
+	struct pool_chunk *c = calloc(1, sizeof(*c));
+	if (!c) {
+		free(own);
+		it->src_ended = true;
+		it->src_err = -ENOMEM;
+		return -ENOMEM;
+	}
+	c->job = &it->job;
+	c->first = it->submitted;
+	c->n = n;
+	c->own = own;
+	c->imap = it;
+	atomic_fetch_add_explicit(&it->refs, 1, memory_order_relaxed);
+	rc = pool_submit(it->pool, c, n);
+	if (rc) {
+		atomic_fetch_sub_explicit(&it->refs, 1, memory_order_relaxed);
+		free(own);
+		free(c);
+		it->src_ended = true;
+		it->src_err = rc;
+		return rc;
+	}
+	it->submitted += n;
+	return 0;
+}
+
+static void imap_fill(struct mproc_imap *it)
+{
+	while (!it->src_ended && it->submitted - it->yielded < it->buffersize)
+		if (imap_pull(it) < 0)
+			break;
+}
+
+static int imap_start(mproc_pool *pool, mproc_task_fn fn,
+		      mproc_imap_source source, void *source_arg,
+		      const struct mproc_map_opts *o, bool ordered,
+		      mproc_imap **out)
+{
+	if (!pool || !fn || !source || !out ||
+	    (o && (o->progress || o->callback || o->error_callback)))
+		return -EINVAL;
+	int id = pool_fn_id(pool, (const void *)(uintptr_t)fn);
+	if (id < 0)
+		return id;
+	struct mproc_imap *it = calloc(1, sizeof(*it));
+	if (!it)
+		return -ENOMEM;
+	it->pool = pool;
+	it->ordered = ordered;
+	it->source = source;
+	it->source_arg = source_arg;
+	it->chunksize = o && o->chunksize ? o->chunksize : 1;
+	it->buffersize = o && o->buffersize
+				 ? o->buffersize
+				 : 4 * (size_t)pool->nslots * it->chunksize;
+	if (it->buffersize < it->chunksize)
+		it->buffersize = it->chunksize;
+	it->job.pool = pool;
+	it->job.layout = POOL_ITEMS_VAR;
+	it->job.out = POOL_OUT_IMAP;
+	it->job.fn_id = (uint32_t)id;
+	it->job.imap = it;
+	it->job.first_err_index = SIZE_MAX;
+	atomic_init(&it->refs, 1);
+	pthread_mutex_init(&it->lock, NULL);
+	if (ordered &&
+	    !(it->slots = calloc(it->buffersize, sizeof(*it->slots)))) {
+		imap_unref(it);
+		return -ENOMEM;
+	}
+	imap_fill(it);
+	if (it->submitted == 0 && it->src_ended && it->src_err < 0) {
+		int rc = it->src_err;
+		imap_unref(it);
+		return rc;
+	}
+	*out = it;
+	return 0;
+}
+
+MPROC_API int mproc_pool_imap(mproc_pool *pool, mproc_task_fn fn,
+			      mproc_imap_source source, void *source_arg,
+			      const struct mproc_map_opts *opts,
+			      mproc_imap **out)
+{
+	return imap_start(pool, fn, source, source_arg, opts, true, out);
+}
+
+MPROC_API int mproc_pool_imap_unordered(mproc_pool *pool, mproc_task_fn fn,
+					mproc_imap_source source,
+					void *source_arg,
+					const struct mproc_map_opts *opts,
+					mproc_imap **out)
+{
+	return imap_start(pool, fn, source, source_arg, opts, false, out);
+}
+
+/* The next node if it is there (lock held). */
+static struct imap_node *imap_take(struct mproc_imap *it)
+{
+	struct imap_node *n;
+	if (it->ordered) {
+		struct imap_node **s = &it->slots[it->yielded % it->buffersize];
+		n = *s;
+		if (n && n->index == it->yielded)
+			*s = NULL;
+		else
+			n = NULL;
+	} else {
+		n = it->head;
+		if (n) {
+			it->head = n->next;
+			if (!it->head)
+				it->tail = NULL;
+		}
+	}
+	return n;
+}
+
+MPROC_API int mproc_imap_next(mproc_imap *it, int64_t timeout_ns,
+			      struct mproc_pool_result *res, size_t *index)
+{
+	if (!it || !res || timeout_ns < -1)
+		return -EINVAL;
+	if (it->current) {
+		free(it->current->data);
+		free(it->current);
+		it->current = NULL;
+	}
+	imap_fill(it);
+	if (it->yielded == it->submitted && it->src_ended) {
+		int rc = it->src_err < 0 ? it->src_err : -MPROC_EEOF;
+		it->src_err = 0; /* the error is reported once */
+		return rc;
+	}
+	struct mproc__deadline d;
+	mproc__deadline_init(&d, timeout_ns);
+	for (;;) {
+		uint32_t seq = atomic_load_explicit(&it->seq,
+						    memory_order_acquire);
+		pthread_mutex_lock(&it->lock);
+		struct imap_node *n = imap_take(it);
+		pthread_mutex_unlock(&it->lock);
+		if (n) {
+			it->yielded++;
+			it->current = n;
+			res->status = n->status;
+			res->len = n->len;
+			res->data = n->data;
+			if (index)
+				*index = n->index;
+			imap_fill(it);
+			return 0;
+		}
+		if (pool_on_thread(it->pool))
+			return -EDEADLK;
+		if (mproc__deadline_passed(&d) || d.nowait)
+			return -ETIMEDOUT;
+		atomic_fetch_add_explicit(&it->waiters, 1, memory_order_seq_cst);
+		/* Check again after announcing ourselves (pairs with the
+		 * fence in imap_push). */
+		if (atomic_load_explicit(&it->seq, memory_order_acquire) ==
+		    seq)
+			mproc__futex_wait(&it->seq, seq, &d);
+		atomic_fetch_sub_explicit(&it->waiters, 1,
+					  memory_order_relaxed);
+	}
+}
+
+MPROC_API void mproc_imap_free(mproc_imap *it)
+{
+	if (!it)
+		return;
+	pthread_mutex_lock(&it->lock);
+	it->abandoned = true;
+	pthread_mutex_unlock(&it->lock);
+	imap_unref(it);
+}

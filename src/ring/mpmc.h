@@ -1,0 +1,169 @@
+/*
+ * Internal: multi-producer multi-consumer ring of slots in shared memory,
+ * each slot carrying one message of 0..max_payload bytes.
+ *
+ * Algorithm: per-slot sequence numbers (Vyukov's bounded MPMC queue),
+ * chosen over DPDK-style reserve/commit on shared head/tail because there
+ * producers must publish in order (a producer preempted between reserve and
+ * commit stalls every later producer's commit) and a producer that dies
+ * there blocks the ring for good.  With per-slot sequences each message is
+ * committed on its own: a stalled or dead producer holds back only the
+ * consumer that reaches its slot, and the slot records who claimed it
+ * (owner pid) so a later recovery pass can find and repair it.  The price
+ * is fixed-size slots (stride = 16 + max_payload, rounded to 16 bytes):
+ * pick max_msg to suit the traffic, or use the SPSC ring, which packs
+ * variable-length records.
+ *
+ * Invariants (positions are free-running uint64_t message counters):
+ *   M1  enq_pos and deq_pos only grow, by compare-and-swap;
+ *   M2  slot i = pos & mask.  Its seq is pos when free for the producer of
+ *       pos, pos + 1 when that producer committed (full for the consumer
+ *       of pos), and pos + nslots once that consumer released it (free for
+ *       the producer of pos + nslots);
+ *   M3  the owner field names the process that last claimed the slot.
+ *
+ * Memory-ordering edges:
+ *   F1  producer: write len and payload, then store(seq = pos+1, release)
+ *       -> consumer: load(seq, acquire) == pos+1, then read len/payload.
+ *   F2  consumer: read payload, then store(seq = pos+nslots, release)
+ *       -> producer of the next lap: load(seq, acquire) == its pos, then
+ *       write: the consumer's reads are done before the overwrite.
+ *   F3  enq_pos/deq_pos are loaded with acquire and moved by acq_rel CAS.
+ *       The data itself is ordered by F1/F2 on the slot; the stronger
+ *       orders make the position a process reads at least as new as the
+ *       slot states it was derived from, so a legal race is never taken
+ *       for corruption on weakly ordered CPUs (free on x86).
+ *   F4  closed and the events as in spsc.h (E3, E4): the closed store
+ *       is a release after this process's last commit; a waker signals
+ *       after its seq stores (publish, release_publish, or the @publish
+ *       flag of commit and release).
+ *
+ * Validation: a seq that is neither of the expected values and does not
+ * explain itself by another process's progress (the position moved on) is
+ * -MPROC_ECORRUPT, as is a len > max_payload; slot addresses come from the
+ * private copy of the geometry, so a hostile value can never index out of
+ * the mapping.
+ */
+#ifndef MPROC_RING_MPMC_H
+#define MPROC_RING_MPMC_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "common/compiler.h"
+#include "ring/base.h"
+#include "shm/futex.h"
+
+#define MPROC__RING_MPMC_SLOT_HDR 16u
+
+struct mproc__ring_mpmc_shared {
+	_Atomic uint64_t enq_pos mproc__aligned_cl;
+	_Atomic uint64_t deq_pos mproc__aligned_cl;
+	struct mproc__event data_ready mproc__aligned_cl;
+	struct mproc__event space_ready mproc__aligned_cl;
+	_Atomic uint32_t closed mproc__aligned_cl;
+};
+
+struct mproc__ring_mpmc_slot {
+	_Atomic uint64_t seq;
+	_Atomic uint32_t owner;
+	_Atomic uint32_t len; /* relaxed; ordered by seq (F1) */
+	/* payload follows */
+};
+
+struct mproc__ring_mpmc {
+	struct mproc__ring_mpmc_shared *sh;
+	unsigned char *slots;
+	uint64_t nslots, mask, stride, max_payload;
+	uint32_t pid;
+	struct mproc__spin spin_rd, spin_wr;
+};
+
+static inline uint64_t mproc__ring_mpmc_stride(uint64_t max_payload)
+{
+	return (MPROC__RING_MPMC_SLOT_HDR + max_payload + 15) & ~(uint64_t)15;
+}
+
+/*
+ * The verbs.  Their contract is written once, in ring.h, which dispatches
+ * to these and to the SPSC ring's namesakes with the same signatures.
+ * MPMC specifics:
+ *   - the token is the claimed position: reserve and peek claim one
+ *     (M1), commit and release take it back, so one view may serve any
+ *     number of threads at once;
+ *   - a slot has no flags: commit takes 0 and peek reports 0;
+ *   - peek claims the slot, so it cannot be undone: unpeek is a broken
+ *     internal invariant (it aborts).  A caller that only looks uses
+ *     next_len, and peek's @cap refuses a message too long for it before
+ *     claiming anything;
+ *   - publish and release_publish only wake sleepers: each commit and
+ *     release is visible on its own (F1, F2);
+ *   - close sets the one closed state whatever @how says (producers get
+ *     -EPIPE, consumers drain, then -MPROC_EEOF);
+ *   - geometry: size = slot count (power of two, >= 2), stride =
+ *     mproc__ring_mpmc_stride(max_payload).
+ */
+int mproc__ring_mpmc_plan(uint64_t capacity, uint64_t max_payload,
+			  uint64_t dflt, struct mproc__ring_geom *g);
+int mproc__ring_mpmc_check(const struct mproc__ring_geom *g, uint64_t avail);
+static inline uint64_t
+mproc__ring_mpmc_buf_size(const struct mproc__ring_geom *g)
+{
+	return g->size * g->stride;
+}
+void mproc__ring_mpmc_init_shared(struct mproc__ring_mpmc_shared *sh,
+				  void *slots, const struct mproc__ring_geom *g,
+				  uint64_t initial_index);
+int mproc__ring_mpmc_attach(struct mproc__ring_mpmc *q,
+			    struct mproc__ring_mpmc_shared *sh, void *slots,
+			    const struct mproc__ring_geom *g, bool busy_poll);
+static inline void mproc__ring_mpmc_set_busy_poll(struct mproc__ring_mpmc *q,
+						  bool on)
+{
+	q->spin_rd.busy = q->spin_wr.busy = on;
+}
+static inline uint64_t
+mproc__ring_mpmc_max_payload(const struct mproc__ring_mpmc *q)
+{
+	return q->max_payload;
+}
+
+/* --- producers --- */
+int mproc__ring_mpmc_reserve(struct mproc__ring_mpmc *q, uint64_t len,
+			     uint64_t *token, void **payload);
+void mproc__ring_mpmc_commit(struct mproc__ring_mpmc *q, uint64_t token,
+			     uint64_t len, uint32_t flags, bool publish);
+static inline void mproc__ring_mpmc_publish(struct mproc__ring_mpmc *q)
+{
+	/* F4/E4: the commits' seq stores came first. */
+	mproc__event_signal(&q->sh->data_ready);
+}
+int mproc__ring_mpmc_wait_space(struct mproc__ring_mpmc *q, uint64_t len,
+				const struct mproc__deadline *d,
+				mproc__alive_fn alive, void *alive_arg);
+
+/* --- consumers --- */
+int mproc__ring_mpmc_peek(struct mproc__ring_mpmc *q, uint64_t cap,
+			  uint64_t *token, const void **payload,
+			  uint64_t *len, uint32_t *flags);
+void mproc__ring_mpmc_unpeek(struct mproc__ring_mpmc *q, uint64_t token);
+void mproc__ring_mpmc_release(struct mproc__ring_mpmc *q, uint64_t token,
+			      bool publish);
+static inline void mproc__ring_mpmc_release_publish(struct mproc__ring_mpmc *q)
+{
+	/* F4/E4: the releases' seq stores came first. */
+	mproc__event_signal(&q->sh->space_ready);
+}
+int mproc__ring_mpmc_next_len(struct mproc__ring_mpmc *q, uint64_t *len);
+int mproc__ring_mpmc_wait_data(struct mproc__ring_mpmc *q,
+			       const struct mproc__deadline *d,
+			       mproc__alive_fn alive, void *alive_arg);
+bool mproc__ring_mpmc_pending(const struct mproc__ring_mpmc *q);
+
+/* --- state --- */
+uint64_t mproc__ring_mpmc_count(const struct mproc__ring_mpmc *q);
+bool mproc__ring_mpmc_full(const struct mproc__ring_mpmc *q);
+void mproc__ring_mpmc_close(struct mproc__ring_mpmc *q, uint32_t how);
+uint32_t mproc__ring_mpmc_closed(const struct mproc__ring_mpmc *q);
+
+#endif /* MPROC_RING_MPMC_H */
