@@ -266,7 +266,9 @@ static void check_failing_initializer(const char *method)
 	size_t nbefore = pt_descendants(getpid(), before, 64);
 	mproc_pool *p = NULL;
 	int64_t t0 = mproc__now_ns();
-	cr_expect_eq(mproc_pool_create(&a, &p), -MPROC_EINIT, "%s", method);
+	int rc = mproc_pool_create(&a, &p);
+	cr_expect_eq(rc, -MPROC_EINIT, "%s: create: %s", method,
+		     mproc_strerror(rc));
 	cr_expect_lt(mproc__now_ns() - t0, 10 * MPROC_SEC, "%s: slow failure",
 		     method);
 	cr_expect_null(p);
