@@ -306,9 +306,9 @@ int task_segfault(mproc_task *t, const void *arg, size_t len)
 	(void)t;
 	(void)arg;
 	(void)len;
-	/* A volatile pointer, so the compiler cannot turn the write into a
-	 * trap instruction (SIGILL) at compile time. */
-	int *volatile p = NULL;
+	/* A volatile pointer to volatile memory: the compiler can neither
+	 * turn the write into a trap instruction (SIGILL) nor drop it. */
+	volatile int *volatile p = NULL;
 	*p = 1;
 	return 0;
 }
