@@ -222,6 +222,9 @@ struct bench_case {
 
 /* CPUs this process may run on, from sched_getaffinity at start-up. */
 int bench_ncpus(void);
+/* Workers of every row of the "pool" suite, mproc's and Python's alike:
+ * the CPUs this process may run on, at most 8. */
+int bench_pool_workers(void);
 /* The CPU a worker of the given role and index is pinned to, or -1 when
  * pinning is off (--no-pin) or only one CPU is allowed.  Producers take
  * the first half of the allowed CPUs, consumers the second half, so a

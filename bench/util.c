@@ -55,6 +55,12 @@ int bench_ncpus(void)
 	return cpu_count;
 }
 
+int bench_pool_workers(void)
+{
+	int n = bench_ncpus();
+	return n < 1 ? 1 : n > 8 ? 8 : n;
+}
+
 int bench_cpu_for(int is_consumer, int index)
 {
 	cpus_init();
