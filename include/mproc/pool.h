@@ -268,8 +268,8 @@ MPROC_API int mproc_pool_apply_async(mproc_pool *pool, mproc_task_fn fn,
 /**
  * mproc_async_wait - wait until @a is finished or @timeout_ns passes.
  * Returns 0 (finished), -ETIMEDOUT, -EINVAL, -EDEADLK (from a callback of
- * its pool, while @a is not finished).  Any thread may wait; several may
- * at once.
+ * its pool, while @a is not finished and @timeout_ns is not 0: a wait
+ * there could never end).  Any thread may wait; several may at once.
  */
 MPROC_API int mproc_async_wait(mproc_async *a, int64_t timeout_ns);
 

@@ -113,6 +113,8 @@ MPROC_API int mproc_async_wait(mproc_async *a, int64_t timeout_ns)
 		return -EINVAL;
 	if (is_done(a))
 		return 0;
+	if (timeout_ns == 0)
+		return -ETIMEDOUT;
 	if (pool_on_thread(a->pool))
 		return -EDEADLK;
 	return pool_async_wait_internal(a, timeout_ns);

@@ -98,6 +98,7 @@ struct pool_chunk {
 	size_t first;     /* first item (index within the job) */
 	size_t n;         /* items */
 	size_t reported;  /* items whose results arrived */
+	unsigned requeued; /* times its items went back after a death */
 	/* Items carried by the chunk (VAR layout): item i of the chunk is
 	 * own->v[own_first + i]; NULL when the job's arrays hold them. */
 	struct pool_own *own;
@@ -217,6 +218,10 @@ bool pool_spin(bool (*ready)(void *), void *arg, int64_t ns);
 /* How long the pool thread spins while work is in flight, and a worker
  * after it finished a task, before they sleep. */
 #define POOL_SPIN_BUSY_NS (50 * 1000)
+/* Deaths of workers holding an item before it fails without having run:
+ * an item that kills every worker it reaches (a task message a worker
+ * cannot even read) must not be passed round for ever. */
+#define POOL_MAX_REQUEUE 4
 
 /* Wake the pool thread (after making the reason visible). */
 void pool_kick(mproc_pool *pool);

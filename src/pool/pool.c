@@ -158,13 +158,12 @@ static void pending_push_back(mproc_pool *p, struct pool_chunk *c)
 static void fail_chunk(struct pool_chunk *c, int status, const char *msg,
 		       int signo)
 {
-	struct pool_job *job = c->job;
-	size_t first = c->first, from = c->reported, n = c->n;
-	/* The job may be freed by the last delivery: read what we need of
-	 * the chunk first, free it, then deliver. */
+	/* Deliver first: the chunk holds a reference on an imap iterator,
+	 * which owns the job.  A plain job may be freed by the last
+	 * delivery, and freeing the chunk then does not touch it. */
+	for (size_t i = c->reported; i < c->n; i++)
+		pool_deliver(c->job, c->first + i, status, NULL, 0, msg, signo);
 	pool_chunk_free(c);
-	for (size_t i = from; i < n; i++)
-		pool_deliver(job, first + i, status, NULL, 0, msg, signo);
 }
 
 /* A new chunk for items [a, b) (chunk-relative) of @c. */
@@ -181,6 +180,7 @@ static struct pool_chunk *split(const struct pool_chunk *c, size_t a, size_t b)
 	if (nc->own)
 		nc->own->refs++;
 	nc->imap = c->imap;
+	nc->requeued = c->requeued + 1;
 	pool_chunk_ref_imap(nc);
 	return nc;
 }
@@ -288,9 +288,7 @@ static int handle_result(mproc_pool *p, struct pool_slot *s, const void *msg,
 			s->state = SLOT_STOPPING;
 			pthread_mutex_lock(&p->lock);
 			if (!p->init_error)
-				p->init_error = s->init_status < 0
-							? s->init_status
-							: -MPROC_EINIT;
+				p->init_error = -MPROC_EINIT;
 			if (p->created)
 				p->broken_init = true;
 			pthread_cond_broadcast(&p->cond);
@@ -328,7 +326,6 @@ static int handle_result(mproc_pool *p, struct pool_slot *s, const void *msg,
 		char text[POOL_MSG_MAX + 1];
 		memcpy(text, b + dl, h.msg_len);
 		text[h.msg_len] = '\0';
-		struct pool_job *job = c->job;
 		size_t index = c->first + c->reported;
 		c->reported++;
 		bool last = c->reported == c->n;
@@ -337,9 +334,11 @@ static int handle_result(mproc_pool *p, struct pool_slot *s, const void *msg,
 			if (!s->inflight)
 				s->inflight_tail = NULL;
 			s->ninflight--;
-			pool_chunk_free(c);
 		}
-		pool_deliver(job, index, h.status, b, (size_t)h.len, text, 0);
+		/* Deliver, then free (see fail_chunk). */
+		pool_deliver(c->job, index, h.status, b, (size_t)h.len, text, 0);
+		if (last)
+			pool_chunk_free(c);
 		b += dl + ml;
 		if (last && k + 1 < m.aux)
 			return -MPROC_ECORRUPT;
@@ -373,7 +372,6 @@ static void collect(mproc_pool *p, struct pool_slot *s)
 			if (m.type == POOL_MSG_RESULT && c->id == m.id &&
 			    first == c->reported && m.aux <= c->n - c->reported) {
 				for (uint32_t k = 0; k < m.aux; k++) {
-					struct pool_job *job = c->job;
 					size_t index = c->first + c->reported++;
 					bool last = c->reported == c->n;
 					if (last) {
@@ -381,10 +379,11 @@ static void collect(mproc_pool *p, struct pool_slot *s)
 						if (!s->inflight)
 							s->inflight_tail = NULL;
 						s->ninflight--;
-						pool_chunk_free(c);
 					}
-					pool_deliver(job, index, -ENOMEM, NULL,
-						     0, NULL, 0);
+					pool_deliver(c->job, index, -ENOMEM,
+						     NULL, 0, NULL, 0);
+					if (last)
+						pool_chunk_free(c);
 				}
 				continue;
 			}
@@ -446,26 +445,32 @@ static void slot_died(mproc_pool *p, struct pool_slot *s, int code)
 		for (int k = 0; k < 2; k++) {
 			if (ranges[k][0] >= ranges[k][1])
 				continue;
-			struct pool_chunk *nc = split(c, ranges[k][0],
-						      ranges[k][1]);
+			bool again = c->requeued < POOL_MAX_REQUEUE;
+			struct pool_chunk *nc =
+				again ? split(c, ranges[k][0], ranges[k][1])
+				      : NULL;
 			if (!nc) {
-				/* Cannot requeue without memory: fail these. */
+				/* Without memory, or after too many deaths:
+				 * these items fail instead of going back. */
 				for (size_t i = ranges[k][0]; i < ranges[k][1];
 				     i++)
 					pool_deliver(c->job, c->first + i,
-						     -ENOMEM, NULL, 0, NULL, 0);
+						     again ? -ENOMEM
+							   : -MPROC_EWORKERLOST,
+						     NULL, 0,
+						     again ? NULL
+							   : "every worker it was sent to died",
+						     0);
 				continue;
 			}
 			nc->id = ++p->next_chunk_id;
 			*rq_tail = nc;
 			rq_tail = &nc->next;
 		}
-		struct pool_job *job = c->job;
-		size_t index = c->first + ri;
-		/* Free before the delivery, which may free the job. */
-		pool_chunk_free(c);
 		if (ri != SIZE_MAX)
-			pool_deliver(job, index, status, NULL, 0, text, signo);
+			pool_deliver(c->job, c->first + ri, status, NULL, 0,
+				     text, signo);
+		pool_chunk_free(c);
 	}
 	s->inflight = s->inflight_tail = NULL;
 	s->ninflight = 0;
@@ -654,7 +659,8 @@ static void dispatch(mproc_pool *p)
 		for (unsigned i = 0; i < p->nslots; i++) {
 			struct pool_slot *s = &p->slots[i];
 			if (s->state != SLOT_READY || s->tx_kind ||
-			    s->ninflight >= p->window)
+			    s->ninflight >= p->window ||
+			    (p->maxtasks && s->tasks_sent >= p->maxtasks))
 				continue;
 			if (!best || s->ninflight < best->ninflight)
 				best = s;

@@ -204,6 +204,8 @@ static void item_end(struct worker *w, int status)
 {
 	struct mproc_task *t = &w->t;
 	uint64_t len = status == 0 ? t->res_len : 0;
+	if (status == 0)
+		t->msg_len = 0; /* a message only goes with a failure */
 	size_t data = w->item_off + sizeof(struct pool_item_res);
 	size_t end = data + (size_t)pool_pad8(len);
 	size_t total = end + (size_t)pool_pad8(t->msg_len);
@@ -285,9 +287,9 @@ static int run_task(struct worker *w, uint64_t chunk, const void *body,
 		return -MPROC_ECORRUPT;
 	struct items it = { (const unsigned char *)body + sizeof(tk),
 			    (const unsigned char *)body + len };
-	if (tk.layout == POOL_ITEMS_FIXED &&
+	if (tk.layout == POOL_ITEMS_FIXED && tk.item_size &&
 	    (tk.item_size > len ||
-	     tk.nitems > (len - sizeof(tk)) / (pool_pad8(tk.item_size) ? pool_pad8(tk.item_size) : 1)))
+	     tk.nitems > (len - sizeof(tk)) / pool_pad8(tk.item_size)))
 		return -MPROC_ECORRUPT;
 	const struct fn_entry *f =
 		tk.fn_id < w->nfns ? &w->fns[tk.fn_id] : NULL;
