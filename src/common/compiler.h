@@ -28,4 +28,26 @@ static inline void mproc__cpu_relax(void)
 #endif
 }
 
+/* ThreadSanitizer cannot see synchronisation done inside libraries it
+ * did not instrument (liburcu's wait-free queue): these mark the edge
+ * by hand, as a release on the producer's side and an acquire on the
+ * consumer's, on the address of the object handed over.  No code at all
+ * in other builds. */
+#if defined(__SANITIZE_THREAD__)
+#define MPROC__TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define MPROC__TSAN 1
+#endif
+#endif
+#ifdef MPROC__TSAN
+void __tsan_acquire(void *addr);
+void __tsan_release(void *addr);
+#define mproc__tsan_acquire(p) __tsan_acquire((void *)(p))
+#define mproc__tsan_release(p) __tsan_release((void *)(p))
+#else
+#define mproc__tsan_acquire(p) ((void)(p))
+#define mproc__tsan_release(p) ((void)(p))
+#endif
+
 #endif /* MPROC_COMPILER_H */

@@ -133,6 +133,9 @@ int pool_submit(mproc_pool *pool, struct pool_chunk *chunks, size_t nitems)
 		next = c->next;
 		c->next = NULL;
 		cds_wfcq_node_init(&c->node);
+		/* The enqueue publishes the chunk (and its job) to the pool
+		 * thread; the edge is inside liburcu (see compiler.h). */
+		mproc__tsan_release(c);
 		cds_wfcq_enqueue(&pool->q_head, &pool->q_tail, &c->node);
 	}
 	atomic_fetch_add_explicit(&pool->st_submitted, nitems,
@@ -191,6 +194,7 @@ static void take_submissions(mproc_pool *p)
 	while ((n = __cds_wfcq_dequeue_blocking(&p->q_head, &p->q_tail))) {
 		struct pool_chunk *c = caa_container_of(n, struct pool_chunk,
 							node);
+		mproc__tsan_acquire(c);
 		c->id = ++p->next_chunk_id;
 		if (c->n == 0) {
 			struct pool_job *job = c->job;
