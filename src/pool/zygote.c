@@ -171,6 +171,9 @@ static int zygote_main(void *arg, size_t len)
 {
 	struct zygote z = { .sock = -1 };
 	struct zygote_args za;
+	struct pollfd *pf = NULL;
+	uint32_t *slot_of = NULL;
+	int code = 1;
 	if (len < sizeof(za))
 		return 2;
 	memcpy(&za, arg, sizeof(za));
@@ -189,7 +192,9 @@ static int zygote_main(void *arg, size_t len)
 		z.slot_size = g[POOL_GEOM_SLOT_SIZE];
 		z.slot0 = (unsigned char *)z.hdr + g[POOL_GEOM_SLOT0];
 		z.w = calloc(z.nslots, sizeof(*z.w));
-		if (!z.w)
+		pf = calloc(z.nslots + 1, sizeof(*pf));
+		slot_of = calloc(z.nslots + 1, sizeof(*slot_of));
+		if (!z.w || !pf || !slot_of)
 			status = -ENOMEM;
 	}
 	const unsigned char *extra = (const unsigned char *)arg + sizeof(za);
@@ -211,14 +216,10 @@ static int zygote_main(void *arg, size_t len)
 	};
 	zsend(&z, POOL_Z_HELLO, 0, getpid(), status);
 	if (status)
-		return 1;
+		goto out;
 	for (uint64_t i = 0; i < z.nslots; i++)
 		z.w[i].pidfd = -1;
 
-	struct pollfd *pf = calloc(z.nslots + 1, sizeof(*pf));
-	uint32_t *slot_of = calloc(z.nslots + 1, sizeof(*slot_of));
-	if (!pf || !slot_of)
-		return 1;
 	for (;;) {
 		nfds_t n = 0;
 		pf[n++] = (struct pollfd){ .fd = z.sock, .events = POLLIN };
@@ -251,7 +252,15 @@ static int zygote_main(void *arg, size_t len)
 		}
 	}
 	kill_all(&z);
-	return 0;
+	code = 0;
+out:
+	free(pf);
+	free(slot_of);
+	free(z.w);
+	if (z.seg)
+		mproc_shm_free(z.seg);
+	close(z.sock);
+	return code;
 }
 
 /* ---- the parent's side --------------------------------------------------- */

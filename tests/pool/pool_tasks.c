@@ -8,6 +8,7 @@
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -306,9 +307,14 @@ int task_segfault(mproc_task *t, const void *arg, size_t len)
 	(void)t;
 	(void)arg;
 	(void)len;
-	/* A volatile pointer to volatile memory: the compiler can neither
-	 * turn the write into a trap instruction (SIGILL) nor drop it. */
-	volatile int *volatile p = NULL;
+	/* A real fault: a write to a page mapped without access.  Not a
+	 * NULL store, which UBSan would catch and turn into an exit before
+	 * the CPU faults; volatile so the write cannot be dropped. */
+	void *page = mmap(NULL, 4096, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS,
+			  -1, 0);
+	if (page == MAP_FAILED)
+		return -errno;
+	volatile int *volatile p = page;
 	*p = 1;
 	return 0;
 }
