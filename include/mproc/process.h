@@ -58,7 +58,33 @@
  * lives as long as they should (normally the main thread).
  *
  * Exit codes: the child's exit status is the low 8 bits of the value the
- * target or run() returned; exitcode reports -N if a signal N ended it.
+ * target or run() returned (or passed to mproc_exit); exitcode reports -N
+ * if a signal N ended it.
+ *
+ * EXIT HANDLERS.  mproc_atexit registers a handler in the current process
+ * only; the handlers run, last registered first, when a child's target or
+ * run() returns, when any process calls mproc_exit, and when a process
+ * that is not an mproc child exits normally (return from main, exit(3)).
+ * No child inherits them, under any start method: a child forked by the
+ * "fork" method (or by a plain fork(2)) starts with an empty list.  They
+ * run before the children clean-up above, as Python 3.12+ runs a child's
+ * atexit handlers before its multiprocessing clean-up.
+ *
+ * What happens to atexit(3) handlers, by start method, when the target
+ * returns or calls mproc_exit:
+ *  - "fork": none run.  The child inherits the parent's atexit(3) list,
+ *    which it cannot drop, and running it would repeat the parent's
+ *    clean-up, so the child ends with _exit(2); handlers the target
+ *    registers with atexit(3) are lost too.  Use mproc_atexit.  (A fork
+ *    child that calls exit(3) itself does run the parent's list.)
+ *  - "spawn": the child ends with exit(3) in its fresh image: the
+ *    atexit(3) handlers the target registered run, after the mproc
+ *    handlers and the children clean-up, as do any that constructors of
+ *    the new image registered before main().
+ *  - "forkserver": the same as "spawn".  The child is forked from the
+ *    server, a fresh image that ran only constructors and mproc_main, so
+ *    it ends with exit(3): the target's atexit(3) handlers run, and so do
+ *    those the server image's constructors registered, once in each child.
  *
  * CONCURRENCY.  Handles are independent of each other.  On one handle,
  * join, is_alive, exitcode, pid, sentinel, terminate and kill may run
@@ -380,6 +406,35 @@ MPROC_API int mproc_process_close(mproc_process *p);
  * concurrently with any other call on @p.
  */
 MPROC_API void mproc_process_free(mproc_process *p);
+
+/* ---- exit handlers ----------------------------------------------------- */
+
+/** An exit handler: called with the @arg given to mproc_atexit. */
+typedef void (*mproc_exit_fn)(void *arg);
+
+/**
+ * mproc_atexit - register @fn(@arg) to run when the current process ends
+ * (its target or run() returns, it calls mproc_exit, or, in a process that
+ * is not an mproc child, it exits normally); see EXIT HANDLERS above.
+ * Handlers run last registered first, each once; a handler may register
+ * another, which then runs too.  They belong to the registering process:
+ * no child inherits them, under any start method.
+ * Returns 0, -EINVAL (NULL @fn), -ENOMEM.  Thread-safe; never blocks.
+ */
+MPROC_API int mproc_atexit(mproc_exit_fn fn, void *arg);
+
+/**
+ * mproc_exit - end the current process with exit status @code (low 8
+ * bits), as if its target or run() had returned @code: run its mproc_atexit
+ * handlers, flush stdout and stderr, terminate its daemon children and
+ * join the others, then end the way its start method ends a child
+ * (_exit(2) under "fork", exit(3) under "spawn" and "forkserver"; see EXIT
+ * HANDLERS above).  In a process that is not an mproc child (the main
+ * process) it is exit(@code), which runs the same steps from its atexit(3)
+ * hook.  Never returns; blocks while it joins children.  Other threads
+ * keep running until the process ends.
+ */
+MPROC_API __attribute__((noreturn)) void mproc_exit(int code);
 
 /* ---- the current process ----------------------------------------------- */
 

@@ -103,15 +103,9 @@ static void atfork_child(void)
 	pthread_mutex_unlock(&children_lock);
 }
 
-static void at_exit(void)
-{
-	mproc__proc_exit_cleanup();
-}
-
 static void install_hooks(void)
 {
 	pthread_atfork(atfork_prepare, atfork_parent, atfork_child);
-	atexit(at_exit);
 }
 
 void mproc__proc_children_init(void)

@@ -488,7 +488,10 @@ static _Noreturn void child_main(int *fds, const int32_t *targets, size_t n,
 	if (self->daemon)
 		mproc__proc_die_with_parent(server);
 	mproc__proc_become(self, parent);
-	mproc__proc_child_run(self, false);
+	/* The image is the server's, a fresh one that ran no application
+	 * code, so the child ends with exit(3) as a spawn child does: the
+	 * atexit(3) handlers its target registers run. */
+	mproc__proc_child_run(self, true);
 }
 
 static void close_all(int *fds, size_t n)

@@ -23,6 +23,7 @@
 #include "process/context.h"
 #include "process/core.h"
 #include "process/current.h"
+#include "process/exit.h"
 #include "process/main.h"
 #include "process/method.h"
 #include "process/pidfd.h"
@@ -197,6 +198,7 @@ MPROC_API int mproc_process_start(mproc_process *p)
 	if (mproc__proc_current()->daemon)
 		return -EPERM;
 	mproc__proc_children_init();
+	mproc__proc_exit_init();
 	/* Reap children whose handles were freed while they ran, so that
 	 * they do not linger as zombies (Python's _cleanup does the same). */
 	mproc__proc_sweep_orphans();
