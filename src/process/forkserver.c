@@ -469,8 +469,14 @@ static _Noreturn void child_main(int *fds, const int32_t *targets, size_t n,
 	for (size_t i = 0; i < n; i++)
 		if (targets[i] >= 0)
 			close(fds[i]);
-	/* 4. Undo what the server changed for itself. */
+	/* 4. Undo what the server changed for itself.  A SIGINT sent since
+	 * the fork (the owner may interrupt as soon as it has the pid) was
+	 * held pending by the mask, and acts now, with the default action. */
 	signal(SIGINT, SIG_DFL);
+	sigset_t intr;
+	sigemptyset(&intr);
+	sigaddset(&intr, SIGINT);
+	sigprocmask(SIG_UNBLOCK, &intr, NULL);
 	prctl(PR_SET_NAME, saved_comm, 0, 0, 0);
 
 	char why[512] = "";
@@ -656,6 +662,13 @@ static _Noreturn void forkserver_exec_main(const char *fdstr)
 	 * ours to choose: Ctrl-C reaches the whole foreground process group,
 	 * and it is for the owner, not the server, to react. */
 	signal(SIGINT, SIG_IGN);
+	/* Blocked as well: a blocked signal is never discarded as ignored, so
+	 * a SIGINT that reaches a child between fork and its reset of the
+	 * disposition stays pending instead of being lost. */
+	sigset_t intr;
+	sigemptyset(&intr);
+	sigaddset(&intr, SIGINT);
+	sigprocmask(SIG_BLOCK, &intr, NULL);
 
 	struct kid *kids = NULL;
 	size_t nkids = 0, cap = 0;
