@@ -87,8 +87,9 @@
  *    those the server image's constructors registered, once in each child.
  *
  * CONCURRENCY.  Handles are independent of each other.  On one handle,
- * join, is_alive, exitcode, pid, sentinel, terminate and kill may run
- * concurrently from any threads once start has returned; the setters
+ * join, is_alive, exitcode, pid, ident, sentinel, terminate, kill and
+ * interrupt may run concurrently from any threads once start has
+ * returned; the setters
  * belong before start; close and free must not run concurrently with any
  * other call on the handle.  The start-method and context calls are
  * thread-safe.  A handle is only usable in the process that created it (a
@@ -361,6 +362,11 @@ MPROC_API int mproc_process_exitcode(mproc_process *p, int *code);
 MPROC_API int mproc_process_pid(const mproc_process *p);
 
 /**
+ * mproc_process_ident - Python's ident: the same as mproc_process_pid.
+ */
+MPROC_API int mproc_process_ident(const mproc_process *p);
+
+/**
  * mproc_process_sentinel - a descriptor that becomes readable (POLLIN) when
  * the child ends; use with poll/epoll, never read or close it.  Valid until
  * mproc_process_close/free.
@@ -376,6 +382,10 @@ MPROC_API int mproc_process_sentinel(const mproc_process *p);
 /**
  * mproc_process_terminate - send SIGTERM to the child.
  * mproc_process_kill - send SIGKILL.
+ * mproc_process_interrupt - send SIGINT (Python 3.14's interrupt(); a
+ *     child that ignores SIGINT, e.g. by inheriting SIG_IGN from its parent
+ *     under fork or spawn, keeps running; forkserver children start with
+ *     the default disposition).
  * Signals go through the child's pidfd, so a recycled pid is never hit.
  * Sending to a child that already ended does nothing and returns 0.
  * Returns 0, -ECHILD (never started), -EBADF (closed), -EINVAL (NULL or
@@ -384,6 +394,7 @@ MPROC_API int mproc_process_sentinel(const mproc_process *p);
  */
 MPROC_API int mproc_process_terminate(mproc_process *p);
 MPROC_API int mproc_process_kill(mproc_process *p);
+MPROC_API int mproc_process_interrupt(mproc_process *p);
 
 /**
  * mproc_process_close - release the handle's descriptors (pidfd,

@@ -300,6 +300,11 @@ MPROC_API int mproc_process_pid(const mproc_process *p)
 	return p->pid ? (int)p->pid : -ECHILD;
 }
 
+MPROC_API int mproc_process_ident(const mproc_process *p)
+{
+	return mproc_process_pid(p);
+}
+
 MPROC_API int mproc_process_sentinel(const mproc_process *p)
 {
 	if (!p || p->is_self)
@@ -333,6 +338,11 @@ MPROC_API int mproc_process_terminate(mproc_process *p)
 MPROC_API int mproc_process_kill(mproc_process *p)
 {
 	return send_signal(p, SIGKILL);
+}
+
+MPROC_API int mproc_process_interrupt(mproc_process *p)
+{
+	return send_signal(p, SIGINT);
 }
 
 MPROC_API int mproc_process_close(mproc_process *p)
