@@ -462,11 +462,58 @@ MPROC_API mproc_process *mproc_current_process(void);
 MPROC_API const char *mproc_current_process_name(void);
 
 /**
+ * mproc_active_children - the children of the current process that are
+ * still running (Python's active_children()).  Children that have ended
+ * are reaped first (their exit codes stay readable through their handles)
+ * and dropped from the list that the exit clean-up joins.
+ * @out: receives up to @max handles, oldest start first; may be NULL if
+ *     @max is 0 (to count).
+ * The handles are the caller's own, those that mproc_process_create gave
+ * it, not new references: do not free them twice.  They stay valid until
+ * the caller frees them, so a handle freed by another thread after this
+ * call returns is dangling in @out.  A child whose handle was already
+ * freed while it ran is not listed (mproc still tracks it, see
+ * mproc_process_free).  Children of a forked copy's parent are not this
+ * process's children and are never listed.
+ * Returns the number of running children, which may exceed @max, or
+ * -EINVAL (NULL @out with @max > 0).  Never blocks; thread-safe, but must
+ * not run concurrently with mproc_process_close or mproc_process_free of
+ * one of the children.
+ */
+MPROC_API int mproc_active_children(mproc_process **out, size_t max);
+
+/**
  * mproc_parent_pid - in a child started by mproc, the pid of the process
  * that started it (also for forkserver children, whose OS parent is the
  * server); 0 in the main process.
  */
 MPROC_API int mproc_parent_pid(void);
+
+/**
+ * mproc_parent_process - in a child started by mproc, a handle on the
+ * process that started it (Python's parent_process()); NULL in the main
+ * process.  Under "forkserver" that is the process that asked for the
+ * child, not the server.  Valid for the life of the process; never free or
+ * close it (both are ignored / -EINVAL).  What works on it:
+ *  - mproc_process_pid / _ident: the parent's pid (as mproc_parent_pid);
+ *    mproc_process_name: its name when it started this child.
+ *  - mproc_process_sentinel: a pidfd of the parent, readable (POLLIN)
+ *    once the parent has exited; it was opened by the parent itself before
+ *    the child existed, so it always names the right process.
+ *  - mproc_process_is_alive: 1 until the parent has exited, then 0.
+ *  - mproc_process_join(p, timeout): returns 0 when the parent has exited
+ *    or the timeout expired (check is_alive), -EINVAL for a bad timeout;
+ *    it waits on the pidfd and blocks up to the timeout.
+ *  - mproc_process_exitcode: -ECHILD, always: the parent is not our child,
+ *    so its exit status goes to its own parent and is never known here.
+ *  - mproc_process_authkey: -ECHILD (the parent's key is not sent to the
+ *    child; the child's own key is its parent's unless set otherwise).
+ *  - start, terminate, kill, interrupt, set_daemon, set_authkey: -EINVAL.
+ * A process forked from a child by plain fork(2) keeps the child's
+ * parent handle, as it keeps its mproc_current_process.  Thread-safe;
+ * never blocks.
+ */
+MPROC_API mproc_process *mproc_parent_process(void);
 
 /**
  * mproc_cpu_count - the number of CPUs this process may run on (its

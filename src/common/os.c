@@ -6,6 +6,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "common/clock.h"
 #include "common/os.h"
 
 #ifndef SYS_pidfd_open
@@ -32,6 +33,25 @@ bool mproc__pid_exited(pid_t pid)
 	int r = poll(&p, 1, 0);
 	close(fd);
 	return r > 0;
+}
+
+int mproc__wait_readable(int fd, const struct mproc__deadline *d)
+{
+	for (;;) {
+		struct timespec ts, *tsp = NULL;
+		if (!d->forever) {
+			int64_t left = mproc__deadline_left(d);
+			ts.tv_sec = (time_t)(left / MPROC__NSEC_PER_SEC);
+			ts.tv_nsec = (long)(left % MPROC__NSEC_PER_SEC);
+			tsp = &ts;
+		}
+		struct pollfd p = { .fd = fd, .events = POLLIN };
+		int n = ppoll(&p, 1, tsp, NULL);
+		if (n >= 0)
+			return n > 0;
+		if (errno != EINTR)
+			return -errno;
+	}
 }
 
 int mproc__write_all(int fd, const void *buf, size_t n)

@@ -14,7 +14,9 @@
  *   - a new per-child status socket (role STATUS),
  *   - a memfd with the start data (role BOOT, see boot.c),
  *   - the owner's stdin, stdout and stderr, to become 0, 1, 2,
- *   - the anonymous segments, to keep their numbers.
+ *   - the anonymous segments, to keep their numbers,
+ *   - a pidfd of the owner, the child's sentinel on its parent (the
+ *     owner, not the server), to keep its number too.
  * The server forks; the child installs the descriptors and runs the body.
  * On the status socket the server answers at once with the child's pid and
  * a pidfd for it (made by the server, the child's real parent, before it
@@ -261,8 +263,8 @@ static int forkserver_start(mproc_process *p)
 		return boot;
 	}
 	int sv[2] = { -1, -1 };
-	int *fds = malloc((nmem + 5) * sizeof(*fds));
-	int32_t *targets = malloc((nmem + 5) * sizeof(*targets));
+	int *fds = malloc((nmem + 6) * sizeof(*fds));
+	int32_t *targets = malloc((nmem + 6) * sizeof(*targets));
 	if (!fds || !targets) {
 		rc = -ENOMEM;
 		goto out;
@@ -287,6 +289,10 @@ static int forkserver_start(mproc_process *p)
 		fds[n] = mem[i];
 		targets[n++] = mem[i];
 	}
+	/* Our pidfd, the child's sentinel on its parent: us, not the
+	 * server.  At its number, which the start data names. */
+	fds[n] = p->starter_pidfd;
+	targets[n++] = p->starter_pidfd;
 	fflush(stdout);
 	fflush(stderr);
 
@@ -481,7 +487,7 @@ static _Noreturn void child_main(int *fds, const int32_t *targets, size_t n,
 
 	char why[512] = "";
 	mproc_process *self;
-	pid_t parent;
+	struct mproc__proc_parent parent = { 0, NULL, -1 };
 	int *segs;
 	size_t nsegs;
 	int rc = mproc__proc_boot_read(boot, &mproc__proc_forkserver_method,
@@ -493,7 +499,7 @@ static _Noreturn void child_main(int *fds, const int32_t *targets, size_t n,
 	free(segs);
 	if (self->daemon)
 		mproc__proc_die_with_parent(server);
-	mproc__proc_become(self, parent);
+	mproc__proc_become(self, &parent);
 	/* The image is the server's, a fresh one that ran no application
 	 * code, so the child ends with exit(3) as a spawn child does: the
 	 * atexit(3) handlers its target registers run. */
