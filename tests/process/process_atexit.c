@@ -66,19 +66,22 @@ static void new_marks(struct marks *m)
 	close(fd);
 }
 
-/* In the child: its handlers mark @m's file. */
-static void use_marks(const struct marks *m)
+/* In the child: copy the marks from the argument and point this
+ * process's handlers at their file.  False if the argument is wrong. */
+static bool take_marks(const void *arg, size_t len, struct marks *m)
 {
+	if (len != sizeof(*m))
+		return false;
+	memcpy(m, arg, sizeof(*m));
 	memcpy(mark_path, m->path, sizeof(mark_path));
+	return true;
 }
 
 static int register_abc(void *arg, size_t len)
 {
 	struct marks m;
-	if (len != sizeof(m))
+	if (!take_marks(arg, len, &m))
 		return 99;
-	memcpy(&m, arg, sizeof(m));
-	use_marks(&m);
 	if (mproc_atexit(mark_arg, "A") || mproc_atexit(mark_arg, "B") ||
 	    mproc_atexit(mark_arg, "C"))
 		return 98;
@@ -87,13 +90,20 @@ static int register_abc(void *arg, size_t len)
 	return m.code;
 }
 
-static int run_marks(const char *method, mproc_target_fn fn, struct marks *m,
-		     char *buf, size_t cap)
+/* Run @fn under every method with marks @m (a fresh file each time): it
+ * must exit with m->code and leave @want[method] in the file. */
+static void expect_marks(mproc_target_fn fn, struct marks m,
+			 const char *const want[N_METHODS])
 {
-	int code = run_target(method, fn, m, sizeof(*m));
-	read_marks(m->path, buf, cap);
-	unlink(m->path);
-	return code;
+	for (int i = 0; i < N_METHODS; i++) {
+		char got[32];
+		new_marks(&m);
+		cr_expect_eq(run_target(all_methods[i], fn, &m, sizeof(m)), m.code,
+			     "%s", all_methods[i]);
+		read_marks(m.path, got, sizeof(got));
+		unlink(m.path);
+		cr_expect_str_eq(got, want[i], "%s", all_methods[i]);
+	}
 }
 
 Test(atexit, null_handler_is_einval)
@@ -103,14 +113,8 @@ Test(atexit, null_handler_is_einval)
 
 Test(atexit, handlers_run_in_reverse_when_the_target_returns, .timeout = 60)
 {
-	for (int i = 0; i < N_METHODS; i++) {
-		struct marks m = { .code = 7 };
-		char got[32];
-		new_marks(&m);
-		cr_expect_eq(run_marks(all_methods[i], register_abc, &m, got,
-				       sizeof(got)), 7, "%s", all_methods[i]);
-		cr_expect_str_eq(got, "CBA", "%s", all_methods[i]);
-	}
+	static const char *const want[N_METHODS] = { "CBA", "CBA", "CBA" };
+	expect_marks(register_abc, (struct marks){ .code = 7 }, want);
 }
 
 static void exit_from_deep_inside(int code)
@@ -121,10 +125,8 @@ static void exit_from_deep_inside(int code)
 static int register_then_exit(void *arg, size_t len)
 {
 	struct marks m;
-	if (len != sizeof(m))
+	if (!take_marks(arg, len, &m))
 		return 99;
-	memcpy(&m, arg, sizeof(m));
-	use_marks(&m);
 	if (mproc_atexit(mark_arg, "A") || mproc_atexit(mark_arg, "B"))
 		return 98;
 	exit_from_deep_inside(m.code);
@@ -134,14 +136,8 @@ static int register_then_exit(void *arg, size_t len)
 
 Test(atexit, mproc_exit_runs_them_and_sets_the_code, .timeout = 60)
 {
-	for (int i = 0; i < N_METHODS; i++) {
-		struct marks m = { .code = 5 };
-		char got[32];
-		new_marks(&m);
-		cr_expect_eq(run_marks(all_methods[i], register_then_exit, &m, got,
-				       sizeof(got)), 5, "%s", all_methods[i]);
-		cr_expect_str_eq(got, "BA", "%s", all_methods[i]);
-	}
+	static const char *const want[N_METHODS] = { "BA", "BA", "BA" };
+	expect_marks(register_then_exit, (struct marks){ .code = 5 }, want);
 }
 
 /* A handler that registers another: the new one runs too, next. */
@@ -155,10 +151,8 @@ static void register_more(void *arg)
 static int register_during_exit(void *arg, size_t len)
 {
 	struct marks m;
-	if (len != sizeof(m))
+	if (!take_marks(arg, len, &m))
 		return 99;
-	memcpy(&m, arg, sizeof(m));
-	use_marks(&m);
 	if (mproc_atexit(mark_arg, "3") || mproc_atexit(register_more, NULL))
 		return 98;
 	return 0;
@@ -166,14 +160,8 @@ static int register_during_exit(void *arg, size_t len)
 
 Test(atexit, a_handler_may_register_another, .timeout = 60)
 {
-	for (int i = 0; i < N_METHODS; i++) {
-		struct marks m = { 0 };
-		char got[32];
-		new_marks(&m);
-		cr_expect_eq(run_marks(all_methods[i], register_during_exit, &m,
-				       got, sizeof(got)), 0, "%s", all_methods[i]);
-		cr_expect_str_eq(got, "123", "%s", all_methods[i]);
-	}
+	static const char *const want[N_METHODS] = { "123", "123", "123" };
+	expect_marks(register_during_exit, (struct marks){ .code = 0 }, want);
 }
 
 /* A child registers "P", then starts a grandchild by the method named in
@@ -188,22 +176,11 @@ static int quiet(void *arg, size_t len)
 static int register_then_start(void *arg, size_t len)
 {
 	struct marks m;
-	if (len != sizeof(m))
+	if (!take_marks(arg, len, &m))
 		return 99;
-	memcpy(&m, arg, sizeof(m));
-	use_marks(&m);
 	if (mproc_atexit(mark_arg, "P"))
 		return 98;
-	mproc_context *ctx;
-	mproc_process *p;
-	if (mproc_get_context(all_methods[m.method], &ctx) ||
-	    mproc_process_create(ctx, quiet, NULL, 0, &p) ||
-	    mproc_process_start(p))
-		return 97;
-	int code = -1;
-	if (mproc_process_join(p, MPROC_FOREVER) || mproc_process_exitcode(p, &code))
-		return 96;
-	mproc_process_free(p);
+	int code = run_in_child(m.method, quiet, NULL, 0);
 	/* A plain fork(2) drops them too: the copy ends through
 	 * mproc_exit, which would run them if it had them. */
 	pid_t pid = fork();
@@ -222,9 +199,11 @@ Test(atexit, children_do_not_inherit_them, .timeout = 60)
 			struct marks m = { .method = g };
 			char got[32];
 			new_marks(&m);
-			cr_expect_eq(run_marks(all_methods[i], register_then_start,
-					       &m, got, sizeof(got)), 0,
-				     "%s then %s", all_methods[i], all_methods[g]);
+			cr_expect_eq(run_target(all_methods[i], register_then_start,
+						&m, sizeof(m)), 0, "%s then %s",
+				     all_methods[i], all_methods[g]);
+			read_marks(m.path, got, sizeof(got));
+			unlink(m.path);
 			cr_expect_str_eq(got, "P", "%s then %s", all_methods[i],
 					 all_methods[g]);
 		}
@@ -235,10 +214,8 @@ Test(atexit, children_do_not_inherit_them, .timeout = 60)
 static int register_both(void *arg, size_t len)
 {
 	struct marks m;
-	if (len != sizeof(m))
+	if (!take_marks(arg, len, &m))
 		return 99;
-	memcpy(&m, arg, sizeof(m));
-	use_marks(&m);
 	if (atexit(mark_libc) || mproc_atexit(mark_arg, "M"))
 		return 98;
 	return 0;
@@ -247,12 +224,5 @@ static int register_both(void *arg, size_t len)
 Test(atexit, libc_handlers_run_in_fresh_images_only, .timeout = 60)
 {
 	static const char *const want[N_METHODS] = { "M", "MX", "MX" };
-	for (int i = 0; i < N_METHODS; i++) {
-		struct marks m = { 0 };
-		char got[32];
-		new_marks(&m);
-		cr_expect_eq(run_marks(all_methods[i], register_both, &m, got,
-				       sizeof(got)), 0, "%s", all_methods[i]);
-		cr_expect_str_eq(got, want[i], "%s", all_methods[i]);
-	}
+	expect_marks(register_both, (struct marks){ .code = 0 }, want);
 }

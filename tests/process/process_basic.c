@@ -25,15 +25,6 @@ static int return_arg(void *arg, size_t len)
 	return v;
 }
 
-static int sleep_forever(void *arg, size_t len)
-{
-	(void)arg;
-	(void)len;
-	for (;;)
-		pause();
-	return 0; /* not reached */
-}
-
 static int raise_usr1(void *arg, size_t len)
 {
 	(void)arg;

@@ -17,15 +17,6 @@
 
 TestSuite(family, .init = forget_worker_marker);
 
-static int sleep_forever(void *arg, size_t len)
-{
-	(void)arg;
-	(void)len;
-	for (;;)
-		pause();
-	return 0; /* not reached */
-}
-
 static mproc_process *start_one(const char *method, mproc_target_fn fn,
 				const void *arg, size_t len, bool daemon)
 {
@@ -215,17 +206,7 @@ static int check_grandparent(void *arg, size_t len)
 	memcpy(&method, arg, sizeof(method));
 	struct whois w = { .parent = getpid() };
 	snprintf(w.name, sizeof(w.name), "%s", mproc_current_process_name());
-	mproc_context *ctx;
-	mproc_process *p;
-	if (mproc_get_context(all_methods[method], &ctx) ||
-	    mproc_process_create(ctx, check_parent, &w, sizeof(w), &p) ||
-	    mproc_process_start(p))
-		return 98;
-	int code = -1;
-	if (mproc_process_join(p, MPROC_FOREVER) || mproc_process_exitcode(p, &code))
-		return 97;
-	mproc_process_free(p);
-	return code;
+	return run_in_child(method, check_parent, &w, sizeof(w));
 }
 
 Test(family, a_grandchild_sees_its_own_parent, .timeout = 120)
@@ -302,8 +283,8 @@ Test(family, join_on_the_parent_returns_when_it_exits, .timeout = 60)
 
 /* ---- authkey down the generations -------------------------------------- */
 
-/* The current process's key must be @arg; then the same for a child by
- * the method in the second half of @arg, which checks its own key. */
+/* The current process's key must be k.key; unless k.method is -1, a
+ * child started by that method then checks its own key the same way. */
 struct keycheck {
 	uint8_t key[MPROC_AUTHKEY_SIZE];
 	int method;         /* -1: do not go deeper */
@@ -323,16 +304,7 @@ static int check_key_and_descend(void *arg, size_t len)
 		return 0;
 	int method = k.method;
 	k.method = -1;
-	mproc_context *ctx;
-	mproc_process *p;
-	if (mproc_get_context(all_methods[method], &ctx) ||
-	    mproc_process_create(ctx, check_key_and_descend, &k, sizeof(k), &p) ||
-	    mproc_process_start(p))
-		return 2;
-	int code = -1;
-	if (mproc_process_join(p, MPROC_FOREVER) || mproc_process_exitcode(p, &code))
-		return 3;
-	mproc_process_free(p);
+	int code = run_in_child(method, check_key_and_descend, &k, sizeof(k));
 	return code ? 10 + code : 0;
 }
 

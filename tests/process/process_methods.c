@@ -698,15 +698,6 @@ Test(inherit, children_keep_the_program_name, .timeout = 60)
 
 /* ---- the forkserver itself ---------------------------------------------- */
 
-static int sleep_forever(void *arg, size_t len)
-{
-	(void)arg;
-	(void)len;
-	for (;;)
-		pause();
-	return 0; /* not reached */
-}
-
 Test(forkserver, one_server_serves_many_children, .timeout = 60)
 {
 	cr_assert_eq(run_target("forkserver", nothing, NULL, 0), 0);
