@@ -58,11 +58,38 @@
  * lives as long as they should (normally the main thread).
  *
  * Exit codes: the child's exit status is the low 8 bits of the value the
- * target or run() returned; exitcode reports -N if a signal N ended it.
+ * target or run() returned (or passed to mproc_exit); exitcode reports -N
+ * if a signal N ended it.
+ *
+ * EXIT HANDLERS.  mproc_atexit registers a handler in the current process
+ * only; the handlers run, last registered first, when a child's target or
+ * run() returns, when any process calls mproc_exit, and when a process
+ * that is not an mproc child exits normally (return from main, exit(3)).
+ * No child inherits them, under any start method: a child forked by the
+ * "fork" method (or by a plain fork(2)) starts with an empty list.  They
+ * run before the children clean-up above, as Python 3.12+ runs a child's
+ * atexit handlers before its multiprocessing clean-up.
+ *
+ * What happens to atexit(3) handlers, by start method, when the target
+ * returns or calls mproc_exit:
+ *  - "fork": none run.  The child inherits the parent's atexit(3) list,
+ *    which it cannot drop, and running it would repeat the parent's
+ *    clean-up, so the child ends with _exit(2); handlers the target
+ *    registers with atexit(3) are lost too.  Use mproc_atexit.  (A fork
+ *    child that calls exit(3) itself does run the parent's list.)
+ *  - "spawn": the child ends with exit(3) in its fresh image: the
+ *    atexit(3) handlers the target registered run, after the mproc
+ *    handlers and the children clean-up, as do any that constructors of
+ *    the new image registered before main().
+ *  - "forkserver": the same as "spawn".  The child is forked from the
+ *    server, a fresh image that ran only constructors and mproc_main, so
+ *    it ends with exit(3): the target's atexit(3) handlers run, and so do
+ *    those the server image's constructors registered, once in each child.
  *
  * CONCURRENCY.  Handles are independent of each other.  On one handle,
- * join, is_alive, exitcode, pid, sentinel, terminate and kill may run
- * concurrently from any threads once start has returned; the setters
+ * join, is_alive, exitcode, pid, ident, sentinel, terminate, kill and
+ * interrupt may run concurrently from any threads once start has
+ * returned; the setters
  * belong before start; close and free must not run concurrently with any
  * other call on the handle.  The start-method and context calls are
  * thread-safe.  A handle is only usable in the process that created it (a
@@ -335,6 +362,11 @@ MPROC_API int mproc_process_exitcode(mproc_process *p, int *code);
 MPROC_API int mproc_process_pid(const mproc_process *p);
 
 /**
+ * mproc_process_ident - Python's ident: the same as mproc_process_pid.
+ */
+MPROC_API int mproc_process_ident(const mproc_process *p);
+
+/**
  * mproc_process_sentinel - a descriptor that becomes readable (POLLIN) when
  * the child ends; use with poll/epoll, never read or close it.  Valid until
  * mproc_process_close/free.
@@ -350,6 +382,10 @@ MPROC_API int mproc_process_sentinel(const mproc_process *p);
 /**
  * mproc_process_terminate - send SIGTERM to the child.
  * mproc_process_kill - send SIGKILL.
+ * mproc_process_interrupt - send SIGINT (Python 3.14's interrupt(); a
+ *     child that ignores SIGINT, e.g. by inheriting SIG_IGN from its parent
+ *     under fork or spawn, keeps running; forkserver children start with
+ *     the default disposition).
  * Signals go through the child's pidfd, so a recycled pid is never hit.
  * Sending to a child that already ended does nothing and returns 0.
  * Returns 0, -ECHILD (never started), -EBADF (closed), -EINVAL (NULL or
@@ -358,6 +394,7 @@ MPROC_API int mproc_process_sentinel(const mproc_process *p);
  */
 MPROC_API int mproc_process_terminate(mproc_process *p);
 MPROC_API int mproc_process_kill(mproc_process *p);
+MPROC_API int mproc_process_interrupt(mproc_process *p);
 
 /**
  * mproc_process_close - release the handle's descriptors (pidfd,
@@ -381,6 +418,35 @@ MPROC_API int mproc_process_close(mproc_process *p);
  */
 MPROC_API void mproc_process_free(mproc_process *p);
 
+/* ---- exit handlers ----------------------------------------------------- */
+
+/** An exit handler: called with the @arg given to mproc_atexit. */
+typedef void (*mproc_exit_fn)(void *arg);
+
+/**
+ * mproc_atexit - register @fn(@arg) to run when the current process ends
+ * (its target or run() returns, it calls mproc_exit, or, in a process that
+ * is not an mproc child, it exits normally); see EXIT HANDLERS above.
+ * Handlers run last registered first, each once; a handler may register
+ * another, which then runs too.  They belong to the registering process:
+ * no child inherits them, under any start method.
+ * Returns 0, -EINVAL (NULL @fn), -ENOMEM.  Thread-safe; never blocks.
+ */
+MPROC_API int mproc_atexit(mproc_exit_fn fn, void *arg);
+
+/**
+ * mproc_exit - end the current process with exit status @code (low 8
+ * bits), as if its target or run() had returned @code: run its mproc_atexit
+ * handlers, flush stdout and stderr, terminate its daemon children and
+ * join the others, then end the way its start method ends a child
+ * (_exit(2) under "fork", exit(3) under "spawn" and "forkserver"; see EXIT
+ * HANDLERS above).  In a process that is not an mproc child (the main
+ * process) it is exit(@code), which runs the same steps from its atexit(3)
+ * hook.  Never returns; blocks while it joins children.  Other threads
+ * keep running until the process ends.
+ */
+MPROC_API __attribute__((noreturn)) void mproc_exit(int code);
+
 /* ---- the current process ----------------------------------------------- */
 
 /**
@@ -396,11 +462,58 @@ MPROC_API mproc_process *mproc_current_process(void);
 MPROC_API const char *mproc_current_process_name(void);
 
 /**
+ * mproc_active_children - the children of the current process that are
+ * still running (Python's active_children()).  Children that have ended
+ * are reaped first (their exit codes stay readable through their handles)
+ * and dropped from the list that the exit clean-up joins.
+ * @out: receives up to @max handles, oldest start first; may be NULL if
+ *     @max is 0 (to count).
+ * The handles are the caller's own, those that mproc_process_create gave
+ * it, not new references: do not free them twice.  They stay valid until
+ * the caller frees them, so a handle freed by another thread after this
+ * call returns is dangling in @out.  A child whose handle was already
+ * freed while it ran is not listed (mproc still tracks it, see
+ * mproc_process_free).  Children of a forked copy's parent are not this
+ * process's children and are never listed.
+ * Returns the number of running children, which may exceed @max, or
+ * -EINVAL (NULL @out with @max > 0).  Never blocks; thread-safe, but must
+ * not run concurrently with mproc_process_close or mproc_process_free of
+ * one of the children.
+ */
+MPROC_API int mproc_active_children(mproc_process **out, size_t max);
+
+/**
  * mproc_parent_pid - in a child started by mproc, the pid of the process
  * that started it (also for forkserver children, whose OS parent is the
  * server); 0 in the main process.
  */
 MPROC_API int mproc_parent_pid(void);
+
+/**
+ * mproc_parent_process - in a child started by mproc, a handle on the
+ * process that started it (Python's parent_process()); NULL in the main
+ * process.  Under "forkserver" that is the process that asked for the
+ * child, not the server.  Valid for the life of the process; never free or
+ * close it (both are ignored / -EINVAL).  What works on it:
+ *  - mproc_process_pid / _ident: the parent's pid (as mproc_parent_pid);
+ *    mproc_process_name: its name when it started this child.
+ *  - mproc_process_sentinel: a pidfd of the parent, readable (POLLIN)
+ *    once the parent has exited; it was opened by the parent itself before
+ *    the child existed, so it always names the right process.
+ *  - mproc_process_is_alive: 1 until the parent has exited, then 0.
+ *  - mproc_process_join(p, timeout): returns 0 when the parent has exited
+ *    or the timeout expired (check is_alive), -EINVAL for a bad timeout;
+ *    it waits on the pidfd and blocks up to the timeout.
+ *  - mproc_process_exitcode: -ECHILD, always: the parent is not our child,
+ *    so its exit status goes to its own parent and is never known here.
+ *  - mproc_process_authkey: -ECHILD (the parent's key is not sent to the
+ *    child; the child's own key is its parent's unless set otherwise).
+ *  - start, terminate, kill, interrupt, set_daemon, set_authkey: -EINVAL.
+ * A process forked from a child by plain fork(2) keeps the child's
+ * parent handle, as it keeps its mproc_current_process.  Thread-safe;
+ * never blocks.
+ */
+MPROC_API mproc_process *mproc_parent_process(void);
 
 /**
  * mproc_cpu_count - the number of CPUs this process may run on (its

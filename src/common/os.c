@@ -8,6 +8,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "common/clock.h"
 #include "common/os.h"
 
 #ifndef SYS_pidfd_open
@@ -62,6 +63,25 @@ int mproc__pidfd_reap(int pidfd, bool block, int *exitcode)
 		*exitcode = si.si_code == CLD_EXITED ? si.si_status
 						     : -si.si_status;
 		return 1;
+	}
+}
+
+int mproc__wait_readable(int fd, const struct mproc__deadline *d)
+{
+	for (;;) {
+		struct timespec ts, *tsp = NULL;
+		if (!d->forever) {
+			int64_t left = mproc__deadline_left(d);
+			ts.tv_sec = (time_t)(left / MPROC__NSEC_PER_SEC);
+			ts.tv_nsec = (long)(left % MPROC__NSEC_PER_SEC);
+			tsp = &ts;
+		}
+		struct pollfd p = { .fd = fd, .events = POLLIN };
+		int n = ppoll(&p, 1, tsp, NULL);
+		if (n >= 0)
+			return n > 0;
+		if (errno != EINTR)
+			return -errno;
 	}
 }
 

@@ -28,6 +28,12 @@ int mproc__pidfd_signal(int pidfd, int sig);
  * (-ECHILD: not our child, or already reaped). */
 int mproc__pidfd_reap(int pidfd, bool block, int *exitcode);
 
+struct mproc__deadline;
+/* Wait until @fd polls readable (POLLIN, or hang-up or error) or @d
+ * passes, retrying EINTR.  Returns 1 when readable, 0 when the deadline
+ * passed first, or -errno. */
+int mproc__wait_readable(int fd, const struct mproc__deadline *d);
+
 /* write(2) all @n bytes, retrying short writes and EINTR: 0 or -errno. */
 int mproc__write_all(int fd, const void *buf, size_t n);
 /* read(2) exactly @n bytes, retrying short reads and EINTR: 0, -errno, or

@@ -1,8 +1,9 @@
 /*
  * Start data: everything a fresh image needs to become the child a
- * process object describes (name, identity, daemon flag, authkey, parent,
- * the body as a translated function pointer, the argument bytes, and the
- * descriptor numbers of the shared segments it was given).  The parent
+ * process object describes (name, identity, daemon flag, authkey; the
+ * parent's pid, name and the number of the parent's pidfd; the body as a
+ * translated function pointer, the argument bytes, and the descriptor
+ * numbers of the shared segments it was given).  The parent
  * writes it into a memfd that the child inherits; a memfd rather than a
  * pipe so that the parent never blocks on a child that is slow to read
  * (or never reads) and never gets SIGPIPE from one that died.
@@ -26,7 +27,7 @@
 
 #define BOOT_MAGIC UINT64_C(0x31544f4f42435052) /* "RPCBOOT1" */
 #define BOOT_END UINT64_C(0x444e45544f4f4250)   /* "PBOOTEND" */
-#define BOOT_VERSION 1u
+#define BOOT_VERSION 2u
 #define FLAG_DAEMON 1u
 #define FLAG_OPS 2u
 /* Generous bounds that a real blob never reaches; they only keep a bad
@@ -94,6 +95,8 @@ int mproc__proc_boot_write(const mproc_process *p, const int *fds,
 	put_u32(&w, BOOT_VERSION);
 	put_u32(&w, (p->daemon ? FLAG_DAEMON : 0) | (p->run ? FLAG_OPS : 0));
 	put_u32(&w, (uint32_t)mproc__self_pid());
+	put_str(&w, mproc_current_process_name());
+	put_u32(&w, (uint32_t)p->starter_pidfd);
 	put_u32(&w, p->method->id);
 	put(&w, p->authkey, sizeof(p->authkey));
 	put_str(&w, p->name);
@@ -217,7 +220,8 @@ static int read_file(int fd, uint8_t **out, size_t *len)
 }
 
 int mproc__proc_boot_read(int fd, const struct mproc__proc_method *method,
-			  mproc_process **self_out, pid_t *parent_pid,
+			  mproc_process **self_out,
+			  struct mproc__proc_parent *parent,
 			  int **fds_out, size_t *nfds_out, char *why,
 			  size_t why_len)
 {
@@ -241,7 +245,9 @@ int mproc__proc_boot_read(int fd, const struct mproc__proc_method *method,
 	if (get_u64(&r) != BOOT_MAGIC || get_u32(&r) != BOOT_VERSION)
 		r.bad = true;
 	uint32_t flags = get_u32(&r);
-	*parent_pid = (pid_t)get_u32(&r);
+	parent->pid = (pid_t)get_u32(&r);
+	parent->name = get_str(&r, &err);
+	parent->pidfd = (int)get_u32(&r);
 	if (get_u32(&r) != method->id)
 		r.bad = true;
 	p->method = method;
@@ -318,6 +324,8 @@ int mproc__proc_boot_read(int fd, const struct mproc__proc_method *method,
 	*nfds_out = nfds;
 	return 0;
 fail:
+	free(parent->name);
+	parent->name = NULL;
 	mproc__proc_fnref_clear(&ref);
 	free(fds);
 	free(buf);

@@ -13,18 +13,21 @@
 
 struct mproc__proc_method;
 
-/* Write the start data of @p (p->method set) into a new memfd
- * (close-on-exec), with the numbers of the descriptors the child must
- * have (@fds).  Returns the memfd, -MPROC_ENOSYMBOL, -ENOMEM or an
- * errno. */
+/* Write the start data of @p (p->method set, p->starter_pidfd open) into
+ * a new memfd (close-on-exec), with the numbers of the descriptors the
+ * child must have (@fds).  Returns the memfd, -MPROC_ENOSYMBOL, -ENOMEM
+ * or an errno. */
 int mproc__proc_boot_write(const mproc_process *p, const int *fds,
 			   size_t nfds);
 /* Read start data written for a child of @method from @fd: a new handle
- * for the child's self, and the descriptor numbers (malloc'd).  Returns
- * 0, -EPROTO (malformed, or written for another method), -MPROC_ENOSYMBOL
- * (the body does not resolve; @why says why), -ENOMEM. */
+ * for the child's self, its parent (pid, name, and the number at which
+ * the parent's pidfd was to be installed, not checked), and the
+ * descriptor numbers (malloc'd).  Returns 0, -EPROTO (malformed, or
+ * written for another method), -MPROC_ENOSYMBOL (the body does not
+ * resolve; @why says why), -ENOMEM. */
 int mproc__proc_boot_read(int fd, const struct mproc__proc_method *method,
-			  mproc_process **self, pid_t *parent_pid, int **fds,
+			  mproc_process **self,
+			  struct mproc__proc_parent *parent, int **fds,
 			  size_t *nfds, char *why, size_t why_len);
 
 #endif /* MPROC_PROCESS_BOOT_H */

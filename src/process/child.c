@@ -3,13 +3,11 @@
  * tie to its parent, and running the body to the exit.
  */
 #include <signal.h>
-#include <stdio.h>
-#include <stdlib.h>
 #include <sys/prctl.h>
 #include <unistd.h>
 
 #include "process/child.h"
-#include "process/children.h"
+#include "process/exit.h"
 
 void mproc__proc_die_with_parent(pid_t parent)
 {
@@ -22,13 +20,9 @@ void mproc__proc_die_with_parent(pid_t parent)
 
 _Noreturn void mproc__proc_child_run(mproc_process *self, bool use_exit)
 {
+	/* Set before the body, which may end through mproc_exit. */
+	mproc__proc_set_child_end(use_exit);
 	int code = self->run ? self->run(self, self->arg, self->len)
 			     : self->target(self->arg, self->len);
-	fflush(stdout);
-	fflush(stderr);
-	/* The children this child started itself: as at any exit. */
-	mproc__proc_exit_cleanup();
-	if (use_exit)
-		exit(code & 0xff);
-	_exit(code & 0xff);
+	mproc__proc_end(code);
 }

@@ -18,7 +18,7 @@
  * that a child never inherits it held.
  */
 #include <errno.h>
-#include <poll.h>
+#include <limits.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -104,15 +104,9 @@ static void atfork_child(void)
 	pthread_mutex_unlock(&children_lock);
 }
 
-static void at_exit(void)
-{
-	mproc__proc_exit_cleanup();
-}
-
 static void install_hooks(void)
 {
 	pthread_atfork(atfork_prepare, atfork_parent, atfork_child);
-	atexit(at_exit);
 }
 
 void mproc__proc_children_init(void)
@@ -151,17 +145,9 @@ int mproc__proc_join_until(mproc_process *p, const struct mproc__deadline *d)
 			return err == -ECHILD ? -ECHILD : 0;
 		if (d->nowait || mproc__deadline_passed(d))
 			return 0;
-		struct timespec ts, *tsp = NULL;
-		if (!d->forever) {
-			int64_t left = mproc__deadline_left(d);
-			ts.tv_sec = (time_t)(left / MPROC_SEC);
-			ts.tv_nsec = (long)(left % MPROC_SEC);
-			tsp = &ts;
-		}
-		struct pollfd pfd = { .fd = fd, .events = POLLIN };
-		int n = ppoll(&pfd, 1, tsp, NULL);
-		if (n < 0 && errno != EINTR)
-			return -errno;
+		int n = mproc__wait_readable(fd, d);
+		if (n < 0)
+			return n;
 		/* Readable but not yet reapable should not happen; if it
 		 * does, do not spin on it. */
 		if (n > 0 && ++busy_wakeups > 2) {
@@ -188,6 +174,42 @@ void mproc__proc_sweep_orphans(void)
 		}
 	}
 	pthread_mutex_unlock(&children_lock);
+}
+
+MPROC_API int mproc_active_children(mproc_process **out, size_t max)
+{
+	if (!out && max)
+		return -EINVAL;
+	pthread_mutex_lock(&children_lock);
+	/* From the tail: the list is newest first, the answer oldest first. */
+	mproc_process *q = children;
+	while (q && q->next)
+		q = q->next;
+	size_t n = 0;
+	mproc_process *prev;
+	for (; q; q = prev) {
+		prev = q->prev;
+		pthread_mutex_lock(&q->lock);
+		int rc = mproc__proc_reap_locked(q);
+		pthread_mutex_unlock(&q->lock);
+		if (rc == 1) {
+			/* Over: as Python's _cleanup drops it from _children,
+			 * the exit clean-up no longer needs to see it. */
+			untrack_locked(q);
+			if (q->orphan)
+				mproc__proc_release(q);
+			continue;
+		}
+		/* A freed handle is not the caller's to see; a child whose
+		 * status cannot be read stays for the exit clean-up. */
+		if (rc < 0 || q->orphan)
+			continue;
+		if (n < max)
+			out[n] = q;
+		n++;
+	}
+	pthread_mutex_unlock(&children_lock);
+	return n > INT_MAX ? INT_MAX : (int)n;
 }
 
 void mproc__proc_exit_cleanup(void)

@@ -1,7 +1,8 @@
 /*
- * The children this process started: the list that the atexit handler
- * walks, reaping and waiting through each child's start method, and the
- * exit clean-up (daemons terminated, everyone else joined).
+ * The children this process started: the list that the exit clean-up
+ * walks, reaping and waiting through each child's start method, and that
+ * clean-up itself (daemons terminated, everyone else joined), which
+ * exit.c runs when the process ends.
  */
 #ifndef MPROC_PROCESS_CHILDREN_H
 #define MPROC_PROCESS_CHILDREN_H
@@ -11,8 +12,7 @@
 #include "common/clock.h"
 #include "process/core.h"
 
-/* Install, once per program, the atfork handlers of the list and the
- * atexit handler that runs mproc__proc_exit_cleanup. */
+/* Install, once per program, the atfork handlers of the list. */
 void mproc__proc_children_init(void);
 /* Put a started child on the list. */
 void mproc__proc_track(mproc_process *p);
@@ -22,8 +22,8 @@ void mproc__proc_track(mproc_process *p);
 bool mproc__proc_untrack_or_orphan(mproc_process *p, bool running);
 /* Reap and free the orphans that have ended. */
 void mproc__proc_sweep_orphans(void);
-/* Terminate daemon children, then join all children (the atexit work,
- * also done by a child before it exits). */
+/* Terminate daemon children, then join all children (the work of the
+ * end of a process, exit.c). */
 void mproc__proc_exit_cleanup(void);
 /* p->lock held.  Returns 1 if the child is done (reaped now or before), 0
  * if it still runs, or a negative errno. */

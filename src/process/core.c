@@ -15,6 +15,7 @@ mproc_process *mproc__proc_alloc(void)
 		return NULL;
 	pthread_mutex_init(&p->lock, NULL);
 	p->pidfd = -1;
+	p->starter_pidfd = -1;
 	p->status_fd = -1;
 	return p;
 }

@@ -34,6 +34,7 @@ struct mproc_process {
 	pthread_mutex_t lock;
 	int state;
 	bool is_self;            /* the handle of the current process */
+	bool is_parent;          /* a child's handle of its parent */
 	const mproc_context *ctx;/* NULL: the default context at start */
 	/* Fixed at start; NULL before, and in the main process's handle. */
 	const struct mproc__proc_method *method;
@@ -54,6 +55,9 @@ struct mproc_process {
 	pid_t owner_pid;         /* the process that created the handle */
 	pid_t pid;
 	int pidfd;               /* signals; the sentinel unless status_fd */
+	/* During start only: a pidfd of the starting process, which the
+	 * child keeps as its parent's sentinel (mproc_parent_process). */
+	int starter_pidfd;
 	/* A start method's own status channel, -1 if it has none (only the
 	 * forkserver has one: its per-child status socket).  When present it
 	 * is the sentinel: it turns readable once the exit code is there. */
@@ -69,6 +73,13 @@ struct mproc_process {
 	struct mproc_process *next, *prev;
 	bool tracked;
 	bool orphan;             /* freed by the user while running */
+};
+
+/* What a child knows of the process that started it. */
+struct mproc__proc_parent {
+	pid_t pid;
+	char *name;  /* malloc'd, NULL if unknown */
+	int pidfd;   /* a pidfd of it, -1 if none */
 };
 
 /* A bare handle: no name, no body, no descriptors.  NULL without memory. */

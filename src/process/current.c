@@ -21,9 +21,11 @@ static pthread_once_t main_once = PTHREAD_ONCE_INIT;
 static int main_key_err;
 
 /* Set once in a child before any application code runs there, read
- * afterwards; the process is single-threaded when it is written. */
+ * afterwards; the process is single-threaded when they are written. */
 static mproc_process *current_proc;
-static pid_t parent_pid;
+/* The child's handle of its parent (mproc_parent_process), valid when
+ * current_proc is set.  Static, so that having one can never fail. */
+static mproc_process parent_proc;
 
 /* Numbers this process's children: Process-1, Process-2, ... */
 static _Atomic uint32_t child_counter;
@@ -62,8 +64,33 @@ mproc_process *mproc__proc_current(void)
 	return &main_proc;
 }
 
-void mproc__proc_become(mproc_process *self, pid_t parent)
+/* A fork child of a child inherits its parent's handle of the
+ * grandparent: drop it (the pidfd is this process's copy) and describe
+ * the new parent instead. */
+static void set_parent(struct mproc__proc_parent *parent)
 {
+	if (current_proc) {
+		if (parent_proc.pidfd >= 0)
+			close(parent_proc.pidfd);
+		free(parent_proc.name);
+		pthread_mutex_destroy(&parent_proc.lock);
+	}
+	memset(&parent_proc, 0, sizeof(parent_proc));
+	pthread_mutex_init(&parent_proc.lock, NULL);
+	parent_proc.is_parent = true;
+	parent_proc.state = MPROC__PROC_STARTED;
+	parent_proc.pid = parent->pid;
+	parent_proc.name = parent->name;
+	parent_proc.pidfd = parent->pidfd;
+	parent_proc.starter_pidfd = -1;
+	parent_proc.status_fd = -1;
+	parent->name = NULL;
+	parent->pidfd = -1;
+}
+
+void mproc__proc_become(mproc_process *self, struct mproc__proc_parent *parent)
+{
+	set_parent(parent);
 	self->is_self = true;
 	self->state = MPROC__PROC_STARTED;
 	self->pid = mproc__self_pid();
@@ -72,8 +99,8 @@ void mproc__proc_become(mproc_process *self, pid_t parent)
 	self->tracked = false;
 	self->orphan = false;
 	self->next = self->prev = NULL;
+	self->starter_pidfd = -1;
 	current_proc = self;
-	parent_pid = parent;
 	atomic_store_explicit(&child_counter, 0, memory_order_relaxed);
 }
 
@@ -97,7 +124,12 @@ MPROC_API mproc_process *mproc_current_process(void)
 
 MPROC_API int mproc_parent_pid(void)
 {
-	return current_proc ? (int)parent_pid : 0;
+	return current_proc ? (int)parent_proc.pid : 0;
+}
+
+MPROC_API mproc_process *mproc_parent_process(void)
+{
+	return current_proc ? &parent_proc : NULL;
 }
 
 int mproc__proc_current_key_error(void)

@@ -14,8 +14,9 @@
 
 /* The current process's handle (never NULL). */
 mproc_process *mproc__proc_current(void);
-/* Make @self the current process: called in a child before the body. */
-void mproc__proc_become(mproc_process *self, pid_t parent_pid);
+/* Make @self the current process and @parent (whose name and pidfd it
+ * takes over) its parent: called in a child before the body. */
+void mproc__proc_become(mproc_process *self, struct mproc__proc_parent *parent);
 /* The next child identity of the current process. */
 void mproc__proc_next_identity(uint32_t *ids, uint32_t *len);
 /* 0, or the getrandom error that left the main process without a key. */

@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
+#include <string.h>
 #include <unistd.h>
 
 #include "common/fork.h"
@@ -29,7 +30,13 @@ static int fork_start(mproc_process *p)
 	if (pid == 0) {
 		/* The parent's thread held this lock at fork time. */
 		pthread_mutex_init(&p->lock, NULL);
-		mproc__proc_become(p, parent);
+		/* Still the parent's view of itself until become. */
+		struct mproc__proc_parent par = {
+			.pid = parent,
+			.name = strdup(mproc_current_process_name()),
+			.pidfd = p->starter_pidfd,
+		};
+		mproc__proc_become(p, &par);
 		if (p->daemon)
 			mproc__proc_die_with_parent(parent);
 		mproc__proc_child_run(p, false);

@@ -14,7 +14,9 @@
  *   - a new per-child status socket (role STATUS),
  *   - a memfd with the start data (role BOOT, see boot.c),
  *   - the owner's stdin, stdout and stderr, to become 0, 1, 2,
- *   - the anonymous segments, to keep their numbers.
+ *   - the anonymous segments, to keep their numbers,
+ *   - a pidfd of the owner, the child's sentinel on its parent (the
+ *     owner, not the server), to keep its number too.
  * The server forks; the child installs the descriptors and runs the body.
  * On the status socket the server answers at once with the child's pid and
  * a pidfd for it (made by the server, the child's real parent, before it
@@ -261,8 +263,8 @@ static int forkserver_start(mproc_process *p)
 		return boot;
 	}
 	int sv[2] = { -1, -1 };
-	int *fds = malloc((nmem + 5) * sizeof(*fds));
-	int32_t *targets = malloc((nmem + 5) * sizeof(*targets));
+	int *fds = malloc((nmem + 6) * sizeof(*fds));
+	int32_t *targets = malloc((nmem + 6) * sizeof(*targets));
 	if (!fds || !targets) {
 		rc = -ENOMEM;
 		goto out;
@@ -287,6 +289,10 @@ static int forkserver_start(mproc_process *p)
 		fds[n] = mem[i];
 		targets[n++] = mem[i];
 	}
+	/* Our pidfd, the child's sentinel on its parent: us, not the
+	 * server.  At its number, which the start data names. */
+	fds[n] = p->starter_pidfd;
+	targets[n++] = p->starter_pidfd;
 	fflush(stdout);
 	fflush(stderr);
 
@@ -469,13 +475,19 @@ static _Noreturn void child_main(int *fds, const int32_t *targets, size_t n,
 	for (size_t i = 0; i < n; i++)
 		if (targets[i] >= 0)
 			close(fds[i]);
-	/* 4. Undo what the server changed for itself. */
+	/* 4. Undo what the server changed for itself.  A SIGINT sent since
+	 * the fork (the owner may interrupt as soon as it has the pid) was
+	 * held pending by the mask, and acts now, with the default action. */
 	signal(SIGINT, SIG_DFL);
+	sigset_t intr;
+	sigemptyset(&intr);
+	sigaddset(&intr, SIGINT);
+	sigprocmask(SIG_UNBLOCK, &intr, NULL);
 	prctl(PR_SET_NAME, saved_comm, 0, 0, 0);
 
 	char why[512] = "";
 	mproc_process *self;
-	pid_t parent;
+	struct mproc__proc_parent parent = { 0, NULL, -1 };
 	int *segs;
 	size_t nsegs;
 	int rc = mproc__proc_boot_read(boot, &mproc__proc_forkserver_method,
@@ -487,8 +499,11 @@ static _Noreturn void child_main(int *fds, const int32_t *targets, size_t n,
 	free(segs);
 	if (self->daemon)
 		mproc__proc_die_with_parent(server);
-	mproc__proc_become(self, parent);
-	mproc__proc_child_run(self, false);
+	mproc__proc_become(self, &parent);
+	/* The image is the server's, a fresh one that ran no application
+	 * code, so the child ends with exit(3) as a spawn child does: the
+	 * atexit(3) handlers its target registers run. */
+	mproc__proc_child_run(self, true);
 }
 
 static void close_all(int *fds, size_t n)
@@ -653,6 +668,13 @@ static _Noreturn void forkserver_exec_main(const char *fdstr)
 	 * ours to choose: Ctrl-C reaches the whole foreground process group,
 	 * and it is for the owner, not the server, to react. */
 	signal(SIGINT, SIG_IGN);
+	/* Blocked as well: a blocked signal is never discarded as ignored, so
+	 * a SIGINT that reaches a child between fork and its reset of the
+	 * disposition stays pending instead of being lost. */
+	sigset_t intr;
+	sigemptyset(&intr);
+	sigaddset(&intr, SIGINT);
+	sigprocmask(SIG_BLOCK, &intr, NULL);
 
 	struct kid *kids = NULL;
 	size_t nkids = 0, cap = 0;

@@ -11,6 +11,7 @@
  * the child re-initialises it.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -24,9 +25,18 @@
 #include "process/context.h"
 #include "process/core.h"
 #include "process/current.h"
+#include "process/exit.h"
 #include "process/main.h"
 #include "process/method.h"
 #include "process/pidfd.h"
+
+/* The handles that describe no child of ours: the current process's own,
+ * and a child's handle of its parent.  Neither is started, closed or
+ * freed by the caller. */
+static bool not_a_child(const mproc_process *p)
+{
+	return p->is_self || p->is_parent;
+}
 
 /* ---- creation and attributes ------------------------------------------- */
 
@@ -137,7 +147,7 @@ MPROC_API int mproc_process_daemon(const mproc_process *p)
 
 MPROC_API int mproc_process_set_daemon(mproc_process *p, bool daemon)
 {
-	if (!p || p->is_self)
+	if (!p || not_a_child(p))
 		return -EINVAL;
 	pthread_mutex_lock(&p->lock);
 	int rc = p->state == MPROC__PROC_CREATED ? 0
@@ -153,6 +163,8 @@ MPROC_API int mproc_process_authkey(const mproc_process *p,
 {
 	if (!p || !key)
 		return -EINVAL;
+	if (p->is_parent)
+		return -ECHILD; /* not sent to the child: a secret stays put */
 	if (p == mproc__proc_current()) {
 		int rc = mproc__proc_current_key_error();
 		if (rc)
@@ -165,7 +177,7 @@ MPROC_API int mproc_process_authkey(const mproc_process *p,
 MPROC_API int mproc_process_set_authkey(mproc_process *p,
 					const uint8_t key[MPROC_AUTHKEY_SIZE])
 {
-	if (!p || !key)
+	if (!p || !key || p->is_parent)
 		return -EINVAL;
 	pthread_mutex_lock(&p->lock);
 	int rc = 0;
@@ -182,22 +194,41 @@ MPROC_API const char *mproc_process_start_method(const mproc_process *p)
 	if (!p)
 		return NULL;
 	const struct mproc__proc_method *m = p->method;
-	if (!m && !p->is_self)
+	if (!m && !not_a_child(p))
 		m = mproc__proc_context_method_peek(p->ctx);
 	return m ? m->name : NULL;
 }
 
 /* ---- start ------------------------------------------------------------- */
 
+/* A pidfd of this process for the child to keep as its sentinel on its
+ * parent, above stdio: a method installs it in the child at its number,
+ * which must not be one of the child's 0, 1, 2. */
+static int open_starter_pidfd(mproc_process *p)
+{
+	int fd = mproc__pidfd_open(mproc__self_pid());
+	if (fd >= 0 && fd <= 2) {
+		int hi = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+		int err = -errno;
+		close(fd);
+		fd = hi < 0 ? err : hi;
+	}
+	if (fd < 0)
+		return fd;
+	p->starter_pidfd = fd;
+	return 0;
+}
+
 MPROC_API int mproc_process_start(mproc_process *p)
 {
-	if (!p || p->is_self)
+	if (!p || not_a_child(p))
 		return -EINVAL;
 	if (mproc__proc_spawned_without_main())
 		return -EPROTO;
 	if (mproc__proc_current()->daemon)
 		return -EPERM;
 	mproc__proc_children_init();
+	mproc__proc_exit_init();
 	/* Reap children whose handles were freed while they ran, so that
 	 * they do not linger as zombies (Python's _cleanup does the same). */
 	mproc__proc_sweep_orphans();
@@ -209,6 +240,8 @@ MPROC_API int mproc_process_start(mproc_process *p)
 		rc = -EALREADY;
 	else if (p->owner_pid != mproc__self_pid())
 		rc = -ECHILD;
+	if (!rc)
+		rc = open_starter_pidfd(p);
 	if (!rc) {
 		/* Set before start: the start data carries it (boot.c). */
 		p->method = mproc__proc_context_method(p->ctx);
@@ -217,6 +250,8 @@ MPROC_API int mproc_process_start(mproc_process *p)
 			p->method = NULL;
 		else
 			p->state = MPROC__PROC_STARTED;
+		close(p->starter_pidfd);
+		p->starter_pidfd = -1;
 	}
 	pthread_mutex_unlock(&p->lock);
 	if (!rc)
@@ -236,6 +271,16 @@ static int check_child_locked(const mproc_process *p)
 	return 0;
 }
 
+/* The parent is not our child: we cannot reap it or learn its exit code,
+ * only see its pidfd turn readable when it has exited. */
+static int parent_wait(const mproc_process *p, const struct mproc__deadline *d)
+{
+	if (p->pidfd < 0)
+		return -ECHILD;
+	int rc = mproc__wait_readable(p->pidfd, d);
+	return rc < 0 ? rc : rc == 0; /* 1: still alive */
+}
+
 MPROC_API int mproc_process_join(mproc_process *p, int64_t timeout_ns)
 {
 	if (!p || p->is_self)
@@ -244,6 +289,8 @@ MPROC_API int mproc_process_join(mproc_process *p, int64_t timeout_ns)
 	int rc = mproc__deadline_init(&d, timeout_ns);
 	if (rc)
 		return rc;
+	if (p->is_parent)
+		return (rc = parent_wait(p, &d)) < 0 ? rc : 0;
 	pthread_mutex_lock(&p->lock);
 	rc = check_child_locked(p);
 	pthread_mutex_unlock(&p->lock);
@@ -256,6 +303,11 @@ MPROC_API int mproc_process_is_alive(mproc_process *p)
 		return -EINVAL;
 	if (p->is_self)
 		return 1;
+	if (p->is_parent) {
+		struct mproc__deadline now;
+		mproc__deadline_init(&now, MPROC_NOWAIT);
+		return parent_wait(p, &now);
+	}
 	pthread_mutex_lock(&p->lock);
 	int rc = 0; /* never started: not alive */
 	if (p->state != MPROC__PROC_CREATED && (rc = check_child_locked(p)) == 0) {
@@ -272,6 +324,8 @@ MPROC_API int mproc_process_exitcode(mproc_process *p, int *code)
 		return -EINVAL;
 	if (p->is_self)
 		return -EBUSY;
+	if (p->is_parent)
+		return -ECHILD;
 	pthread_mutex_lock(&p->lock);
 	int rc;
 	if (p->pid == 0)
@@ -299,10 +353,17 @@ MPROC_API int mproc_process_pid(const mproc_process *p)
 	return p->pid ? (int)p->pid : -ECHILD;
 }
 
+MPROC_API int mproc_process_ident(const mproc_process *p)
+{
+	return mproc_process_pid(p);
+}
+
 MPROC_API int mproc_process_sentinel(const mproc_process *p)
 {
 	if (!p || p->is_self)
 		return -EINVAL;
+	if (p->is_parent)
+		return p->pidfd >= 0 ? p->pidfd : -ECHILD;
 	if (p->state == MPROC__PROC_CLOSED)
 		return -EBADF;
 	if (p->state != MPROC__PROC_STARTED)
@@ -314,7 +375,7 @@ MPROC_API int mproc_process_sentinel(const mproc_process *p)
 
 static int send_signal(mproc_process *p, int sig)
 {
-	if (!p || p->is_self)
+	if (!p || not_a_child(p))
 		return -EINVAL;
 	pthread_mutex_lock(&p->lock);
 	int rc = check_child_locked(p);
@@ -334,9 +395,14 @@ MPROC_API int mproc_process_kill(mproc_process *p)
 	return send_signal(p, SIGKILL);
 }
 
+MPROC_API int mproc_process_interrupt(mproc_process *p)
+{
+	return send_signal(p, SIGINT);
+}
+
 MPROC_API int mproc_process_close(mproc_process *p)
 {
-	if (!p || p->is_self)
+	if (!p || not_a_child(p))
 		return -EINVAL;
 	pthread_mutex_lock(&p->lock);
 	int rc = 0;
@@ -361,7 +427,7 @@ MPROC_API int mproc_process_close(mproc_process *p)
 
 MPROC_API void mproc_process_free(mproc_process *p)
 {
-	if (!p || p->is_self)
+	if (!p || not_a_child(p))
 		return;
 	bool mine = p->owner_pid == mproc__self_pid();
 	pthread_mutex_lock(&p->lock);

@@ -32,12 +32,22 @@ static int spawn_start(mproc_process *p)
 		free(fds);
 		return boot;
 	}
+	/* The child keeps our pidfd too, at its number, as its sentinel on
+	 * us (the start data names it). */
+	int *keep = realloc(fds, (n + 1) * sizeof(*fds));
+	if (!keep) {
+		close(boot);
+		free(fds);
+		return -ENOMEM;
+	}
+	fds = keep;
+	fds[n] = p->starter_pidfd;
 	/* As for fork: what we printed so far comes before the child's. */
 	fflush(stdout);
 	fflush(stderr);
 	pid_t pid;
 	rc = mproc__proc_exec_self(mproc__proc_spawn_method.exec_marker, boot,
-				   fds, n, &pid);
+				   fds, n + 1, &pid);
 	close(boot);
 	free(fds);
 	return rc ? rc : mproc__proc_pidfd_adopt(p, pid);
@@ -48,7 +58,7 @@ static _Noreturn void spawn_exec_main(const char *fdstr)
 	char why[512] = "bad start descriptor";
 	int fd = mproc__parse_fd(fdstr);
 	mproc_process *self = NULL;
-	pid_t parent = 0;
+	struct mproc__proc_parent parent = { 0, NULL, -1 };
 	int *fds = NULL;
 	size_t n = 0;
 	int rc = fd < 0 ? -EBADF
@@ -71,9 +81,14 @@ static _Noreturn void spawn_exec_main(const char *fdstr)
 			fcntl(fds[i], F_SETFD, fl | FD_CLOEXEC);
 	}
 	free(fds);
+	int fl = parent.pidfd > 2 ? fcntl(parent.pidfd, F_GETFD) : -1;
+	if (fl >= 0)
+		fcntl(parent.pidfd, F_SETFD, fl | FD_CLOEXEC);
+	else
+		parent.pidfd = -1;
 	if (self->daemon)
-		mproc__proc_die_with_parent(parent);
-	mproc__proc_become(self, parent);
+		mproc__proc_die_with_parent(parent.pid);
+	mproc__proc_become(self, &parent);
 	mproc__proc_child_run(self, true);
 }
 

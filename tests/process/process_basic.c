@@ -25,15 +25,6 @@ static int return_arg(void *arg, size_t len)
 	return v;
 }
 
-static int sleep_forever(void *arg, size_t len)
-{
-	(void)arg;
-	(void)len;
-	for (;;)
-		pause();
-	return 0; /* not reached */
-}
-
 static int raise_usr1(void *arg, size_t len)
 {
 	(void)arg;
@@ -104,6 +95,7 @@ Test(process, main_process_identity)
 	cr_expect_str_eq(mproc_current_process_name(), "MainProcess");
 	cr_expect_str_eq(mproc_process_name(self), "MainProcess");
 	cr_expect_eq(mproc_process_pid(self), getpid());
+	cr_expect_eq(mproc_process_ident(self), getpid());
 	cr_expect_eq(mproc_process_is_alive(self), 1);
 	cr_expect_eq(mproc_parent_pid(), 0);
 	cr_expect_null(mproc_process_start_method(self));
@@ -111,6 +103,7 @@ Test(process, main_process_identity)
 	cr_expect_eq(mproc_process_start(self), -EINVAL);
 	cr_expect_eq(mproc_process_join(self, 0), -EINVAL);
 	cr_expect_eq(mproc_process_terminate(self), -EINVAL);
+	cr_expect_eq(mproc_process_interrupt(self), -EINVAL);
 	int code;
 	cr_expect_eq(mproc_process_exitcode(self, &code), -EBUSY);
 	mproc_process_free(self); /* ignored */
@@ -126,8 +119,10 @@ Test(process, unstarted_process_errors)
 	cr_expect_eq(mproc_process_exitcode(p, &code), -ECHILD);
 	cr_expect_eq(mproc_process_terminate(p), -ECHILD);
 	cr_expect_eq(mproc_process_kill(p), -ECHILD);
+	cr_expect_eq(mproc_process_interrupt(p), -ECHILD);
 	cr_expect_eq(mproc_process_sentinel(p), -ECHILD);
 	cr_expect_eq(mproc_process_pid(p), -ECHILD);
+	cr_expect_eq(mproc_process_ident(p), -ECHILD);
 	cr_expect_eq(mproc_process_is_alive(p), 0);
 	cr_expect_eq(mproc_process_join(p, -2), -EINVAL);
 	cr_expect_eq(mproc_process_close(p), 0);
@@ -146,6 +141,8 @@ Test(process, null_handle_errors)
 	cr_expect_eq(mproc_process_sentinel(NULL), -EINVAL);
 	cr_expect_eq(mproc_process_terminate(NULL), -EINVAL);
 	cr_expect_eq(mproc_process_kill(NULL), -EINVAL);
+	cr_expect_eq(mproc_process_interrupt(NULL), -EINVAL);
+	cr_expect_eq(mproc_process_ident(NULL), -EINVAL);
 	cr_expect_eq(mproc_process_close(NULL), -EINVAL);
 	cr_expect_eq(mproc_process_daemon(NULL), -EINVAL);
 	cr_expect_eq(mproc_process_set_daemon(NULL, true), -EINVAL);
@@ -190,7 +187,7 @@ Test(process, exit_code_is_minus_the_signal, .timeout = 60)
 			     -SIGUSR1, "%s", all_methods[m]);
 }
 
-Test(process, terminate_kill_and_exitcode_while_running, .timeout = 60)
+Test(process, terminate_kill_interrupt_and_exitcode_while_running, .timeout = 60)
 {
 	for (int m = 0; m < N_METHODS; m++) {
 		const char *meth = all_methods[m];
@@ -221,6 +218,17 @@ Test(process, terminate_kill_and_exitcode_while_running, .timeout = 60)
 		cr_expect_eq(mproc_process_join(p, MPROC_FOREVER), 0);
 		cr_expect_eq(mproc_process_exitcode(p, &code), 0);
 		cr_expect_eq(code, -SIGKILL, "%s: %d", meth, code);
+		mproc_process_free(p);
+
+		cr_assert_eq(mproc_process_create(ctx_of(meth), sleep_forever,
+						  NULL, 0, &p), 0);
+		cr_assert_eq(mproc_process_start(p), 0);
+		cr_expect_eq(mproc_process_ident(p), mproc_process_pid(p));
+		cr_expect_eq(mproc_process_interrupt(p), 0);
+		cr_expect_eq(mproc_process_join(p, MPROC_FOREVER), 0);
+		cr_expect_eq(mproc_process_exitcode(p, &code), 0);
+		cr_expect_eq(code, -SIGINT, "%s: %d", meth, code);
+		cr_expect_eq(mproc_process_interrupt(p), 0);
 		mproc_process_free(p);
 	}
 }

@@ -393,7 +393,7 @@ Test(fnref, malformed_start_data_is_rejected)
 	memset(junk, 0x41, sizeof(junk));
 	cr_assert_eq(write(fd, junk, sizeof(junk)), (ssize_t)sizeof(junk));
 	mproc_process *self = NULL;
-	pid_t parent;
+	struct mproc__proc_parent parent = { 0, NULL, -1 };
 	int *fds = NULL;
 	size_t n;
 	char why[256];
@@ -406,6 +406,7 @@ Test(fnref, malformed_start_data_is_rejected)
 	mproc_process *p;
 	cr_assert_eq(mproc_process_create(NULL, nothing, "abc", 3, &p), 0);
 	p->method = spawn;
+	p->starter_pidfd = 42; /* only its number is written */
 	int good = mproc__proc_boot_write(p, NULL, 0);
 	cr_assert_geq(good, 0);
 	off_t size = lseek(good, 0, SEEK_END);
@@ -426,7 +427,10 @@ Test(fnref, malformed_start_data_is_rejected)
 		     "%s", why);
 	cr_expect_eq(self->len, 3u);
 	cr_expect_eq(memcmp(self->arg, "abc", 3), 0);
-	cr_expect_eq(parent, getpid());
+	cr_expect_eq(parent.pid, getpid());
+	cr_expect_str_eq(parent.name, "MainProcess");
+	cr_expect_eq(parent.pidfd, 42);
+	free(parent.name);
 	free(fds);
 	mproc__proc_release(self);
 	free(blob);
@@ -693,15 +697,6 @@ Test(inherit, children_keep_the_program_name, .timeout = 60)
 }
 
 /* ---- the forkserver itself ---------------------------------------------- */
-
-static int sleep_forever(void *arg, size_t len)
-{
-	(void)arg;
-	(void)len;
-	for (;;)
-		pause();
-	return 0; /* not reached */
-}
 
 Test(forkserver, one_server_serves_many_children, .timeout = 60)
 {

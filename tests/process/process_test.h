@@ -11,6 +11,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "mproc.h"
 #include "common/clock.h"
@@ -50,6 +51,37 @@ static inline int run_target(const char *method, mproc_target_fn target,
 	cr_assert_eq(rc, 0, "%s: exitcode: %s", method, mproc_strerror(rc));
 	mproc_process_free(p);
 	return code;
+}
+
+/* Inside a child (no Criterion asserts there): start fn(arg) under the
+ * method numbered @method in all_methods, join it, and return its exit
+ * code, or 90 + the step that failed. */
+static inline int run_in_child(int method, mproc_target_fn fn,
+			       const void *arg, size_t len)
+{
+	mproc_context *ctx;
+	mproc_process *p;
+	if (mproc_get_context(all_methods[method], &ctx) ||
+	    mproc_process_create(ctx, fn, arg, len, &p))
+		return 91;
+	int code = -1;
+	if (mproc_process_start(p))
+		code = 92;
+	else if (mproc_process_join(p, MPROC_FOREVER) ||
+		 mproc_process_exitcode(p, &code))
+		code = 93;
+	mproc_process_free(p);
+	return code;
+}
+
+/* A target that runs until a signal ends it. */
+static inline int sleep_forever(void *arg, size_t len)
+{
+	(void)arg;
+	(void)len;
+	for (;;)
+		pause();
+	return 0; /* not reached */
 }
 
 /* FNV-1a, to check argument bytes arrived intact. */
