@@ -67,14 +67,45 @@ void pool_async_finish(mproc_async *a, int status)
 	}
 	pthread_mutex_unlock(&a->fd_lock);
 	mproc_async_cb cb = status == 0 ? a->callback : a->error_callback;
+	mproc_pool *pool = (mproc_pool *)a->pool;
+	if (cb && !pool_on_thread(pool)) {
+		/* A helper finished it: the callback belongs to the pool
+		 * thread, which also drops the pool's reference then. */
+		struct pool_event *ev = calloc(1, sizeof(*ev));
+		if (ev) {
+			ev->async = a;
+			pool_defer(pool, ev);
+			return;
+		}
+		/* No memory for the note: run it here rather than never. */
+	}
 	if (cb)
 		cb(a, a->userdata);
 	pool_async_unref(a);
 }
 
+void pool_run_event(struct pool_event *ev)
+{
+	mproc_async *a = ev->async;
+	if (a) {
+		mproc_async_cb cb = a->status == 0 ? a->callback
+						   : a->error_callback;
+		cb(a, a->userdata);
+		pool_async_unref(a);
+	} else {
+		ev->progress(ev->done, ev->total, ev->userdata);
+	}
+	free(ev);
+}
+
 static bool is_done(const mproc_async *a)
 {
 	return atomic_load_explicit(&a->done, memory_order_acquire) != 0;
+}
+
+static bool async_done(void *arg)
+{
+	return is_done(arg);
 }
 
 int pool_async_wait_internal(mproc_async *a, int64_t timeout_ns)
@@ -88,10 +119,17 @@ int pool_async_wait_internal(mproc_async *a, int64_t timeout_ns)
 		return -ETIMEDOUT;
 	/* A short spin first: a quick task's result is often there within
 	 * a few microseconds, and a futex sleep costs more than that. */
-	for (int i = 0; i < 200; i++) {
-		if (is_done(a))
+	/* Do the pool thread's work meanwhile when it is free (internal.h,
+	 * "The engine lock"), else spin a little: a quick task's result is
+	 * often there within microseconds, and a futex sleep costs more. */
+	mproc_pool *pool = (mproc_pool *)a->pool;
+	for (int round = 0; round < 8; round++) {
+		if (pool && !pool_on_thread(pool))
+			pool_help(pool, a, &d);
+		if (pool_spin(async_done, a, POOL_SPIN_BUSY_NS / 8))
 			return 0;
-		mproc__cpu_relax();
+		if (mproc__deadline_passed(&d))
+			return -ETIMEDOUT;
 	}
 	atomic_fetch_add_explicit(&a->waiters, 1, memory_order_seq_cst);
 	int rc = 0;

@@ -20,6 +20,17 @@
  * every item of it has a result, or back on the pending list when its
  * worker died before finishing it.
  *
+ * The engine lock.  The pool thread holds it while it works and drops it
+ * while it sleeps.  A thread that waits for a result (apply, map, get)
+ * may take it when it is free and do the pool thread's work itself --
+ * hand out tasks, collect results -- instead of waiting for the pool
+ * thread to wake: a round trip then crosses two parties (the caller and
+ * the worker) instead of three.  Everything the pool thread owns is owned
+ * by whoever holds the engine.  User callbacks still run only on the pool
+ * thread: a helper queues them (struct pool_event), in completion order,
+ * and the pool thread runs the queue first thing when it next holds the
+ * engine.
+ *
  * Why no hash table of pending results (cds_lfht): a worker runs its
  * chunks in the order it received them and reports each chunk's items in
  * order, so the result that comes next from a slot always belongs to the
@@ -140,12 +151,22 @@ struct pool_slot {
 	struct pool_chunk *tx_chunk;
 	struct pool_encoder *enc;
 	struct pool_rx rx;
+	_Atomic uint64_t events_seen; /* cell->events already collected */
 	uint32_t fns_defined;     /* functions 0..fns_defined-1 are known */
 	unsigned tasks_sent;      /* for maxtasksperchild */
 	bool bye;                 /* announced a planned exit */
 	bool killed_for_timeout;
 	bool kill_sent;
 	int init_status;
+};
+
+/* A callback a helper could not run itself (engine-protected FIFO). */
+struct pool_event {
+	struct pool_event *next;
+	mproc_async *async;        /* callbacks of a finished result, or */
+	mproc_progress_fn progress; /* a progress call */
+	void *userdata;
+	size_t done, total;
 };
 
 struct pool_fn {
@@ -168,7 +189,9 @@ struct mproc_pool {
 
 	mproc_process *zygote;
 	int sock;                /* our end of the zygote's socket */
-	uint64_t zygote_seen;    /* hdr->zygote_msgs already handled */
+	/* hdr->zygote_msgs already handled; written by the engine's holder,
+	 * read by the pool thread's has_work without the engine (relaxed). */
+	_Atomic uint64_t zygote_seen;
 
 	/* Submission: wait-free queue, and the state it is gated by. */
 	struct cds_wfcq_head q_head;
@@ -179,8 +202,11 @@ struct mproc_pool {
 	uint64_t kicks_seen;
 	_Atomic uint64_t next_chunk_id;
 
-	/* Pool thread's private lists. */
+	/* The engine (see the top of this file) and what it guards. */
+	pthread_mutex_t engine;
+	bool stopped;             /* the pool thread left its loop */
 	struct pool_chunk *pending, *pending_tail;
+	struct pool_event *ev_head, *ev_tail;
 
 	pthread_t thread;
 	bool thread_started;
@@ -223,6 +249,25 @@ bool pool_spin(bool (*ready)(void *), void *arg, int64_t ns);
  * cannot even read) must not be passed round for ever. */
 #define POOL_MAX_REQUEUE 4
 
+/* Do the pool thread's work while waiting for @a, if the engine is free
+ * (not from the pool thread). */
+void pool_help(mproc_pool *pool, mproc_async *a,
+	       const struct mproc__deadline *d);
+/* The same in two steps: take the engine if it is free (false if not, or
+ * if the pool thread has stopped), then help until @a is done or news
+ * dries up, and give the engine back (pool_help_locked always drops it;
+ * pool_engine_drop gives it back unused). */
+bool pool_engine_try(mproc_pool *pool);
+void pool_help_locked(mproc_pool *pool, mproc_async *a,
+		      const struct mproc__deadline *d);
+void pool_engine_drop(mproc_pool *pool);
+/* pool_submit, ringing the doorbell or not (@ring false: the caller holds
+ * the engine and is about to do the work itself). */
+int pool_submit_ex(mproc_pool *pool, struct pool_chunk *chunks,
+		   size_t nitems, bool ring);
+/* Queue a callback for the pool thread (engine held, not on it). */
+void pool_defer(mproc_pool *pool, struct pool_event *ev);
+
 /* Wake the pool thread (after making the reason visible). */
 void pool_kick(mproc_pool *pool);
 /* Whether the calling thread is @pool's pool thread. */
@@ -259,6 +304,8 @@ mproc_async *pool_async_new(const mproc_pool *pool, mproc_async_cb cb,
  * the callbacks (pool thread), drop the pool's reference. */
 void pool_async_finish(mproc_async *a, int status);
 void pool_async_unref(mproc_async *a);
+/* Run a queued callback and free the note (pool thread, engine held). */
+void pool_run_event(struct pool_event *ev);
 /* Wait (for blocking calls, which hold their own reference). */
 int pool_async_wait_internal(mproc_async *a, int64_t timeout_ns);
 

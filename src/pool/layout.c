@@ -1,4 +1,6 @@
 /* Where each slot's cell and rings sit in the pool segment (proto.h). */
+#include <sched.h>
+
 #include "common/clock.h"
 #include "pool/internal.h"
 
@@ -9,6 +11,8 @@ bool pool_spin(bool (*ready)(void *), void *arg, int64_t ns)
 		if (ready(arg))
 			return true;
 		mproc__cpu_relax();
+		if ((i & 63) == 63)
+			sched_yield();
 		if ((i & 255) == 0) {
 			int64_t now = mproc__now_ns();
 			if (!end)

@@ -117,6 +117,12 @@ int pool_fn_id(mproc_pool *pool, const void *fn)
 
 int pool_submit(mproc_pool *pool, struct pool_chunk *chunks, size_t nitems)
 {
+	return pool_submit_ex(pool, chunks, nitems, true);
+}
+
+int pool_submit_ex(mproc_pool *pool, struct pool_chunk *chunks,
+		   size_t nitems, bool ring)
+{
 	if (pool->owner_pid != mproc__self_pid())
 		return -ECHILD;
 	/* seq_cst with the state store of close/terminate and the pool
@@ -141,7 +147,8 @@ int pool_submit(mproc_pool *pool, struct pool_chunk *chunks, size_t nitems)
 	atomic_fetch_add_explicit(&pool->st_submitted, nitems,
 				  memory_order_relaxed);
 	atomic_fetch_sub_explicit(&pool->submitters, 1, memory_order_seq_cst);
-	mproc__event_signal(&pool->hdr->doorbell);
+	if (ring)
+		mproc__event_signal(&pool->hdr->doorbell);
 	return 0;
 }
 
@@ -216,6 +223,8 @@ static void take_submissions(mproc_pool *p)
 }
 
 /* ---- pool thread: slots ------------------------------------------------- */
+
+static void collect_messages(mproc_pool *p, struct pool_slot *s);
 
 static void slot_attach(mproc_pool *p, struct pool_slot *s, bool init)
 {
@@ -352,6 +361,16 @@ static int handle_result(mproc_pool *p, struct pool_slot *s, const void *msg,
 
 /* Read every whole message the worker of @s has published. */
 static void collect(mproc_pool *p, struct pool_slot *s)
+{
+	/* Acquire: pairs with the worker's release of events (proto.h); its
+	 * messages up to this count are in the ring. */
+	uint64_t ev = atomic_load_explicit(&s->cell->events,
+					   memory_order_acquire);
+	collect_messages(p, s);
+	atomic_store_explicit(&s->events_seen, ev, memory_order_relaxed);
+}
+
+static void collect_messages(mproc_pool *p, struct pool_slot *s)
 {
 	for (;;) {
 		const void *msg;
@@ -543,9 +562,9 @@ static void handle_zygote(mproc_pool *p)
 {
 	uint64_t n = atomic_load_explicit(&p->hdr->zygote_msgs,
 					  memory_order_acquire);
-	if (n == p->zygote_seen)
+	if (n == atomic_load_explicit(&p->zygote_seen, memory_order_relaxed))
 		return;
-	p->zygote_seen = n;
+	atomic_store_explicit(&p->zygote_seen, n, memory_order_relaxed);
 	for (;;) {
 		struct pool_zmsg m;
 		int rc = pool_zygote_recv(p, &m);
@@ -774,25 +793,143 @@ static bool shutdown_step(mproc_pool *p)
 
 /* ---- pool thread: main loop ------------------------------------------------ */
 
+/* Anything for the engine?  Reads only atomics: a helper may hold the
+ * engine and change the slots meanwhile. */
 static bool has_work(void *arg)
 {
 	mproc_pool *p = arg;
 	if (!cds_wfcq_empty(&p->q_head, &p->q_tail) ||
 	    atomic_load_explicit(&p->hdr->zygote_msgs, memory_order_acquire) !=
-		    p->zygote_seen ||
+		    atomic_load_explicit(&p->zygote_seen,
+					 memory_order_relaxed) ||
 	    atomic_load_explicit(&p->kicks, memory_order_acquire) !=
 		    p->kicks_seen)
 		return true;
 	for (unsigned i = 0; i < p->nslots; i++) {
-		struct pool_slot *s = &p->slots[i];
-		if (s->state == SLOT_EMPTY || s->state == SLOT_STARTING)
-			continue;
-		if (mproc__ring_pending(&s->result))
-			return true;
-		if (s->tx_kind && !mproc__ring_full(&s->task))
+		const struct pool_slot *s = &p->slots[i];
+		if (atomic_load_explicit(&s->cell->events,
+					 memory_order_relaxed) !=
+		    atomic_load_explicit(&s->events_seen, memory_order_relaxed))
 			return true;
 	}
 	return false;
+}
+
+void pool_defer(mproc_pool *p, struct pool_event *ev)
+{
+	ev->next = NULL;
+	if (p->ev_tail)
+		p->ev_tail->next = ev;
+	else
+		p->ev_head = ev;
+	p->ev_tail = ev;
+}
+
+/* Run the callbacks helpers queued (pool thread, engine held). */
+static void run_deferred(mproc_pool *p)
+{
+	while (p->ev_head) {
+		struct pool_event *ev = p->ev_head;
+		p->ev_head = ev->next;
+		if (!p->ev_head)
+			p->ev_tail = NULL;
+		pool_run_event(ev);
+	}
+}
+
+/* What a helper does per round: the data path of the pool thread. */
+static void engine_pass(mproc_pool *p)
+{
+	take_submissions(p);
+	handle_zygote(p);
+	for (unsigned i = 0; i < p->nslots; i++) {
+		struct pool_slot *s = &p->slots[i];
+		if (s->state != SLOT_EMPTY && s->state != SLOT_STARTING)
+			collect(p, s);
+	}
+	dispatch(p);
+}
+
+/* Whether some worker may still publish something the engine must see:
+ * work in flight, a long task being sent, a worker starting up. */
+static bool expecting_news(const mproc_pool *p)
+{
+	for (unsigned i = 0; i < p->nslots; i++) {
+		const struct pool_slot *s = &p->slots[i];
+		if (s->ninflight || s->tx_kind || s->state == SLOT_INIT ||
+		    s->state == SLOT_STARTING || s->state == SLOT_RETIRING ||
+		    s->state == SLOT_STOPPING)
+			return true;
+	}
+	return false;
+}
+
+struct help_wait {
+	mproc_pool *p;
+	mproc_async *a;
+};
+
+static bool help_ready(void *arg)
+{
+	struct help_wait *h = arg;
+	return atomic_load_explicit(&h->a->done, memory_order_acquire) ||
+	       has_work(h->p);
+}
+
+/* How long a helper polls without news before it leaves the work to the
+ * pool thread again. */
+#define HELP_IDLE_NS (20 * 1000)
+
+void pool_help(mproc_pool *p, mproc_async *a, const struct mproc__deadline *d)
+{
+	if (pool_engine_try(p))
+		pool_help_locked(p, a, d);
+}
+
+bool pool_engine_try(mproc_pool *p)
+{
+	if (pthread_mutex_trylock(&p->engine) != 0)
+		return false;
+	if (p->stopped) {
+		pthread_mutex_unlock(&p->engine);
+		return false;
+	}
+	return true;
+}
+
+void pool_engine_drop(mproc_pool *p)
+{
+	pthread_mutex_unlock(&p->engine);
+}
+
+void pool_help_locked(mproc_pool *p, mproc_async *a,
+		      const struct mproc__deadline *d)
+{
+	struct help_wait h = { p, a };
+	/* Relaxed: workers may skip the doorbell from now on; nobody has
+	 * to see this in time, a worker that misses it only rings. */
+	atomic_store_explicit(&p->hdr->helping, 1, memory_order_relaxed);
+	for (;;) {
+		engine_pass(p);
+		if (atomic_load_explicit(&a->done, memory_order_acquire) ||
+		    mproc__deadline_passed(d) ||
+		    !pool_spin(help_ready, &h, HELP_IDLE_NS))
+			break;
+	}
+	atomic_store_explicit(&p->hdr->helping, 0, memory_order_relaxed);
+	if (expecting_news(p)) {
+		/* Pairs with the barrier in the worker's notify (proto.h):
+		 * after this, a worker either rings or its news is seen
+		 * below.  Skipped when no worker has anything to report: a
+		 * worker that read the flag late then only wakes the pool
+		 * thread for nothing, or reports to it a tick late (a start). */
+		mproc__heavy_barrier();
+		atomic_thread_fence(memory_order_seq_cst);
+		engine_pass(p);
+	}
+	if (p->ev_head)
+		pool_kick(p); /* callbacks for the pool thread to run */
+	pthread_mutex_unlock(&p->engine);
 }
 
 static bool zygote_alive(mproc_pool *p)
@@ -807,6 +944,8 @@ static void *pool_thread(void *arg)
 	mproc_pool *p = arg;
 	int64_t next_tick = 0;
 	for (;;) {
+		pthread_mutex_lock(&p->engine);
+		run_deferred(p);
 		p->kicks_seen = atomic_load_explicit(&p->kicks,
 						     memory_order_acquire);
 		take_submissions(p);
@@ -834,16 +973,19 @@ static void *pool_thread(void *arg)
 				check_timeouts(p, now);
 			if (get_state(p) != POOL_BROKEN && !zygote_alive(p)) {
 				/* Its last messages may still be queued. */
-				p->zygote_seen--;
+				atomic_fetch_sub_explicit(&p->zygote_seen, 1,
+							  memory_order_relaxed);
 				handle_zygote(p);
 				zygote_lost(p);
 			}
 			next_tick = now + tick;
 		}
+		bool busy = p->pending || !nothing_in_flight(p);
+		run_deferred(p);
+		pthread_mutex_unlock(&p->engine);
 		struct mproc__deadline d;
 		mproc__deadline_init(&d, next_tick - now > 0 ? next_tick - now
 							       : 0);
-		bool busy = p->pending || !nothing_in_flight(p);
 		if (!d.nowait && busy &&
 		    pool_spin(has_work, p, POOL_SPIN_BUSY_NS))
 			continue;
@@ -851,6 +993,9 @@ static void *pool_thread(void *arg)
 			mproc__event_wait(&p->hdr->doorbell, has_work, p, &d,
 					  &p->spin, NULL);
 	}
+	run_deferred(p);
+	p->stopped = true;
+	pthread_mutex_unlock(&p->engine);
 	/* Everything is down: let the zygote go, then wake join. */
 	shutdown(p->sock, SHUT_RDWR);
 	if (mproc_process_join(p->zygote, ZYGOTE_JOIN_NS) == -ETIMEDOUT) {
@@ -884,6 +1029,7 @@ static void pool_free(mproc_pool *p)
 		mproc_shm_free(p->seg);
 	cds_wfcq_destroy(&p->q_head, &p->q_tail);
 	pthread_mutex_destroy(&p->fn_lock);
+	pthread_mutex_destroy(&p->engine);
 	pthread_mutex_destroy(&p->lock);
 	pthread_cond_destroy(&p->cond);
 	free(p);
@@ -965,6 +1111,7 @@ MPROC_API int mproc_pool_create(const struct mproc_pool_attr *attr,
 		return -ENOMEM;
 	p->sock = -1;
 	pthread_mutex_init(&p->fn_lock, NULL);
+	pthread_mutex_init(&p->engine, NULL);
 	pthread_mutex_init(&p->lock, NULL);
 	pthread_condattr_t ca;
 	pthread_condattr_init(&ca);

@@ -35,7 +35,21 @@
  * large task consumed (room for the rest), a message of the zygote, a
  * submission or a shutdown request from a thread of the parent.  Each of
  * them first makes its condition visible (ring publish, counter bump),
- * then signals the doorbell (the W/A protocol of shm/futex.h).
+ * then signals the doorbell (the W/A protocol of shm/futex.h).  A worker
+ * counts what it publishes in its cell (events) before it rings, so the
+ * parent can tell that a slot has news from one word, without touching
+ * the ring's private state.
+ *
+ * Helping.  A thread of the parent that waits for a result may, instead
+ * of waiting for the pool thread, do the pool thread's work itself (it
+ * takes the engine lock, internal.h).  While it polls, it sets helping in
+ * the header, and workers then skip the doorbell: nobody needs waking.
+ * Edge: worker: store(events, release), barrier (the waker's W2 of
+ * futex.h), load(helping) -- helper, on leaving: store(helping = 0),
+ * heavy barrier (A3), then one more look at every cell's events.  Of the
+ * worker's load and the helper's last look, at least one sees the other's
+ * store (the store-buffer pattern of futex.h): either the worker rings, or
+ * the helper collects the result itself.
  *
  * Messages.  Each is a pool_msg header and a body, sent as one ring
  * record, or as several with MPROC__RING_REC_MORE on all but the last when
@@ -66,6 +80,7 @@ struct pool_hdr {
 	struct mproc__event doorbell;            /* the pool thread sleeps here */
 	_Atomic uint64_t zygote_msgs mproc__aligned_cl; /* bumped per message */
 	_Atomic uint32_t parent_pid;
+	_Atomic uint32_t helping mproc__aligned_cl; /* a parent thread polls */
 };
 
 struct pool_cell {
@@ -73,6 +88,7 @@ struct pool_cell {
 	_Atomic uint64_t item;       /* its item being run */
 	_Atomic int64_t started_ns;  /* CLOCK_MONOTONIC when that item began */
 	_Atomic uint32_t pid;        /* the worker's pid (informational) */
+	_Atomic uint64_t events;     /* messages published, fragments taken */
 } mproc__aligned_cl;
 
 /* Message types. */

@@ -298,6 +298,21 @@ static void imap_push(struct mproc_imap *it, size_t index, int status,
 
 /* ---- delivery (pool thread) ------------------------------------------------ */
 
+/* Progress runs on the pool thread; a helper leaves a note for it. */
+static void call_progress(struct pool_job *job, size_t done)
+{
+	struct pool_event *ev;
+	if (pool_on_thread(job->pool)) {
+		job->progress(done, job->count, job->userdata);
+	} else if ((ev = calloc(1, sizeof(*ev))) != NULL) {
+		ev->progress = job->progress;
+		ev->userdata = job->userdata;
+		ev->done = done;
+		ev->total = job->count;
+		pool_defer(job->pool, ev);
+	}
+}
+
 static void job_complete(struct pool_job *job)
 {
 	mproc_async *a = job->async;
@@ -383,7 +398,7 @@ void pool_deliver(struct pool_job *job, size_t index, int status,
 	job->done++;
 	if (job->progress &&
 	    (job->done >= job->progress_next || job->done == job->count)) {
-		job->progress(job->done, job->count, job->userdata);
+		call_progress(job, job->done);
 		job->progress_next = job->done + job->progress_step;
 	}
 	if (job->done == job->count)
@@ -393,7 +408,7 @@ void pool_deliver(struct pool_job *job, size_t index, int status,
 void pool_job_empty_done(struct pool_job *job)
 {
 	if (job->progress)
-		job->progress(0, 0, job->userdata);
+		call_progress(job, 0);
 	job_complete(job);
 }
 
@@ -507,11 +522,12 @@ static int check_caller(const mproc_pool *pool)
 	return 0;
 }
 
-MPROC_API int mproc_pool_apply_async(mproc_pool *pool, mproc_task_fn fn,
-				     const void *arg, size_t len,
-				     mproc_async_cb callback,
-				     mproc_async_cb error_callback,
-				     void *userdata, mproc_async **out)
+/* apply_async; with @engine_held the caller holds the engine and the
+ * doorbell is not rung (it does the work itself next). */
+static int apply_submit(mproc_pool *pool, mproc_task_fn fn, const void *arg,
+			size_t len, mproc_async_cb callback,
+			mproc_async_cb error_callback, void *userdata,
+			mproc_async **out, bool engine_held)
 {
 	if (!pool || !fn || (!arg && len) || !out)
 		return -EINVAL;
@@ -542,7 +558,7 @@ MPROC_API int mproc_pool_apply_async(mproc_pool *pool, mproc_task_fn fn,
 	c->n = 1;
 	c->own = own;
 	job->async = a;
-	int rc = pool_submit(pool, c, 1);
+	int rc = pool_submit_ex(pool, c, 1, !engine_held);
 	if (rc) {
 		free(own);
 		free(c);
@@ -555,6 +571,16 @@ MPROC_API int mproc_pool_apply_async(mproc_pool *pool, mproc_task_fn fn,
 	return 0;
 }
 
+MPROC_API int mproc_pool_apply_async(mproc_pool *pool, mproc_task_fn fn,
+				     const void *arg, size_t len,
+				     mproc_async_cb callback,
+				     mproc_async_cb error_callback,
+				     void *userdata, mproc_async **out)
+{
+	return apply_submit(pool, fn, arg, len, callback, error_callback,
+			    userdata, out, false);
+}
+
 MPROC_API ssize_t mproc_pool_apply(mproc_pool *pool, mproc_task_fn fn,
 				   const void *arg, size_t len, void *res,
 				   size_t cap)
@@ -565,9 +591,22 @@ MPROC_API ssize_t mproc_pool_apply(mproc_pool *pool, mproc_task_fn fn,
 	if (rc)
 		return rc;
 	mproc_async *a;
-	rc = mproc_pool_apply_async(pool, fn, arg, len, NULL, NULL, NULL, &a);
-	if (rc)
+	/* With the engine free, hand the task out ourselves: the round trip
+	 * then involves only us and the worker (internal.h). */
+	bool held = pool_engine_try(pool);
+	rc = apply_submit(pool, fn, arg, len, NULL, NULL, NULL, &a, held);
+	if (rc) {
+		if (held)
+			pool_engine_drop(pool);
+		if (held && rc == -EPIPE)
+			pool_kick(pool);
 		return rc;
+	}
+	if (held) {
+		struct mproc__deadline forever;
+		mproc__deadline_init(&forever, -1);
+		pool_help_locked(pool, a, &forever);
+	}
 	pool_async_wait_internal(a, -1);
 	ssize_t r = a->status;
 	if (r == 0) {

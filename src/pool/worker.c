@@ -111,13 +111,31 @@ static _Noreturn void worker_exit(int code)
 	_exit(code);
 }
 
+/* Tell the parent there is news in this slot (proto.h, "Helping"). */
+static void notify(struct worker *w)
+{
+	/* Release: what we published before is visible to a parent that
+	 * sees the count move.  Single writer: load + store. */
+	uint64_t n = atomic_load_explicit(&w->cell->events,
+					  memory_order_relaxed);
+	atomic_store_explicit(&w->cell->events, n + 1, memory_order_release);
+	/* W2 of futex.h between the store above and the load below; pairs
+	 * with the helper's heavy barrier when it stops polling. */
+	if (mproc__likely(mproc__waker_light))
+		atomic_signal_fence(memory_order_seq_cst);
+	else
+		atomic_thread_fence(memory_order_seq_cst);
+	if (!atomic_load_explicit(&w->a->hdr->helping, memory_order_relaxed))
+		mproc__event_signal(&w->a->hdr->doorbell);
+}
+
 static int send_flat(struct worker *w, const void *msg, size_t len)
 {
 	struct pool_tx tx;
 	pool_tx_start(&tx, len, pool_fill_flat, (void *)msg);
 	int rc = pool_tx_send(&w->result, &tx, parent_alive, w);
 	if (rc == 0)
-		mproc__event_signal(&w->a->hdr->doorbell);
+		notify(w);
 	return rc;
 }
 
@@ -403,7 +421,7 @@ _Noreturn void pool_worker_main(const struct pool_worker_args *a)
 		if (w.rx.fragments)
 			/* We made room for the rest of a long task: the pool
 			 * thread may be waiting to send it. */
-			mproc__event_signal(&a->hdr->doorbell);
+			notify(&w);
 		if (rc == 0) {
 			if (pool_spin(task_pending, &w, POOL_SPIN_BUSY_NS))
 				continue;

@@ -392,7 +392,9 @@ int pool_zygote_start(mproc_pool *pool, const mproc_context *ctx,
 	if (rc == 0)
 		rc = m.val;
 	if (rc == 0)
-		pool->zygote_seen = 1; /* the hello bumped the counter */
+		/* The hello bumped the counter once. */
+		atomic_store_explicit(&pool->zygote_seen, 1,
+				      memory_order_relaxed);
 out:
 	if (sv[0] >= 0)
 		close(sv[0]);
