@@ -142,7 +142,7 @@ struct mproc_pool_attr {
 	/** Bytes of each ring (one per direction per worker), rounded up to
 	 *  a power of two; 0: 256 KiB.  Larger messages stream through. */
 	size_t ring_capacity;
-	/** Tasks (or chunks) sent ahead to one worker; 0: 4. */
+	/** Tasks (or chunks) sent ahead to one worker; 0: 16. */
 	unsigned window;
 };
 
@@ -336,7 +336,7 @@ struct mproc_map_opts {
 	mproc_async_cb error_callback;
 	void *userdata;
 	/** imap only: most items submitted and not yet yielded; 0:
-	 *  4 * processes * chunksize.  Bounds the iterator's memory. */
+	 *  64 * processes * chunksize.  Bounds the iterator's memory. */
 	size_t buffersize;
 };
 

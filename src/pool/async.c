@@ -103,7 +103,7 @@ static bool is_done(const mproc_async *a)
 	return atomic_load_explicit(&a->done, memory_order_acquire) != 0;
 }
 
-static bool async_done(void *arg)
+bool pool_async_done(void *arg)
 {
 	return is_done(arg);
 }
@@ -125,8 +125,8 @@ int pool_async_wait_internal(mproc_async *a, int64_t timeout_ns)
 	mproc_pool *pool = (mproc_pool *)a->pool;
 	for (int round = 0; round < 8; round++) {
 		if (pool && !pool_on_thread(pool))
-			pool_help(pool, a, &d);
-		if (pool_spin(async_done, a, POOL_SPIN_BUSY_NS / 8))
+			pool_help(pool, pool_async_done, a, &d);
+		if (pool_spin(pool_async_done, a, POOL_SPIN_BUSY_NS / 8))
 			return 0;
 		if (mproc__deadline_passed(&d))
 			return -ETIMEDOUT;

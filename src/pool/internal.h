@@ -249,16 +249,16 @@ bool pool_spin(bool (*ready)(void *), void *arg, int64_t ns);
  * cannot even read) must not be passed round for ever. */
 #define POOL_MAX_REQUEUE 4
 
-/* Do the pool thread's work while waiting for @a, if the engine is free
- * (not from the pool thread). */
-void pool_help(mproc_pool *pool, mproc_async *a,
+/* Do the pool thread's work while waiting for @done(@arg) to become true,
+ * if the engine is free (not from the pool thread). */
+void pool_help(mproc_pool *pool, bool (*done)(void *), void *arg,
 	       const struct mproc__deadline *d);
 /* The same in two steps: take the engine if it is free (false if not, or
  * if the pool thread has stopped), then help until @a is done or news
  * dries up, and give the engine back (pool_help_locked always drops it;
  * pool_engine_drop gives it back unused). */
 bool pool_engine_try(mproc_pool *pool);
-void pool_help_locked(mproc_pool *pool, mproc_async *a,
+void pool_help_locked(mproc_pool *pool, bool (*done)(void *), void *arg,
 		      const struct mproc__deadline *d);
 void pool_engine_drop(mproc_pool *pool);
 /* pool_submit, ringing the doorbell or not (@ring false: the caller holds
@@ -304,6 +304,8 @@ mproc_async *pool_async_new(const mproc_pool *pool, mproc_async_cb cb,
  * the callbacks (pool thread), drop the pool's reference. */
 void pool_async_finish(mproc_async *a, int status);
 void pool_async_unref(mproc_async *a);
+/* True once @arg (an mproc_async) is finished. */
+bool pool_async_done(void *arg);
 /* Run a queued callback and free the note (pool thread, engine held). */
 void pool_run_event(struct pool_event *ev);
 /* Wait (for blocking calls, which hold their own reference). */

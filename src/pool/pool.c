@@ -44,7 +44,7 @@
 #define DEFAULT_RING_CAP (256 * 1024)
 #define MIN_RING_CAP 4096
 #define MAX_RING_CAP (UINT64_C(1) << 30)
-#define DEFAULT_WINDOW 4
+#define DEFAULT_WINDOW 16
 #define MAX_WINDOW 1024
 #define TICK_TIMEOUT_NS (10 * MPROC_MSEC)
 #define TICK_IDLE_NS (100 * MPROC_MSEC)
@@ -866,24 +866,25 @@ static bool expecting_news(const mproc_pool *p)
 
 struct help_wait {
 	mproc_pool *p;
-	mproc_async *a;
+	bool (*done)(void *);
+	void *arg;
 };
 
 static bool help_ready(void *arg)
 {
 	struct help_wait *h = arg;
-	return atomic_load_explicit(&h->a->done, memory_order_acquire) ||
-	       has_work(h->p);
+	return h->done(h->arg) || has_work(h->p);
 }
 
 /* How long a helper polls without news before it leaves the work to the
  * pool thread again. */
 #define HELP_IDLE_NS (20 * 1000)
 
-void pool_help(mproc_pool *p, mproc_async *a, const struct mproc__deadline *d)
+void pool_help(mproc_pool *p, bool (*done)(void *), void *arg,
+	       const struct mproc__deadline *d)
 {
 	if (pool_engine_try(p))
-		pool_help_locked(p, a, d);
+		pool_help_locked(p, done, arg, d);
 }
 
 bool pool_engine_try(mproc_pool *p)
@@ -902,17 +903,16 @@ void pool_engine_drop(mproc_pool *p)
 	pthread_mutex_unlock(&p->engine);
 }
 
-void pool_help_locked(mproc_pool *p, mproc_async *a,
+void pool_help_locked(mproc_pool *p, bool (*done)(void *), void *arg,
 		      const struct mproc__deadline *d)
 {
-	struct help_wait h = { p, a };
+	struct help_wait h = { p, done, arg };
 	/* Relaxed: workers may skip the doorbell from now on; nobody has
 	 * to see this in time, a worker that misses it only rings. */
 	atomic_store_explicit(&p->hdr->helping, 1, memory_order_relaxed);
 	for (;;) {
 		engine_pass(p);
-		if (atomic_load_explicit(&a->done, memory_order_acquire) ||
-		    mproc__deadline_passed(d) ||
+		if (done(arg) || mproc__deadline_passed(d) ||
 		    !pool_spin(help_ready, &h, HELP_IDLE_NS))
 			break;
 	}

@@ -605,7 +605,7 @@ MPROC_API ssize_t mproc_pool_apply(mproc_pool *pool, mproc_task_fn fn,
 	if (held) {
 		struct mproc__deadline forever;
 		mproc__deadline_init(&forever, -1);
-		pool_help_locked(pool, a, &forever);
+		pool_help_locked(pool, pool_async_done, a, &forever);
 	}
 	pool_async_wait_internal(a, -1);
 	ssize_t r = a->status;
@@ -905,7 +905,7 @@ static int imap_start(mproc_pool *pool, mproc_task_fn fn,
 	it->chunksize = o && o->chunksize ? o->chunksize : 1;
 	it->buffersize = o && o->buffersize
 				 ? o->buffersize
-				 : 4 * (size_t)pool->nslots * it->chunksize;
+				 : 64 * (size_t)pool->nslots * it->chunksize;
 	if (it->buffersize < it->chunksize)
 		it->buffersize = it->chunksize;
 	it->job.pool = pool;
@@ -946,6 +946,19 @@ MPROC_API int mproc_pool_imap_unordered(mproc_pool *pool, mproc_task_fn fn,
 					mproc_imap **out)
 {
 	return imap_start(pool, fn, source, source_arg, opts, false, out);
+}
+
+struct imap_wait {
+	struct mproc_imap *it;
+	uint32_t seq;
+};
+
+/* A result arrived since @seq was read. */
+static bool imap_moved(void *arg)
+{
+	struct imap_wait *w = arg;
+	return atomic_load_explicit(&w->it->seq, memory_order_acquire) !=
+	       w->seq;
 }
 
 /* The next node if it is there (lock held). */
@@ -1009,6 +1022,11 @@ MPROC_API int mproc_imap_next(mproc_imap *it, int64_t timeout_ns,
 			return -EDEADLK;
 		if (mproc__deadline_passed(&d) || d.nowait)
 			return -ETIMEDOUT;
+		/* Do the pool thread's work meanwhile if it is free. */
+		struct imap_wait w = { it, seq };
+		pool_help(it->pool, imap_moved, &w, &d);
+		if (pool_spin(imap_moved, &w, POOL_SPIN_BUSY_NS / 8))
+			continue;
 		atomic_fetch_add_explicit(&it->waiters, 1, memory_order_seq_cst);
 		/* Check again after announcing ourselves (pairs with the
 		 * fence in imap_push). */
