@@ -148,6 +148,7 @@ struct pool_slot {
 	/* The message being sent; kind says which. */
 	struct pool_tx tx;
 	int tx_kind;              /* 0 idle, else POOL_MSG_* */
+	bool unpublished;         /* task records committed, not published */
 	struct pool_chunk *tx_chunk;
 	struct pool_encoder *enc;
 	struct pool_rx rx;

@@ -511,6 +511,7 @@ static void slot_died(mproc_pool *p, struct pool_slot *s, int code)
 	slot_attach(p, s, true);
 	set_slot_pid(p, s, 0);
 	s->tx_kind = 0;
+	s->unpublished = false;
 	s->fns_defined = 0;
 	s->tasks_sent = 0;
 	s->bye = false;
@@ -624,6 +625,7 @@ static bool tx_continue(mproc_pool *p, struct pool_slot *s)
 	if (!s->tx_kind)
 		return true;
 	int rc = pool_tx_push(&s->task, &s->tx);
+	s->unpublished = true;
 	if (rc == 1) {
 		tx_done(s);
 		return true;
@@ -672,6 +674,18 @@ static bool feed(mproc_pool *p, struct pool_slot *s)
 
 static const struct pool_msg retire_msg = { .type = POOL_MSG_RETIRE };
 
+/* Publish (and wake the worker) once per slot per dispatch round. */
+static void publish_all(mproc_pool *p)
+{
+	for (unsigned i = 0; i < p->nslots; i++) {
+		struct pool_slot *s = &p->slots[i];
+		if (s->unpublished) {
+			s->unpublished = false;
+			mproc__ring_publish(&s->task);
+		}
+	}
+}
+
 static void dispatch(mproc_pool *p)
 {
 	for (unsigned i = 0; i < p->nslots; i++)
@@ -691,8 +705,10 @@ static void dispatch(mproc_pool *p)
 		if (!best || !feed(p, best))
 			break;
 	}
-	if (!p->maxtasks)
+	if (!p->maxtasks) {
+		publish_all(p);
 		return;
+	}
 	for (unsigned i = 0; i < p->nslots; i++) {
 		struct pool_slot *s = &p->slots[i];
 		if (s->state == SLOT_READY && !s->tx_kind &&
@@ -702,6 +718,7 @@ static void dispatch(mproc_pool *p)
 				sizeof(retire_msg));
 		}
 	}
+	publish_all(p);
 }
 
 static void check_timeouts(mproc_pool *p, int64_t now)
@@ -916,17 +933,21 @@ void pool_help_locked(mproc_pool *p, bool (*done)(void *), void *arg,
 		    !pool_spin(help_ready, &h, HELP_IDLE_NS))
 			break;
 	}
-	atomic_store_explicit(&p->hdr->helping, 0, memory_order_relaxed);
 	if (expecting_news(p)) {
-		/* Pairs with the barrier in the worker's notify (proto.h):
-		 * after this, a worker either rings or its news is seen
-		 * below.  Skipped when no worker has anything to report: a
-		 * worker that read the flag late then only wakes the pool
-		 * thread for nothing, or reports to it a tick late (a start). */
+		/* Work is in flight and the pool thread may be asleep: the
+		 * workers must ring again.  Pairs with the barrier in the
+		 * worker's notify (proto.h): after this, a worker either
+		 * rings or its news is seen below. */
+		atomic_store_explicit(&p->hdr->helping, 0,
+				      memory_order_relaxed);
 		mproc__heavy_barrier();
 		atomic_thread_fence(memory_order_seq_cst);
 		engine_pass(p);
 	}
+	/* Otherwise the flag stays set: nothing is in flight, so the only
+	 * notifies still to come are late ones for news already taken,
+	 * which need no ring.  The pool thread clears it before it sleeps
+	 * (pool_thread), covered by its wait's own heavy barrier. */
 	if (p->ev_head)
 		pool_kick(p); /* callbacks for the pool thread to run */
 	pthread_mutex_unlock(&p->engine);
@@ -989,9 +1010,15 @@ static void *pool_thread(void *arg)
 		if (!d.nowait && busy &&
 		    pool_spin(has_work, p, POOL_SPIN_BUSY_NS))
 			continue;
-		if (!d.nowait)
+		if (!d.nowait) {
+			/* Workers must ring while we sleep.  Ordered before
+			 * has_work's last look by the wait's A3 (futex.h),
+			 * as the helper's clearing is (proto.h). */
+			atomic_store_explicit(&p->hdr->helping, 0,
+					      memory_order_relaxed);
 			mproc__event_wait(&p->hdr->doorbell, has_work, p, &d,
 					  &p->spin, NULL);
+		}
 	}
 	run_deferred(p);
 	p->stopped = true;

@@ -45,11 +45,16 @@
  * takes the engine lock, internal.h).  While it polls, it sets helping in
  * the header, and workers then skip the doorbell: nobody needs waking.
  * Edge: worker: store(events, release), barrier (the waker's W2 of
- * futex.h), load(helping) -- helper, on leaving: store(helping = 0),
- * heavy barrier (A3), then one more look at every cell's events.  Of the
- * worker's load and the helper's last look, at least one sees the other's
- * store (the store-buffer pattern of futex.h): either the worker rings, or
- * the helper collects the result itself.
+ * futex.h), load(helping) -- parent, whenever work is in flight and no
+ * thread of it is about to look: store(helping = 0), heavy barrier (A3),
+ * then one more look at every cell's events.  Of the worker's load and
+ * the parent's last look, at least one sees the other's store (the
+ * store-buffer pattern of futex.h): either the worker rings, or the
+ * parent sees the news.  The parent clears the flag in two places: a
+ * helper leaving with work still in flight, and the pool thread before it
+ * sleeps (its wait's A3 is the barrier).  A helper leaving with nothing
+ * in flight keeps the flag set, so that a late notify for news it has
+ * already taken does not wake the pool thread for nothing.
  *
  * Messages.  Each is a pool_msg header and a body, sent as one ring
  * record, or as several with MPROC__RING_REC_MORE on all but the last when

@@ -24,18 +24,20 @@ int pool_tx_push(struct mproc__ring *r, struct pool_tx *tx)
 					 (unsigned char *)p + done,
 					 (size_t)(n - done));
 		tx->sent += n;
-		/* Publish per record, so that the consumer can start on a
-		 * long message while the rest is still being copied. */
+		/* Committed records are visible to the consumer at once (the
+		 * SPSC record tags, ring/spsc.h); the publish -- head store
+		 * and wake-up -- is the caller's, once per batch. */
 		mproc__ring_commit(r, token, n,
 				   tx->sent < tx->total ? MPROC__RING_REC_MORE
 							: 0,
-				   true);
+				   false);
 	}
 	return tx->sent == tx->total ? 1 : 0;
 }
 
 int pool_tx_send(struct mproc__ring *r, struct pool_tx *tx,
-		 mproc__alive_fn alive, void *alive_arg)
+		 mproc__alive_fn alive, void *alive_arg,
+		 void (*blocked)(void *), void *blocked_arg)
 {
 	struct mproc__deadline forever;
 	mproc__deadline_init(&forever, -1);
@@ -44,6 +46,10 @@ int pool_tx_send(struct mproc__ring *r, struct pool_tx *tx,
 		int rc = pool_tx_push(r, tx);
 		if (rc != 0)
 			return rc < 0 ? rc : 0;
+		/* Full: what is committed must reach the consumer before we
+		 * wait for it to make room. */
+		mproc__ring_publish(r);
+		blocked(blocked_arg);
 		uint64_t left = tx->total - tx->sent;
 		rc = mproc__ring_wait_space(r, left < max ? left : max,
 					    &forever, alive, alive_arg);

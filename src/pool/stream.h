@@ -45,14 +45,19 @@ static inline void pool_tx_start(struct pool_tx *tx, uint64_t total,
 }
 
 /* Push what fits now, without blocking.  Returns 1 when the whole message
- * is in the ring (published), 0 when the ring is full (call again after
- * the consumer made room), or -EPIPE / -MPROC_ECORRUPT from the ring. */
+ * is in the ring, 0 when the ring is full (call again after the consumer
+ * made room), or -EPIPE / -MPROC_ECORRUPT from the ring.  The records are
+ * committed, not published: the caller publishes (mproc__ring_publish)
+ * once for a batch of messages. */
 int pool_tx_push(struct mproc__ring *r, struct pool_tx *tx);
 
-/* Send the whole message, waiting for room as long as @alive allows.
- * Returns 0, -EPIPE, -MPROC_ECORRUPT or @alive's error. */
+/* Send the whole message, waiting for room as long as @alive allows;
+ * before each wait it publishes and calls @blocked(@blocked_arg) (to tell
+ * the consumer).  Returns 0, -EPIPE, -MPROC_ECORRUPT or @alive's error.
+ * The end of the message is committed, not published. */
 int pool_tx_send(struct mproc__ring *r, struct pool_tx *tx,
-		 mproc__alive_fn alive, void *alive_arg);
+		 mproc__alive_fn alive, void *alive_arg,
+		 void (*blocked)(void *), void *blocked_arg);
 
 /* A fill callback for a message that is one contiguous buffer (ctx). */
 size_t pool_fill_flat(void *ctx, uint64_t off, void *dst, size_t cap);

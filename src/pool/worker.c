@@ -65,6 +65,7 @@ struct worker {
 	size_t args_cap;
 	struct mproc_task t;
 	pid_t parent;
+	bool unpublished;     /* results committed but not yet published */
 };
 
 /* Between sleep slices: stop waiting once the pool's parent is gone (the
@@ -114,6 +115,8 @@ static _Noreturn void worker_exit(int code)
 /* Tell the parent there is news in this slot (proto.h, "Helping"). */
 static void notify(struct worker *w)
 {
+	mproc__ring_publish(&w->result);
+	w->unpublished = false;
 	/* Release: what we published before is visible to a parent that
 	 * sees the count move.  Single writer: load + store. */
 	uint64_t n = atomic_load_explicit(&w->cell->events,
@@ -129,17 +132,29 @@ static void notify(struct worker *w)
 		mproc__event_signal(&w->a->hdr->doorbell);
 }
 
-static int send_flat(struct worker *w, const void *msg, size_t len)
+static void notify_cb(void *arg)
+{
+	notify(arg);
+}
+
+/* Send one message; it is published with the next notify (at once when
+ * @now, else when the worker runs out of queued tasks). */
+static int send_flat(struct worker *w, const void *msg, size_t len, bool now)
 {
 	struct pool_tx tx;
 	pool_tx_start(&tx, len, pool_fill_flat, (void *)msg);
-	int rc = pool_tx_send(&w->result, &tx, parent_alive, w);
-	if (rc == 0)
-		notify(w);
+	int rc = pool_tx_send(&w->result, &tx, parent_alive, w, notify_cb, w);
+	if (rc == 0) {
+		w->unpublished = true;
+		if (now)
+			notify(w);
+	}
 	return rc;
 }
 
-static void flush(struct worker *w)
+/* Send the results gathered so far; @now: publish them at once (in the
+ * middle of a long chunk, so that the parent sees progress). */
+static void flush(struct worker *w, bool now)
 {
 	if (!w->out_items)
 		return;
@@ -147,7 +162,7 @@ static void flush(struct worker *w)
 	memcpy(&m, w->out, sizeof(m));
 	m.aux = w->out_items;
 	memcpy(w->out, &m, sizeof(m));
-	if (send_flat(w, w->out, w->out_len) < 0)
+	if (send_flat(w, w->out, w->out_len, now) < 0)
 		worker_exit(0); /* the parent is gone: nobody to report to */
 	w->out_len = sizeof(m) + sizeof(uint64_t);
 	w->out_items = 0;
@@ -370,11 +385,11 @@ static int run_task(struct worker *w, uint64_t chunk, const void *body,
 			status = 0;
 		item_end(w, status);
 		if (w->out_len >= FLUSH_BYTES) {
-			flush(w);
+			flush(w, true);
 			out_begin(w, chunk, i + 1);
 		}
 	}
-	flush(w);
+	flush(w, false);
 	atomic_store_explicit(&w->cell->chunk, 0, memory_order_relaxed);
 	return 0;
 }
@@ -409,7 +424,7 @@ _Noreturn void pool_worker_main(const struct pool_worker_args *a)
 			(int)getpid(), mproc_strerror(status));
 	struct pool_msg ready = { .type = POOL_MSG_READY,
 				  .aux = (uint32_t)(status ? -MPROC_EINIT : 0) };
-	if (send_flat(&w, &ready, sizeof(ready)) < 0 || status)
+	if (send_flat(&w, &ready, sizeof(ready), true) < 0 || status)
 		worker_exit(status ? 1 : 0);
 
 	struct mproc__deadline forever;
@@ -423,6 +438,8 @@ _Noreturn void pool_worker_main(const struct pool_worker_args *a)
 			 * thread may be waiting to send it. */
 			notify(&w);
 		if (rc == 0) {
+			if (w.unpublished)
+				notify(&w);
 			if (pool_spin(task_pending, &w, POOL_SPIN_BUSY_NS))
 				continue;
 			rc = mproc__ring_wait_data(&w.task, &forever,
@@ -449,7 +466,7 @@ _Noreturn void pool_worker_main(const struct pool_worker_args *a)
 		case POOL_MSG_RETIRE: {
 			pool_rx_done(&w.task, &w.rx);
 			struct pool_msg bye = { .type = POOL_MSG_BYE };
-			send_flat(&w, &bye, sizeof(bye));
+			send_flat(&w, &bye, sizeof(bye), true);
 			worker_exit(0);
 		}
 		default:
@@ -459,5 +476,9 @@ _Noreturn void pool_worker_main(const struct pool_worker_args *a)
 		if (rc < 0)
 			worker_exit(WORKER_EXIT_BROKEN);
 		pool_rx_done(&w.task, &w.rx);
+		/* Batch: publish and ring once we have no queued task left
+		 * (the parent sends a window of tasks at a time). */
+		if (w.unpublished && !mproc__ring_pending(&w.task))
+			notify(&w);
 	}
 }
