@@ -43,6 +43,7 @@
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <string.h>
 #include <sys/uio.h>
 #include <urcu/wfcqueue.h>
 
@@ -230,6 +231,10 @@ struct mproc_pool {
 	int init_error;           /* first failure while starting */
 	bool broken_init;         /* a replacement's initializer failed */
 
+	/* Item counts not yet added to the counters below (engine held);
+	 * pool_stats_flush adds them, after each collect and before a job
+	 * completes, so that a finished call sees its own items counted. */
+	uint64_t completed_local, failed_local;
 	/* Counters (struct mproc_pool_stats), relaxed atomics. */
 	_Atomic uint64_t st_submitted, st_completed, st_failed, st_lost,
 		st_retired, st_started;
@@ -319,6 +324,43 @@ int pool_async_wait_internal(mproc_async *a, int64_t timeout_ns);
  * lost worker. */
 void pool_deliver(struct pool_job *job, size_t index, int status,
 		  const void *data, size_t len, const char *msg, int signo);
+/* Add the engine's item counts to the public counters. */
+static inline void pool_stats_flush(mproc_pool *p)
+{
+	if (p->completed_local) {
+		atomic_fetch_add_explicit(&p->st_completed, p->completed_local,
+					  memory_order_relaxed);
+		p->completed_local = 0;
+	}
+	if (p->failed_local) {
+		atomic_fetch_add_explicit(&p->st_failed, p->failed_local,
+					  memory_order_relaxed);
+		p->failed_local = 0;
+	}
+}
+
+/* The common case of pool_deliver, inline: a successful fixed-size
+ * result that neither completes its job nor is due a progress call.
+ * Returns false (nothing done) when pool_deliver must handle the item. */
+static inline bool pool_deliver_fast(struct pool_job *job, size_t index,
+				     const void *data, size_t len)
+{
+	if (job->out != POOL_OUT_FIXED || len > job->result_size ||
+	    job->done + 1 >= job->count ||
+	    (job->progress && job->done + 1 >= job->progress_next))
+		return false;
+	unsigned char *dst = job->results + index * job->result_size;
+	if (len)
+		memcpy(dst, data, len);
+	if (job->result_size > len)
+		memset(dst + len, 0, job->result_size - len);
+	if (job->status)
+		job->status[index] = 0;
+	job->done++;
+	job->pool->completed_local++;
+	return true;
+}
+
 /* Free a chunk whose items are all accounted for (or handed on). */
 void pool_chunk_free(struct pool_chunk *c);
 /* A split chunk holds the iterator too. */

@@ -336,12 +336,18 @@ static int handle_result(mproc_pool *p, struct pool_slot *s, const void *msg,
 		    (h.status == 0 && h.msg_len) || h.status > 0 ||
 		    (h.status != 0 && h.len))
 			return -MPROC_ECORRUPT;
+		size_t index = c->first + c->reported;
+		bool last = c->reported + 1 == c->n;
+		if (!last && h.status == 0 &&
+		    pool_deliver_fast(c->job, index, b, (size_t)h.len)) {
+			c->reported++;
+			b += dl;
+			continue;
+		}
 		char text[POOL_MSG_MAX + 1];
 		memcpy(text, b + dl, h.msg_len);
 		text[h.msg_len] = '\0';
-		size_t index = c->first + c->reported;
 		c->reported++;
-		bool last = c->reported == c->n;
 		if (last) {
 			s->inflight = c->next;
 			if (!s->inflight)
@@ -367,6 +373,7 @@ static void collect(mproc_pool *p, struct pool_slot *s)
 	uint64_t ev = atomic_load_explicit(&s->cell->events,
 					   memory_order_acquire);
 	collect_messages(p, s);
+	pool_stats_flush(p);
 	atomic_store_explicit(&s->events_seen, ev, memory_order_relaxed);
 }
 

@@ -316,6 +316,7 @@ static void call_progress(struct pool_job *job, size_t done)
 static void job_complete(struct pool_job *job)
 {
 	mproc_async *a = job->async;
+	pool_stats_flush(job->pool);
 	a->nfailed = job->failed;
 	pool_async_finish(a, job->failed ? job->first_err : 0);
 	free(job);
@@ -328,11 +329,9 @@ void pool_deliver(struct pool_job *job, size_t index, int status,
 	switch (job->out) {
 	case POOL_OUT_IMAP:
 		imap_push(job->imap, index, status, data, len);
-		atomic_fetch_add_explicit(&pool->st_completed, 1,
-					  memory_order_relaxed);
+		pool->completed_local++;
 		if (status)
-			atomic_fetch_add_explicit(&pool->st_failed, 1,
-						  memory_order_relaxed);
+			pool->failed_local++;
 		return;
 	case POOL_OUT_BYTES:
 		if (status == 0 && len) {
@@ -354,7 +353,8 @@ void pool_deliver(struct pool_job *job, size_t index, int status,
 			unsigned char *dst = job->results + index * job->result_size;
 			if (len)
 				memcpy(dst, data, len);
-			memset(dst + len, 0, job->result_size - len);
+			if (job->result_size > len)
+				memset(dst + len, 0, job->result_size - len);
 		}
 		if (job->status)
 			job->status[index] = status;
@@ -376,10 +376,9 @@ void pool_deliver(struct pool_job *job, size_t index, int status,
 		break;
 	}
 	}
-	atomic_fetch_add_explicit(&pool->st_completed, 1, memory_order_relaxed);
+	pool->completed_local++;
 	if (status) {
-		atomic_fetch_add_explicit(&pool->st_failed, 1,
-					  memory_order_relaxed);
+		pool->failed_local++;
 		job->failed++;
 		if (index < job->first_err_index) {
 			job->first_err_index = index;

@@ -250,7 +250,8 @@ static void item_end(struct worker *w, int status)
 		end = total = data;
 	}
 	/* Zero the padding so no stale bytes leave the process. */
-	memset(w->out + data + len, 0, end - data - (size_t)len);
+	if (end > data + len)
+		memset(w->out + data + len, 0, end - data - (size_t)len);
 	if (t->msg_len) {
 		memset(w->out + end, 0, (size_t)pool_pad8(t->msg_len));
 		memcpy(w->out + end, t->msg, t->msg_len);
