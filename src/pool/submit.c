@@ -199,6 +199,7 @@ void pool_encoder_free(struct pool_encoder *e)
 
 /* ---- imap iterators -------------------------------------------------------- */
 
+/* One result waiting for next(); its bytes follow it in the same block. */
 struct imap_node {
 	struct imap_node *next;
 	size_t index;
@@ -235,19 +236,12 @@ static void imap_unref(struct mproc_imap *it)
 		return;
 	for (struct imap_node *n = it->head, *next; n; n = next) {
 		next = n->next;
-		free(n->data);
 		free(n);
 	}
 	if (it->slots)
 		for (size_t i = 0; i < it->buffersize; i++)
-			if (it->slots[i]) {
-				free(it->slots[i]->data);
-				free(it->slots[i]);
-			}
-	if (it->current) {
-		free(it->current->data);
-		free(it->current);
-	}
+			free(it->slots[i]);
+	free(it->current);
 	free(it->slots);
 	pthread_mutex_destroy(&it->lock);
 	free(it);
@@ -256,23 +250,20 @@ static void imap_unref(struct mproc_imap *it)
 static void imap_push(struct mproc_imap *it, size_t index, int status,
 		      const void *data, size_t len)
 {
-	struct imap_node *n = calloc(1, sizeof(*n));
-	if (n && len && status == 0) {
-		n->data = malloc(len);
-		if (n->data) {
-			memcpy(n->data, data, len);
-			n->len = len;
-		} else {
-			status = -ENOMEM;
-		}
+	if (status)
+		len = 0;
+	struct imap_node *n = malloc(sizeof(*n) + len);
+	if (n) {
+		n->next = NULL;
+		n->len = len;
+		n->data = len ? n + 1 : NULL;
+		if (len)
+			memcpy(n + 1, data, len);
 	}
 	pthread_mutex_lock(&it->lock);
 	if (!n || it->abandoned) {
 		pthread_mutex_unlock(&it->lock);
-		if (n) {
-			free(n->data);
-			free(n);
-		}
+		free(n);
 		/* Without memory the result is lost and the consumer would
 		 * wait for it for ever: nothing better can be done than to
 		 * drop it; a later next() still times out normally. */
@@ -778,11 +769,39 @@ MPROC_API ssize_t mproc_pool_starmap(mproc_pool *pool, mproc_star_fn fn,
 
 /* ---- imap ------------------------------------------------------------------ */
 
+static int imap_submit(struct mproc_imap *it, struct pool_own *own, size_t n);
+
+/* Pull one item into its own block (chunksize 1: no gathering). */
+static int imap_pull_one(struct mproc_imap *it)
+{
+	const void *item = NULL;
+	size_t len = 0;
+	int rc = it->source(it->source_arg, &item, &len);
+	if (rc <= 0 || (!item && len)) {
+		it->src_ended = true;
+		it->src_err = rc < 0 ? rc : (rc > 0 ? -EINVAL : 0);
+		return 0;
+	}
+	struct pool_own *own = own_new(1, len);
+	if (!own) {
+		it->src_ended = true;
+		it->src_err = -ENOMEM;
+		return -ENOMEM;
+	}
+	own->v[0].iov_base = &own->v[1];
+	own->v[0].iov_len = len;
+	if (len)
+		memcpy(&own->v[1], item, len);
+	return imap_submit(it, own, 1);
+}
+
 /* Pull up to one chunk of items from the source and submit it. */
 static int imap_pull(struct mproc_imap *it)
 {
 	size_t room = it->buffersize - (it->submitted - it->yielded);
 	size_t want = it->chunksize < room ? it->chunksize : room;
+	if (want == 1)
+		return imap_pull_one(it);
 	struct pool_own *own = NULL;
 	size_t n = 0, bytes = 0, cap = 0;
 	unsigned char *data = NULL;
@@ -850,6 +869,12 @@ static int imap_pull(struct mproc_imap *it)
 	}
 	free(lens);
 	free(data);
+	return imap_submit(it, own, n);
+}
+
+/* Submit @n items held in @own as one chunk (consumes @own). */
+static int imap_submit(struct mproc_imap *it, struct pool_own *own, size_t n)
+{
 	struct pool_chunk *c = calloc(1, sizeof(*c));
 	if (!c) {
 		free(own);
@@ -863,7 +888,7 @@ static int imap_pull(struct mproc_imap *it)
 	c->own = own;
 	c->imap = it;
 	atomic_fetch_add_explicit(&it->refs, 1, memory_order_relaxed);
-	rc = pool_submit(it->pool, c, n);
+	int rc = pool_submit(it->pool, c, n);
 	if (rc) {
 		atomic_fetch_sub_explicit(&it->refs, 1, memory_order_relaxed);
 		free(own);
@@ -987,11 +1012,8 @@ MPROC_API int mproc_imap_next(mproc_imap *it, int64_t timeout_ns,
 {
 	if (!it || !res || timeout_ns < -1)
 		return -EINVAL;
-	if (it->current) {
-		free(it->current->data);
-		free(it->current);
-		it->current = NULL;
-	}
+	free(it->current);
+	it->current = NULL;
 	imap_fill(it);
 	if (it->yielded == it->submitted && it->src_ended) {
 		int rc = it->src_err < 0 ? it->src_err : -MPROC_EEOF;
