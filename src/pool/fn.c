@@ -11,7 +11,7 @@
 #include "mproc/common.h"
 #include "pool/fn.h"
 #include "pool/proto.h"
-#include "process/fnref.h"
+#include "common/fnref.h"
 
 struct packed_head {
 	uint32_t is_main;
@@ -23,8 +23,8 @@ struct packed_head {
 
 int pool_fn_pack(const void *fn, void **out, size_t *len)
 {
-	struct mproc__proc_fnref ref;
-	int rc = mproc__proc_fnref_encode(fn, &ref);
+	struct mproc__fnref ref;
+	int rc = mproc__fnref_encode(fn, &ref);
 	if (rc)
 		return rc;
 	struct packed_head h = {
@@ -38,7 +38,7 @@ int pool_fn_pack(const void *fn, void **out, size_t *len)
 	size_t total = (size_t)pool_pad8(n);
 	unsigned char *p = calloc(1, total);
 	if (!p) {
-		mproc__proc_fnref_clear(&ref);
+		mproc__fnref_clear(&ref);
 		return -ENOMEM;
 	}
 	size_t off = 0;
@@ -51,7 +51,7 @@ int pool_fn_pack(const void *fn, void **out, size_t *len)
 	off += h.path_len;
 	if (h.symbol_len)
 		memcpy(p + off, ref.symbol, h.symbol_len);
-	mproc__proc_fnref_clear(&ref);
+	mproc__fnref_clear(&ref);
 	*out = p;
 	*len = total;
 	return 0;
@@ -75,7 +75,7 @@ int pool_fn_unpack(const void *buf, size_t len, void **fn, char *why,
 	if (len < sizeof(h) || len > POOL_FNREF_MAX)
 		return -MPROC_ECORRUPT;
 	memcpy(&h, buf, sizeof(h));
-	struct mproc__proc_fnref ref;
+	struct mproc__fnref ref;
 	memset(&ref, 0, sizeof(ref));
 	if (h.is_main > 1 || h.build_id_len > sizeof(ref.build_id) ||
 	    (uint64_t)h.build_id_len + h.path_len + h.symbol_len >
@@ -96,7 +96,7 @@ int pool_fn_unpack(const void *buf, size_t len, void **fn, char *why,
 	if (!rc && h.symbol_len && !(ref.symbol = dup_bytes(p, h.symbol_len)))
 		rc = -ENOMEM;
 	if (!rc)
-		rc = mproc__proc_fnref_resolve(&ref, fn, why, why_len);
-	mproc__proc_fnref_clear(&ref);
+		rc = mproc__fnref_resolve(&ref, fn, why, why_len);
+	mproc__fnref_clear(&ref);
 	return rc;
 }

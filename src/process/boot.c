@@ -22,7 +22,7 @@
 #include "common/fork.h"
 #include "common/os.h"
 #include "process/boot.h"
-#include "process/fnref.h"
+#include "common/fnref.h"
 #include "process/method.h"
 
 #define BOOT_MAGIC UINT64_C(0x31544f4f42435052) /* "RPCBOOT1" */
@@ -83,10 +83,10 @@ static void put_str(struct wbuf *w, const char *s)
 int mproc__proc_boot_write(const mproc_process *p, const int *fds,
 			   size_t nfds)
 {
-	struct mproc__proc_fnref ref;
+	struct mproc__fnref ref;
 	const void *body = p->run ? (const void *)(uintptr_t)p->run
 				  : (const void *)(uintptr_t)p->target;
-	int rc = mproc__proc_fnref_encode(body, &ref);
+	int rc = mproc__fnref_encode(body, &ref);
 	if (rc)
 		return rc;
 
@@ -115,7 +115,7 @@ int mproc__proc_boot_write(const mproc_process *p, const int *fds,
 	for (size_t i = 0; i < nfds; i++)
 		put_u32(&w, (uint32_t)fds[i]);
 	put_u64(&w, BOOT_END);
-	mproc__proc_fnref_clear(&ref);
+	mproc__fnref_clear(&ref);
 	if (w.err) {
 		free(w.p);
 		return w.err;
@@ -234,7 +234,7 @@ int mproc__proc_boot_read(int fd, const struct mproc__proc_method *method,
 		return rc;
 	}
 	mproc_process *p = mproc__proc_alloc();
-	struct mproc__proc_fnref ref = { 0 };
+	struct mproc__fnref ref = { 0 };
 	int *fds = NULL;
 	int err = 0;
 	if (!p) {
@@ -310,14 +310,14 @@ int mproc__proc_boot_read(int fd, const struct mproc__proc_method *method,
 		fds[i] = (int)v;
 	}
 	void *body;
-	rc = mproc__proc_fnref_resolve(&ref, &body, why, why_len);
+	rc = mproc__fnref_resolve(&ref, &body, why, why_len);
 	if (rc)
 		goto fail;
 	if (flags & FLAG_OPS)
 		p->run = (int (*)(mproc_process *, void *, size_t))(uintptr_t)body;
 	else
 		p->target = (mproc_target_fn)(uintptr_t)body;
-	mproc__proc_fnref_clear(&ref);
+	mproc__fnref_clear(&ref);
 	free(buf);
 	*self_out = p;
 	*fds_out = fds;
@@ -326,7 +326,7 @@ int mproc__proc_boot_read(int fd, const struct mproc__proc_method *method,
 fail:
 	free(parent->name);
 	parent->name = NULL;
-	mproc__proc_fnref_clear(&ref);
+	mproc__fnref_clear(&ref);
 	free(fds);
 	free(buf);
 	mproc__proc_release(p);

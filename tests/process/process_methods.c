@@ -21,7 +21,7 @@
 #include "process_test.h"
 #include "process/boot.h"
 #include "process/core.h"
-#include "process/fnref.h"
+#include "common/fnref.h"
 #include "process/forkserver.h"
 #include "process/method.h"
 
@@ -324,65 +324,65 @@ Test(fnref, unresolvable_targets_fail_at_start)
 
 Test(fnref, round_trip_in_this_image)
 {
-	struct mproc__proc_fnref ref;
+	struct mproc__fnref ref;
 	void *back = NULL;
 	char why[256];
-	cr_assert_eq(mproc__proc_fnref_encode((const void *)(uintptr_t)nothing, &ref), 0);
+	cr_assert_eq(mproc__fnref_encode((const void *)(uintptr_t)nothing, &ref), 0);
 	cr_expect(ref.is_main);
 	cr_expect_null(ref.path);
-	cr_assert_eq(mproc__proc_fnref_resolve(&ref, &back, why, sizeof(why)), 0, "%s", why);
+	cr_assert_eq(mproc__fnref_resolve(&ref, &back, why, sizeof(why)), 0, "%s", why);
 	cr_expect_eq((uintptr_t)back, (uintptr_t)nothing);
-	mproc__proc_fnref_clear(&ref);
+	mproc__fnref_clear(&ref);
 
 	/* A function of a shared library (libc). */
 	const void *lib = (const void *)(uintptr_t)getpid;
-	cr_assert_eq(mproc__proc_fnref_encode(lib, &ref), 0);
+	cr_assert_eq(mproc__fnref_encode(lib, &ref), 0);
 	cr_expect_not(ref.is_main);
 	cr_assert_not_null(ref.path);
 	cr_expect_eq(ref.path[0], '/');
-	cr_assert_eq(mproc__proc_fnref_resolve(&ref, &back, why, sizeof(why)), 0, "%s", why);
+	cr_assert_eq(mproc__fnref_resolve(&ref, &back, why, sizeof(why)), 0, "%s", why);
 	cr_expect_eq((uintptr_t)back, (uintptr_t)lib);
-	mproc__proc_fnref_clear(&ref);
+	mproc__fnref_clear(&ref);
 
-	cr_expect_eq(mproc__proc_fnref_encode(NULL, &ref), -MPROC_ENOSYMBOL);
-	cr_expect_eq(mproc__proc_fnref_encode(&data_word, &ref), -MPROC_ENOSYMBOL);
+	cr_expect_eq(mproc__fnref_encode(NULL, &ref), -MPROC_ENOSYMBOL);
+	cr_expect_eq(mproc__fnref_encode(&data_word, &ref), -MPROC_ENOSYMBOL);
 }
 
 Test(fnref, child_side_validation_rejects_mismatches)
 {
-	struct mproc__proc_fnref ref;
+	struct mproc__fnref ref;
 	void *back;
 	char why[256];
-	cr_assert_eq(mproc__proc_fnref_encode((const void *)(uintptr_t)getpid, &ref), 0);
+	cr_assert_eq(mproc__fnref_encode((const void *)(uintptr_t)getpid, &ref), 0);
 	uint64_t good = ref.offset;
 
 	ref.offset = 0; /* the ELF header: not code */
-	cr_expect_eq(mproc__proc_fnref_resolve(&ref, &back, why, sizeof(why)), -MPROC_ENOSYMBOL);
+	cr_expect_eq(mproc__fnref_resolve(&ref, &back, why, sizeof(why)), -MPROC_ENOSYMBOL);
 	ref.offset = UINT64_MAX - 16;
-	cr_expect_eq(mproc__proc_fnref_resolve(&ref, &back, why, sizeof(why)), -MPROC_ENOSYMBOL);
+	cr_expect_eq(mproc__fnref_resolve(&ref, &back, why, sizeof(why)), -MPROC_ENOSYMBOL);
 	ref.offset = good;
 
 	if (ref.build_id_len) {
 		ref.build_id[0] ^= 0xff;
-		cr_expect_eq(mproc__proc_fnref_resolve(&ref, &back, why, sizeof(why)),
+		cr_expect_eq(mproc__fnref_resolve(&ref, &back, why, sizeof(why)),
 			     -MPROC_ENOSYMBOL);
 		ref.build_id[0] ^= 0xff;
 	}
 	if (ref.symbol) {
 		char *sym = ref.symbol;
 		ref.symbol = (char *)"no_such_symbol";
-		cr_expect_eq(mproc__proc_fnref_resolve(&ref, &back, why, sizeof(why)),
+		cr_expect_eq(mproc__fnref_resolve(&ref, &back, why, sizeof(why)),
 			     -MPROC_ENOSYMBOL);
 		ref.symbol = sym;
 	}
 	char *path = ref.path;
 	ref.path = (char *)"/nonexistent/libnothing.so";
-	cr_expect_eq(mproc__proc_fnref_resolve(&ref, &back, why, sizeof(why)), -MPROC_ENOSYMBOL);
+	cr_expect_eq(mproc__fnref_resolve(&ref, &back, why, sizeof(why)), -MPROC_ENOSYMBOL);
 	ref.path = (char *)"relative/lib.so";
-	cr_expect_eq(mproc__proc_fnref_resolve(&ref, &back, why, sizeof(why)), -MPROC_ENOSYMBOL);
+	cr_expect_eq(mproc__fnref_resolve(&ref, &back, why, sizeof(why)), -MPROC_ENOSYMBOL);
 	ref.path = path;
-	cr_expect_eq(mproc__proc_fnref_resolve(&ref, &back, why, sizeof(why)), 0, "%s", why);
-	mproc__proc_fnref_clear(&ref);
+	cr_expect_eq(mproc__fnref_resolve(&ref, &back, why, sizeof(why)), 0, "%s", why);
+	mproc__fnref_clear(&ref);
 }
 
 Test(fnref, malformed_start_data_is_rejected)

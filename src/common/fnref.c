@@ -28,7 +28,7 @@
 #include <string.h>
 
 #include "mproc/common.h"
-#include "process/fnref.h"
+#include "common/fnref.h"
 
 struct scan {
 	/* Query: an address, or a base to identify an object by. */
@@ -111,7 +111,7 @@ static void scan_addr(uintptr_t addr, struct scan *s)
 	dl_iterate_phdr(scan_cb, s);
 }
 
-void mproc__proc_fnref_clear(struct mproc__proc_fnref *ref)
+void mproc__fnref_clear(struct mproc__fnref *ref)
 {
 	if (!ref)
 		return;
@@ -120,7 +120,7 @@ void mproc__proc_fnref_clear(struct mproc__proc_fnref *ref)
 	memset(ref, 0, sizeof(*ref));
 }
 
-int mproc__proc_fnref_encode(const void *fn, struct mproc__proc_fnref *out)
+int mproc__fnref_encode(const void *fn, struct mproc__fnref *out)
 {
 	memset(out, 0, sizeof(*out));
 	if (!fn)
@@ -160,7 +160,7 @@ int mproc__proc_fnref_encode(const void *fn, struct mproc__proc_fnref *out)
 	rc = 0;
 out:
 	if (rc)
-		mproc__proc_fnref_clear(out);
+		mproc__fnref_clear(out);
 	free(s);
 	return rc;
 }
@@ -173,7 +173,7 @@ static int main_base_cb(struct dl_phdr_info *info, size_t size, void *data)
 	return 1;
 }
 
-int mproc__proc_fnref_resolve(const struct mproc__proc_fnref *ref, void **fn,
+int mproc__fnref_resolve(const struct mproc__fnref *ref, void **fn,
 			      char *why, size_t why_len)
 {
 	uintptr_t base = 0;
