@@ -339,6 +339,18 @@ static inline void pool_stats_flush(mproc_pool *p)
 	}
 }
 
+/* Copy a fixed-size result (@len <= result_size) to its place, zero the
+ * rest of the place. */
+static inline void pool_store_fixed(struct pool_job *job, size_t index,
+				    const void *data, size_t len)
+{
+	unsigned char *dst = job->results + index * job->result_size;
+	if (len)
+		memcpy(dst, data, len);
+	if (job->result_size > len)
+		memset(dst + len, 0, job->result_size - len);
+}
+
 /* The common case of pool_deliver, inline: a successful fixed-size
  * result that neither completes its job nor is due a progress call.
  * Returns false (nothing done) when pool_deliver must handle the item. */
@@ -349,11 +361,7 @@ static inline bool pool_deliver_fast(struct pool_job *job, size_t index,
 	    job->done + 1 >= job->count ||
 	    (job->progress && job->done + 1 >= job->progress_next))
 		return false;
-	unsigned char *dst = job->results + index * job->result_size;
-	if (len)
-		memcpy(dst, data, len);
-	if (job->result_size > len)
-		memset(dst + len, 0, job->result_size - len);
+	pool_store_fixed(job, index, data, len);
 	if (job->status)
 		job->status[index] = 0;
 	job->done++;

@@ -154,14 +154,32 @@ int pool_submit_ex(mproc_pool *pool, struct pool_chunk *chunks,
 
 /* ---- pool thread: chunks ------------------------------------------------ */
 
-static void pending_push_back(mproc_pool *p, struct pool_chunk *c)
+/* Append @c to the list @head/@tail (pending or a slot's in-flight). */
+static void list_append(struct pool_chunk **head, struct pool_chunk **tail,
+			struct pool_chunk *c)
 {
 	c->next = NULL;
-	if (p->pending_tail)
-		p->pending_tail->next = c;
+	if (*tail)
+		(*tail)->next = c;
 	else
-		p->pending = c;
-	p->pending_tail = c;
+		*head = c;
+	*tail = c;
+}
+
+static void pending_push_back(mproc_pool *p, struct pool_chunk *c)
+{
+	list_append(&p->pending, &p->pending_tail, c);
+}
+
+/* Take the head chunk off the slot's in-flight list (all its items are
+ * accounted for). */
+static void inflight_pop(struct pool_slot *s)
+{
+	struct pool_chunk *c = s->inflight;
+	s->inflight = c->next;
+	if (!s->inflight)
+		s->inflight_tail = NULL;
+	s->ninflight--;
 }
 
 /* Fail the items of @c not yet reported, then free it. */
@@ -404,12 +422,8 @@ static void collect_messages(mproc_pool *p, struct pool_slot *s)
 				for (uint32_t k = 0; k < m.aux; k++) {
 					size_t index = c->first + c->reported++;
 					bool last = c->reported == c->n;
-					if (last) {
-						s->inflight = c->next;
-						if (!s->inflight)
-							s->inflight_tail = NULL;
-						s->ninflight--;
-					}
+					if (last)
+						inflight_pop(s);
 					pool_deliver(c->job, index, -ENOMEM,
 						     NULL, 0, NULL, 0);
 					if (last)
@@ -665,12 +679,7 @@ static bool feed(mproc_pool *p, struct pool_slot *s)
 	p->pending = c->next;
 	if (!p->pending)
 		p->pending_tail = NULL;
-	c->next = NULL;
-	if (s->inflight_tail)
-		s->inflight_tail->next = c;
-	else
-		s->inflight = c;
-	s->inflight_tail = c;
+	list_append(&s->inflight, &s->inflight_tail, c);
 	s->ninflight++;
 	s->tasks_sent++;
 	s->tx_kind = POOL_MSG_TASK;
@@ -861,8 +870,8 @@ static void run_deferred(mproc_pool *p)
 	}
 }
 
-/* What a helper does per round: the data path of the pool thread. */
-static void engine_pass(mproc_pool *p)
+/* Take in what arrived: submissions, zygote messages, results. */
+static void engine_gather(mproc_pool *p)
 {
 	take_submissions(p);
 	handle_zygote(p);
@@ -871,6 +880,12 @@ static void engine_pass(mproc_pool *p)
 		if (s->state != SLOT_EMPTY && s->state != SLOT_STARTING)
 			collect(p, s);
 	}
+}
+
+/* What a helper does per round: the data path of the pool thread. */
+static void engine_pass(mproc_pool *p)
+{
+	engine_gather(p);
 	dispatch(p);
 }
 
@@ -976,13 +991,7 @@ static void *pool_thread(void *arg)
 		run_deferred(p);
 		p->kicks_seen = atomic_load_explicit(&p->kicks,
 						     memory_order_acquire);
-		take_submissions(p);
-		handle_zygote(p);
-		for (unsigned i = 0; i < p->nslots; i++) {
-			struct pool_slot *s = &p->slots[i];
-			if (s->state != SLOT_EMPTY && s->state != SLOT_STARTING)
-				collect(p, s);
-		}
+		engine_gather(p);
 		if (get_state(p) == POOL_BROKEN) {
 			take_submissions(p);
 			if (atomic_load_explicit(&p->submitters,

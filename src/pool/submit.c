@@ -340,13 +340,8 @@ void pool_deliver(struct pool_job *job, size_t index, int status,
 	case POOL_OUT_FIXED:
 		if (status == 0 && len > job->result_size)
 			status = -EMSGSIZE;
-		if (status == 0 && job->result_size) {
-			unsigned char *dst = job->results + index * job->result_size;
-			if (len)
-				memcpy(dst, data, len);
-			if (job->result_size > len)
-				memset(dst + len, 0, job->result_size - len);
-		}
+		if (status == 0 && job->result_size)
+			pool_store_fixed(job, index, data, len);
 		if (job->status)
 			job->status[index] = status;
 		break;
