@@ -56,7 +56,9 @@ cflags="-g -O1 -std=gnu11 -Wall -Wextra -fno-omit-frame-pointer
 	-D_GNU_SOURCE -DMPROC_BUILDING -I$src/include -I$src/src"
 # shellcheck disable=SC2089  # the quotes belong to the macro's value
 vdef="-DMPROC_VERSION_STRING=\"$version\""
-libs="-lurcu -lpthread -ldl"
+# liburcu as its pkg-config file says (the pool's wait-free queue lives in
+# liburcu-common); the plain names if pkg-config does not know it.
+libs="$(pkg-config --libs liburcu 2>/dev/null || echo -lurcu-common -lurcu) -lpthread -ldl"
 
 # The libFuzzer runtime comes with libclang-rt-NN-dev on Debian.
 probe=$out/probe
