@@ -278,6 +278,9 @@ void pool_defer(mproc_pool *pool, struct pool_event *ev);
 void pool_kick(mproc_pool *pool);
 /* Whether the calling thread is @pool's pool thread. */
 bool pool_on_thread(const mproc_pool *pool);
+/* 0 if @pool takes new work now, else what a submission would get
+ * (-EPIPE closed, -ECHILD not the creating process, -MPROC_EINIT). */
+int pool_check_open(const mproc_pool *pool);
 /* Accept the chunks of one job (linked through ->next), or refuse them
  * all with -EPIPE (closed) / -ECHILD (not the creating process). */
 int pool_submit(mproc_pool *pool, struct pool_chunk *chunks, size_t nitems);

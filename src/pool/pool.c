@@ -115,6 +115,15 @@ int pool_fn_id(mproc_pool *pool, const void *fn)
 	return rc;
 }
 
+int pool_check_open(const mproc_pool *pool)
+{
+	if (pool->owner_pid != mproc__self_pid())
+		return -ECHILD;
+	if (pool->broken_init)
+		return -MPROC_EINIT;
+	return get_state(pool) == POOL_RUNNING ? 0 : -EPIPE;
+}
+
 int pool_submit(mproc_pool *pool, struct pool_chunk *chunks, size_t nitems)
 {
 	return pool_submit_ex(pool, chunks, nitems, true);

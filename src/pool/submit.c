@@ -217,6 +217,8 @@ struct mproc_imap {
 	size_t chunksize, buffersize;
 	/* Consumer side (the thread calling next), no lock needed. */
 	size_t submitted, yielded;
+	struct pool_chunk *batch, **batch_tail; /* gathered by imap_fill */
+	size_t batch_items;
 	bool src_ended;
 	int src_err;
 	struct imap_node *current;
@@ -882,18 +884,37 @@ static int imap_submit(struct mproc_imap *it, struct pool_own *own, size_t n)
 	c->n = n;
 	c->own = own;
 	c->imap = it;
-	atomic_fetch_add_explicit(&it->refs, 1, memory_order_relaxed);
-	int rc = pool_submit(it->pool, c, n);
-	if (rc) {
-		atomic_fetch_sub_explicit(&it->refs, 1, memory_order_relaxed);
-		free(own);
-		free(c);
-		it->src_ended = true;
-		it->src_err = rc;
-		return rc;
-	}
+	/* Gathered, submitted together by imap_fill (one hand-over). */
+	*it->batch_tail = c;
+	it->batch_tail = &c->next;
+	it->batch_items += n;
 	it->submitted += n;
 	return 0;
+}
+
+/* Submit what imap_fill gathered. */
+static void imap_flush(struct mproc_imap *it)
+{
+	struct pool_chunk *batch = it->batch;
+	size_t n = it->batch_items;
+	it->batch = NULL;
+	it->batch_tail = &it->batch;
+	it->batch_items = 0;
+	if (!batch)
+		return;
+	size_t chunks = 0;
+	for (struct pool_chunk *c = batch; c; c = c->next)
+		chunks++;
+	atomic_fetch_add_explicit(&it->refs, (int)chunks, memory_order_relaxed);
+	int rc = pool_submit(it->pool, batch, n);
+	if (rc) {
+		atomic_fetch_sub_explicit(&it->refs, (int)chunks,
+					  memory_order_relaxed);
+		free_chunks(batch);
+		it->submitted -= n;
+		it->src_ended = true;
+		it->src_err = rc;
+	}
 }
 
 static void imap_fill(struct mproc_imap *it)
@@ -901,6 +922,7 @@ static void imap_fill(struct mproc_imap *it)
 	while (!it->src_ended && it->submitted - it->yielded < it->buffersize)
 		if (imap_pull(it) < 0)
 			break;
+	imap_flush(it);
 }
 
 static int imap_start(mproc_pool *pool, mproc_task_fn fn,
@@ -911,7 +933,11 @@ static int imap_start(mproc_pool *pool, mproc_task_fn fn,
 	if (!pool || !fn || !source || !out ||
 	    (o && (o->progress || o->callback || o->error_callback)))
 		return -EINVAL;
-	int id = pool_fn_id(pool, (const void *)(uintptr_t)fn);
+	/* Refuse a closed pool before reading the source, so that even an
+	 * empty source gets the error. */
+	int id = pool_check_open(pool);
+	if (id == 0)
+		id = pool_fn_id(pool, (const void *)(uintptr_t)fn);
 	if (id < 0)
 		return id;
 	struct mproc_imap *it = calloc(1, sizeof(*it));
@@ -934,6 +960,7 @@ static int imap_start(mproc_pool *pool, mproc_task_fn fn,
 	it->job.imap = it;
 	it->job.first_err_index = SIZE_MAX;
 	atomic_init(&it->refs, 1);
+	it->batch_tail = &it->batch;
 	pthread_mutex_init(&it->lock, NULL);
 	if (ordered &&
 	    !(it->slots = calloc(it->buffersize, sizeof(*it->slots)))) {
