@@ -50,7 +50,7 @@ void pool_async_unref(mproc_async *a)
 	free(a);
 }
 
-void pool_async_finish(mproc_async *a, int status)
+void pool_async_publish(mproc_async *a, int status)
 {
 	a->status = status;
 	/* Release: pairs with the acquire load in wait/ready/get. */
@@ -66,19 +66,16 @@ void pool_async_finish(mproc_async *a, int status)
 		(void)!write(a->efd, &one, sizeof(one));
 	}
 	pthread_mutex_unlock(&a->fd_lock);
-	mproc_async_cb cb = status == 0 ? a->callback : a->error_callback;
-	mproc_pool *pool = (mproc_pool *)a->pool;
-	if (cb && !pool_on_thread(pool)) {
-		/* A helper finished it: the callback belongs to the pool
-		 * thread, which also drops the pool's reference then. */
-		struct pool_event *ev = calloc(1, sizeof(*ev));
-		if (ev) {
-			ev->async = a;
-			pool_defer(pool, ev);
-			return;
-		}
-		/* No memory for the note: run it here rather than never. */
-	}
+}
+
+bool pool_async_has_callback(const mproc_async *a)
+{
+	return (a->status == 0 ? a->callback : a->error_callback) != NULL;
+}
+
+void pool_async_run_callback(mproc_async *a)
+{
+	mproc_async_cb cb = a->status == 0 ? a->callback : a->error_callback;
 	if (cb)
 		cb(a, a->userdata);
 	pool_async_unref(a);
@@ -88,10 +85,7 @@ void pool_run_event(struct pool_event *ev)
 {
 	mproc_async *a = ev->async;
 	if (a) {
-		mproc_async_cb cb = a->status == 0 ? a->callback
-						   : a->error_callback;
-		cb(a, a->userdata);
-		pool_async_unref(a);
+		pool_async_run_callback(a);
 	} else {
 		ev->progress(ev->done, ev->total, ev->userdata);
 	}
@@ -108,33 +102,12 @@ bool pool_async_done(void *arg)
 	return is_done(arg);
 }
 
-int pool_async_wait_internal(mproc_async *a, int64_t timeout_ns)
+int pool_async_sleep(mproc_async *a, const struct mproc__deadline *d)
 {
-	if (is_done(a))
-		return 0;
-	struct mproc__deadline d;
-	if (mproc__deadline_init(&d, timeout_ns))
-		return -EINVAL;
-	if (d.nowait)
-		return -ETIMEDOUT;
-	/* A short spin first: a quick task's result is often there within
-	 * a few microseconds, and a futex sleep costs more than that. */
-	/* Do the pool thread's work meanwhile when it is free (internal.h,
-	 * "The engine lock"), else spin a little: a quick task's result is
-	 * often there within microseconds, and a futex sleep costs more. */
-	mproc_pool *pool = (mproc_pool *)a->pool;
-	for (int round = 0; round < 8; round++) {
-		if (pool && !pool_on_thread(pool))
-			pool_help(pool, pool_async_done, a, &d);
-		if (pool_spin(pool_async_done, a, POOL_SPIN_BUSY_NS / 8))
-			return 0;
-		if (mproc__deadline_passed(&d))
-			return -ETIMEDOUT;
-	}
 	atomic_fetch_add_explicit(&a->waiters, 1, memory_order_seq_cst);
 	int rc = 0;
 	while (!is_done(a)) {
-		rc = mproc__futex_wait(&a->done, 0, &d);
+		rc = mproc__futex_wait(&a->done, 0, d);
 		if (rc == -ETIMEDOUT) {
 			rc = is_done(a) ? 0 : -ETIMEDOUT;
 			break;
@@ -143,32 +116,6 @@ int pool_async_wait_internal(mproc_async *a, int64_t timeout_ns)
 	}
 	atomic_fetch_sub_explicit(&a->waiters, 1, memory_order_relaxed);
 	return rc;
-}
-
-MPROC_API int mproc_async_wait(mproc_async *a, int64_t timeout_ns)
-{
-	if (!a || timeout_ns < -1)
-		return -EINVAL;
-	if (is_done(a))
-		return 0;
-	if (timeout_ns == 0)
-		return -ETIMEDOUT;
-	if (pool_on_thread(a->pool))
-		return -EDEADLK;
-	return pool_async_wait_internal(a, timeout_ns);
-}
-
-MPROC_API int mproc_async_get(mproc_async *a, int64_t timeout_ns,
-			      const void **data, size_t *len)
-{
-	int rc = mproc_async_wait(a, timeout_ns);
-	if (rc)
-		return rc;
-	if (data)
-		*data = a->data;
-	if (len)
-		*len = a->len;
-	return a->status;
 }
 
 MPROC_API bool mproc_async_ready(const mproc_async *a)

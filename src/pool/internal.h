@@ -2,14 +2,21 @@
  * Internal: the parent side of a pool -- its objects and how the files of
  * src/pool/ divide the work:
  *
- *   pool.c    create / close / terminate / join / destroy, the pool thread
- *             (dispatch, collection, deaths, timeouts, shutdown);
- *   submit.c  jobs and chunks: apply, apply_async, the map family, imap;
- *   async.c   async results (wait, get, callbacks, fileno);
+ *   pool.c    the engine: the pool thread (dispatch, collection, deaths,
+ *             timeouts, shutdown), helping, create / close / terminate /
+ *             join / destroy;
+ *   submit.c  the submitting API -- apply, apply_async, the map family,
+ *             imap -- and the waits on results (which help the engine);
+ *   job.c     jobs and chunks: the task encoder, delivery of results to
+ *             jobs, the imap result store, chunk and item-block lifetime;
+ *   async.c   async result objects (publish, callbacks, fileno, free);
  *   zygote.c  the zygote process and the parent's side of its socket;
  *   worker.c  the worker loop and the task API (runs in workers only);
- *   stream.c  messages over the rings;  fn.c  packed function references.
- *
+ *   stream.c  messages over the rings;  fn.c  packed function references;
+ *   layout.c  where things sit in the segment, and the spin helper.
+ * Calls point one way: submit.c -> pool.c -> job.c -> async.c -> the
+ * rest.
+
  * Work flows as jobs and chunks.  A job is one user call (one apply, one
  * map over N items, one imap); a chunk is a run of consecutive items of
  * one job that travels to one worker as one task message.  Submitting
@@ -240,6 +247,13 @@ struct mproc_pool {
 		st_retired, st_started;
 };
 
+/* Whether the calling thread is @pool's pool thread. */
+static inline bool pool_on_thread(const mproc_pool *pool)
+{
+	return pool && pool->thread_started &&
+	       pthread_equal(pthread_self(), pool->thread);
+}
+
 /* Spin (cpu_relax) until @ready(@arg) or @ns nanoseconds pass; true if
  * ready.  The pool's waits spin for longer than the ring's adaptive
  * budget before they sleep: a task's round trip crosses three parties
@@ -276,8 +290,6 @@ void pool_defer(mproc_pool *pool, struct pool_event *ev);
 
 /* Wake the pool thread (after making the reason visible). */
 void pool_kick(mproc_pool *pool);
-/* Whether the calling thread is @pool's pool thread. */
-bool pool_on_thread(const mproc_pool *pool);
 /* 0 if @pool takes new work now, else what a submission would get
  * (-EPIPE closed, -ECHILD not the creating process, -MPROC_EINIT). */
 int pool_check_open(const mproc_pool *pool);
@@ -309,9 +321,18 @@ struct mproc_async {
 
 mproc_async *pool_async_new(const mproc_pool *pool, mproc_async_cb cb,
 			    mproc_async_cb ecb, void *userdata);
-/* Finish @a with @status (data/message already set), wake waiters, run
- * the callbacks (pool thread), drop the pool's reference. */
-void pool_async_finish(mproc_async *a, int status);
+/* Finish @a with @status (data/message already set) and wake waiters;
+ * the callbacks are the caller's to run (pool_async_run_callback, which
+ * also drops the pool's reference). */
+void pool_async_publish(mproc_async *a, int status);
+/* Whether a finished @a has a callback to run for its outcome. */
+bool pool_async_has_callback(const mproc_async *a);
+/* Run the callback for @a's outcome, if any, and drop the pool's
+ * reference (pool thread). */
+void pool_async_run_callback(mproc_async *a);
+/* Sleep on @a's futex until it is finished or @d passes: 0 or
+ * -ETIMEDOUT. */
+int pool_async_sleep(mproc_async *a, const struct mproc__deadline *d);
 void pool_async_unref(mproc_async *a);
 /* True once @arg (an mproc_async) is finished. */
 bool pool_async_done(void *arg);
@@ -384,6 +405,60 @@ struct pool_encoder;
 /* Start encoding @c as a POOL_MSG_TASK into @tx.  Returns 0, -ENOMEM. */
 int pool_encode_task(struct pool_slot *s, struct pool_chunk *c);
 void pool_encoder_free(struct pool_encoder *e);
+
+/* ---- imap iterators (job.c stores results, submit.c reads them) -------- */
+
+/* One result waiting for next(); its bytes follow it in the same block. */
+struct imap_node {
+	struct imap_node *next;
+	size_t index;
+	int status;
+	size_t len;
+	void *data;
+};
+
+struct mproc_imap {
+	mproc_pool *pool;
+	struct pool_job job;
+	bool ordered;
+	mproc_imap_source source;
+	void *source_arg;
+	size_t chunksize, buffersize;
+	/* Consumer side (the thread calling next), no lock needed. */
+	size_t submitted, yielded;
+	struct pool_chunk *batch, **batch_tail; /* gathered by imap_fill */
+	size_t batch_items;
+	bool src_ended;
+	int src_err;
+	struct imap_node *current;
+	/* Shared with the pool thread under lock. */
+	pthread_mutex_t lock;
+	_Atomic uint32_t seq;        /* futex: bumped per result */
+	_Atomic uint32_t waiters;
+	struct imap_node *head, *tail; /* unordered */
+	struct imap_node **slots;      /* ordered: by index % buffersize */
+	_Atomic int refs;              /* the caller's + one per chunk */
+	bool abandoned;
+};
+
+/* Drop a reference (the caller's, or a chunk's); the last frees. */
+void pool_imap_unref(struct mproc_imap *it);
+/* Store item @index's result for next() (engine held). */
+void pool_imap_push(struct mproc_imap *it, size_t index, int status,
+		    const void *data, size_t len);
+
+/* ---- jobs and chunks (job.c) --------------------------------------------- */
+
+struct pool_job *pool_job_new(mproc_pool *pool, int layout, int out,
+			      int fn_id, size_t count);
+/* Cut items [0, count) of @job into chunks of @chunksize, linked through
+ * ->next; NULL without memory (nothing left allocated). */
+struct pool_chunk *pool_make_chunks(struct pool_job *job, size_t chunksize);
+/* Free chunks never submitted. */
+void pool_chunks_free(struct pool_chunk *c);
+/* A block for @n items of @bytes in all (refs 1); NULL without memory. */
+struct pool_own *pool_own_new(size_t n, size_t bytes);
+void pool_own_put(struct pool_own *o);
 
 /* ---- the zygote (zygote.c) ---------------------------------------------- */
 

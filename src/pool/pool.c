@@ -68,12 +68,6 @@ void pool_kick(mproc_pool *pool)
 	mproc__event_signal(&pool->hdr->doorbell);
 }
 
-bool pool_on_thread(const mproc_pool *pool)
-{
-	return pool && pool->thread_started &&
-	       pthread_equal(pthread_self(), pool->thread);
-}
-
 static int get_state(const mproc_pool *pool)
 {
 	return atomic_load_explicit(&pool->state, memory_order_seq_cst);
@@ -855,16 +849,6 @@ static bool has_work(void *arg)
 			return true;
 	}
 	return false;
-}
-
-void pool_defer(mproc_pool *p, struct pool_event *ev)
-{
-	ev->next = NULL;
-	if (p->ev_tail)
-		p->ev_tail->next = ev;
-	else
-		p->ev_head = ev;
-	p->ev_tail = ev;
 }
 
 /* Run the callbacks helpers queued (pool thread, engine held). */
