@@ -16,7 +16,7 @@
  *   layout.c  where things sit in the segment, and the spin helper.
  * Calls point one way: submit.c -> pool.c -> job.c -> async.c -> the
  * rest.
-
+ *
  * Work flows as jobs and chunks.  A job is one user call (one apply, one
  * map over N items, one imap); a chunk is a run of consecutive items of
  * one job that travels to one worker as one task message.  Submitting
