@@ -23,6 +23,7 @@
 #include "mproc/shm.h"
 #include "common/fdreg.h"
 #include "common/parse.h"
+#include "shm/inspect.h"
 
 struct mproc_shm {
 	int fd;                 /* -1 once closed */
@@ -204,21 +205,8 @@ static int validate_and_map(mproc_shm *seg, uint32_t kind,
 	struct mproc_shm_header copy;
 	memcpy(&copy, h, sizeof(copy));
 
-	if (magic == 0)
-		rc = -EAGAIN;
-	else if (magic != MPROC_SHM_MAGIC)
-		rc = -MPROC_ECORRUPT;
-	else if (copy.version != MPROC_SHM_VERSION)
-		rc = -EPROTONOSUPPORT;
-	else if (copy.kind == 0 || copy.kind > MPROC_SHM_KIND_MAX)
-		rc = -MPROC_ECORRUPT;
-	else if (copy.kind != kind)
-		rc = -EPROTOTYPE;
-	else if (copy.total_size != (uint64_t)fsize ||
-		 copy.data_offset != MPROC_SHM_HEADER_SIZE ||
-		 copy.data_size != copy.total_size - MPROC_SHM_HEADER_SIZE)
-		rc = -MPROC_ECORRUPT;
-	else if (validate)
+	rc = mproc__shm_header_check(magic, &copy, fsize, kind);
+	if (!rc && validate)
 		rc = validate(copy.geom, copy.data_size, ctx);
 	if (rc) {
 		munmap(base, fsize);
