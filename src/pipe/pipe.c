@@ -30,6 +30,7 @@
 #include <unistd.h>
 
 #include "pipe/conn.h"
+#include "pipe/inspect.h"
 #include "common/bits.h"
 #include "common/clock.h"
 #include "common/fdreg.h"
@@ -162,8 +163,8 @@ static uint64_t plan(uint64_t cap, bool duplex,
 }
 
 /* The kind-specific check run by mproc_shm_import (shm.h). */
-static int validate_geom(const uint64_t g[MPROC_SHM_GEOM_WORDS],
-			 uint64_t data_size, void *ctx)
+int mproc__pipe_validate_geom(const uint64_t g[MPROC_SHM_GEOM_WORDS],
+			      uint64_t data_size, void *ctx)
 {
 	(void)ctx;
 	uint64_t cap = g[GEOM_CAP];
@@ -483,7 +484,8 @@ MPROC_API int mproc_conn_import(const char *token, mproc_conn **out)
 		free(c);
 		return -ENOMEM;
 	}
-	rc = mproc_shm_import(shm_token, MPROC_SHM_KIND_PIPE, validate_geom,
+	rc = mproc_shm_import(shm_token, MPROC_SHM_KIND_PIPE,
+			      mproc__pipe_validate_geom,
 			      NULL, &res->seg);
 	if (rc) {
 		free(res);

@@ -515,6 +515,10 @@ void pool_slot_layout(unsigned char *slot, uint64_t ring_cap,
 		      struct pool_slot_layout *l);
 /* The geometry of a pool ring (SPSC, @ring_cap bytes). */
 void pool_ring_geom(uint64_t ring_cap, struct mproc__ring_geom *g);
+/* Check a pool segment's geometry words against @data_size (the
+ * mproc_shm_validate_fn of the zygote's open).  0 or -MPROC_ECORRUPT. */
+int pool_validate_geom(const uint64_t g[MPROC_SHM_GEOM_WORDS],
+		       uint64_t data_size, void *ctx);
 
 _Noreturn void pool_worker_main(const struct pool_worker_args *a);
 

@@ -2,6 +2,7 @@
 #include <sched.h>
 
 #include "common/clock.h"
+#include "mproc/pool.h"
 #include "pool/internal.h"
 
 bool pool_spin(bool (*ready)(void *), void *arg, int64_t ns)
@@ -56,4 +57,23 @@ void pool_slot_layout(unsigned char *slot, uint64_t ring_cap,
 	p += rb;
 	l->res_sh = p;
 	l->res_buf = p + sh;
+}
+
+/* The pool segment's geometry words against @data_size: what the zygote
+ * checks when it opens the segment, and mproc-stat before it reads one. */
+int pool_validate_geom(const uint64_t g[MPROC_SHM_GEOM_WORDS],
+		       uint64_t data_size, void *ctx)
+{
+	(void)ctx;
+	uint64_t n = g[POOL_GEOM_SLOTS], cap = g[POOL_GEOM_RING_CAP];
+	struct mproc__ring_geom rg = { 0 };
+	if (n == 0 || n > MPROC_POOL_MAX_PROCESSES ||
+	    mproc__ring_plan(MPROC__RING_SPSC, cap, 0, cap, &rg) < 0 ||
+	    rg.size != cap || g[POOL_GEOM_SLOT_SIZE] != pool_slot_size(cap) ||
+	    g[POOL_GEOM_SLOT0] < sizeof(struct pool_hdr) ||
+	    g[POOL_GEOM_SLOT0] % MPROC_CACHELINE ||
+	    g[POOL_GEOM_SLOT0] > data_size ||
+	    (data_size - g[POOL_GEOM_SLOT0]) / g[POOL_GEOM_SLOT_SIZE] < n)
+		return -MPROC_ECORRUPT;
+	return 0;
 }

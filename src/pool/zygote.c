@@ -70,23 +70,6 @@ struct zygote {
 	struct zworker *w;   /* one per slot; pid 0 when none */
 };
 
-static int validate_geom(const uint64_t g[MPROC_SHM_GEOM_WORDS],
-			 uint64_t data_size, void *ctx)
-{
-	(void)ctx;
-	uint64_t n = g[POOL_GEOM_SLOTS], cap = g[POOL_GEOM_RING_CAP];
-	struct mproc__ring_geom rg = { 0 };
-	if (n == 0 || n > MPROC_POOL_MAX_PROCESSES ||
-	    mproc__ring_plan(MPROC__RING_SPSC, cap, 0, cap, &rg) < 0 ||
-	    rg.size != cap || g[POOL_GEOM_SLOT_SIZE] != pool_slot_size(cap) ||
-	    g[POOL_GEOM_SLOT0] < sizeof(struct pool_hdr) ||
-	    g[POOL_GEOM_SLOT0] % MPROC_CACHELINE ||
-	    g[POOL_GEOM_SLOT0] > data_size ||
-	    (data_size - g[POOL_GEOM_SLOT0]) / g[POOL_GEOM_SLOT_SIZE] < n)
-		return -MPROC_ECORRUPT;
-	return 0;
-}
-
 static void zsend(struct zygote *z, uint32_t op, uint32_t slot, pid_t pid,
 		  int32_t val)
 {
@@ -183,7 +166,7 @@ static int zygote_main(void *arg, size_t len)
 	z.sock = za.sock;
 	za.token[sizeof(za.token) - 1] = '\0';
 	int status = mproc_shm_import(za.token, MPROC_SHM_KIND_POOL,
-				      validate_geom, NULL, &z.seg);
+				      pool_validate_geom, NULL, &z.seg);
 	if (status == 0) {
 		const uint64_t *g = mproc_shm_geom(z.seg);
 		z.hdr = mproc_shm_data(z.seg);

@@ -11,35 +11,12 @@
 
 #include "mproc/queue.h"
 #include "mproc/shm.h"
+#include "queue/layout.h"
 #include "ring/ring.h"
 
-enum {
-	GEOM_RING = 0,    /* MPROC__RING_SPSC or MPROC__RING_MPMC */
-	GEOM_SIZE = 1,    /* SPSC: ring bytes; MPMC: slot count */
-	GEOM_MAX_MSG = 2, /* largest message */
-	GEOM_STRIDE = 3,  /* MPMC slot stride; 0 for SPSC */
-	GEOM_FLAGS = 4,   /* MPROC_QUEUE_JOINABLE */
-	GEOM_BUF_OFF = 5, /* offset of the ring bytes / slots in the data area */
-};
-#define STORED_FLAGS MPROC_QUEUE_JOINABLE
 #define KNOWN_FLAGS (MPROC_QUEUE_SPSC | MPROC_QUEUE_JOINABLE | \
 		     MPROC_QUEUE_BUSY_POLL | MPROC_QUEUE_ALLOW_FOREIGN_OWNER)
-#define MAX_CAPACITY (UINT64_C(1) << 40)
 #define DEFAULT_CAPACITY (UINT64_C(1) << 20)
-
-struct queue_ctl {
-	_Atomic uint64_t unfinished mproc__aligned_cl; /* JoinableQueue */
-	struct mproc__event all_done mproc__aligned_cl;
-};
-
-/* The ring's shared indices start right after the control block; the
- * ring bytes after those, both cache-line aligned. */
-#define RING_SH_OFF ((uint64_t)sizeof(struct queue_ctl))
-
-static uint64_t buf_off(int kind)
-{
-	return RING_SH_OFF + mproc__ring_shared_size(kind);
-}
 
 struct mproc_queue {
 	mproc_shm *seg;
@@ -52,14 +29,6 @@ struct mproc_queue {
 	struct mproc__spin spin_join;
 	struct mproc__ring ring;
 };
-
-static void geom_get(const uint64_t g[MPROC_SHM_GEOM_WORDS],
-		     struct mproc__ring_geom *rg)
-{
-	rg->size = g[GEOM_SIZE];
-	rg->max_payload = g[GEOM_MAX_MSG];
-	rg->stride = g[GEOM_STRIDE];
-}
 
 MPROC_API void mproc_queue_attr_init(struct mproc_queue_attr *attr)
 {
@@ -95,8 +64,8 @@ static int plan(const struct mproc_queue_attr *a, uint64_t geom[MPROC_SHM_GEOM_W
 }
 
 /* The kind-specific check run by mproc_shm_open/import (shm.h). */
-static int validate_geom(const uint64_t g[MPROC_SHM_GEOM_WORDS],
-			 uint64_t data_size, void *ctx)
+int mproc__queue_validate_geom(const uint64_t g[MPROC_SHM_GEOM_WORDS],
+			       uint64_t data_size, void *ctx)
 {
 	(void)ctx;
 	if (g[GEOM_FLAGS] & ~(uint64_t)STORED_FLAGS ||
@@ -222,7 +191,7 @@ MPROC_API int mproc_queue_open(const char *name, unsigned flags,
 	int rc = mproc_shm_open(name, MPROC_SHM_KIND_QUEUE,
 				(flags & MPROC_QUEUE_ALLOW_FOREIGN_OWNER)
 					? MPROC_SHM_ALLOW_FOREIGN_OWNER : 0,
-				validate_geom, NULL, &seg);
+				mproc__queue_validate_geom, NULL, &seg);
 	return rc ? rc : adopt(out, seg, flags);
 }
 
@@ -240,7 +209,8 @@ MPROC_API int mproc_queue_import(const char *token, unsigned flags,
 		return -EINVAL;
 	*out = NULL;
 	mproc_shm *seg;
-	int rc = mproc_shm_import(token, MPROC_SHM_KIND_QUEUE, validate_geom,
+	int rc = mproc_shm_import(token, MPROC_SHM_KIND_QUEUE,
+				  mproc__queue_validate_geom,
 				  NULL, &seg);
 	return rc ? rc : adopt(out, seg, flags);
 }
