@@ -141,38 +141,47 @@ def text_lines(text):
 
 
 def body(lines):
-    """mdoc for a block of comment text: paragraphs, @param lists and
-    indented bullets as literal displays."""
+    """mdoc for a block of comment text: paragraphs of sentences, "@name:"
+    items as a tag list, and indented paragraphs (bullets, tables) as
+    literal displays."""
     out = []
     for para in paragraphs(lines):
-        if all(re.match(r"\s*@\w+[:/]", p) or p.startswith("  ") or
-               p.startswith("\t") for p in para) and \
-                re.match(r"\s*@\w+", para[0]):
-            # "@name: text" items
-            out.append(".Bl -tag -width Ds")
-            item = None
-            for p in para:
-                m = re.match(r"\s*@([\w@/]+):\s*(.*)", p)
-                if m:
-                    if item:
-                        out.extend(text_lines(item[1]))
-                    out.append(".It Fa " + m.group(1).replace("@", "").replace("/", " /"))
-                    item = [m.group(1), m.group(2)]
-                elif item:
-                    item[1] += " " + p.strip()
-            if item:
-                out.extend(text_lines(item[1]))
-            out.append(".El")
-        elif any(p.startswith((" -", "  -", "   ")) for p in para):
+        if all(p[:1] in (" ", "\t") for p in para):
             out.append(".Bd -literal -offset indent")
             for p in para:
-                s = p.replace("\\", "\\e")
-                out.append(("\\&" if s[:1] in (".", "'") else "") + s)
+                t = p.replace("\\", "\\e")
+                out.append(("\\&" if t.lstrip()[:1] in (".", "'") and
+                            t[:1] in (".", "'") else "") + t)
             out.append(".Ed")
-        else:
-            out.append(".Pp")
-            out.extend(text_lines(" ".join(p.strip() for p in para)))
-    # A list right after the heading needs no paragraph break.
+            continue
+        # Runs of plain text and of "@name: text" items.
+        runs, cur = [], None
+        for p in para:
+            m = re.match(r"@([\w@/]+):\s*(.*)", p)
+            if m:
+                if not cur or cur[0] != "items":
+                    cur = ["items", []]
+                    runs.append(cur)
+                cur[1].append([m.group(1), m.group(2)])
+            elif cur and cur[0] == "items" and p[:1] in (" ", "\t"):
+                cur[1][-1][1] += " " + p.strip()
+            else:
+                if not cur or cur[0] != "text":
+                    cur = ["text", []]
+                    runs.append(cur)
+                cur[1].append(p.strip())
+        for kind, content in runs:
+            if kind == "text":
+                out.append(".Pp")
+                out.extend(text_lines(" ".join(content)))
+            else:
+                out.append(".Bl -tag -width Ds")
+                for name, text in content:
+                    out.append(".It Fa " + " ".join(
+                        n for n in name.replace("@", "").split("/")))
+                    out.extend(text_lines(text))
+                out.append(".El")
+    # A paragraph right after the heading needs no break.
     if out and out[0] == ".Pp":
         out.pop(0)
     return out
