@@ -8,14 +8,17 @@
 #
 # Required: the compiler, meson/ninja/pkg-config, liburcu and Criterion.
 # Optional, tried but never fatal: clang with its runtime (libFuzzer and
-# the fuzz suite) and gnuplot (plots from the benchmark).
-# --required-only skips the optional ones.
+# the fuzz suite), gnuplot (plots from the benchmark), mandoc (the lint of
+# the manual pages), cmake (the find_package check of the install test)
+# and what building and checking the Debian packages takes
+# (scripts/check-debs.sh: build-essential, dpkg-dev, debhelper, lintian,
+# man-db).  --required-only skips the optional ones.
 #
 # Runs apt-get directly as root, through sudo otherwise.
 set -eu
 
 required="gcc g++ pkg-config meson ninja-build python3 liburcu-dev libcriterion-dev"
-optional="clang libclang-rt-14-dev gnuplot-nox"
+optional="clang libclang-rt-14-dev gnuplot-nox mandoc cmake build-essential dpkg-dev debhelper lintian man-db"
 
 with_optional=yes
 for arg in "$@"; do
