@@ -16,11 +16,63 @@
 
 #include "harness.h"
 
+/*
+ * Every series gets its own colour and its own marker, so that rows stay
+ * apart however many there are: the first colours come from a palette
+ * chosen to be told apart, the rest are spread round the hue circle by
+ * the golden angle at alternating lightness (no two are equal); markers
+ * cycle through shapes, first filled and then hollow, so the first
+ * NMARKERS series have distinct markers too.
+ */
 static const char *const palette[] = {
 	"#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd",
 	"#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf",
 };
 #define NCOLORS (sizeof palette / sizeof palette[0])
+
+static void series_colour(int i, char buf[8])
+{
+	if ((size_t)i < NCOLORS) {
+		memcpy(buf, palette[i], 8);
+		return;
+	}
+	int k = i - (int)NCOLORS;
+	double h = fmod(20.0 + 137.50776 * k, 360.0) / 60.0;
+	double l = k % 2 ? 0.32 : 0.48, sat = 0.75;
+	double c = (1 - fabs(2 * l - 1)) * sat;
+	double x = c * (1 - fabs(fmod(h, 2.0) - 1)), m = l - c / 2;
+	double r = 0, g = 0, b = 0;
+	switch ((int)h) {
+	case 0: r = c, g = x; break;
+	case 1: r = x, g = c; break;
+	case 2: g = c, b = x; break;
+	case 3: g = x, b = c; break;
+	case 4: r = x, b = c; break;
+	default: r = c, b = x; break;
+	}
+	snprintf(buf, 8, "#%02x%02x%02x", (int)lround((r + m) * 255),
+		 (int)lround((g + m) * 255), (int)lround((b + m) * 255));
+}
+
+/* Marker shapes of the built-in writer, and gnuplot's point types for
+ * them (filled, hollow). */
+enum marker {
+	M_CIRCLE, M_SQUARE, M_TRIANGLE, M_TRIANGLE_DOWN, M_DIAMOND,
+	M_PENTAGON, NSHAPES,
+};
+static const int gp_filled[NSHAPES] = { 7, 5, 9, 11, 13, 15 };
+static const int gp_hollow[NSHAPES] = { 6, 4, 8, 10, 12, 14 };
+#define NMARKERS (2 * NSHAPES)
+
+static enum marker marker_shape(int i)
+{
+	return (enum marker)(i % NSHAPES);
+}
+
+static bool marker_filled(int i)
+{
+	return (i / NSHAPES) % 2 == 0;
+}
 
 static void size_label(char *buf, size_t len, double s)
 {
@@ -130,9 +182,13 @@ static int plot_gnuplot(const char *gnuplot, const char *path,
 	for (int i = 0; i < ns; i++) {
 		fputs(i ? ", " : "", g);
 		gp_str(g, data);
+		char col[8];
+		series_colour(i, col);
 		fprintf(g, " index %d using 1:2:3:4 with yerrorlines lw 2 "
-			   "pt 7 ps 0.6 lc rgb '%s' title ",
-			i, palette[i % NCOLORS]);
+			   "pt %d ps 0.9 lc rgb '%s' title ",
+			i, marker_filled(i) ? gp_filled[marker_shape(i)]
+					    : gp_hollow[marker_shape(i)],
+			col);
 		gp_str(g, s[i].label);
 	}
 	fputs("\n", g);
@@ -169,6 +225,41 @@ static void bytes_label(char *buf, size_t len, double v)
 		k++;
 	}
 	snprintf(buf, len, "%.0f %sB/s", v, si[k]);
+}
+
+/* Marker @i of the series at (@x, @y), in the group's colour. */
+static void svg_marker(FILE *f, int i, double x, double y)
+{
+	const double r = 4;
+	const char *fill = marker_filled(i) ? "" : " fill=\"white\"";
+	switch (marker_shape(i)) {
+	case M_CIRCLE:
+		fprintf(f, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"%.1f\"%s/>\n",
+			x, y, r, fill);
+		return;
+	case M_SQUARE:
+		fprintf(f, "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" "
+			   "height=\"%.1f\"%s/>\n",
+			x - r, y - r, 2 * r, 2 * r, fill);
+		return;
+	default:
+		break;
+	}
+	/* Polygons: corners on a circle, the first at @start degrees. */
+	static const struct { int n; double start; } poly[NSHAPES] = {
+		[M_TRIANGLE] = { 3, -90 },
+		[M_TRIANGLE_DOWN] = { 3, 90 },
+		[M_DIAMOND] = { 4, -90 },
+		[M_PENTAGON] = { 5, -90 },
+	};
+	enum marker m = marker_shape(i);
+	fputs("<polygon points=\"", f);
+	for (int k = 0; k < poly[m].n; k++) {
+		double a = (poly[m].start + 360.0 * k / poly[m].n) * M_PI / 180;
+		fprintf(f, "%s%.1f,%.1f", k ? " " : "", x + 1.25 * r * cos(a),
+			y + 1.25 * r * sin(a));
+	}
+	fprintf(f, "\"%s/>\n", fill);
 }
 
 static int plot_builtin(const char *path, const struct bench_plot_series *s,
@@ -244,7 +335,8 @@ static int plot_builtin(const char *path, const struct bench_plot_series *s,
 		T + ph / 2);
 
 	for (int i = 0; i < ns; i++) {
-		const char *col = palette[(size_t)i % NCOLORS];
+		char col[8];
+		series_colour(i, col);
 		fprintf(f, "<g stroke=\"%s\" fill=\"%s\">\n", col, col);
 		if (s[i].npoints > 1) {
 			fputs("<polyline fill=\"none\" stroke-width=\"2\" "
@@ -262,13 +354,13 @@ static int plot_builtin(const char *path, const struct bench_plot_series *s,
 				fprintf(f, "<line x1=\"%.1f\" y1=\"%.1f\" "
 					   "x2=\"%.1f\" y2=\"%.1f\"/>\n",
 					x, YPOS(p->min), x, YPOS(p->max));
-			fprintf(f, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"3\"/>\n",
-				x, YPOS(p->median));
+			svg_marker(f, i, x, YPOS(p->median));
 		}
 		double ly = T + 10 + 18 * i;
 		fprintf(f, "<line x1=\"%.0f\" y1=\"%.1f\" x2=\"%.0f\" y2=\"%.1f\" "
 			   "stroke-width=\"2\"/>\n",
 			L + pw + 15, ly, L + pw + 40, ly);
+		svg_marker(f, i, L + pw + 27.5, ly);
 		fprintf(f, "<text x=\"%.0f\" y=\"%.1f\" stroke=\"none\" "
 			   "fill=\"black\">", L + pw + 46, ly + 4);
 		xml_text(f, s[i].label);
