@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "harness.h"
+#include "json.h"
 #include "mproc/common.h"
 
 /* ---- formatting ------------------------------------------------------- */
@@ -271,29 +272,6 @@ void bench__print_table(const struct bench_opts *o,
 
 /* ---- JSON ------------------------------------------------------------- */
 
-static void json_str(FILE *f, const char *s)
-{
-	fputc('"', f);
-	for (; *s; s++) {
-		unsigned char ch = (unsigned char)*s;
-		if (ch == '"' || ch == '\\')
-			fprintf(f, "\\%c", ch);
-		else if (ch < 0x20)
-			fprintf(f, "\\u%04x", ch);
-		else
-			fputc(ch, f);
-	}
-	fputc('"', f);
-}
-
-static void json_num(FILE *f, double v)
-{
-	if (isfinite(v))
-		fprintf(f, "%.10g", v);
-	else
-		fputs("null", f);
-}
-
 int bench__write_json(const struct bench_opts *o,
 		      const struct bench_rows *rows, const char *path)
 {
@@ -311,12 +289,12 @@ int bench__write_json(const struct bench_opts *o,
 		fputs(first ? "\n  {" : ",\n  {", f);
 		first = false;
 		fputs("\"suite\": ", f);
-		json_str(f, r->c.impl->suite);
+		mproc_tool_json_str(f, r->c.impl->suite);
 		fputs(", \"impl\": ", f);
-		json_str(f, r->c.impl->impl);
+		mproc_tool_json_str(f, r->c.impl->impl);
 		if (r->c.case_name) {
 			fputs(", \"case\": ", f);
-			json_str(f, r->c.case_name);
+			mproc_tool_json_str(f, r->c.case_name);
 		}
 		fprintf(f, ", \"msg_size\": %zu, \"producers\": %d, "
 			   "\"consumers\": %d, \"reps\": %d, "
@@ -333,18 +311,18 @@ int bench__write_json(const struct bench_opts *o,
 			if (!r->has[fg])
 				continue;
 			fprintf(f, ", \"%s\": ", bench_fig_name(fg));
-			json_num(f, r->med[fg]);
+			mproc_tool_json_num(f, r->med[fg]);
 			fprintf(f, ", \"%s_min\": ", bench_fig_name(fg));
-			json_num(f, r->lo[fg]);
+			mproc_tool_json_num(f, r->lo[fg]);
 			fprintf(f, ", \"%s_max\": ", bench_fig_name(fg));
-			json_num(f, r->hi[fg]);
+			mproc_tool_json_num(f, r->hi[fg]);
 		}
 		if (prim < BENCH_NFIGS) {
 			fprintf(f, ", \"figure\": \"%s\", \"min\": ",
 				bench_fig_name(prim));
-			json_num(f, r->lo[prim]);
+			mproc_tool_json_num(f, r->lo[prim]);
 			fputs(", \"max\": ", f);
-			json_num(f, r->hi[prim]);
+			mproc_tool_json_num(f, r->hi[prim]);
 			fputs(", \"samples\": [", f);
 			bool sfirst = true;
 			for (int k = 0; k < o->reps; k++) {
@@ -354,7 +332,7 @@ int bench__write_json(const struct bench_opts *o,
 				if (!sfirst)
 					fputs(", ", f);
 				sfirst = false;
-				json_num(f, v);
+				mproc_tool_json_num(f, v);
 			}
 			fputs("]", f);
 		}
@@ -365,15 +343,15 @@ int bench__write_json(const struct bench_opts *o,
 			for (int k = 0; k < n; k++) {
 				if (k)
 					fputs(", ", f);
-				json_str(f, rt[k].baseline);
+				mproc_tool_json_str(f, rt[k].baseline);
 				fputs(": ", f);
-				json_num(f, rt[k].value);
+				mproc_tool_json_num(f, rt[k].value);
 			}
 			fputs("}", f);
 		}
 		if (r->nfail || r->nok == 0) {
 			fputs(", \"error\": ", f);
-			json_str(f, r->err);
+			mproc_tool_json_str(f, r->err);
 		}
 		fputs("}", f);
 	}

@@ -10,6 +10,7 @@
 
 #include "mproc/common.h"
 #include "ring/ring.h"
+#include "json.h"
 #include "stat.h"
 
 static const char *ring_kind(int kind)
@@ -184,39 +185,12 @@ void stat_print_text(FILE *f, const struct stat_snap *s,
 
 /* ---- JSON --------------------------------------------------------------- */
 
-static void jstr(FILE *f, const char *s)
-{
-	if (!s) {
-		fputs("null", f);
-		return;
-	}
-	fputc('"', f);
-	for (; *s; s++) {
-		unsigned char c = (unsigned char)*s;
-		if (c == '"' || c == '\\')
-			fprintf(f, "\\%c", c);
-		else if (c < 0x20)
-			fprintf(f, "\\u%04x", c);
-		else
-			fputc(c, f);
-	}
-	fputc('"', f);
-}
-
-static void jnum(FILE *f, double v)
-{
-	if (isfinite(v))
-		fprintf(f, "%.6g", v);
-	else
-		fputs("null", f);
-}
-
 #define U(x) ((unsigned long long)(x))
 
 static void json_ring(FILE *f, const struct mproc__ring_info *r)
 {
 	fputs("{\"name\":", f);
-	jstr(f, r->name);
+	mproc_tool_json_str(f, r->name);
 	fprintf(f, ",\"kind\":\"%s\",\"capacity\":%llu,\"capacity_unit\":\"%s\""
 		   ",\"max_msg\":%llu,\"bytes_used\":%llu,\"messages\":%llu"
 		   ",\"put\":%llu,\"got\":%llu",
@@ -236,7 +210,7 @@ static void json_ring(FILE *f, const struct mproc__ring_info *r)
 		r->closed & MPROC__RING_RD_CLOSED ? "true" : "false",
 		r->get_waiters, r->put_waiters, r->in_progress, r->producer_pid,
 		r->consumer_pid, r->consistent ? "true" : "false");
-	jstr(f, r->problem);
+	mproc_tool_json_str(f, r->problem);
 	fputc('}', f);
 }
 
@@ -245,17 +219,17 @@ static void json_seg(FILE *f, const struct stat_snap *s,
 {
 	const struct mproc__seg_info *in = &g->info;
 	fputs("{\"name\":", f);
-	jstr(f, g->name);
+	mproc_tool_json_str(f, g->name);
 	fprintf(f, ",\"named\":%s,\"inode\":%llu,\"size\":%llu,\"error\":",
 		g->named ? "true" : "false", U(g->ino), U(g->size));
-	jstr(f, g->err ? mproc_strerror(g->err) : NULL);
+	mproc_tool_json_str(f, g->err ? mproc_strerror(g->err) : NULL);
 	if (!g->err) {
 		struct stat_totals t;
 		stat_totals(g, &t);
 		fputs(",\"kind\":", f);
-		jstr(f, in->kind);
+		mproc_tool_json_str(f, in->kind);
 		fputs(",\"variant\":", f);
-		jstr(f, in->variant);
+		mproc_tool_json_str(f, in->variant);
 		fprintf(f, ",\"creator_uid\":%u,\"capacity\":%llu"
 			   ",\"bytes_used\":%llu,\"messages\":%llu,\"put\":%llu"
 			   ",\"got\":%llu,\"closed\":%s"
@@ -265,7 +239,7 @@ static void json_seg(FILE *f, const struct stat_snap *s,
 			U(t.msgs), U(t.put), U(t.got), t.closed ? "true" : "false",
 			t.get_waiters, t.put_waiters,
 			in->consistent ? "true" : "false");
-		jstr(f, in->problem);
+		mproc_tool_json_str(f, in->problem);
 		if (!strcmp(in->kind, "queue"))
 			fprintf(f, ",\"joinable\":%s,\"unfinished\":%llu"
 				   ",\"join_waiters\":%u",
@@ -273,9 +247,9 @@ static void json_seg(FILE *f, const struct stat_snap *s,
 				U(in->unfinished), in->join_waiters);
 		if (in->end_state[0]) {
 			fputs(",\"ends\":{\"a\":", f);
-			jstr(f, in->end_state[0]);
+			mproc_tool_json_str(f, in->end_state[0]);
 			fputs(",\"b\":", f);
-			jstr(f, in->end_state[1]);
+			mproc_tool_json_str(f, in->end_state[1]);
 			fputc('}', f);
 		}
 		if (!strcmp(in->kind, "pool"))
@@ -295,10 +269,10 @@ static void json_seg(FILE *f, const struct stat_snap *s,
 		rate_of(s, prev, g, &r);
 		if (r.known) {
 			fputs(",\"rate\":{\"messages_per_s\":", f);
-			jnum(f, r.msgs);
+			mproc_tool_json_num(f, r.msgs);
 			fputs(",\"bytes_per_s\":", f);
 			if (r.bytes_known)
-				jnum(f, r.bytes);
+				mproc_tool_json_num(f, r.bytes);
 			else
 				fputs("null", f);
 			fputc('}', f);
@@ -308,7 +282,7 @@ static void json_seg(FILE *f, const struct stat_snap *s,
 	for (unsigned i = 0; i < g->nprocs; i++) {
 		const struct stat_proc *p = &g->procs[i];
 		fprintf(f, "%s{\"pid\":%d,\"comm\":", i ? "," : "", (int)p->pid);
-		jstr(f, p->comm);
+		mproc_tool_json_str(f, p->comm);
 		fprintf(f, ",\"alive\":%s,\"attached\":%s,\"roles\":[",
 			p->alive ? "true" : "false",
 			p->attached ? "true" : "false");
@@ -320,7 +294,7 @@ static void json_seg(FILE *f, const struct stat_snap *s,
 			char one[sizeof p->roles];
 			snprintf(one, sizeof one, "%.*s", (int)n, r);
 			fputs(first ? "" : ",", f);
-			jstr(f, one);
+			mproc_tool_json_str(f, one);
 			first = false;
 			r += n;
 			while (*r == ',' || *r == ' ')
