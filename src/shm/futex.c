@@ -152,6 +152,11 @@ int mproc__event_wait(struct mproc__event *ev, mproc__ready_fn ready,
 			spin_grow(spin);
 			return 0;
 		}
+		/* The spin honours the deadline too: a grown budget lasts
+		 * hundreds of microseconds, longer than a short timeout.  A
+		 * clock read every 64 turns costs little against them. */
+		if ((i & 63) == 63 && !d->forever && mproc__deadline_passed(d))
+			return -ETIMEDOUT;
 	}
 	spin_shrink(spin);
 
