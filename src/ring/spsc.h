@@ -85,11 +85,9 @@ struct mproc__ring_spsc_shared {
 	/* Producer-owned line. */
 	_Atomic uint64_t head mproc__aligned_cl;
 	_Atomic uint64_t msgs_in;  /* messages completed (for qsize) */
-	_Atomic uint32_t producer_pid; /* last process to produce; liveness */
 	/* Consumer-owned line. */
 	_Atomic uint64_t tail mproc__aligned_cl;
 	_Atomic uint64_t msgs_out;
-	_Atomic uint32_t consumer_pid;
 	/* Wait words: data_ready (consumer sleeps), space_ready (producer). */
 	struct mproc__event data_ready mproc__aligned_cl;
 	struct mproc__event space_ready mproc__aligned_cl;
@@ -114,6 +112,7 @@ struct mproc__ring_spsc {
 	uint64_t res_pad_pos;  /* producer: where the reserve wrote a PAD */
 	bool res_pad;          /* producer: ... if it wrote one */
 	bool reserved;
+	bool prod_resync;      /* producer: find the true end first (I7) */
 	uint64_t rd_tail;      /* consumer: consumed but not yet published */
 	uint64_t rd_msgs;      /* consumer: messages in rd_tail - tail */
 	uint64_t pub_tail;     /* consumer: the tail it last published */
@@ -144,7 +143,10 @@ static inline uint64_t mproc__ring_spsc_rec_size(uint64_t len)
  *   - init_shared starts both indices at @initial_index rounded down to 16
  *     (tests start them near 2^32 and 2^64 to exercise wrap-around) and
  *     draws the tag secret (I6) from getrandom(2);
- *   - attach checks the geometry and the current head/tail (I2);
+ *   - attach checks the geometry and the current head/tail (I2, I7);
+ *   - next_len is read-only: it reads the shared tail and the records,
+ *     never the view, so a watcher thread may call it beside the
+ *     consumer thread (mproc_wait does);
  *   - geometry: size = ring bytes (power of two, 64 .. MAX_CAP),
  *     max_payload <= size/2 - 16 (I5), stride 0.
  */
