@@ -14,6 +14,8 @@
 #include "common/os.h"
 #include "ring/mpmc.h"
 
+int64_t mproc__ring_mpmc_recover_ns = MPROC__RING_MPMC_RECOVER_NS;
+
 /* Slot lengths are 32-bit fields. */
 #define MAX_PAYLOAD ((uint64_t)UINT32_MAX - 64)
 
@@ -367,7 +369,8 @@ int mproc__ring_mpmc_next_len(struct mproc__ring_mpmc *q, uint64_t *len)
 static bool blocked_long(struct mproc__ring_mpmc_stall *st, uint64_t pos,
 			 bool waited)
 {
-	if (!waited) {
+	int64_t bound = mproc__ring_mpmc_recover_ns;
+	if (!waited && bound > 0) {
 		uint32_t n = atomic_load_explicit(&st->polls,
 						  memory_order_relaxed) + 1;
 		atomic_store_explicit(&st->polls, n, memory_order_relaxed);
@@ -380,9 +383,9 @@ static bool blocked_long(struct mproc__ring_mpmc_stall *st, uint64_t pos,
 	    since == 0) {
 		atomic_store_explicit(&st->pos, pos, memory_order_relaxed);
 		atomic_store_explicit(&st->since, now, memory_order_relaxed);
-		return waited;
+		return waited || bound <= 0;
 	}
-	return waited || now - since >= MPROC__RING_MPMC_RECOVER_NS;
+	return waited || now - since >= bound;
 }
 
 static bool claimer_dead(struct mproc__ring_mpmc *q, uint64_t c)
@@ -401,6 +404,8 @@ static bool repair_front(struct mproc__ring_mpmc *q, uint64_t pos)
 	uint64_t e = atomic_load_explicit(&q->sh->enq_pos, memory_order_acquire);
 	if ((int64_t)(e - pos) <= 0)
 		return false; /* nobody claimed pos: just empty */
+	if (e - pos > q->nslots)
+		return false; /* not a state producers make (M2): leave it */
 	uint64_t seq = atomic_load_explicit(&s->seq, memory_order_acquire);
 	uint64_t c = atomic_load_explicit(&s->claimer, memory_order_relaxed);
 	if (seq == pos) {
@@ -412,8 +417,10 @@ static bool repair_front(struct mproc__ring_mpmc *q, uint64_t pos)
 			    memory_order_acq_rel, memory_order_acquire))
 			return true; /* someone else moved on */
 		/* Ours alone now: its producer is dead and every consumer
-		 * looks past pos.  Free it for the next lap (F2, F5). */
+		 * looks past pos.  Free it for the next lap (F2, F5), naming
+		 * no claimer until the next one names itself (M3). */
 		atomic_store_explicit(&s->len, 0, memory_order_relaxed);
+		atomic_store_explicit(&s->claimer, 0, memory_order_relaxed);
 		atomic_store_explicit(&s->seq, pos + q->nslots,
 				      memory_order_release);
 		mproc__event_signal(&q->sh->space_ready);
@@ -506,7 +513,7 @@ static bool scan_orphans(struct mproc__ring_mpmc *q, bool force)
 {
 	int64_t now = mproc__now_ns();
 	int64_t last = atomic_load_explicit(&q->last_scan, memory_order_relaxed);
-	if (!force && last && now - last < MPROC__RING_MPMC_RECOVER_NS)
+	if (!force && last && now - last < mproc__ring_mpmc_recover_ns)
 		return false;
 	atomic_store_explicit(&q->last_scan, now, memory_order_relaxed);
 	uint64_t d = atomic_load_explicit(&q->sh->deq_pos, memory_order_acquire);

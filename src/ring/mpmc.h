@@ -108,6 +108,10 @@
  * before it asks whether the claimer lives (include/mproc/queue.h
  * documents the resulting bound). */
 #define MPROC__RING_MPMC_RECOVER_NS (20 * 1000 * 1000LL)
+/* The bound in force: MPROC__RING_MPMC_RECOVER_NS, except in tests and
+ * fuzzers, which set 0 to reach recovery at once (then every blocked
+ * call checks, not every 64th). */
+extern int64_t mproc__ring_mpmc_recover_ns;
 
 struct mproc__ring_mpmc_shared {
 	_Atomic uint64_t enq_pos mproc__aligned_cl;
