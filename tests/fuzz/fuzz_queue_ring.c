@@ -94,7 +94,9 @@ static void poison(struct fuzz_queue *f)
 }
 
 static const size_t spsc_caps[4] = { 128, 256, 512, 4096 };
-static const size_t mpmc_caps[4] = { 128, 256, 1024, 4096 };
+/* The smallest holds two slots of the largest message (32 + 40 bytes,
+ * rounded to 80). */
+static const size_t mpmc_caps[4] = { 160, 256, 1024, 4096 };
 static const size_t mpmc_max[4] = { 0, 1, 13, 40 };
 
 static uint64_t start_index(struct fz_in *in, unsigned sel)
@@ -402,8 +404,8 @@ static void peer_word(struct fuzz_queue *f, struct fz_in *in)
 		case 2: w64 = &sh->msgs_in; ref = &sh->msgs_out; break;
 		case 3: w64 = &sh->msgs_out; ref = &sh->msgs_in; break;
 		case 4: w32 = &sh->closed; break;
-		case 5: w32 = &sh->data_ready.waiters; break;
-		case 6: w32 = &sh->space_ready.waiters; break;
+		case 5: w64 = &sh->data_ready.waiters; ref = w64; break;
+		case 6: w64 = &sh->space_ready.waiters; ref = w64; break;
 		default: w64 = unfinished; ref = unfinished; break;
 		}
 	} else {
@@ -412,8 +414,8 @@ static void peer_word(struct fuzz_queue *f, struct fz_in *in)
 		case 0: case 1: w64 = &sh->enq_pos; ref = &sh->deq_pos; break;
 		case 2: case 3: w64 = &sh->deq_pos; ref = &sh->enq_pos; break;
 		case 4: w32 = &sh->closed; break;
-		case 5: w32 = &sh->data_ready.waiters; break;
-		case 6: w32 = &sh->space_ready.waiters; break;
+		case 5: w64 = &sh->data_ready.waiters; ref = w64; break;
+		case 6: w64 = &sh->space_ready.waiters; ref = w64; break;
 		default: w64 = unfinished; ref = unfinished; break;
 		}
 	}
