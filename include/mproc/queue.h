@@ -213,7 +213,9 @@ MPROC_API ssize_t mproc_queue_put_many(mproc_queue *q, const struct iovec *msgs,
  * @bufs[i] (capacity bufs[i].iov_len), its length stored in @lens[i];
  * one index publication and at most one wake-up.  Waits up to @timeout_ns
  * for the first, then takes what is there without waiting, stopping before
- * a message that does not fit its buffer.  Returns the number taken (>= 1)
+ * a message that does not fit its buffer.  MPMC: at most 64 per call (the
+ * batch's slots stay claimed until it returns, so that a consumer killed
+ * inside the call loses none of them).  Returns the number taken (>= 1)
  * or the error for the first message as mproc_queue_get.
  */
 MPROC_API ssize_t mproc_queue_get_many(mproc_queue *q, const struct iovec *bufs,

@@ -464,10 +464,16 @@ int mproc__ring_spsc_peek(struct mproc__ring_spsc *r, uint64_t cap,
 		if (!rec)
 			return -MPROC_ECORRUPT;
 		if (h[1] == MPROC__RING_REC_PAD) {
+			/* Give the space back at once, as the producer may be
+			 * waiting for exactly this room, unless a batch holds
+			 * released records not yet published: those must stay
+			 * unpublished until the batch returns, so that a
+			 * consumer killed before then leaves them to its
+			 * replacement (I7). */
+			bool batch = r->rd_tail != r->pub_tail;
 			r->rd_tail = pos + rec;
-			/* Give the space back at once: the producer may be
-			 * waiting for exactly this room. */
-			publish_tail(r);
+			if (!batch)
+				publish_tail(r);
 			continue;
 		}
 		*len = h[0];

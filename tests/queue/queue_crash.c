@@ -170,6 +170,47 @@ Test(spsc_crash, next_len_is_read_only)
 	cr_assert_eq(get_one(&c, &v), -EAGAIN);
 }
 
+/* A consumer killed inside get_many after passing a PAD record: the PAD
+ * used to publish the tail at once, and with it the batch's earlier
+ * records, which its replacement then never saw although the get_many
+ * never returned. */
+Test(spsc_crash, batch_across_a_pad_is_redelivered_to_a_replacement)
+{
+	struct test_ring t = ring_new(MPROC__RING_SPSC, 256, 0);
+	struct mproc__ring p, c;
+	cr_assert_eq(view(&t, &p), 0);
+	cr_assert_eq(view(&t, &c), 0);
+	uint32_t v;
+	for (uint32_t i = 0; i < 6; i++) { /* both sides to 192 */
+		put_one(&p, i, true);
+		cr_assert_eq(get_one(&c, &v), 0);
+	}
+	uint64_t tok;
+	void *w;
+	cr_assert_eq(mproc__ring_reserve(&p, 20, &tok, &w), 0); /* 192..240 */
+	memset(w, 'A', 20);
+	mproc__ring_commit(&p, tok, 20, 0, true);
+	put_one(&p, 7, true); /* PAD at 240, then the record at 256 */
+	/* get_many's first two steps: take A, then B across the PAD, and
+	 * die before the one publication at the end. */
+	const void *rp;
+	uint64_t len;
+	uint32_t flags;
+	cr_assert_eq(mproc__ring_peek(&c, UINT64_MAX, &tok, &rp, &len, &flags), 0);
+	cr_assert_eq(len, 20);
+	mproc__ring_release(&c, tok, false);
+	cr_assert_eq(mproc__ring_peek(&c, UINT64_MAX, &tok, &rp, &len, &flags), 0);
+	cr_assert_eq(len, 4);
+	mproc__ring_release(&c, tok, false);
+	struct mproc__ring c2;
+	cr_assert_eq(view(&t, &c2), 0);
+	cr_assert_eq(mproc__ring_peek(&c2, UINT64_MAX, &tok, &rp, &len, &flags), 0);
+	cr_assert_eq(len, 20, "the replacement missed the batch's first message");
+	mproc__ring_release(&c2, tok, true);
+	cr_assert_eq(get_one(&c2, &v), 0);
+	cr_assert_eq(v, 7);
+}
+
 /* Defect 8: full() is exact: one small message in a big ring is not full. */
 Test(spsc_crash, full_is_exact)
 {
