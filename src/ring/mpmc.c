@@ -581,6 +581,7 @@ bool mproc__ring_mpmc_pending(const struct mproc__ring_mpmc *q)
 struct wait {
 	struct mproc__ring_alive alive;
 	struct mproc__ring_mpmc *q;
+	bool for_data; /* a consumer's wait (else a producer's) */
 };
 
 static bool data_ready(void *arg)
@@ -604,25 +605,17 @@ static bool space_ready(void *arg)
 
 /* Run after each sleep slice of a wait (a slice is longer than the
  * recovery bound): recovery first, then the caller's liveness hook.  A
- * recovery that moved something ends the wait with 0: look again. */
-static int data_check(void *arg)
+ * recovery that moved something ends the wait with 1 (the callers turn
+ * it into 0: look again). */
+static int slice_check(void *arg)
 {
 	struct wait *w = arg;
 	struct mproc__ring_mpmc *q = w->q;
-	uint64_t pos = atomic_load_explicit(&q->sh->deq_pos,
+	/* F3 */
+	uint64_t pos = atomic_load_explicit(w->for_data ? &q->sh->deq_pos
+							: &q->sh->enq_pos,
 					    memory_order_acquire);
-	if (recover_rd(q, pos, true))
-		return 1;
-	return mproc__ring_alive_check(w);
-}
-
-static int space_check(void *arg)
-{
-	struct wait *w = arg;
-	struct mproc__ring_mpmc *q = w->q;
-	uint64_t pos = atomic_load_explicit(&q->sh->enq_pos,
-					    memory_order_acquire);
-	if (recover_wr(q, pos, true))
+	if (w->for_data ? recover_rd(q, pos, true) : recover_wr(q, pos, true))
 		return 1;
 	return mproc__ring_alive_check(w);
 }
@@ -633,9 +626,9 @@ int mproc__ring_mpmc_wait_space(struct mproc__ring_mpmc *q, uint64_t len,
 {
 	if (len > q->max_payload)
 		return -EMSGSIZE;
-	struct wait w = { { alive, alive_arg }, q };
+	struct wait w = { { alive, alive_arg }, q, false };
 	int rc = mproc__event_wait(&q->sh->space_ready, space_ready, &w, d,
-				   &q->spin_wr, space_check);
+				   &q->spin_wr, slice_check);
 	return rc == 1 ? 0 : rc;
 }
 
@@ -643,9 +636,9 @@ int mproc__ring_mpmc_wait_data(struct mproc__ring_mpmc *q,
 			       const struct mproc__deadline *d,
 			       mproc__alive_fn alive, void *alive_arg)
 {
-	struct wait w = { { alive, alive_arg }, q };
+	struct wait w = { { alive, alive_arg }, q, true };
 	int rc = mproc__event_wait(&q->sh->data_ready, data_ready, &w, d,
-				   &q->spin_rd, data_check);
+				   &q->spin_rd, slice_check);
 	return rc == 1 ? 0 : rc;
 }
 

@@ -68,13 +68,7 @@ static void setup(struct fz *f, struct fz_in *in)
 	}
 	int rc = mproc_queue_create(&a, &f->q);
 	FZ_CHECK(rc == 0, "create: %s", mproc_strerror(rc));
-	char tok[MPROC_QUEUE_TOKEN_MAX];
-	int fd;
-	FZ_CHECK(mproc_queue_export(f->q, tok, sizeof(tok)) > 0, "export");
-	FZ_CHECK(sscanf(tok, "mproc-shm:%d:", &fd) == 1, "token %s", tok);
-	f->lib = fz_find_mapping(fd, &f->map_len);
-	FZ_CHECK(f->lib, "no mapping for fd %d", fd);
-	f->view = fz_map_view(fd, f->map_len);
+	fz_queue_maps(f->q, &f->lib, &f->view, &f->map_len);
 	const struct mproc_shm_header *h = (const void *)f->view;
 	size_t data = (size_t)h->data_offset;
 	f->buf = data + (size_t)h->geom[GEOM_BUF_OFF];
@@ -89,20 +83,9 @@ static void setup(struct fz *f, struct fz_in *in)
 	/* Poison what the library must never touch: the header, the gaps
 	 * of the shared indices, each slot's tail past its payload, and the
 	 * rest of the mapping. */
-	typedef struct mproc__ring_mpmc_shared T;
-	size_t s = f->ring_sh;
 	fz_poison(f->lib, 0, MPROC_SHM_HEADER_SIZE);
-	FZ_POISON_GAP(f->lib, s, T, enq_pos, offsetof(T, deq_pos));
-	FZ_POISON_GAP(f->lib, s, T, deq_pos, offsetof(T, data_ready));
-	fz_poison_event(f->lib, s + offsetof(T, data_ready));
-	fz_poison_event(f->lib, s + offsetof(T, space_ready));
-	FZ_POISON_GAP(f->lib, s, T, closed, sizeof(T));
-	size_t used = MPROC__RING_MPMC_SLOT_HDR + f->max_msg;
-	for (uint64_t i = 0; i < f->nslots; i++)
-		fz_poison(f->lib, f->buf + i * f->stride + used,
-			  f->stride - used);
-	size_t end = f->buf + f->nslots * f->stride;
-	fz_poison(f->lib, end, f->map_len - end);
+	fz_poison_mpmc(f->lib, f->ring_sh, f->buf, f->nslots, f->stride,
+		       f->max_msg, f->map_len);
 	/* Claimers: unknown, this process (alive), init (alive), init
 	 * with another start time (recycled pid: dead), a pid that cannot
 	 * exist (dead). */
