@@ -11,6 +11,8 @@
 
 #include "mproc/common.h"
 #include "common/bits.h"
+#include "common/clock.h"
+#include "common/fork.h"
 #include "ring/spsc.h"
 
 /* Ring bytes for a requested size: a power of two, at least 64 (0 when
@@ -118,6 +120,12 @@ int mproc__ring_spsc_attach(struct mproc__ring_spsc *r,
 	    (head | tail) & (MPROC__RING_REC_ALIGN - 1) || !(sh->secret & 1))
 		return -MPROC_ECORRUPT;
 	r->secret = sh->secret;
+	/* Distinct per view; xor-ed with the pid at use, so a forked copy
+	 * of this view is another producer too. */
+	if (getrandom(&r->token, sizeof(r->token), GRND_NONBLOCK) !=
+	    (ssize_t)sizeof(r->token))
+		r->token = (uint64_t)(uintptr_t)r ^
+			   (uint64_t)mproc__now_ns() << 20;
 	r->cached_tail = tail;
 	r->pend_head = r->pub_head = head;
 	r->rd_tail = r->pub_tail = tail;
@@ -273,23 +281,25 @@ int mproc__ring_spsc_reserve(struct mproc__ring_spsc *r, uint64_t len,
 		return -EPIPE;
 	if (r->pend_head == r->pub_head) {
 		/* Nothing pending: is this view still where the ring's
-		 * producer is?  Not when another process produced since (the
-		 * user's own synchronisation handed the producer role over,
-		 * I1): then the shared head moved, or, when that producer
-		 * died before storing it, its tags run past our position
-		 * (I7).  Relaxed head: only producers store it; the tag load
-		 * is on the line we are about to write anyway. */
+		 * producer is?  Not when another view or process produced
+		 * since (the user's own synchronisation handed the producer
+		 * role over, I1; or its producer died): then the shared head
+		 * moved, or the producer word names someone else, whose tags
+		 * may run past head (I7).  Relaxed: only producers store
+		 * head and the producer word, which share the producer's
+		 * line; the walk orders itself by the tags. */
 		uint64_t h = atomic_load_explicit(&r->sh->head,
 						  memory_order_relaxed);
-		uint64_t p = r->pend_head;
+		uint64_t me = r->token ^ (uint64_t)mproc__self_pid();
 		if (mproc__unlikely(
-			    h != p || r->prod_resync ||
-			    atomic_load_explicit(tag_at(r, p & r->mask),
-						 memory_order_relaxed) ==
-				    (p ^ r->secret))) {
+			    h != r->pend_head || r->prod_resync ||
+			    atomic_load_explicit(&r->sh->producer,
+						 memory_order_relaxed) != me)) {
 			int rc = prod_resync(r, h);
 			if (rc)
 				return rc;
+			atomic_store_explicit(&r->sh->producer, me,
+					      memory_order_relaxed);
 		}
 	}
 	uint64_t pos = r->pend_head;

@@ -202,7 +202,7 @@ static inline void fz_poison_event(void *lib, size_t off)
 static inline void fz_poison_spsc_shared(void *lib, size_t off)
 {
 	typedef struct mproc__ring_spsc_shared T;
-	FZ_POISON_GAP(lib, off, T, msgs_in, offsetof(T, tail));
+	FZ_POISON_GAP(lib, off, T, producer, offsetof(T, tail));
 	FZ_POISON_GAP(lib, off, T, msgs_out, offsetof(T, data_ready));
 	fz_poison_event(lib, off + offsetof(T, data_ready));
 	fz_poison_event(lib, off + offsetof(T, space_ready));
