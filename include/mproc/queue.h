@@ -24,6 +24,28 @@
  * and is drained, -EPIPE means put on a closed queue, -MPROC_ECORRUPT means
  * the shared ring failed validation (another process scribbled on it).
  *
+ * Crash safety: a process may be killed (SIGKILL, a crash) at any point of
+ * any call, and the queue stays usable for the others:
+ *   - SPSC: a replacement producer or consumer (opened or imported anew,
+ *     or a handle inherited earlier) carries on from the last committed
+ *     record; a message whose put (or put_many) tagged it before the
+ *     producer died is delivered, one a consumer was taking when it died
+ *     is delivered again to the next consumer (its get never returned).
+ *   - MPMC: a slot claimed by a process that died before finishing its
+ *     call is recovered by the survivors it blocks, once they have been
+ *     blocked by it for 20 ms (a blocking call notices within one 100 ms
+ *     wait slice more; a polling caller on one of its calls that return
+ *     -EAGAIN): a producer's half-written slot is skipped (its put never
+ *     returned, so nothing committed is lost), and a message taken by a
+ *     consumer whose get (or peek, get_many) never returned is put back,
+ *     at the back of the queue: nothing is lost or delivered twice, but
+ *     that message does not keep its place in the order.  The dead
+ *     process is recognised by its pid and start time (/proc), so a
+ *     recycled pid does not pass for it.  qsize may count skipped slots
+ *     until consumers pass them.
+ *   Python's Queue has no such guarantee (a killed process can leave its
+ *   lock held).
+ *
  * Concurrency: an MPMC handle's put/get calls may run from any number of
  * threads and processes at once, each with its own handle or sharing one
  * (a shared handle's zero-copy reserve/peek state is one per handle, so
@@ -70,8 +92,8 @@ struct mproc_queue_attr {
 	 *  least 2).  0 means 1 MiB. */
 	size_t capacity;
 	/** Largest message in bytes.  0 means: SPSC capacity/2 - 16, MPMC
-	 *  capacity/64 - 16 (so at least 64 slots).  SPSC allows at most
-	 *  capacity/2 - 16. */
+	 *  capacity/64 - 32 (so at least 64 slots of 32 header bytes plus
+	 *  the message).  SPSC allows at most capacity/2 - 16. */
 	size_t max_msg;
 	/** MPROC_QUEUE_* flags. */
 	unsigned flags;
@@ -169,7 +191,9 @@ MPROC_API ssize_t mproc_queue_get_nowait(mproc_queue *q, void *buf, size_t cap);
 /**
  * mproc_queue_next_size - length of the message at the front, waiting up to
  * @timeout_ns for one.  With several consumers another one may take it
- * first.  Returns the length, -EAGAIN, -ETIMEDOUT, -MPROC_EEOF, -EINVAL,
+ * first.  It only looks (SPSC: it reads shared state and never the
+ * handle's consumer state), so a watcher thread may call it, or mproc_wait,
+ * while another thread gets from the same handle.  Returns the length, -EAGAIN, -ETIMEDOUT, -MPROC_EEOF, -EINVAL,
  * -MPROC_ECORRUPT.
  */
 MPROC_API ssize_t mproc_queue_next_size(mproc_queue *q, int64_t timeout_ns);
@@ -189,7 +213,9 @@ MPROC_API ssize_t mproc_queue_put_many(mproc_queue *q, const struct iovec *msgs,
  * @bufs[i] (capacity bufs[i].iov_len), its length stored in @lens[i];
  * one index publication and at most one wake-up.  Waits up to @timeout_ns
  * for the first, then takes what is there without waiting, stopping before
- * a message that does not fit its buffer.  Returns the number taken (>= 1)
+ * a message that does not fit its buffer.  MPMC: at most 64 per call (the
+ * batch's slots stay claimed until it returns, so that a consumer killed
+ * inside the call loses none of them).  Returns the number taken (>= 1)
  * or the error for the first message as mproc_queue_get.
  */
 MPROC_API ssize_t mproc_queue_get_many(mproc_queue *q, const struct iovec *bufs,

@@ -32,8 +32,11 @@ MPROC_BEGIN_DECLS
 
 /** "MPROCSEG" as a little-endian 64-bit word. */
 #define MPROC_SHM_MAGIC UINT64_C(0x474553434f52504d)
-/** Layout version of struct mproc_shm_header. */
-#define MPROC_SHM_VERSION 1u
+/** Layout version of the segment: the header and the layouts of the
+ *  kinds behind it.  2: MPMC slot headers carry a claimer identity (32
+ *  bytes), event waiter words are 64-bit, the SPSC indices name their
+ *  producer; a process of another version refuses the segment. */
+#define MPROC_SHM_VERSION 2u
 /** Bytes reserved for the header at the start of every segment. */
 #define MPROC_SHM_HEADER_SIZE 256u
 /** Number of kind-specific geometry words in the header. */

@@ -1,8 +1,11 @@
 /* System-call wrappers shared by the modules (os.h). */
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
 #include <sys/syscall.h>
@@ -38,6 +41,49 @@ bool mproc__pid_exited(pid_t pid)
 	int r = poll(&p, 1, 0);
 	close(fd);
 	return r > 0;
+}
+
+#define IDENT_PID_BITS 22
+
+uint64_t mproc__proc_ident(pid_t pid)
+{
+	if (pid <= 0 || (uint64_t)pid >= (UINT64_C(1) << IDENT_PID_BITS))
+		return 0;
+	char path[40], buf[1024];
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return 0;
+	ssize_t n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return 0;
+	buf[n] = 0;
+	/* The command name (field 2) may hold spaces and parentheses: the
+	 * fields after it start after its last ')'. */
+	char *p = strrchr(buf, ')');
+	if (!p || p[1] != ' ')
+		return 0;
+	p += 2;
+	if (*p == 'Z' || *p == 'X') /* field 3: state; dead or zombie */
+		return 0;
+	/* Fields 3..21 precede the start time (field 22). */
+	for (int field = 3; field < 22; field++) {
+		p = strchr(p, ' ');
+		if (!p)
+			return 0;
+		p++;
+	}
+	uint64_t start = strtoull(p, NULL, 10);
+	return (uint64_t)pid | start << IDENT_PID_BITS;
+}
+
+bool mproc__proc_ident_alive(uint64_t ident)
+{
+	if (ident == 0)
+		return true;
+	pid_t pid = (pid_t)(ident & ((UINT64_C(1) << IDENT_PID_BITS) - 1));
+	return mproc__proc_ident(pid) == ident;
 }
 
 int mproc__pidfd_signal(int pidfd, int sig)

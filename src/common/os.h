@@ -7,6 +7,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 /* pidfd_open(2), close-on-exec: the descriptor, or -errno. */
@@ -17,6 +18,24 @@ int mproc__pidfd_open(pid_t pid);
  * that has not reaped it yet.  Falls back to kill(pid, 0) where pidfds
  * cannot be had (old kernel, descriptor limit). */
 bool mproc__pid_exited(pid_t pid);
+
+/* A process's identity that pid reuse cannot fake: its pid in the low 22
+ * bits (Linux pids are below 2^22) and its start time (clock ticks after
+ * boot, /proc/PID/stat field 22) above them.  Returns 0 when the process
+ * does not exist, is a zombie or /proc cannot tell; 0 is never a valid
+ * identity. */
+uint64_t mproc__proc_ident(pid_t pid);
+/* The pid part of an identity (0 for the unknown identity 0). */
+static inline pid_t mproc__proc_ident_pid(uint64_t ident)
+{
+	return (pid_t)(ident & ((UINT64_C(1) << 22) - 1));
+}
+/* True unless the process @ident names has ended (it is gone, a zombie,
+ * or its pid now belongs to a process started at another time).  An
+ * @ident of 0 (unknown) counts as alive: nothing is ever taken from a
+ * process that cannot be named.  Reads /proc: a few microseconds, for
+ * slow paths only. */
+bool mproc__proc_ident_alive(uint64_t ident);
 
 /* pidfd_send_signal(2): 0 (also when the process already ended), or
  * -errno. */

@@ -34,7 +34,8 @@ int mproc__pool_describe(const struct mproc__shm_view *v,
 	out->consistent = true;
 	out->nworkers = (uint32_t)n;
 	out->parent_pid = LOAD(&ph->parent_pid);
-	out->doorbell_waiters = LOAD(&ph->doorbell.waiters);
+	/* The low 32 bits of the waiters word count registrations. */
+	out->doorbell_waiters = (uint32_t)LOAD(&ph->doorbell.waiters);
 	out->zygote_msgs = LOAD(&ph->zygote_msgs);
 	if ((rc = mproc__seg_info_add_pid(out, out->parent_pid, "pool parent")))
 		return rc;

@@ -38,7 +38,8 @@ int mproc__queue_describe(const struct mproc__shm_view *v,
 		/* Relaxed: a snapshot for display (ring/inspect.h). */
 		out->unfinished = atomic_load_explicit(&ctl->unfinished,
 						       memory_order_relaxed);
-		out->join_waiters = atomic_load_explicit(
+		/* The low 32 bits of the waiters word count registrations. */
+		out->join_waiters = (uint32_t)atomic_load_explicit(
 			&ctl->all_done.waiters, memory_order_relaxed);
 	}
 	out->rings = calloc(1, sizeof(*out->rings));

@@ -17,6 +17,8 @@
 #define KNOWN_FLAGS (MPROC_QUEUE_SPSC | MPROC_QUEUE_JOINABLE | \
 		     MPROC_QUEUE_BUSY_POLL | MPROC_QUEUE_ALLOW_FOREIGN_OWNER)
 #define DEFAULT_CAPACITY (UINT64_C(1) << 20)
+/* Most messages one MPMC get_many takes (see mproc_queue_get_many). */
+#define GET_MANY_MPMC 64
 
 struct mproc_queue {
 	mproc_shm *seg;
@@ -415,6 +417,16 @@ MPROC_API ssize_t mproc_queue_get_many(mproc_queue *q, const struct iovec *bufs,
 	struct mproc__lazy_deadline l, now;
 	mproc__lazy_init(&l, timeout_ns);
 	mproc__lazy_init(&now, MPROC_NOWAIT);
+	/* MPMC: a release frees the slot for good, so the batch's slots stay
+	 * claimed until every message is copied and are released just
+	 * before returning; a consumer killed inside the call so leaves
+	 * them claimed, and the survivors put them back (queue.h).  That
+	 * bounds an MPMC batch at GET_MANY_MPMC messages.  SPSC releases
+	 * stay private until the one publication at the end. */
+	bool mpmc = q->ring.kind == MPROC__RING_MPMC;
+	uint64_t held[GET_MANY_MPMC];
+	if (mpmc && n > GET_MANY_MPMC)
+		n = GET_MANY_MPMC;
 	size_t done = 0;
 	while (done < n) {
 		const struct iovec *b = &bufs[done];
@@ -435,8 +447,14 @@ MPROC_API ssize_t mproc_queue_get_many(mproc_queue *q, const struct iovec *bufs,
 		if (len)
 			memcpy(b->iov_base, p, len);
 		lens[done++] = len;
-		mproc__ring_release(&q->ring, pos, false);
+		if (mpmc)
+			held[done - 1] = pos;
+		else
+			mproc__ring_release(&q->ring, pos, false);
 	}
+	if (mpmc)
+		for (size_t i = 0; i < done; i++)
+			mproc__ring_release(&q->ring, held[i], false);
 	if (done)
 		mproc__ring_release_publish(&q->ring);
 	return (ssize_t)done;

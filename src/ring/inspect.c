@@ -13,12 +13,21 @@
 #include <string.h>
 
 #include "mproc/common.h"
+#include "common/os.h"
 #include "ring/inspect.h"
 #include "ring/mpmc.h"
 #include "ring/ring.h"
 #include "ring/spsc.h"
 
 #define LOAD(p) atomic_load_explicit((p), memory_order_relaxed)
+
+/* Registrations in an event's waiters word (futex.h: the low 32 bits
+ * count them, the high ones are an epoch).  Dead waiters may still be
+ * counted until the next signal. */
+static uint32_t waiter_count(uint64_t w)
+{
+	return (uint32_t)w;
+}
 
 static void bad(struct mproc__ring_info *o, const char *what)
 {
@@ -66,10 +75,8 @@ static void describe_spsc(const struct mproc__ring_spsc_shared *sh,
 	o->closed = LOAD(&sh->closed);
 	if (o->closed & ~(MPROC__RING_WR_CLOSED | MPROC__RING_RD_CLOSED))
 		bad(o, "closed flags");
-	o->get_waiters = LOAD(&sh->data_ready.waiters);
-	o->put_waiters = LOAD(&sh->space_ready.waiters);
-	o->producer_pid = LOAD(&sh->producer_pid);
-	o->consumer_pid = LOAD(&sh->consumer_pid);
+	o->get_waiters = waiter_count(LOAD(&sh->data_ready.waiters));
+	o->put_waiters = waiter_count(LOAD(&sh->space_ready.waiters));
 }
 
 static void describe_mpmc(const struct mproc__ring_mpmc_shared *sh,
@@ -122,7 +129,8 @@ static void describe_mpmc(const struct mproc__ring_mpmc_shared *sh,
 		for (uint64_t i = 0; i < n; i++) {
 			const struct mproc__ring_mpmc_slot *s =
 				(const void *)(slots + i * g->stride);
-			uint32_t pid = LOAD(&s->owner);
+			uint32_t pid = (uint32_t)mproc__proc_ident_pid(
+				LOAD(&s->claimer));
 			unsigned k = 0;
 			while (k < nseen && seen[k] != pid)
 				k++;
@@ -136,8 +144,8 @@ static void describe_mpmc(const struct mproc__ring_mpmc_shared *sh,
 	o->closed = LOAD(&sh->closed);
 	if (o->closed & ~(uint32_t)MPROC__RING_WR_CLOSED)
 		bad(o, "closed flags");
-	o->get_waiters = LOAD(&sh->data_ready.waiters);
-	o->put_waiters = LOAD(&sh->space_ready.waiters);
+	o->get_waiters = waiter_count(LOAD(&sh->data_ready.waiters));
+	o->put_waiters = waiter_count(LOAD(&sh->space_ready.waiters));
 }
 
 void mproc__ring_describe(int kind, const void *sh, const void *buf,

@@ -41,8 +41,6 @@ struct mproc__ring_info {
 	uint32_t get_waiters;   /* processes asleep waiting for data */
 	uint32_t put_waiters;   /* processes asleep waiting for room */
 	uint32_t in_progress;   /* MPMC: slots claimed but not committed */
-	uint32_t producer_pid;  /* SPSC: last producer when recorded, or 0 */
-	uint32_t consumer_pid;
 	bool consistent;
 	const char *problem;    /* the first field that failed, or NULL */
 };

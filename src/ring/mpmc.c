@@ -9,7 +9,12 @@
 
 #include "mproc/common.h"
 #include "common/bits.h"
+#include "common/clock.h"
+#include "common/fork.h"
+#include "common/os.h"
 #include "ring/mpmc.h"
+
+int64_t mproc__ring_mpmc_recover_ns = MPROC__RING_MPMC_RECOVER_NS;
 
 /* Slot lengths are 32-bit fields. */
 #define MAX_PAYLOAD ((uint64_t)UINT32_MAX - 64)
@@ -27,7 +32,9 @@ int mproc__ring_mpmc_plan(uint64_t capacity, uint64_t max_payload,
 	uint64_t bytes = capacity ? capacity : dflt;
 	/* By default, slots for 64 messages of the largest size. */
 	uint64_t max = max_payload ? max_payload
-				   : (bytes / 64 > 16 ? bytes / 64 - 16 : 0);
+				   : (bytes / 64 > MPROC__RING_MPMC_SLOT_HDR
+					  ? bytes / 64 - MPROC__RING_MPMC_SLOT_HDR
+					  : 0);
 	if (max > MAX_PAYLOAD)
 		return -EINVAL;
 	uint64_t stride = mproc__ring_mpmc_stride(max);
@@ -67,7 +74,7 @@ void mproc__ring_mpmc_init_shared(struct mproc__ring_mpmc_shared *sh,
 		struct mproc__ring_mpmc_slot *s = (struct mproc__ring_mpmc_slot *)(
 			(unsigned char *)slots + (p & (nslots - 1)) * stride);
 		atomic_init(&s->seq, p);
-		atomic_init(&s->owner, 0);
+		atomic_init(&s->claimer, 0);
 	}
 }
 
@@ -86,11 +93,34 @@ int mproc__ring_mpmc_attach(struct mproc__ring_mpmc *q,
 	q->mask = g->size - 1;
 	q->max_payload = g->max_payload;
 	q->stride = g->stride;
-	q->pid = (uint32_t)getpid();
+	atomic_init(&q->pid, 0); /* the first claim computes the identity */
 	q->spin_rd.budget = q->spin_wr.budget = MPROC__SPIN_INIT;
 	mproc__ring_mpmc_set_busy_poll(q, busy_poll);
 	return 0;
 }
+
+/* This process as claimer (M3).  The pid check is a load of a global
+ * and a compare per claim; the identity is read from /proc once per
+ * process (and again in a forked child, whose pid differs). */
+static inline uint64_t self_ident(struct mproc__ring_mpmc *q)
+{
+	int me = mproc__self_pid();
+	if (mproc__likely(atomic_load_explicit(&q->pid, memory_order_relaxed) ==
+			  me))
+		return atomic_load_explicit(&q->ident, memory_order_relaxed);
+	uint64_t id = mproc__proc_ident(me);
+	atomic_store_explicit(&q->ident, id, memory_order_relaxed);
+	atomic_store_explicit(&q->pid, me, memory_order_relaxed);
+	return id;
+}
+
+static void set_claimer(struct mproc__ring_mpmc_slot *s, uint64_t id)
+{
+	/* M3: relaxed; the claiming CAS releases it (F3). */
+	atomic_store_explicit(&s->claimer, id, memory_order_relaxed);
+}
+
+static bool recover_wr(struct mproc__ring_mpmc *q, uint64_t pos, bool waited);
 
 int mproc__ring_mpmc_reserve(struct mproc__ring_mpmc *q, uint64_t len,
 			     uint64_t *pos_out, void **payload)
@@ -101,6 +131,7 @@ int mproc__ring_mpmc_reserve(struct mproc__ring_mpmc *q, uint64_t len,
 	 * the documented case of mproc_queue_close. */
 	if (atomic_load_explicit(&q->sh->closed, memory_order_relaxed))
 		return -EPIPE;
+	uint64_t id = self_ident(q);
 	/* F3 */
 	uint64_t pos = atomic_load_explicit(&q->sh->enq_pos,
 					    memory_order_acquire);
@@ -112,6 +143,7 @@ int mproc__ring_mpmc_reserve(struct mproc__ring_mpmc *q, uint64_t len,
 						    memory_order_acquire);
 		int64_t dif = (int64_t)(seq - pos);
 		if (dif == 0) {
+			set_claimer(s, id); /* M3: before the claim */
 			if (atomic_compare_exchange_weak_explicit(
 				    &q->sh->enq_pos, &pos, pos + 1,
 				    memory_order_acq_rel, memory_order_acquire))
@@ -126,6 +158,9 @@ int mproc__ring_mpmc_reserve(struct mproc__ring_mpmc *q, uint64_t len,
 			 * consumer has not released). */
 			if (pos - seq > q->nslots)
 				return -MPROC_ECORRUPT;
+			/* Slow path: blocked by a dead claimer? */
+			if (recover_wr(q, pos, false))
+				continue;
 			return -EAGAIN;
 		}
 		/* Another producer took pos; move on.  If the position did
@@ -137,8 +172,7 @@ int mproc__ring_mpmc_reserve(struct mproc__ring_mpmc *q, uint64_t len,
 		pos = now;
 	}
 	struct mproc__ring_mpmc_slot *s = slot_at(q, pos);
-	/* M3: relaxed; for a post-mortem reader, not for synchronisation. */
-	atomic_store_explicit(&s->owner, q->pid, memory_order_relaxed);
+	set_claimer(s, id); /* M3: after the claim */
 	*pos_out = pos;
 	*payload = (unsigned char *)s + MPROC__RING_MPMC_SLOT_HDR;
 	return 0;
@@ -158,8 +192,9 @@ void mproc__ring_mpmc_commit(struct mproc__ring_mpmc *q, uint64_t pos,
 }
 
 /* Find the slot at the consumer position that holds a message.  Returns 0
- * with its position, slot and length (not yet claimed), or -EAGAIN or
- * -MPROC_ECORRUPT. */
+ * with its position, slot and length (not yet claimed; the length may be
+ * the skip mark, M4), or -MPROC_ECORRUPT, or -EAGAIN with *@pos_out the
+ * position that is not committed yet. */
 static int find_full(const struct mproc__ring_mpmc *q, uint64_t *pos_out,
 		     struct mproc__ring_mpmc_slot **slot_out, uint64_t *len_out)
 {
@@ -176,15 +211,17 @@ static int find_full(const struct mproc__ring_mpmc *q, uint64_t *pos_out,
 			/* Read once: the value validated is the value used. */
 			uint64_t len = atomic_load_explicit(&s->len,
 							    memory_order_relaxed);
-			if (len > q->max_payload)
+			if (len > q->max_payload && len != MPROC__RING_MPMC_SKIP)
 				return -MPROC_ECORRUPT;
 			*pos_out = pos;
 			*slot_out = s;
 			*len_out = len;
 			return 0;
 		}
-		if (dif < 0)
+		if (dif < 0) {
+			*pos_out = pos;
 			return -EAGAIN; /* not yet committed: empty here */
+		}
 		uint64_t now = atomic_load_explicit(&q->sh->deq_pos,
 						    memory_order_acquire);
 		if (now == pos)
@@ -207,7 +244,25 @@ static bool drained(const struct mproc__ring_mpmc *q)
 	return d == e;
 }
 
-static int empty_result(const struct mproc__ring_mpmc *q)
+static bool recover_rd(struct mproc__ring_mpmc *q, uint64_t pos, bool waited);
+static bool scan_orphans(struct mproc__ring_mpmc *q, bool force);
+
+/* Claim the skip record (M4) at @pos as a consumer and free its slot.
+ * Returns false when another consumer was faster (it frees it then). */
+static bool pass_skip(struct mproc__ring_mpmc *q, uint64_t pos,
+		      struct mproc__ring_mpmc_slot *s)
+{
+	if (!atomic_compare_exchange_strong_explicit(
+		    &q->sh->deq_pos, &pos, pos + 1, memory_order_acq_rel,
+		    memory_order_acquire))
+		return false;
+	/* F2 */
+	atomic_store_explicit(&s->seq, pos + q->nslots, memory_order_release);
+	mproc__event_signal(&q->sh->space_ready);
+	return true;
+}
+
+static int empty_result(struct mproc__ring_mpmc *q)
 {
 	/* Not drained while a claimed slot is still uncommitted: a slow
 	 * producer's message, put before the close, must still arrive. */
@@ -216,30 +271,49 @@ static int empty_result(const struct mproc__ring_mpmc *q)
 	uint64_t pos, len;
 	struct mproc__ring_mpmc_slot *s;
 	int rc = find_full(q, &pos, &s, &len);
-	return rc == -EAGAIN ? -MPROC_EEOF : (rc ? rc : -EAGAIN);
+	if (rc != -EAGAIN)
+		return rc ? rc : -EAGAIN;
+	/* Drained, unless a consumer died holding a message (R2): put it
+	 * back before anyone is told the stream ended. */
+	return scan_orphans(q, true) ? -EAGAIN : -MPROC_EEOF;
 }
 
 int mproc__ring_mpmc_peek(struct mproc__ring_mpmc *q, uint64_t cap,
 			  uint64_t *pos_out, const void **payload,
 			  uint64_t *len, uint32_t *flags)
 {
+	uint64_t id = self_ident(q);
 	for (;;) {
 		uint64_t pos, l;
 		struct mproc__ring_mpmc_slot *s;
 		int rc = find_full(q, &pos, &s, &l);
-		if (rc == -EAGAIN)
-			return empty_result(q);
+		if (rc == -EAGAIN) {
+			rc = empty_result(q);
+			/* Slow path: blocked by a dead claimer? */
+			if (rc == -EAGAIN && recover_rd(q, pos, false))
+				continue;
+			return rc;
+		}
 		if (rc)
 			return rc;
-		if (l > cap) {
+		bool skip = l == MPROC__RING_MPMC_SKIP;
+		if (!skip && l > cap) {
 			*len = l; /* too small: the message stays queued */
 			return -EMSGSIZE;
 		}
+		set_claimer(s, id); /* M3: before the claim */
 		if (!atomic_compare_exchange_weak_explicit(
 			    &q->sh->deq_pos, &pos, pos + 1,
 			    memory_order_acq_rel, memory_order_acquire))
 			continue; /* another consumer took it (F3) */
-		atomic_store_explicit(&s->owner, q->pid, memory_order_relaxed);
+		if (mproc__unlikely(skip)) {
+			/* M4: nothing to report; free the slot (F2). */
+			atomic_store_explicit(&s->seq, pos + q->nslots,
+					      memory_order_release);
+			mproc__event_signal(&q->sh->space_ready);
+			continue;
+		}
+		set_claimer(s, id); /* M3: after the claim */
 		*pos_out = pos;
 		*payload = (unsigned char *)s + MPROC__RING_MPMC_SLOT_HDR;
 		*len = l;
@@ -261,7 +335,8 @@ void mproc__ring_mpmc_release(struct mproc__ring_mpmc *q, uint64_t pos,
 {
 	struct mproc__ring_mpmc_slot *s = slot_at(q, pos);
 	/* F2: release; our reads of the payload happen before the next
-	 * lap's producer writes it. */
+	 * lap's producer writes it.  claimer is left as it is: the next
+	 * producer names itself before claiming (M3). */
 	atomic_store_explicit(&s->seq, pos + q->nslots, memory_order_release);
 	if (publish)
 		mproc__ring_mpmc_release_publish(q);
@@ -269,10 +344,217 @@ void mproc__ring_mpmc_release(struct mproc__ring_mpmc *q, uint64_t pos,
 
 int mproc__ring_mpmc_next_len(struct mproc__ring_mpmc *q, uint64_t *len)
 {
-	uint64_t pos;
-	struct mproc__ring_mpmc_slot *s;
-	int rc = find_full(q, &pos, &s, len);
-	return rc == -EAGAIN ? empty_result(q) : rc;
+	for (;;) {
+		uint64_t pos;
+		struct mproc__ring_mpmc_slot *s;
+		int rc = find_full(q, &pos, &s, len);
+		if (rc == -EAGAIN)
+			return empty_result(q);
+		if (rc || *len != MPROC__RING_MPMC_SKIP)
+			return rc;
+		/* A skip record (M4) at the front: pass it, as peek would
+		 * (it carries nothing, so passing it changes no answer). */
+		pass_skip(q, pos, s);
+	}
+}
+
+/* ------------------------------------------------------------------ */
+/* Dead-claimer recovery (mpmc.h, R1-R3).  Slow paths only.            */
+
+/* Has this view been blocked at @pos for the recovery bound?  @waited:
+ * the caller slept a whole wait slice (longer than the bound) blocked,
+ * so the answer is yes once the position is known.  Otherwise only every
+ * 64th blocked call reads the clock, so that a tight polling loop on a
+ * full or empty queue stays cheap. */
+static bool blocked_long(struct mproc__ring_mpmc_stall *st, uint64_t pos,
+			 bool waited)
+{
+	int64_t bound = mproc__ring_mpmc_recover_ns;
+	if (!waited && bound > 0) {
+		uint32_t n = atomic_load_explicit(&st->polls,
+						  memory_order_relaxed) + 1;
+		atomic_store_explicit(&st->polls, n, memory_order_relaxed);
+		if (n & 63)
+			return false;
+	}
+	int64_t now = mproc__now_ns();
+	int64_t since = atomic_load_explicit(&st->since, memory_order_relaxed);
+	if (atomic_load_explicit(&st->pos, memory_order_relaxed) != pos ||
+	    since == 0) {
+		atomic_store_explicit(&st->pos, pos, memory_order_relaxed);
+		atomic_store_explicit(&st->since, now, memory_order_relaxed);
+		return waited || bound <= 0;
+	}
+	return waited || now - since >= bound;
+}
+
+static bool claimer_dead(struct mproc__ring_mpmc *q, uint64_t c)
+{
+	return c != 0 && c != self_ident(q) && !mproc__proc_ident_alive(c);
+}
+
+/* R1 and R3 at the consumer position @pos, whose slot is not committed
+ * for it.  Returns true when the position moved on or the slot became
+ * readable (look again). */
+static bool repair_front(struct mproc__ring_mpmc *q, uint64_t pos)
+{
+	struct mproc__ring_mpmc_slot *s = slot_at(q, pos);
+	/* F3: a position past @pos was claimed, and with it (F3, M3) the
+	 * claimer store that preceded the claim is visible. */
+	uint64_t e = atomic_load_explicit(&q->sh->enq_pos, memory_order_acquire);
+	if ((int64_t)(e - pos) <= 0)
+		return false; /* nobody claimed pos: just empty */
+	if (e - pos > q->nslots)
+		return false; /* not a state producers make (M2): leave it */
+	uint64_t seq = atomic_load_explicit(&s->seq, memory_order_acquire);
+	uint64_t c = atomic_load_explicit(&s->claimer, memory_order_relaxed);
+	if (seq == pos) {
+		/* R1: claimed by a producer that never committed. */
+		if (!claimer_dead(q, c))
+			return false;
+		if (!atomic_compare_exchange_strong_explicit(
+			    &q->sh->deq_pos, &pos, pos + 1,
+			    memory_order_acq_rel, memory_order_acquire))
+			return true; /* someone else moved on */
+		/* Ours alone now: its producer is dead and every consumer
+		 * looks past pos.  Free it for the next lap (F2, F5), naming
+		 * no claimer until the next one names itself (M3). */
+		atomic_store_explicit(&s->len, 0, memory_order_relaxed);
+		atomic_store_explicit(&s->claimer, 0, memory_order_relaxed);
+		atomic_store_explicit(&s->seq, pos + q->nslots,
+				      memory_order_release);
+		mproc__event_signal(&q->sh->space_ready);
+		return true;
+	}
+	if (seq == pos + 1 - q->nslots) {
+		/* R3: a put-back (R2) claimed pos for this slot's message
+		 * and died before committing it.  The message is whole:
+		 * commit it (F1/F5; of several repairers one CAS wins, and
+		 * every outcome is the same). */
+		if (!claimer_dead(q, c))
+			return false;
+		atomic_compare_exchange_strong_explicit(
+			&s->seq, &seq, pos + 1, memory_order_release,
+			memory_order_relaxed);
+		mproc__event_signal(&q->sh->data_ready);
+		return true;
+	}
+	return false;
+}
+
+/* R2 for the message of position @p (seq == p + 1, deq_pos > p): move it
+ * to the back of the queue.  Returns true when it was moved. */
+static bool put_back(struct mproc__ring_mpmc *q, uint64_t p)
+{
+	struct mproc__ring_mpmc_slot *s = slot_at(q, p);
+	if (atomic_load_explicit(&s->seq, memory_order_acquire) != p + 1)
+		return false;
+	uint64_t d = atomic_load_explicit(&q->sh->deq_pos, memory_order_acquire);
+	if ((int64_t)(d - p) <= 0)
+		return false; /* not claimed: simply queued */
+	uint64_t c = atomic_load_explicit(&s->claimer, memory_order_relaxed);
+	if (!claimer_dead(q, c))
+		return false;
+	uint64_t me = self_ident(q);
+	/* F5: lock the slot against other recoverers. */
+	if (!atomic_compare_exchange_strong_explicit(&s->claimer, &c, me,
+						     memory_order_acq_rel,
+						     memory_order_relaxed))
+		return false;
+	/* Still the dead consumer's message of lap p?  seq values never
+	 * repeat, so this also rules out a slot recycled meanwhile. */
+	if (atomic_load_explicit(&s->seq, memory_order_acquire) != p + 1)
+		goto unlock;
+	uint64_t target = p + q->nslots;
+	for (;;) {
+		uint64_t e = atomic_load_explicit(&q->sh->enq_pos,
+						  memory_order_acquire);
+		if (e == target) {
+			/* The producers' next position is this very slot:
+			 * claim it and commit the message in place. */
+			if (!atomic_compare_exchange_strong_explicit(
+				    &q->sh->enq_pos, &e, e + 1,
+				    memory_order_acq_rel, memory_order_acquire))
+				continue;
+			/* F1: release publishes the (untouched) message as
+			 * the one of position target. */
+			atomic_store_explicit(&s->seq, target + 1,
+					      memory_order_release);
+			mproc__event_signal(&q->sh->data_ready);
+			return true;
+		}
+		if ((int64_t)(target - e) < 0)
+			goto unlock; /* cannot be: someone else moved it */
+		/* Fill position e with a skip record (M4), if it is free. */
+		struct mproc__ring_mpmc_slot *f = slot_at(q, e);
+		if (atomic_load_explicit(&f->seq, memory_order_acquire) != e)
+			goto unlock; /* a live message sits there: later */
+		set_claimer(f, me);
+		if (!atomic_compare_exchange_strong_explicit(
+			    &q->sh->enq_pos, &e, e + 1, memory_order_acq_rel,
+			    memory_order_acquire))
+			continue;
+		atomic_store_explicit(&f->len, MPROC__RING_MPMC_SKIP,
+				      memory_order_relaxed);
+		atomic_store_explicit(&f->seq, e + 1, memory_order_release);
+	}
+unlock:
+	/* Hand the lock back so that the move is retried later. */
+	atomic_compare_exchange_strong_explicit(&s->claimer, &me, c,
+						memory_order_release,
+						memory_order_relaxed);
+	return false;
+}
+
+/* R2 anywhere in the last lap before deq_pos: messages claimed by
+ * consumers that died before releasing them.  At most once per bound
+ * unless @force.  Returns true when one was put back. */
+static bool scan_orphans(struct mproc__ring_mpmc *q, bool force)
+{
+	int64_t now = mproc__now_ns();
+	int64_t last = atomic_load_explicit(&q->last_scan, memory_order_relaxed);
+	if (!force && last && now - last < mproc__ring_mpmc_recover_ns)
+		return false;
+	atomic_store_explicit(&q->last_scan, now, memory_order_relaxed);
+	uint64_t d = atomic_load_explicit(&q->sh->deq_pos, memory_order_acquire);
+	bool moved = false;
+	for (uint64_t k = 1; k <= q->nslots; k++) {
+		uint64_t p = d - k;
+		/* Relaxed first look; put_back re-reads with acquire. */
+		if (atomic_load_explicit(&slot_at(q, p)->seq,
+					 memory_order_relaxed) == p + 1)
+			moved |= put_back(q, p);
+	}
+	return moved;
+}
+
+/* A consumer found nothing at @pos.  Returns true when it should look
+ * again because recovery moved something. */
+static bool recover_rd(struct mproc__ring_mpmc *q, uint64_t pos, bool waited)
+{
+	if (!blocked_long(&q->stall_rd, pos, waited))
+		return false;
+	if (repair_front(q, pos))
+		return true;
+	return scan_orphans(q, false);
+}
+
+/* A producer found the slot of @pos not free.  Returns true when it
+ * should try again because recovery freed it. */
+static bool recover_wr(struct mproc__ring_mpmc *q, uint64_t pos, bool waited)
+{
+	uint64_t prev = pos - q->nslots;
+	uint64_t seq = atomic_load_explicit(&slot_at(q, prev)->seq,
+					    memory_order_acquire);
+	if (seq != prev + 1 && seq != prev)
+		return false;
+	if (!blocked_long(&q->stall_wr, pos, waited))
+		return false;
+	if (seq == prev + 1)
+		return put_back(q, prev); /* R2 */
+	/* R1 at the consumers' position, if they are stuck there too. */
+	uint64_t d = atomic_load_explicit(&q->sh->deq_pos, memory_order_acquire);
+	return d == prev && repair_front(q, prev);
 }
 
 /* Something for a consumer: a committed slot at deq_pos, or the end. */
@@ -299,6 +581,7 @@ bool mproc__ring_mpmc_pending(const struct mproc__ring_mpmc *q)
 struct wait {
 	struct mproc__ring_alive alive;
 	struct mproc__ring_mpmc *q;
+	bool for_data; /* a consumer's wait (else a producer's) */
 };
 
 static bool data_ready(void *arg)
@@ -320,29 +603,49 @@ static bool space_ready(void *arg)
 	       atomic_load_explicit(&q->sh->closed, memory_order_relaxed);
 }
 
+/* Run after each sleep slice of a wait (a slice is longer than the
+ * recovery bound): recovery first, then the caller's liveness hook.  A
+ * recovery that moved something ends the wait with 1 (the callers turn
+ * it into 0: look again). */
+static int slice_check(void *arg)
+{
+	struct wait *w = arg;
+	struct mproc__ring_mpmc *q = w->q;
+	/* F3 */
+	uint64_t pos = atomic_load_explicit(w->for_data ? &q->sh->deq_pos
+							: &q->sh->enq_pos,
+					    memory_order_acquire);
+	if (w->for_data ? recover_rd(q, pos, true) : recover_wr(q, pos, true))
+		return 1;
+	return mproc__ring_alive_check(w);
+}
+
 int mproc__ring_mpmc_wait_space(struct mproc__ring_mpmc *q, uint64_t len,
 				const struct mproc__deadline *d,
 				mproc__alive_fn alive, void *alive_arg)
 {
 	if (len > q->max_payload)
 		return -EMSGSIZE;
-	struct wait w = { { alive, alive_arg }, q };
-	return mproc__event_wait(&q->sh->space_ready, space_ready, &w, d,
-				 &q->spin_wr, mproc__ring_alive_check);
+	struct wait w = { { alive, alive_arg }, q, false };
+	int rc = mproc__event_wait(&q->sh->space_ready, space_ready, &w, d,
+				   &q->spin_wr, slice_check);
+	return rc == 1 ? 0 : rc;
 }
 
 int mproc__ring_mpmc_wait_data(struct mproc__ring_mpmc *q,
 			       const struct mproc__deadline *d,
 			       mproc__alive_fn alive, void *alive_arg)
 {
-	struct wait w = { { alive, alive_arg }, q };
-	return mproc__event_wait(&q->sh->data_ready, data_ready, &w, d,
-				 &q->spin_rd, mproc__ring_alive_check);
+	struct wait w = { { alive, alive_arg }, q, true };
+	int rc = mproc__event_wait(&q->sh->data_ready, data_ready, &w, d,
+				   &q->spin_rd, slice_check);
+	return rc == 1 ? 0 : rc;
 }
 
 uint64_t mproc__ring_mpmc_count(const struct mproc__ring_mpmc *q)
 {
 	/* Consistent snapshot: deq before and after enq (both only grow). */
+	uint64_t n = 0;
 	for (int i = 0; i < 16; i++) {
 		uint64_t d1 = atomic_load_explicit(&q->sh->deq_pos,
 						   memory_order_acquire);
@@ -350,10 +653,14 @@ uint64_t mproc__ring_mpmc_count(const struct mproc__ring_mpmc *q)
 						  memory_order_acquire);
 		uint64_t d2 = atomic_load_explicit(&q->sh->deq_pos,
 						   memory_order_acquire);
+		n = e - d1 > q->nslots ? q->nslots : e - d1;
 		if (d1 == d2)
-			return e - d1 > q->nslots ? q->nslots : e - d1;
+			return n;
 	}
-	return 0;
+	/* No stable snapshot: deq_pos was read before enq_pos, so this is
+	 * at least what the queue held when enq_pos was read; never 0 for
+	 * a queue that was not empty. */
+	return n;
 }
 
 bool mproc__ring_mpmc_full(const struct mproc__ring_mpmc *q)

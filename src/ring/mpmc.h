@@ -5,14 +5,15 @@
  * Algorithm: per-slot sequence numbers (Vyukov's bounded MPMC queue),
  * chosen over DPDK-style reserve/commit on shared head/tail because there
  * producers must publish in order (a producer preempted between reserve and
- * commit stalls every later producer's commit) and a producer that dies
- * there blocks the ring for good.  With per-slot sequences each message is
- * committed on its own: a stalled or dead producer holds back only the
- * consumer that reaches its slot, and the slot records who claimed it
- * (owner pid) so a later recovery pass can find and repair it.  The price
- * is fixed-size slots (stride = 16 + max_payload, rounded to 16 bytes):
- * pick max_msg to suit the traffic, or use the SPSC ring, which packs
- * variable-length records.
+ * commit stalls every later producer's commit).  With per-slot sequences
+ * each message is committed on its own.  That does not make a stalled or
+ * dead claimer harmless: consumers share one FIFO position, so a producer
+ * that claimed a slot and never commits stops every consumer at that slot,
+ * and a consumer that claimed a message and never releases it stops every
+ * producer one lap later.  Hence dead-claimer recovery (below).  The price
+ * of slots is their fixed size (stride = 32 + max_payload, rounded to 16
+ * bytes): pick max_msg to suit the traffic, or use the SPSC ring, which
+ * packs variable-length records.
  *
  * Invariants (positions are free-running uint64_t message counters):
  *   M1  enq_pos and deq_pos only grow, by compare-and-swap;
@@ -20,7 +21,48 @@
  *       pos, pos + 1 when that producer committed (full for the consumer
  *       of pos), and pos + nslots once that consumer released it (free for
  *       the producer of pos + nslots);
- *   M3  the owner field names the process that last claimed the slot.
+ *   M3  claimer names the process that claimed the slot last, as
+ *       mproc__proc_ident (pid and start time, so a reused pid is never
+ *       taken for the claimer); 0 is "unknown" and never taken for dead.
+ *       A claimer stores it twice, before its claiming CAS (so a process
+ *       killed right after the CAS is already named) and after it (so a
+ *       loser of the same race, which stored before its failed CAS, is
+ *       overwritten);
+ *   M4  a committed slot whose len is MPROC__RING_MPMC_SKIP carries no
+ *       message: consumers claim and release it without reporting it.
+ *
+ * Dead-claimer recovery runs only on slow paths: a view that keeps being
+ * blocked at one position (every 64th -EAGAIN of peek or reserve, and
+ * every sleep slice of a wait) reads the clock, and once it has been
+ * blocked there for MPROC__RING_MPMC_RECOVER_NS it asks /proc whether the
+ * claimer lives.  If not:
+ *   R1  a producer's slot, claimed and never committed (seq == pos, and
+ *       enq_pos > pos), at deq_pos: the recoverer claims pos as a
+ *       consumer would (CAS deq_pos) and releases the slot at once; the
+ *       consumers pass it as if it were a skip record;
+ *   R2  a consumer's message, claimed and never released (seq == p + 1
+ *       and deq_pos > p): the recoverer locks the slot by moving claimer
+ *       from the dead process to itself (CAS), then moves the message, in
+ *       place, to the back of the queue: it claims each enq position up to
+ *       p + nslots, filling the free ones with skip records (M4), and when
+ *       enq_pos reaches p + nslots (the position whose producer waits for
+ *       this very slot) it claims that one too and commits the slot as the
+ *       message of p + nslots, its bytes untouched (seq = p + nslots + 1).
+ *       So nothing is lost and nothing copied; the message does not keep
+ *       its place in the order (it goes to the back).  When a slot on the
+ *       way is not free, the lock is handed back and the move is retried
+ *       later;
+ *   R3  a recoverer that dies inside R2 after claiming p + nslots leaves
+ *       seq == p + 1 with enq_pos past p + nslots: whoever finds that at
+ *       deq_pos with a dead claimer commits it (CAS seq to p + nslots + 1).
+ *       One that dies inside R1, or while claiming skip slots, leaves
+ *       states that R1 and R2 repair in turn.
+ * Producers look for R2 (and R1 at the slot they wait for), consumers for
+ * R1, R3 and, when the queue looks empty or closed, for R2 anywhere in the
+ * last lap (a scan of nslots slot headers, at most once per bound).  A
+ * process killed inside the two instructions between a loser's early
+ * claimer store and the winner's late one (M3) can leave a live claimer
+ * named; such a slot is recovered once that process ends.
  *
  * Memory-ordering edges:
  *   F1  producer: write len and payload, then store(seq = pos+1, release)
@@ -32,17 +74,22 @@
  *       The data itself is ordered by F1/F2 on the slot; the stronger
  *       orders make the position a process reads at least as new as the
  *       slot states it was derived from, so a legal race is never taken
- *       for corruption on weakly ordered CPUs (free on x86).
+ *       for corruption on weakly ordered CPUs (free on x86).  The early
+ *       claimer store (M3) is released by the claiming CAS, so a
+ *       recoverer that acquires the moved position reads that claimer.
  *   F4  closed and the events as in spsc.h (E3, E4): the closed store
  *       is a release after this process's last commit; a waker signals
  *       after its seq stores (publish, release_publish, or the @publish
  *       flag of commit and release).
+ *   F5  recovery: the recoverer's seq stores are releases like F1/F2, and
+ *       its claimer CAS (R2) is acq_rel, so of two recoverers one wins
+ *       and the winner reads the slot as the dead claimer left it.
  *
  * Validation: a seq that is neither of the expected values and does not
  * explain itself by another process's progress (the position moved on) is
- * -MPROC_ECORRUPT, as is a len > max_payload; slot addresses come from the
- * private copy of the geometry, so a hostile value can never index out of
- * the mapping.
+ * -MPROC_ECORRUPT, as is a len > max_payload other than the skip mark;
+ * slot addresses come from the private copy of the geometry, so a hostile
+ * value can never index out of the mapping.
  */
 #ifndef MPROC_RING_MPMC_H
 #define MPROC_RING_MPMC_H
@@ -54,7 +101,17 @@
 #include "ring/base.h"
 #include "shm/futex.h"
 
-#define MPROC__RING_MPMC_SLOT_HDR 16u
+#define MPROC__RING_MPMC_SLOT_HDR 32u
+/* len of a skip record (M4): above every legal max_payload. */
+#define MPROC__RING_MPMC_SKIP UINT32_MAX
+/* How long a view must be blocked at one position by a claimed slot
+ * before it asks whether the claimer lives (include/mproc/queue.h
+ * documents the resulting bound). */
+#define MPROC__RING_MPMC_RECOVER_NS (20 * 1000 * 1000LL)
+/* The bound in force: MPROC__RING_MPMC_RECOVER_NS, except in tests and
+ * fuzzers, which set 0 to reach recovery at once (then every blocked
+ * call checks, not every 64th). */
+extern int64_t mproc__ring_mpmc_recover_ns;
 
 struct mproc__ring_mpmc_shared {
 	_Atomic uint64_t enq_pos mproc__aligned_cl;
@@ -66,16 +123,30 @@ struct mproc__ring_mpmc_shared {
 
 struct mproc__ring_mpmc_slot {
 	_Atomic uint64_t seq;
-	_Atomic uint32_t owner;
-	_Atomic uint32_t len; /* relaxed; ordered by seq (F1) */
+	_Atomic uint64_t claimer; /* M3; relaxed, ordered by F3/F5 */
+	_Atomic uint32_t len;     /* relaxed; ordered by seq (F1) */
+	uint32_t pad_[3];
 	/* payload follows */
+};
+
+/* Where a view was last blocked, and since when (recovery's clock). */
+struct mproc__ring_mpmc_stall {
+	_Atomic uint32_t polls;  /* blocked -EAGAINs so far (gate: 1 in 64) */
+	_Atomic uint64_t pos;    /* the position it was blocked at */
+	_Atomic int64_t since;   /* first seen blocked there (ns), 0: never */
 };
 
 struct mproc__ring_mpmc {
 	struct mproc__ring_mpmc_shared *sh;
 	unsigned char *slots;
 	uint64_t nslots, mask, stride, max_payload;
-	uint32_t pid;
+	/* This process as claimer (M3), and the pid it was computed for:
+	 * a forked child finds the pid changed and computes its own.
+	 * Atomic (relaxed): threads sharing the view may refresh it. */
+	_Atomic int pid;
+	_Atomic uint64_t ident;
+	struct mproc__ring_mpmc_stall stall_rd, stall_wr;
+	_Atomic int64_t last_scan; /* last R2 scan by a consumer (ns) */
 	struct mproc__spin spin_rd, spin_wr;
 };
 

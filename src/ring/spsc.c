@@ -11,6 +11,8 @@
 
 #include "mproc/common.h"
 #include "common/bits.h"
+#include "common/clock.h"
+#include "common/fork.h"
 #include "ring/spsc.h"
 
 /* Ring bytes for a requested size: a power of two, at least 64 (0 when
@@ -84,6 +86,14 @@ void mproc__ring_spsc_init_shared(struct mproc__ring_spsc_shared *sh,
 	atomic_init(&sh->closed, 0);
 }
 
+/* I2 and I7: head at most cap ahead of tail, or tail at most cap ahead
+ * of head (a consumer that took tagged records whose head store has not
+ * landed, or never will because their producer died). */
+static bool skew_ok(uint64_t head, uint64_t tail, uint64_t cap)
+{
+	return head - tail <= cap || tail - head <= cap;
+}
+
 int mproc__ring_spsc_attach(struct mproc__ring_spsc *r,
 			    struct mproc__ring_spsc_shared *sh, void *buf,
 			    const struct mproc__ring_geom *g, bool busy_poll)
@@ -104,13 +114,23 @@ int mproc__ring_spsc_attach(struct mproc__ring_spsc *r,
 	 * producer/consumer; pairs with their release stores (E1, E2). */
 	uint64_t head = atomic_load_explicit(&sh->head, memory_order_acquire);
 	uint64_t tail = atomic_load_explicit(&sh->tail, memory_order_acquire);
-	if (head - tail > cap || (head | tail) & (MPROC__RING_REC_ALIGN - 1) ||
-	    !(sh->secret & 1))
+	/* I2 with the skews a live or dead producer leaves (I7): head may
+	 * lag the tagged records, so tail may lie up to cap ahead of it. */
+	if (!skew_ok(head, tail, cap) ||
+	    (head | tail) & (MPROC__RING_REC_ALIGN - 1) || !(sh->secret & 1))
 		return -MPROC_ECORRUPT;
 	r->secret = sh->secret;
+	/* Distinct per view; xor-ed with the pid at use, so a forked copy
+	 * of this view is another producer too. */
+	if (getrandom(&r->token, sizeof(r->token), GRND_NONBLOCK) !=
+	    (ssize_t)sizeof(r->token))
+		r->token = (uint64_t)(uintptr_t)r ^
+			   (uint64_t)mproc__now_ns() << 20;
 	r->cached_tail = tail;
 	r->pend_head = r->pub_head = head;
 	r->rd_tail = r->pub_tail = tail;
+	/* Head may be stale (I7): the first reserve finds the true end. */
+	r->prod_resync = true;
 	r->spin_rd.budget = r->spin_wr.budget = MPROC__SPIN_INIT;
 	mproc__ring_spsc_set_busy_poll(r, busy_poll);
 	return 0;
@@ -176,6 +196,77 @@ static uint64_t need_at(const struct mproc__ring_spsc *r, uint64_t pos,
 	return off + rec > r->cap ? (r->cap - off) + rec : rec;
 }
 
+/* Validate the header of the tagged record at @pos.  Returns its size in
+ * the ring (pad included), or 0 when the header breaks I4/I5. */
+static uint64_t rec_at(const struct mproc__ring_spsc *r, uint64_t pos,
+		       uint32_t *len, uint32_t *flags)
+{
+	uint64_t off = pos & r->mask;
+	hdr_load(r, off, len, flags);
+	if (*flags == MPROC__RING_REC_PAD)
+		return *len == r->cap - off - MPROC__RING_REC_HDR ? r->cap - off
+								  : 0;
+	uint64_t rec = mproc__ring_spsc_rec_size(*len);
+	if ((*flags & ~MPROC__RING_REC_FLAGS_KNOWN) ||
+	    (*flags & MPROC__RING_REC_PAD) || *len > r->max_payload ||
+	    off + rec > r->cap)
+		return 0;
+	return rec;
+}
+
+/* Take over the producer role (I7): find the end of what was committed
+ * from the records themselves, starting at the shared head @h and
+ * following tags while they match.  Records past the published head were
+ * committed by a producer that did not (or not yet, if the hand-over is
+ * the user's) store head: they count as published, so publish them now,
+ * with their message count (the consumer may have taken some of them
+ * already, counted in msgs_out: that is why the walk starts at head, not
+ * at the tail), and continue after the last one.  Only the producer
+ * writes tags and record bytes (I1), and the consumer only reads them, so
+ * the walk reads stable bytes.
+ *
+ * One window is left: a producer killed between its msgs_in store and its
+ * head store in publish had counted the records this walk counts again,
+ * so qsize reads that many too high until the queue drains (it clamps).
+ * Nothing is lost or delivered twice. */
+static int prod_resync(struct mproc__ring_spsc *r, uint64_t h)
+{
+	/* Acquire: E2, as in load_tail. */
+	uint64_t t = atomic_load_explicit(&r->sh->tail, memory_order_acquire);
+	if (!skew_ok(h, t, r->cap) || ((h | t) & (MPROC__RING_REC_ALIGN - 1)))
+		return -MPROC_ECORRUPT;
+	uint64_t pos = h, msgs = 0;
+	/* Bounded: each step moves at least 16 bytes, and committed records
+	 * end at most cap past the tail (I2) and start at most cap before it
+	 * (I7). */
+	while ((int64_t)(pos - t) < (int64_t)r->cap) {
+		/* E1: acquire pairs with the dead (or previous) producer's
+		 * release store of the tag. */
+		if (atomic_load_explicit(tag_at(r, pos & r->mask),
+					 memory_order_acquire) !=
+		    (pos ^ r->secret))
+			break;
+		uint32_t len, flags;
+		uint64_t rec = rec_at(r, pos, &len, &flags);
+		if (!rec)
+			return -MPROC_ECORRUPT;
+		if (!(flags & (MPROC__RING_REC_PAD | MPROC__RING_REC_MORE)))
+			msgs++;
+		pos += rec;
+	}
+	/* The consumer cannot have consumed past the committed records. */
+	if ((int64_t)(pos - t) < 0 || pos - t > r->cap)
+		return -MPROC_ECORRUPT;
+	r->prod_resync = false;
+	r->cached_tail = t;
+	r->pub_head = h;
+	r->pend_head = pos;
+	r->pend_msgs = msgs;
+	if (pos != h)
+		mproc__ring_spsc_publish(r);
+	return 0;
+}
+
 int mproc__ring_spsc_reserve(struct mproc__ring_spsc *r, uint64_t len,
 			     uint64_t *token, void **payload)
 {
@@ -189,22 +280,26 @@ int mproc__ring_spsc_reserve(struct mproc__ring_spsc *r, uint64_t len,
 	    MPROC__RING_RD_CLOSED)
 		return -EPIPE;
 	if (r->pend_head == r->pub_head) {
-		/* Nothing pending: resynchronise with the shared head in
-		 * case another process produced before us (the user's own
-		 * synchronisation handed the producer role over; I1).
-		 * Relaxed: only producers store head. */
+		/* Nothing pending: is this view still where the ring's
+		 * producer is?  Not when another view or process produced
+		 * since (the user's own synchronisation handed the producer
+		 * role over, I1; or its producer died): then the shared head
+		 * moved, or the producer word names someone else, whose tags
+		 * may run past head (I7).  Relaxed: only producers store
+		 * head and the producer word, which share the producer's
+		 * line; the walk orders itself by the tags. */
 		uint64_t h = atomic_load_explicit(&r->sh->head,
 						  memory_order_relaxed);
-		if (h != r->pend_head) {
-			/* Records sit at 16-aligned offsets (I4). */
-			if (h & (MPROC__RING_REC_ALIGN - 1))
-				return -MPROC_ECORRUPT;
-			r->pend_head = r->pub_head = h;
-			/* Our cached tail predates that producer's work and
-			 * may even lie more than cap behind h, which would
-			 * make the free-space test below wrap.  Mark the
-			 * ring full so that the tail is reloaded. */
-			r->cached_tail = h - r->cap;
+		uint64_t me = r->token ^ (uint64_t)mproc__self_pid();
+		if (mproc__unlikely(
+			    h != r->pend_head || r->prod_resync ||
+			    atomic_load_explicit(&r->sh->producer,
+						 memory_order_relaxed) != me)) {
+			int rc = prod_resync(r, h);
+			if (rc)
+				return rc;
+			atomic_store_explicit(&r->sh->producer, me,
+					      memory_order_relaxed);
 		}
 	}
 	uint64_t pos = r->pend_head;
@@ -375,21 +470,22 @@ int mproc__ring_spsc_peek(struct mproc__ring_spsc *r, uint64_t cap,
 				return -MPROC_EEOF;
 		}
 		uint32_t h[2];
-		hdr_load(r, off, &h[0], &h[1]);
+		uint64_t rec = rec_at(r, pos, &h[0], &h[1]);
+		if (!rec)
+			return -MPROC_ECORRUPT;
 		if (h[1] == MPROC__RING_REC_PAD) {
-			uint64_t rec = r->cap - off;
-			if (h[0] != rec - MPROC__RING_REC_HDR)
-				return -MPROC_ECORRUPT;
+			/* Give the space back at once, as the producer may be
+			 * waiting for exactly this room, unless a batch holds
+			 * released records not yet published: those must stay
+			 * unpublished until the batch returns, so that a
+			 * consumer killed before then leaves them to its
+			 * replacement (I7). */
+			bool batch = r->rd_tail != r->pub_tail;
 			r->rd_tail = pos + rec;
-			/* Give the space back at once: the producer may be
-			 * waiting for exactly this room. */
-			publish_tail(r);
+			if (!batch)
+				publish_tail(r);
 			continue;
 		}
-		uint64_t rec = mproc__ring_spsc_rec_size(h[0]);
-		if ((h[1] & ~MPROC__RING_REC_FLAGS_KNOWN) || (h[1] & MPROC__RING_REC_PAD) ||
-		    h[0] > r->max_payload || off + rec > r->cap)
-			return -MPROC_ECORRUPT;
 		*len = h[0];
 		if (h[0] > cap)
 			return -EMSGSIZE; /* too long for the caller: stays */
@@ -421,13 +517,50 @@ void mproc__ring_spsc_release_publish(struct mproc__ring_spsc *r)
 
 int mproc__ring_spsc_next_len(struct mproc__ring_spsc *r, uint64_t *len)
 {
-	uint64_t token;
-	const void *p;
-	uint32_t flags;
-	int rc = mproc__ring_spsc_peek(r, UINT64_MAX, &token, &p, len, &flags);
-	if (rc == 0)
-		mproc__ring_spsc_unpeek(r, token);
-	return rc;
+	/* Read-only (a watcher thread may call this beside the consumer
+	 * thread of the same view, e.g. through mproc_wait): nothing of the
+	 * view is read or written, only the shared tail and the records.
+	 * Acquire: E2's tail, so the records from it on are the consumer's
+	 * to read.  A consumer with a batch in hand may be ahead of that
+	 * tail; then this reports the message it holds (still "there"). */
+	uint64_t pos = atomic_load_explicit(&r->sh->tail, memory_order_acquire);
+	if (pos & (MPROC__RING_REC_ALIGN - 1))
+		return -MPROC_ECORRUPT;
+	/* At most one PAD before a data record (I4, I5). */
+	for (int step = 0; step < 2; step++) {
+		_Atomic uint64_t *tag = tag_at(r, pos & r->mask);
+		/* E1: acquire pairs with the producer's release of the tag. */
+		if (atomic_load_explicit(tag, memory_order_acquire) !=
+		    (pos ^ r->secret)) {
+			/* E3, then the tag again, as in peek. */
+			if (!(atomic_load_explicit(&r->sh->closed,
+						   memory_order_acquire) &
+			      MPROC__RING_WR_CLOSED))
+				return -EAGAIN;
+			if (atomic_load_explicit(tag, memory_order_acquire) !=
+			    (pos ^ r->secret))
+				return -MPROC_EEOF;
+		}
+		uint32_t l, flags;
+		uint64_t rec = rec_at(r, pos, &l, &flags);
+		/* The consumer may have released the record and the
+		 * producer reused its bytes while we read the header: if the
+		 * tag changed, what we read is not this record's (the
+		 * acquire fence orders the header load before the re-check,
+		 * seqlock style). */
+		atomic_thread_fence(memory_order_acquire);
+		if (atomic_load_explicit(tag, memory_order_relaxed) !=
+		    (pos ^ r->secret))
+			return -EAGAIN;
+		if (!rec)
+			return -MPROC_ECORRUPT;
+		if (flags != MPROC__RING_REC_PAD) {
+			*len = l;
+			return 0;
+		}
+		pos += rec;
+	}
+	return -MPROC_ECORRUPT;
 }
 
 struct data_wait {
@@ -467,6 +600,7 @@ uint64_t mproc__ring_spsc_count(const struct mproc__ring_spsc *r)
 	/* Consistent snapshot: msgs_out before and after msgs_in; if it did
 	 * not move, the difference was the true count when msgs_in was
 	 * read.  Both counters only grow. */
+	uint64_t n = 0;
 	for (int i = 0; i < 16; i++) {
 		uint64_t o1 = atomic_load_explicit(&r->sh->msgs_out,
 						   memory_order_acquire);
@@ -474,10 +608,16 @@ uint64_t mproc__ring_spsc_count(const struct mproc__ring_spsc *r)
 						   memory_order_acquire);
 		uint64_t o2 = atomic_load_explicit(&r->sh->msgs_out,
 						   memory_order_acquire);
+		/* Negative (a consumer took records before their count was
+		 * published, E1) counts as empty. */
+		n = in - o1 > r->cap ? 0 : in - o1;
 		if (o1 == o2)
-			return in - o1 > r->cap ? 0 : in - o1;
+			return n;
 	}
-	return 0;
+	/* No stable snapshot: msgs_out was read before msgs_in, so this is
+	 * at least what the queue held when msgs_in was read, never a 0
+	 * for a queue that was not empty. */
+	return n;
 }
 
 /* Bytes in use. */
@@ -494,13 +634,22 @@ static uint64_t used(const struct mproc__ring_spsc *r)
 
 bool mproc__ring_spsc_full(const struct mproc__ring_spsc *r)
 {
-	/* Worst case for one more max_payload record: the record plus a pad
-	 * in front of it (I5). */
-	return r->cap - used(r) < 2 * mproc__ring_spsc_rec_size(r->max_payload);
+	/* Exactly what reserve would need at the published head: the
+	 * record, plus the pad in front of it when it would cross the end
+	 * (I4).  Acquire: pairs with the producer's release of head (E1). */
+	uint64_t h = atomic_load_explicit(&r->sh->head, memory_order_acquire);
+	return r->cap - used(r) <
+	       need_at(r, h, mproc__ring_spsc_rec_size(r->max_payload));
 }
 
 bool mproc__ring_spsc_pending(const struct mproc__ring_spsc *r)
 {
+	/* E1: a tagged record at our position is data, whether or not its
+	 * head store landed (I7: it never will if its producer died). */
+	uint64_t pos = r->rd_tail;
+	if (atomic_load_explicit(tag_at(r, pos & r->mask),
+				 memory_order_acquire) == (pos ^ r->secret))
+		return true;
 	/* Acquire: pairs with the producer's release store of head (E1);
 	 * only whether it moved matters here.  Signed: the consumer may have
 	 * taken tagged records before their head store landed, leaving head

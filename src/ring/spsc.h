@@ -24,7 +24,19 @@
  *       over from an earlier lap never matches, and payload bytes that
  *       happen to lie where a header will go match only by a 2^-64 chance;
  *       the secret is odd and positions are multiples of 16, so the zeroed
- *       ring of a new segment never matches either.
+ *       ring of a new segment never matches either;
+ *   I7  the records are the truth, head a summary of it: every record
+ *       whose tag matches is committed, whether or not head covers it.
+ *       A producer stores head after tagging (a batch: after all its
+ *       tags), so head may lag the tags, and a consumer following tags
+ *       may run ahead of head, by up to cap bytes -- briefly while the
+ *       producer lives, for good when it died in between.  So attach
+ *       accepts tail up to cap ahead of head, and a view taking over the
+ *       producer role (its first reserve, or the shared head moved, or the
+ *       producer word on head's line names another view or process) first
+ *       walks the tags from head to their end, publishes what it found,
+ *       names itself, and continues there: nothing committed is
+ *       overwritten or lost.
  *
  * Why tags: the consumer learns that a record is there from the record's
  * own cache line, which it must fetch anyway, instead of from the head
@@ -85,11 +97,12 @@ struct mproc__ring_spsc_shared {
 	/* Producer-owned line. */
 	_Atomic uint64_t head mproc__aligned_cl;
 	_Atomic uint64_t msgs_in;  /* messages completed (for qsize) */
-	_Atomic uint32_t producer_pid; /* last process to produce; liveness */
+	/* The view (and process) that produced last: a view that finds
+	 * another one named here takes over producing (I7). */
+	_Atomic uint64_t producer;
 	/* Consumer-owned line. */
 	_Atomic uint64_t tail mproc__aligned_cl;
 	_Atomic uint64_t msgs_out;
-	_Atomic uint32_t consumer_pid;
 	/* Wait words: data_ready (consumer sleeps), space_ready (producer). */
 	struct mproc__event data_ready mproc__aligned_cl;
 	struct mproc__event space_ready mproc__aligned_cl;
@@ -114,6 +127,8 @@ struct mproc__ring_spsc {
 	uint64_t res_pad_pos;  /* producer: where the reserve wrote a PAD */
 	bool res_pad;          /* producer: ... if it wrote one */
 	bool reserved;
+	bool prod_resync;      /* producer: find the true end first (I7) */
+	uint64_t token;        /* producer: names this view (xor its pid) */
 	uint64_t rd_tail;      /* consumer: consumed but not yet published */
 	uint64_t rd_msgs;      /* consumer: messages in rd_tail - tail */
 	uint64_t pub_tail;     /* consumer: the tail it last published */
@@ -144,7 +159,10 @@ static inline uint64_t mproc__ring_spsc_rec_size(uint64_t len)
  *   - init_shared starts both indices at @initial_index rounded down to 16
  *     (tests start them near 2^32 and 2^64 to exercise wrap-around) and
  *     draws the tag secret (I6) from getrandom(2);
- *   - attach checks the geometry and the current head/tail (I2);
+ *   - attach checks the geometry and the current head/tail (I2, I7);
+ *   - next_len is read-only: it reads the shared tail and the records,
+ *     never the view, so a watcher thread may call it beside the
+ *     consumer thread (mproc_wait does);
  *   - geometry: size = ring bytes (power of two, 64 .. MAX_CAP),
  *     max_payload <= size/2 - 16 (I5), stride 0.
  */

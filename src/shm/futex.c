@@ -100,6 +100,20 @@ static void spin_shrink(struct mproc__spin *s)
 		atomic_store_explicit(&s->budget, b / 2, memory_order_relaxed);
 }
 
+/* A6: take back this waiter's registration of @epoch, unless a waker
+ * already took it (the epoch moved on: W3' reset the count).  Relaxed:
+ * the count only decides whether wakers call the kernel, and each waiter
+ * checks its condition again after this before it returns or sleeps. */
+static void unregister(struct mproc__event *ev, uint32_t epoch)
+{
+	uint64_t w = atomic_load_explicit(&ev->waiters, memory_order_relaxed);
+	while (MPROC__EVENT_EPOCH(w) == epoch && MPROC__EVENT_COUNT(w) != 0 &&
+	       !atomic_compare_exchange_weak_explicit(&ev->waiters, &w, w - 1,
+						      memory_order_relaxed,
+						      memory_order_relaxed))
+		;
+}
+
 int mproc__event_wait(struct mproc__event *ev, mproc__ready_fn ready,
 		      void *arg, const struct mproc__deadline *d,
 		      struct mproc__spin *spin, mproc__alive_fn alive)
@@ -138,6 +152,11 @@ int mproc__event_wait(struct mproc__event *ev, mproc__ready_fn ready,
 			spin_grow(spin);
 			return 0;
 		}
+		/* The spin honours the deadline too: a grown budget lasts
+		 * hundreds of microseconds, longer than a short timeout.  A
+		 * clock read every 64 turns costs little against them. */
+		if ((i & 63) == 63 && !d->forever && mproc__deadline_passed(d))
+			return -ETIMEDOUT;
 	}
 	spin_shrink(spin);
 
@@ -147,14 +166,14 @@ int mproc__event_wait(struct mproc__event *ev, mproc__ready_fn ready,
 		/* A1: acquire pairs with the release bump W4 in
 		 * mproc__event_signal. */
 		uint32_t s = atomic_load_explicit(&ev->seq, memory_order_acquire);
-		/* A2 */
-		atomic_fetch_add_explicit(&ev->waiters, 1, memory_order_relaxed);
+		/* A2: register in the current epoch (futex.h). */
+		uint32_t epoch = MPROC__EVENT_EPOCH(atomic_fetch_add_explicit(
+			&ev->waiters, 1, memory_order_relaxed));
 		/* A3: pairs with W2 of mproc__event_signal. */
 		bool covered = mproc__heavy_barrier();
 		/* A4 */
 		if (ready(arg)) {
-			atomic_fetch_sub_explicit(&ev->waiters, 1,
-						  memory_order_relaxed);
+			unregister(ev, epoch);
 			return 0;
 		}
 		/* A5: sleep one slice at most, so alive() gets to run. */
@@ -166,7 +185,7 @@ int mproc__event_wait(struct mproc__event *ev, mproc__ready_fn ready,
 			until = &slice;
 		int r = mproc__futex_wait(&ev->seq, s, until);
 		/* A6 */
-		atomic_fetch_sub_explicit(&ev->waiters, 1, memory_order_relaxed);
+		unregister(ev, epoch);
 		if (ready(arg))
 			return 0;
 		if (r == -ETIMEDOUT && alive) {

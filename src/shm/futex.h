@@ -16,20 +16,49 @@
  *   waker (after making the condition true)     waiter
  *   ---------------------------------------     ------------------------------
  *   W1 store the condition (e.g. head, release)  A1 s = load(seq, acquire)
- *   W2 barrier (see below)                       A2 fetch_add(waiters, 1)
- *   W3 if load(waiters, relaxed) != 0:           A3 heavy barrier (see below)
- *   W4     fetch_add(seq, 1, release)            A4 if condition true: leave
- *   W5     futex_wake(seq, all)                  A5 futex_wait(seq, s, deadline)
- *                                                A6 fetch_sub(waiters, 1)
+ *   W2 barrier (see below)                       A2 e = fetch_add(waiters, 1)
+ *   W3 w = load(waiters, relaxed)                A3 heavy barrier (see below)
+ *      if count(w) != 0:                         A4 if condition true: leave
+ *   W3'    reset: CAS waiters to (epoch+1, 0)    A5 futex_wait(seq, s, deadline)
+ *   W4     fetch_add(seq, 1, release)            A6 leave: decrement waiters
+ *   W5     futex_wake(seq, all)                     only if its epoch is
+ *                                                   still e, then loop to A1
+ *
+ * waiters is a 64-bit word: the low 32 bits count registrations, the high
+ * 32 bits are an epoch that every waker with something to wake starts
+ * anew (W3').  A waker so takes every registration it answers off the
+ * count, and a waiter re-registers on every turn of its loop (A1..A6).
+ * That makes the count self-healing: a waiter killed between A2 and A6
+ * leaves one registration behind, and the next signal clears it with one
+ * wake-up; without the reset every later signal would pay an atomic RMW
+ * and a FUTEX_WAKE for ever.  A waiter that leaves on its own (A4 true,
+ * a timeout, its liveness check) takes its registration back at A6 unless
+ * a waker already did (the epoch moved on), so a live count only ever
+ * holds registrations of waiters between A2 and A6 plus those of dead
+ * ones not yet cleared.
  *
  * No lost wake-up: W2 and A3 together order each side's store before its
  * load, so of W3 and A4 at least one sees the other side's earlier store
- * (W1 or A2; the store-buffer litmus test).  If A4 sees W1 the waiter does
- * not sleep.  If W3 sees A2 the waker bumps seq after A2; either A1 read
- * the old seq, and then A5 returns at once (the kernel compares seq with s
- * atomically with queueing the waiter) or is woken by W5; or A1 read the
- * bumped seq, and then the acquire at A1 (pairing with the release at W4)
- * makes W1 visible to A4.
+ * (W1, or A2 or a later value of waiters; the store-buffer litmus test).
+ * If A4 sees W1 the waiter does not sleep.  If W3 sees A2 (or a later
+ * value with a non-zero count: the count cannot drop to zero while a
+ * waiter sits between A2 and A6 of the same epoch, because each A6 takes
+ * away only its own registration) the waker bumps seq after A2; either A1
+ * read the old seq, and then A5 returns at once (the kernel compares seq
+ * with s atomically with queueing the waiter) or is woken by W5; or A1
+ * read the bumped seq, and then the acquire at A1 (pairing with the
+ * release at W4) makes W1 visible to A4.
+ *
+ * The reset cannot hide a waiter from a later waker either.  Suppose
+ * waker X's reset W3' erased the registration A2 of a waiter that then
+ * sleeps, so a later waker Y, reading a count of 0, skips the wake.  A1 of
+ * that waiter cannot have read X's bump W4 or a later one: W3' is
+ * sequenced before W4, so such an A1 would make W3' happen before A2,
+ * and A2 would come after W3' in the modification order of waiters, not
+ * be erased by it.  So A1 read seq before W4, and A5 either finds seq
+ * changed or is queued before W5 wakes it; the waiter loops to A1 and
+ * registers again in the new epoch, where the argument above covers it.
+ * A waker wakes all sleepers (W5), so every waiter it erased wakes.
  *
  * The barriers are asymmetric, because wakers run on every message and
  * waiters only when they are about to sleep anyway.  When the kernel offers
@@ -44,8 +73,10 @@
  * system call when the kernel has it, so a waker that could not register
  * (and so keeps its fence) is still covered.
  *
- * Fast path: when nobody sleeps, a waker pays one fence and one load of a
- * word that stays in its cache; no system call.  Waiters spin first, with a
+ * Fast path: when nobody sleeps, a waker pays one fence (or none, see
+ * above) and one load of a word that stays in its cache; no system call.
+ * With a registration it pays one CAS (W3'), one fetch_add (W4) and the
+ * system call.  Waiters spin first, with a
  * budget that adapts (mproc__spin): it doubles when the condition turned
  * true while spinning and halves when the waiter had to sleep anyway.
  *
@@ -75,9 +106,31 @@ extern int64_t mproc__wait_slice_ns;
  * memory; both words are 32-bit because futexes are. */
 struct mproc__event {
 	_Atomic uint32_t seq;     /* bumped by wakers; the futex word */
-	_Atomic uint32_t waiters; /* number of processes in A2..A6 */
-	uint32_t pad_[MPROC_CACHELINE / 4 - 2];
+	uint32_t seq_pad_;
+	/* Low 32 bits: registrations (waiters in A2..A6, and dead ones not
+	 * yet cleared); high 32 bits: the epoch, moved on by each reset W3'. */
+	_Atomic uint64_t waiters;
+	uint32_t pad_[MPROC_CACHELINE / 4 - 4];
 };
+
+_Static_assert(sizeof(struct mproc__event) == MPROC_CACHELINE,
+	       "an event fills its cache line");
+/* Atomicity across processes needs lock-free atomics: where a 64-bit
+ * atomic falls back to libatomic's locks, the lock lives in each
+ * process's private memory and guards nothing between them. */
+_Static_assert(__atomic_always_lock_free(sizeof(uint64_t), 0) &&
+		       __atomic_always_lock_free(sizeof(uint32_t), 0),
+	       "mproc needs lock-free 32- and 64-bit atomics in shared memory");
+
+#define MPROC__EVENT_COUNT(w) ((uint32_t)(w))
+#define MPROC__EVENT_EPOCH(w) ((uint32_t)((w) >> 32))
+
+/* Registrations counted now (a snapshot, for tests and inspection). */
+static inline uint32_t mproc__event_registered(struct mproc__event *ev)
+{
+	return MPROC__EVENT_COUNT(
+		atomic_load_explicit(&ev->waiters, memory_order_relaxed));
+}
 
 /* Private, per-handle adaptive spin state (never in shared memory). */
 struct mproc__spin {
@@ -121,8 +174,17 @@ static inline void mproc__event_signal(struct mproc__event *ev)
 	else
 		atomic_thread_fence(memory_order_seq_cst);
 	/* W3: relaxed is enough; the fence above orders it after W1. */
-	if (mproc__unlikely(atomic_load_explicit(&ev->waiters,
-						 memory_order_relaxed) != 0)) {
+	uint64_t w = atomic_load_explicit(&ev->waiters, memory_order_relaxed);
+	if (mproc__unlikely(MPROC__EVENT_COUNT(w) != 0)) {
+		/* W3': take every registration off the count and start a new
+		 * epoch; the waiters it answers register again if they must
+		 * sleep on.  Relaxed: W4's release orders it for the waiters
+		 * (see "The reset cannot hide a waiter" above). */
+		while (!atomic_compare_exchange_weak_explicit(
+			&ev->waiters, &w,
+			(uint64_t)(MPROC__EVENT_EPOCH(w) + 1u) << 32,
+			memory_order_relaxed, memory_order_relaxed))
+			;
 		/* W4: release pairs with the acquire A1 of a waiter that
 		 * reads the new value. */
 		atomic_fetch_add_explicit(&ev->seq, 1, memory_order_release);

@@ -9,8 +9,8 @@
 #   SOURCE_ROOT  the mproc checkout
 #   OUT_DIR      where objects, binaries, the growing working corpus and
 #                crash artifacts go (meson passes its build directory)
-#   TARGET       fuzz_shm_header, fuzz_queue_ring, fuzz_pipe_ring (all
-#                three when none is named)
+#   TARGET       fuzz_shm_header, fuzz_queue_ring, fuzz_pipe_ring,
+#                fuzz_mpmc_consumer (all of them when none is named)
 # Environment:
 #   CLANG          the compiler (default: clang)
 #   FUZZ_SECONDS   run time per target (default: 22)
@@ -35,7 +35,7 @@ src=$(cd "$1" && pwd)
 mkdir -p "$2"
 out=$(cd "$2" && pwd)
 shift 2
-targets=${*:-fuzz_shm_header fuzz_queue_ring fuzz_pipe_ring}
+targets=${*:-fuzz_shm_header fuzz_queue_ring fuzz_pipe_ring fuzz_mpmc_consumer}
 clang=${CLANG:-clang}
 seconds=${FUZZ_SECONDS:-22}
 jobs=${FUZZ_JOBS:-$(nproc 2>/dev/null || echo 2)}

@@ -31,6 +31,7 @@
 #include <sanitizer/asan_interface.h>
 
 #include "mproc/common.h"
+#include "mproc/queue.h"
 #include "ring/ring.h"
 
 /* ------------------------------------------------------------------ */
@@ -201,11 +202,45 @@ static inline void fz_poison_event(void *lib, size_t off)
 static inline void fz_poison_spsc_shared(void *lib, size_t off)
 {
 	typedef struct mproc__ring_spsc_shared T;
-	FZ_POISON_GAP(lib, off, T, producer_pid, offsetof(T, tail));
-	FZ_POISON_GAP(lib, off, T, consumer_pid, offsetof(T, data_ready));
+	FZ_POISON_GAP(lib, off, T, producer, offsetof(T, tail));
+	FZ_POISON_GAP(lib, off, T, msgs_out, offsetof(T, data_ready));
 	fz_poison_event(lib, off + offsetof(T, data_ready));
 	fz_poison_event(lib, off + offsetof(T, space_ready));
 	FZ_POISON_GAP(lib, off, T, closed, sizeof(T));
+}
+
+/* The padding of an MPMC ring's shared indices at @off, each slot's tail
+ * past its largest payload, and the mapping after the last slot. */
+static inline void fz_poison_mpmc(void *lib, size_t off, size_t buf,
+				  uint64_t nslots, uint64_t stride,
+				  uint64_t max_msg, size_t map_len)
+{
+	typedef struct mproc__ring_mpmc_shared T;
+	FZ_POISON_GAP(lib, off, T, enq_pos, offsetof(T, deq_pos));
+	FZ_POISON_GAP(lib, off, T, deq_pos, offsetof(T, data_ready));
+	fz_poison_event(lib, off + offsetof(T, data_ready));
+	fz_poison_event(lib, off + offsetof(T, space_ready));
+	FZ_POISON_GAP(lib, off, T, closed, sizeof(T));
+	size_t used = MPROC__RING_MPMC_SLOT_HDR + (size_t)max_msg;
+	for (uint64_t i = 0; i < nslots; i++)
+		fz_poison(lib, buf + i * stride + used, stride - used);
+	size_t end = buf + nslots * stride;
+	fz_poison(lib, end, map_len - end);
+}
+
+/* A queue's two mappings: the library's own (*@lib, found through the
+ * descriptor of its export token) and a second one for the hostile peer
+ * (*@view), both *@len bytes. */
+static inline void fz_queue_maps(mproc_queue *q, unsigned char **lib,
+				 unsigned char **view, size_t *len)
+{
+	char tok[MPROC_QUEUE_TOKEN_MAX];
+	int fd;
+	FZ_CHECK(mproc_queue_export(q, tok, sizeof(tok)) > 0, "export");
+	FZ_CHECK(sscanf(tok, "mproc-shm:%d:", &fd) == 1, "token %s", tok);
+	*lib = fz_find_mapping(fd, len);
+	FZ_CHECK(*lib, "no mapping for fd %d", fd);
+	*view = fz_map_view(fd, *len);
 }
 
 static inline void fz_unpoison(void *base, size_t len)

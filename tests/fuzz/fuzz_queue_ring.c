@@ -77,24 +77,15 @@ static void poison(struct fuzz_queue *f)
 		fz_poison(f->lib, f->buf + f->size,
 			  f->map_len - f->buf - f->size);
 	} else {
-		typedef struct mproc__ring_mpmc_shared T;
-		FZ_POISON_GAP(f->lib, s, T, enq_pos, offsetof(T, deq_pos));
-		FZ_POISON_GAP(f->lib, s, T, deq_pos, offsetof(T, data_ready));
-		fz_poison_event(f->lib, s + offsetof(T, data_ready));
-		fz_poison_event(f->lib, s + offsetof(T, space_ready));
-		FZ_POISON_GAP(f->lib, s, T, closed, sizeof(T));
-		/* Each slot's tail past its largest payload. */
-		size_t used = MPROC__RING_MPMC_SLOT_HDR + f->max_msg;
-		for (uint64_t i = 0; i < f->size; i++)
-			fz_poison(f->lib, f->buf + i * f->stride + used,
-				  f->stride - used);
-		size_t end = f->buf + f->size * f->stride;
-		fz_poison(f->lib, end, f->map_len - end);
+		fz_poison_mpmc(f->lib, s, f->buf, f->size, f->stride,
+			       f->max_msg, f->map_len);
 	}
 }
 
 static const size_t spsc_caps[4] = { 128, 256, 512, 4096 };
-static const size_t mpmc_caps[4] = { 128, 256, 1024, 4096 };
+/* The smallest holds two slots of the largest message (32 + 40 bytes,
+ * rounded to 80). */
+static const size_t mpmc_caps[4] = { 160, 256, 1024, 4096 };
 static const size_t mpmc_max[4] = { 0, 1, 13, 40 };
 
 static uint64_t start_index(struct fz_in *in, unsigned sel)
@@ -138,13 +129,7 @@ static void setup(struct fuzz_queue *f, struct fz_in *in)
 	int rc = mproc_queue_create(&a, &f->q);
 	FZ_CHECK(rc == 0, "create: %s", mproc_strerror(rc));
 
-	char tok[MPROC_QUEUE_TOKEN_MAX];
-	int fd;
-	FZ_CHECK(mproc_queue_export(f->q, tok, sizeof(tok)) > 0, "export");
-	FZ_CHECK(sscanf(tok, "mproc-shm:%d:", &fd) == 1, "token %s", tok);
-	f->lib = fz_find_mapping(fd, &f->map_len);
-	FZ_CHECK(f->lib, "no mapping for fd %d", fd);
-	f->view = fz_map_view(fd, f->map_len);
+	fz_queue_maps(f->q, &f->lib, &f->view, &f->map_len);
 
 	/* Check the layout assumptions against what was made. */
 	const struct mproc_shm_header *h = (const void *)f->view;
@@ -402,8 +387,8 @@ static void peer_word(struct fuzz_queue *f, struct fz_in *in)
 		case 2: w64 = &sh->msgs_in; ref = &sh->msgs_out; break;
 		case 3: w64 = &sh->msgs_out; ref = &sh->msgs_in; break;
 		case 4: w32 = &sh->closed; break;
-		case 5: w32 = &sh->data_ready.waiters; break;
-		case 6: w32 = &sh->space_ready.waiters; break;
+		case 5: w64 = &sh->data_ready.waiters; ref = w64; break;
+		case 6: w64 = &sh->space_ready.waiters; ref = w64; break;
 		default: w64 = unfinished; ref = unfinished; break;
 		}
 	} else {
@@ -412,8 +397,8 @@ static void peer_word(struct fuzz_queue *f, struct fz_in *in)
 		case 0: case 1: w64 = &sh->enq_pos; ref = &sh->deq_pos; break;
 		case 2: case 3: w64 = &sh->deq_pos; ref = &sh->enq_pos; break;
 		case 4: w32 = &sh->closed; break;
-		case 5: w32 = &sh->data_ready.waiters; break;
-		case 6: w32 = &sh->space_ready.waiters; break;
+		case 5: w64 = &sh->data_ready.waiters; ref = w64; break;
+		case 6: w64 = &sh->space_ready.waiters; ref = w64; break;
 		default: w64 = unfinished; ref = unfinished; break;
 		}
 	}

@@ -347,7 +347,7 @@ Test(queue, across_fork_mpmc) { across_fork(0); }
  * forever (regression). */
 Test(queue, mpmc_get_times_out_behind_held_slot, .timeout = 30)
 {
-	mproc_queue *q = make(0, 2 * 80, 64); /* two slots */
+	mproc_queue *q = make(0, 2 * 96, 64); /* two slots of 32 + 64 */
 	char buf[64];
 	const void *p;
 	cr_assert_eq(mproc_queue_put(q, "a", 1, 0), 1);

@@ -195,7 +195,7 @@ Test(event, ready_at_once_returns_without_sleeping)
 	mproc__deadline_init(&d, MPROC_NOWAIT);
 	cr_assert_eq(mproc__event_wait(&s->ev, flag_ready, &s->flag, &d, &spin,
 				       NULL), 0);
-	cr_assert_eq(atomic_load(&s->ev.waiters), 0);
+	cr_assert_eq(mproc__event_registered(&s->ev), 0);
 }
 
 Test(event, zero_timeout_polls_once)
@@ -207,7 +207,7 @@ Test(event, zero_timeout_polls_once)
 	cr_assert_eq(mproc__event_wait(&s->ev, flag_ready, &s->flag, &d, &spin,
 				       NULL), -ETIMEDOUT);
 	cr_assert_eq(atomic_load(&s->flag.checks), 1, "a poll must not spin");
-	cr_assert_eq(atomic_load(&s->ev.waiters), 0);
+	cr_assert_eq(mproc__event_registered(&s->ev), 0);
 }
 
 Test(event, times_out_and_leaves_no_waiter_behind)
@@ -222,7 +222,7 @@ Test(event, times_out_and_leaves_no_waiter_behind)
 	int64_t took = mproc__now_ns() - t0;
 	cr_assert_geq(took, 50 * MPROC_MSEC);
 	cr_assert_lt(took, 5 * MPROC_SEC);
-	cr_assert_eq(atomic_load(&s->ev.waiters), 0, "waiter count leaked");
+	cr_assert_eq(mproc__event_registered(&s->ev), 0, "waiter count leaked");
 	cr_assert_geq(spin.budget, MPROC__SPIN_MIN);
 	cr_assert_leq(spin.budget, MPROC__SPIN_MAX);
 }
@@ -257,7 +257,7 @@ Test(event, alive_error_stops_the_wait)
 				   flag_alive);
 	cr_assert_eq(rc, -MPROC_EPEERDIED, "got %s", mproc_strerror(rc));
 	cr_assert_eq(atomic_load(&s->flag.alive_calls), 1);
-	cr_assert_eq(atomic_load(&s->ev.waiters), 0);
+	cr_assert_eq(mproc__event_registered(&s->ev), 0);
 	/* It slept one slice before asking; a forever-wait that never
 	 * asked would have hit the test timeout instead. */
 	cr_assert_geq(mproc__now_ns() - t0, MPROC__WAIT_SLICE_NS);
@@ -299,6 +299,71 @@ Test(event, signal_from_another_process_wakes_the_waiter)
 	int64_t took = mproc__now_ns() - t0;
 	t_assert_exit0(t_join(pid), "signaller");
 	cr_assert_eq(rc, 0, "wait: %s", mproc_strerror(rc));
-	cr_assert_eq(atomic_load(&s->ev.waiters), 0);
+	cr_assert_eq(mproc__event_registered(&s->ev), 0);
 	cr_assert_lt(took, 10 * MPROC_SEC);
+}
+
+/* A waiter killed inside the wait (between A2 and A6) must not leave the
+ * event registered for ever: the next signal clears its registration,
+ * and the one after that is the fast path again (no seq bump, no system
+ * call).  Before the count was self-healing, every later signal paid an
+ * RMW and a FUTEX_WAKE. */
+static int wait_forever(void *arg)
+{
+	struct shared_event *s = arg;
+	struct mproc__deadline d;
+	struct mproc__spin spin = {.budget = MPROC__SPIN_MIN};
+	mproc__deadline_init(&d, MPROC_FOREVER);
+	mproc__event_wait(&s->ev, flag_ready, &s->flag, &d, &spin, NULL);
+	return 1; /* never ready: only SIGKILL ends this child */
+}
+
+Test(event, waiter_killed_inside_the_wait_heals_after_one_signal)
+{
+	struct shared_event *s = shared_page();
+	pid_t pid = t_fork(wait_forever, s);
+	int64_t t0 = mproc__now_ns();
+	while (mproc__event_registered(&s->ev) == 0) {
+		cr_assert_lt(mproc__now_ns() - t0, 10 * MPROC_SEC,
+			     "the child never registered");
+		usleep(1000);
+	}
+	usleep(20 * 1000); /* asleep in FUTEX_WAIT by now, most likely */
+	kill(pid, SIGKILL);
+	int st;
+	cr_assert_eq(waitpid(pid, &st, 0), pid);
+	cr_assert(WIFSIGNALED(st));
+	cr_assert_eq(mproc__event_registered(&s->ev), 1,
+		     "the dead waiter's registration is the case under test");
+	mproc__event_signal(&s->ev);
+	cr_assert_eq(atomic_load(&s->ev.seq), 1);
+	cr_assert_eq(mproc__event_registered(&s->ev), 0,
+		     "the signal left the dead waiter registered");
+	for (int i = 0; i < 100; i++)
+		mproc__event_signal(&s->ev);
+	cr_assert_eq(atomic_load(&s->ev.seq), 1,
+		     "later signals still pay for a dead waiter");
+}
+
+/* Defect 8: the spin phase honours the deadline.  With the largest spin
+ * budget, a 10 us wait used to spin the whole budget (about 100 us here)
+ * before looking at the clock.  The best of 20 tries filters out the
+ * scheduler. */
+Test(event, spin_phase_honours_a_short_deadline)
+{
+	struct shared_event *s = shared_page();
+	int64_t best = INT64_MAX;
+	for (int i = 0; i < 20; i++) {
+		struct mproc__spin spin = {.budget = MPROC__SPIN_MAX};
+		struct mproc__deadline d;
+		int64_t t0 = mproc__now_ns();
+		mproc__deadline_init(&d, 10 * 1000);
+		cr_assert_eq(mproc__event_wait(&s->ev, flag_ready, &s->flag,
+					       &d, &spin, NULL), -ETIMEDOUT);
+		int64_t took = mproc__now_ns() - t0;
+		if (took < best)
+			best = took;
+	}
+	cr_assert_lt(best, 40 * 1000, "a 10 us wait took %lld ns at best",
+		     (long long)best);
 }

@@ -72,8 +72,7 @@ static bool cond_ready(void *arg)
 	 * non-zero only between our own A2 and A6: this look is A4, the
 	 * last one before a futex sleep.  Looks while spinning and the one
 	 * after A6 see 0. */
-	c->registered = atomic_load_explicit(&c->ev->waiters,
-					     memory_order_relaxed) != 0;
+	c->registered = mproc__event_registered(c->ev) != 0;
 	return false;
 }
 
@@ -225,8 +224,8 @@ Test(event_stress, no_lost_wakeups_in_ping_pong, .timeout = 240)
 	cr_assert_eq(a->child_error, 0, "child's wait failed: %s",
 		     mproc_strerror(a->child_error));
 	t_assert_exit0(st, "ponger");
-	cr_assert_eq(atomic_load(&a->ping_ev.waiters), 0);
-	cr_assert_eq(atomic_load(&a->pong_ev.waiters), 0);
+	cr_assert_eq(mproc__event_registered(&a->ping_ev), 0);
+	cr_assert_eq(mproc__event_registered(&a->pong_ev), 0);
 
 	struct tally t = {0};
 	tally(&t, "ping", a->ping_set, a->ping_seen, a->ping_woke, a->ping_slept);

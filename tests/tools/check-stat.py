@@ -99,7 +99,7 @@ try:
     # Joinable MPMC queue: 32 slots, 5 messages of 50 bytes.
     q = find(segs, variant="mpmc", capacity=32)
     if q:
-        check(q["rings"][0]["max_msg"] == 240, "mpmc: max_msg")
+        check(q["rings"][0]["max_msg"] == 224, "mpmc: max_msg")
         check(q["messages"] == 5 and q["bytes_used"] == 250,
               f"mpmc: messages {q['messages']} bytes {q['bytes_used']}")
         check(q["put"] == 5 and q["got"] == 0, "mpmc: totals")

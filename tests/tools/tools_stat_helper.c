@@ -58,12 +58,13 @@ int main(int argc, char **argv)
 	for (int i = 0; i < 3; i++)
 		CHECK(mproc_queue_get(spsc, buf, sizeof buf, MPROC_NOWAIT));
 
-	/* Anonymous joinable MPMC queue: 32 slots of 240 bytes, 5 messages
+	/* Anonymous joinable MPMC queue: 32 slots of 224 bytes (256 with the
+	 * slot header), 5 messages
 	 * of 50 bytes. */
 	mproc_queue_attr_init(&qa);
 	qa.flags = MPROC_QUEUE_JOINABLE;
 	qa.capacity = 32 * 256;
-	qa.max_msg = 240;
+	qa.max_msg = 224;
 	mproc_queue *mpmc;
 	CHECK(mproc_queue_create(&qa, &mpmc));
 	for (int i = 0; i < 5; i++)

@@ -203,13 +203,13 @@ static void json_ring(FILE *f, const struct mproc__ring_info *r)
 	fprintf(f, ",\"closed\":%s,\"closed_for_writing\":%s"
 		   ",\"closed_for_reading\":%s"
 		   ",\"waiters\":{\"get\":%u,\"put\":%u},\"in_progress\":%u"
-		   ",\"producer_pid\":%u,\"consumer_pid\":%u,\"consistent\":%s"
+		   ",\"consistent\":%s"
 		   ",\"problem\":",
 		r->closed ? "true" : "false",
 		r->closed & MPROC__RING_WR_CLOSED ? "true" : "false",
 		r->closed & MPROC__RING_RD_CLOSED ? "true" : "false",
-		r->get_waiters, r->put_waiters, r->in_progress, r->producer_pid,
-		r->consumer_pid, r->consistent ? "true" : "false");
+		r->get_waiters, r->put_waiters, r->in_progress,
+		r->consistent ? "true" : "false");
 	mproc_tool_json_str(f, r->problem);
 	fputc('}', f);
 }
