@@ -283,14 +283,36 @@ MPROC_API ssize_t mproc_queue_max_msg(mproc_queue *q);
 MPROC_API int mproc_queue_close(mproc_queue *q);
 
 /**
+ * mproc_queue_shutdown - Python 3.13's Queue.shutdown(immediate), for
+ * every process using the queue.
+ * @immediate: false: the same as mproc_queue_close (puts fail at once
+ *        with -EPIPE; gets drain what is queued, then -MPROC_EEOF).
+ *        true: also discard what is queued: from now on every get, peek,
+ *        next_size and get_many, in any process, returns -MPROC_EEOF at
+ *        once although messages may remain in the ring; qsize is 0; every
+ *        process blocked in get, put or join is released (get:
+ *        -MPROC_EEOF, put: -EPIPE, join: -MPROC_EEOF); a JoinableQueue's
+ *        unfinished count drops to 0 and later task_done calls return 0.
+ *        A message already being read by a get when the shutdown lands
+ *        may still be returned to that get.
+ * Returns 0, -EINVAL.  Never blocks.  Idempotent; an immediate shutdown
+ * after a plain one (or a close) discards too.  May run concurrently with
+ * any call on the queue from any process.
+ */
+MPROC_API int mproc_queue_shutdown(mproc_queue *q, bool immediate);
+
+/**
  * mproc_queue_task_done - JoinableQueue: a consumer finished one item.
  * Returns 0, -EINVAL (not joinable), -EOVERFLOW (more task_done calls than
- * items put: Python's ValueError).
+ * items put: Python's ValueError).  After an immediate shutdown it counts
+ * nothing and returns 0.
  */
 MPROC_API int mproc_queue_task_done(mproc_queue *q);
 /**
  * mproc_queue_join - JoinableQueue: wait up to @timeout_ns until every item
- * put has been marked done.  Returns 0, -EAGAIN/-ETIMEDOUT, -EINVAL.
+ * put has been marked done.  Returns 0, -EAGAIN/-ETIMEDOUT, -EINVAL, or
+ * -MPROC_EEOF when an immediate shutdown released it (the items left
+ * were discarded, not done).
  */
 MPROC_API int mproc_queue_join(mproc_queue *q, int64_t timeout_ns);
 

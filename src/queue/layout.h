@@ -35,6 +35,11 @@ enum {
 
 struct queue_ctl {
 	_Atomic uint64_t unfinished mproc__aligned_cl; /* JoinableQueue */
+	/* Set once by mproc_queue_shutdown(q, true), never cleared: what is
+	 * queued counts as discarded.  Read (acquire) by every get, on a
+	 * line that is written only then, so it stays in each reader's
+	 * cache; pairs with the release store in shutdown. */
+	_Atomic uint32_t discarded;
 	struct mproc__event all_done mproc__aligned_cl;
 };
 

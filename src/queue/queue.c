@@ -363,10 +363,19 @@ MPROC_API int mproc_queue_commit(mproc_queue *q, size_t len)
 /* Look at the front message, waiting up to the lazy deadline.  @cap: a
  * message longer than this is not consumed (-EMSGSIZE, *len set).  The
  * token (the MPMC position) goes back to release. */
+/* True once the queue was shut down with immediate (its messages are
+ * discarded for every consumer). */
+static bool discarded(const mproc_queue *q)
+{
+	return atomic_load_explicit(&q->ctl->discarded, memory_order_acquire);
+}
+
 static int peek_wait(mproc_queue *q, uint64_t cap, uint64_t *tok,
 		     const void **p, uint64_t *len, struct mproc__lazy_deadline *l)
 {
 	for (;;) {
+		if (mproc__unlikely(discarded(q)))
+			return -MPROC_EEOF;
 		uint32_t flags;
 		int rc = mproc__ring_peek(&q->ring, cap, tok, p, len, &flags);
 		if (rc != -EAGAIN)
@@ -468,6 +477,8 @@ MPROC_API ssize_t mproc_queue_next_size(mproc_queue *q, int64_t timeout_ns)
 	if (mproc__deadline_init(&d, timeout_ns))
 		return -EINVAL;
 	for (;;) {
+		if (discarded(q))
+			return -MPROC_EEOF;
 		uint64_t len;
 		/* SPSC: with a zero-copy peek open, this says -EBUSY. */
 		int rc = mproc__ring_next_len(&q->ring, &len);
@@ -518,6 +529,8 @@ MPROC_API ssize_t mproc_queue_qsize(mproc_queue *q)
 {
 	if (!q)
 		return -EINVAL;
+	if (discarded(q))
+		return 0;
 	return (ssize_t)mproc__ring_count(&q->ring);
 }
 
@@ -547,10 +560,30 @@ MPROC_API int mproc_queue_close(mproc_queue *q)
 	return 0;
 }
 
+MPROC_API int mproc_queue_shutdown(mproc_queue *q, bool immediate)
+{
+	if (!q)
+		return -EINVAL;
+	if (immediate) {
+		/* Release: pairs with the acquire in discarded(); the close
+		 * below then wakes every sleeper, who looks again. */
+		atomic_store_explicit(&q->ctl->discarded, 1,
+				      memory_order_release);
+		/* The discarded items will never be marked done: release
+		 * the joiners (join reports the shutdown). */
+		atomic_store_explicit(&q->ctl->unfinished, 0,
+				      memory_order_release);
+		mproc__event_signal(&q->ctl->all_done);
+	}
+	return mproc_queue_close(q);
+}
+
 MPROC_API int mproc_queue_task_done(mproc_queue *q)
 {
 	if (!q || !(q->flags & MPROC_QUEUE_JOINABLE))
 		return -EINVAL;
+	if (discarded(q))
+		return 0; /* items taken before the shutdown: nothing to count */
 	uint64_t u = atomic_load_explicit(&q->ctl->unfinished,
 					  memory_order_relaxed);
 	do {
@@ -571,7 +604,8 @@ static bool join_ready(void *arg)
 {
 	mproc_queue *q = arg;
 	return atomic_load_explicit(&q->ctl->unfinished,
-				    memory_order_acquire) == 0;
+				    memory_order_acquire) == 0 ||
+	       discarded(q);
 }
 
 MPROC_API int mproc_queue_join(mproc_queue *q, int64_t timeout_ns)
@@ -585,6 +619,8 @@ MPROC_API int mproc_queue_join(mproc_queue *q, int64_t timeout_ns)
 				   &q->spin_join, NULL);
 	if (rc == -ETIMEDOUT && d.nowait)
 		return -EAGAIN;
+	if (rc == 0 && discarded(q))
+		return -MPROC_EEOF;
 	return rc;
 }
 

@@ -7,6 +7,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/uio.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -243,6 +244,87 @@ static void joinable(unsigned flags)
 }
 Test(queue, joinable_spsc) { joinable(MPROC_QUEUE_SPSC); }
 Test(queue, joinable_mpmc) { joinable(0); }
+
+/* Python 3.13's Queue.shutdown: without immediate it is close (the queue
+ * drains); with immediate what is queued is discarded for every process
+ * at once, and blocked getters, putters and joiners are released. */
+static void shutdown_plain(unsigned flags)
+{
+	mproc_queue *q = make(flags, 4096, 64);
+	char buf[64];
+	cr_assert_eq(mproc_queue_put(q, "a", 1, 0), 1);
+	cr_assert_eq(mproc_queue_shutdown(q, false), 0);
+	cr_assert_eq(mproc_queue_put(q, "b", 1, 0), -EPIPE);
+	cr_assert_eq(mproc_queue_qsize(q), 1);
+	cr_assert_eq(mproc_queue_get(q, buf, 64, 0), 1, "drains first");
+	cr_assert_eq(mproc_queue_get(q, buf, 64, 0), -MPROC_EEOF);
+	cr_assert_eq(mproc_queue_shutdown(q, false), 0, "idempotent");
+	cr_assert_eq(mproc_queue_shutdown(NULL, true), -EINVAL);
+	mproc_queue_free(q);
+}
+Test(queue, shutdown_plain_spsc) { shutdown_plain(MPROC_QUEUE_SPSC); }
+Test(queue, shutdown_plain_mpmc) { shutdown_plain(0); }
+
+static void shutdown_immediate(unsigned flags)
+{
+	mproc_queue *q = make(flags | MPROC_QUEUE_JOINABLE, 4096, 64);
+	char buf[64];
+	for (int i = 0; i < 3; i++)
+		cr_assert_eq(mproc_queue_put(q, "m", 1, 0), 1);
+	/* Another process takes one item and is inside its work when the
+	 * shutdown comes; the parent's join is blocked meanwhile. */
+	pid_t pid = fork();
+	if (pid == 0) {
+		if (mproc_queue_get(q, buf, 64, 5 * MPROC_SEC) != 1)
+			_exit(1);
+		usleep(100000);
+		if (mproc_queue_shutdown(q, true))
+			_exit(2);
+		/* Items taken before the shutdown count for nothing now. */
+		if (mproc_queue_task_done(q))
+			_exit(3);
+		_exit(0);
+	}
+	cr_assert_eq(mproc_queue_join(q, 10 * MPROC_SEC), -MPROC_EEOF,
+		     "join released by the shutdown");
+	int st;
+	waitpid(pid, &st, 0);
+	cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "child status %d", st);
+	cr_assert_eq(mproc_queue_qsize(q), 0, "the rest is discarded");
+	cr_assert_eq(mproc_queue_empty(q), 1);
+	cr_assert_eq(mproc_queue_get(q, buf, 64, MPROC_FOREVER), -MPROC_EEOF,
+		     "two messages remain in the ring, yet none is delivered");
+	cr_assert_eq(mproc_queue_next_size(q, 0), -MPROC_EEOF);
+	const void *p;
+	cr_assert_eq(mproc_queue_peek(q, &p, 0), -MPROC_EEOF);
+	size_t len;
+	struct iovec v = { buf, sizeof(buf) };
+	cr_assert_eq(mproc_queue_get_many(q, &v, &len, 1, 0), -MPROC_EEOF);
+	cr_assert_eq(mproc_queue_put(q, "x", 1, 0), -EPIPE);
+	mproc_queue_free(q);
+}
+Test(queue, shutdown_immediate_spsc) { shutdown_immediate(MPROC_QUEUE_SPSC); }
+Test(queue, shutdown_immediate_mpmc) { shutdown_immediate(0); }
+
+/* A getter blocked without limit in another process is released. */
+static void shutdown_wakes_getter(unsigned flags)
+{
+	mproc_queue *q = make(flags, 4096, 64);
+	pid_t pid = fork();
+	if (pid == 0) {
+		char b[64];
+		_exit(mproc_queue_get(q, b, 64, MPROC_FOREVER) == -MPROC_EEOF
+			      ? 0 : 1);
+	}
+	usleep(100000);
+	cr_assert_eq(mproc_queue_shutdown(q, true), 0);
+	int st;
+	waitpid(pid, &st, 0);
+	cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+	mproc_queue_free(q);
+}
+Test(queue, shutdown_wakes_getter_spsc) { shutdown_wakes_getter(MPROC_QUEUE_SPSC); }
+Test(queue, shutdown_wakes_getter_mpmc) { shutdown_wakes_getter(0); }
 
 Test(queue, bad_arguments)
 {
