@@ -6,7 +6,6 @@
  * as an error within its timeout; and the fileno eventfd under a live
  * sender, where a missed readiness fails the test.
  */
-#include <criterion/criterion.h>
 #include <errno.h>
 #include <poll.h>
 #include <signal.h>
@@ -18,57 +17,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "mproc/pipe.h"
+#include "pipe_test.h"
 #include "common/clock.h"
-
-/* xorshift64*: both processes derive sizes and contents from the seed. */
-static uint64_t rnd(uint64_t *s)
-{
-	*s ^= *s >> 12;
-	*s ^= *s << 25;
-	*s ^= *s >> 27;
-	return *s * UINT64_C(2685821657736338717);
-}
-
-static void fill(unsigned char *p, size_t n, uint64_t seed)
-{
-	uint64_t s = seed | 1;
-	size_t i = 0;
-	for (; i + 8 <= n; i += 8) {
-		uint64_t v = rnd(&s);
-		memcpy(p + i, &v, 8);
-	}
-	if (i < n) {
-		uint64_t v = rnd(&s);
-		memcpy(p + i, &v, n - i);
-	}
-}
-
-/* FNV-1a, 64-bit. */
-static uint64_t checksum(const unsigned char *p, size_t n)
-{
-	uint64_t h = UINT64_C(0xcbf29ce484222325);
-	for (size_t i = 0; i < n; i++)
-		h = (h ^ p[i]) * UINT64_C(0x100000001b3);
-	return h;
-}
-
-static void make(mproc_conn **a, mproc_conn **b, bool duplex, size_t cap)
-{
-	struct mproc_pipe_attr attr;
-	mproc_pipe_attr_init(&attr);
-	attr.capacity = cap;
-	int rc = mproc_pipe(duplex, &attr, a, b);
-	cr_assert_eq(rc, 0, "mproc_pipe: %s", mproc_strerror(rc));
-}
-
-static int wait_child(pid_t pid)
-{
-	int st;
-	if (waitpid(pid, &st, 0) != pid)
-		return -1;
-	return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-}
 
 #define RING (64 * 1024)
 #define MAXMSG (4 * RING)
@@ -370,3 +320,4 @@ Test(pipe_stress, fileno_follows_ring, .timeout = 300)
 	mproc_conn_free(r);
 	mproc_conn_free(w);
 }
+

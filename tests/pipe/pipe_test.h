@@ -1,0 +1,68 @@
+/*
+ * Helpers shared by the pipe test programs: deterministic message
+ * contents that a receiver can check on its own (xorshift from a seed,
+ * FNV-1a checksum), pipe creation that asserts, and child status.
+ */
+#ifndef MPROC_TESTS_PIPE_TEST_H
+#define MPROC_TESTS_PIPE_TEST_H
+
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <stdint.h>
+#include <string.h>
+#include <sys/wait.h>
+
+#include "mproc/pipe.h"
+
+/* xorshift64*: both processes derive sizes and contents from a seed. */
+static inline uint64_t rnd(uint64_t *s)
+{
+	*s ^= *s >> 12;
+	*s ^= *s << 25;
+	*s ^= *s >> 27;
+	return *s * UINT64_C(2685821657736338717);
+}
+
+static inline void fill(unsigned char *p, size_t n, uint64_t seed)
+{
+	uint64_t s = seed | 1;
+	size_t i = 0;
+	for (; i + 8 <= n; i += 8) {
+		uint64_t v = rnd(&s);
+		memcpy(p + i, &v, 8);
+	}
+	if (i < n) {
+		uint64_t v = rnd(&s);
+		memcpy(p + i, &v, n - i);
+	}
+}
+
+/* FNV-1a, 64-bit. */
+static inline uint64_t checksum(const unsigned char *p, size_t n)
+{
+	uint64_t h = UINT64_C(0xcbf29ce484222325);
+	for (size_t i = 0; i < n; i++)
+		h = (h ^ p[i]) * UINT64_C(0x100000001b3);
+	return h;
+}
+
+static inline void make(mproc_conn **a, mproc_conn **b, bool duplex,
+			size_t cap)
+{
+	struct mproc_pipe_attr attr;
+	mproc_pipe_attr_init(&attr);
+	attr.capacity = cap;
+	int rc = mproc_pipe(duplex, &attr, a, b);
+	cr_assert_eq(rc, 0, "mproc_pipe: %s", mproc_strerror(rc));
+}
+
+/* Exit status of @pid, or 128 + the signal that killed it. */
+static inline int wait_child(pid_t pid)
+{
+	int st;
+	if (waitpid(pid, &st, 0) != pid)
+		return -1;
+	return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+#endif /* MPROC_TESTS_PIPE_TEST_H */
