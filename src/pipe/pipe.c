@@ -583,6 +583,7 @@ MPROC_API int mproc_conn_close(mproc_conn *c)
 	}
 	free(c->rx_stash);
 	c->rx_stash = NULL;
+	c->rx_stash_cap = 0;
 	c->rx_active = false;
 	atomic_store_explicit(&c->res->used_pid[c->end], 0,
 			      memory_order_relaxed);
