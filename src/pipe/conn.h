@@ -71,12 +71,21 @@ enum {
 	END_DIED = 2,   /* its owner died; set by the survivor */
 };
 
-/* Values of pipe_notify.sig (the eventfd protocol, notify.c). */
+/* Values of pipe_notify.sig (the eventfd protocol, notify.c).  BUSY
+ * carries the signaller's pid above the two state bits, so that a
+ * receiver can tell a signaller that died inside its raise from one that
+ * is merely slow, and heal the state (notify.c). */
 enum {
 	SIG_IDLE = 0, /* the eventfd counter is 0 */
-	SIG_BUSY = 1, /* a signaller won the right to write it */
+	SIG_BUSY = 1, /* a signaller won the right to write it: 1 | pid << 2 */
 	SIG_SET = 2,  /* the counter is > 0 */
+	SIG_STATE = 3, /* mask of the state bits */
 };
+
+static inline uint32_t mproc__sig_busy(int pid)
+{
+	return SIG_BUSY | (uint32_t)pid << 2;
+}
 
 /* Fragment header of a streamed message (see Messages above). */
 struct frag_hdr {
@@ -166,7 +175,7 @@ int mproc__conn_peer_check_rl(mproc_conn *c, int64_t *next_check);
 int mproc__conn_begin(mproc_conn *c, bool rx);
 
 /* notify.c */
-void mproc__note_signal(struct pipe_ctl *ctl, int ring, int efd);
+void mproc__note_signal(mproc_conn *c, bool closing);
 void mproc__note_raise(struct pipe_ctl *ctl, int ring, int efd);
 void mproc__note_force(struct pipe_ctl *ctl, int ring, int efd);
 void mproc__note_clear(mproc_conn *c);

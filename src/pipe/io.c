@@ -60,7 +60,7 @@ static int tx_reserve(mproc_conn *c, uint64_t len, void **p,
 static void tx_publish(mproc_conn *c)
 {
 	mproc__ring_publish(&c->tx);
-	mproc__note_signal(c->ctl, 1 - c->end, c->res->efd[1 - c->end]);
+	mproc__note_signal(c, false);
 }
 
 /* Write one fragment of stream @id: its header, then @n bytes of @data. */

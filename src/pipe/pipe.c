@@ -547,7 +547,7 @@ static void close_for_good(mproc_conn *c)
 		/* E3 of ring/spsc.h, then N1-N4 of notify.c: the close ends
 		 * with the fence mproc__note_signal relies on. */
 		mproc__ring_close(&c->tx, MPROC__RING_WR_CLOSED);
-		mproc__note_signal(c->ctl, 1 - c->end, c->res->efd[1 - c->end]);
+		mproc__note_signal(c, true);
 	}
 	if (c->can_rx)
 		mproc__ring_close(&c->rx, MPROC__RING_RD_CLOSED);

@@ -1,14 +1,19 @@
 /*
  * A peer that lies or dies at the wrong instant (issue 10): a forged
  * streamed-message header announcing 2^62 bytes costs the receiver
- * nothing until the bytes arrive.  These tests write the shared layout
- * directly (pipe/conn.h), as a hostile or dying peer would.
+ * nothing until the bytes arrive; a signaller that died inside its raise
+ * of the fileno eventfd leaves no lasting damage.  These tests write the
+ * shared layout directly (pipe/conn.h), as a hostile or dying peer would.
  */
+#include <poll.h>
 #include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <unistd.h>
 
 #include "pipe_test.h"
+#include "common/clock.h"
 #include "pipe/conn.h"
 
 /* Write one record of @len payload bytes into the ring @w sends on, as
@@ -93,4 +98,58 @@ Test(pipe_hostile, recv_bytes_grows_as_bytes_arrive)
 	free(m);
 	mproc_conn_free(r);
 	mproc_conn_free(w);
+}
+
+static bool fd_readable(int fd)
+{
+	struct pollfd p = { .fd = fd, .events = POLLIN };
+	return poll(&p, 1, 0) == 1 && (p.revents & POLLIN);
+}
+
+/* A signaller that died between winning the right to write the eventfd
+ * and writing it left the state BUSY for ever: the sender never signalled
+ * again and every receive that emptied the ring waited 10 ms.  The next
+ * sender or receiver that meets the dead signaller's BUSY takes over. */
+static void busy_left_by_dead(uint32_t busy, bool by_child)
+{
+	mproc_conn *r, *w;
+	make(&r, &w, false, 4096);
+	int fd = mproc_conn_fileno(r);
+	cr_assert_geq(fd, 0);
+	_Atomic uint32_t *sig = &r->ctl->note[0].sig;
+	if (by_child) {
+		pid_t pid = fork();
+		cr_assert_geq(pid, 0);
+		if (pid == 0) {
+			atomic_store(sig, busy | (uint32_t)getpid() << 2);
+			_exit(0);
+		}
+		cr_assert_eq(wait_child(pid), 0);
+	} else {
+		atomic_store(sig, busy);
+	}
+	cr_assert_eq(mproc_conn_set_timeout(r, 0), 0);
+	int64_t t0 = mproc__now_ns();
+	for (int i = 0; i < 20; i++) {
+		cr_assert_eq(mproc_conn_send_bytes(w, "x", 1), 1);
+		cr_assert(fd_readable(fd), "round %d: readable with data", i);
+		char c;
+		cr_assert_eq(mproc_conn_recv_bytes_into(r, &c, 1), 1);
+		cr_assert(!fd_readable(fd), "round %d: not readable when empty", i);
+	}
+	int64_t el = mproc__now_ns() - t0;
+	cr_assert_lt(el, 100 * MPROC_MSEC, "20 rounds took %lld ms",
+		     (long long)(el / MPROC_MSEC));
+	mproc_conn_free(r);
+	mproc_conn_free(w);
+}
+
+Test(pipe_hostile, signaller_dead_inside_raise)
+{
+	busy_left_by_dead(SIG_BUSY, true);
+}
+
+Test(pipe_hostile, signaller_unknown_inside_raise)
+{
+	busy_left_by_dead(SIG_BUSY, false);
 }
