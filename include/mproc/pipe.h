@@ -349,9 +349,13 @@ MPROC_API int mproc_conn_export(mproc_conn *c, char *buf, size_t len);
  * and are set close-on-exec again.  Import a token once, in the process
  * it was made for: a second handle on the same descriptors (e.g. an import
  * in the exporting process itself) would close them under the first.
- * Returns 0, or -EINVAL (malformed token, or a descriptor in it that is
- * not an eventfd), -EBADF (a descriptor not inherited), -EPROTOTYPE (not
- * a pipe), -MPROC_ECORRUPT (segment failed validation), -ENOMEM.
+ * Returns 0, or -EINVAL (malformed token, a descriptor in it that is not
+ * an eventfd, or descriptors that do not match the pipe's direction),
+ * -EBADF (a descriptor not inherited), -EPROTOTYPE (not a pipe),
+ * -MPROC_ECORRUPT (segment failed validation), -ENOMEM, -EMFILE.  On
+ * success the segment is mapped through a duplicate of its descriptor
+ * (the token's one is closed).  On failure no descriptor named in the
+ * token is closed or changed: the caller may retry, or close them.
  */
 MPROC_API int mproc_conn_import(const char *token, mproc_conn **out);
 

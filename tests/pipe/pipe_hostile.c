@@ -1,15 +1,19 @@
 /*
  * A peer that lies or dies at the wrong instant (issue 10): a forged
  * streamed-message header announcing 2^62 bytes costs the receiver
- * nothing until the bytes arrive; a signaller that died inside its raise
- * of the fileno eventfd leaves no lasting damage.  These tests write the
- * shared layout directly (pipe/conn.h), as a hostile or dying peer would.
+ * nothing until the bytes arrive; a failed import leaves the inherited
+ * descriptors as they were; a signaller that died inside its raise of the
+ * fileno eventfd leaves no lasting damage.  These tests write the shared
+ * layout directly (pipe/conn.h), as a hostile or dying peer would.
  */
+#include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include "pipe_test.h"
@@ -98,6 +102,65 @@ Test(pipe_hostile, recv_bytes_grows_as_bytes_arrive)
 	free(m);
 	mproc_conn_free(r);
 	mproc_conn_free(w);
+}
+
+static bool fd_open(int fd)
+{
+	return fcntl(fd, F_GETFD) >= 0;
+}
+
+static bool fd_cloexec(int fd)
+{
+	return fcntl(fd, F_GETFD) & FD_CLOEXEC;
+}
+
+/* An import that fails closes none of the inherited descriptors and
+ * leaves their close-on-exec flag as the exporter set it (pipe.h), also
+ * when it fails after the segment was mapped. */
+Test(pipe_hostile, failed_import_leaves_descriptors)
+{
+	mproc_conn *a, *b, *c = NULL;
+	make(&a, &b, false, 4096);
+	char tok[MPROC_CONN_TOKEN_MAX];
+	cr_assert_gt(mproc_conn_export(a, tok, sizeof(tok)), 0);
+	int efd, xfd, sfd;
+	size_t size;
+	cr_assert_eq(sscanf(tok, "mproc-conn:0:%d:%d:mproc-shm:%d:%zu", &efd,
+			    &xfd, &sfd, &size), 4);
+	unsigned char *base = mmap(NULL, size, PROT_READ | PROT_WRITE,
+				   MAP_SHARED, sfd, 0);
+	cr_assert_neq(base, MAP_FAILED);
+	const struct mproc_shm_header *h = (const void *)base;
+	struct mproc__ring_spsc_shared *sh =
+		(void *)(base + MPROC_SHM_HEADER_SIZE + h->geom[GEOM_RING0]);
+
+	/* Indices that break the ring's invariants: refused on attach,
+	 * after the segment itself validated. */
+	uint64_t head = atomic_load(&sh->head);
+	atomic_store(&sh->head, head + 3 * 4096);
+	cr_assert_eq(mproc_conn_import(tok, &c), -MPROC_ECORRUPT);
+	cr_assert_null(c);
+	cr_assert(fd_open(sfd) && fd_open(efd), "descriptors stay open");
+	cr_assert(!fd_cloexec(sfd) && !fd_cloexec(efd), "and inheritable");
+	atomic_store(&sh->head, head);
+
+	/* A token for the sending end of a one-way pipe that names only a
+	 * receiving eventfd: refused once the segment says one-way. */
+	char bad[MPROC_CONN_TOKEN_MAX];
+	snprintf(bad, sizeof(bad), "mproc-conn:1:%d:-1:mproc-shm:%d:%zu", efd,
+		 sfd, size);
+	cr_assert_eq(mproc_conn_import(bad, &c), -EINVAL);
+	cr_assert(fd_open(sfd) && fd_open(efd));
+	cr_assert(!fd_cloexec(sfd) && !fd_cloexec(efd));
+
+	/* The exporter's own handle still works: nothing was closed
+	 * under it. */
+	cr_assert_eq(mproc_conn_send_bytes(b, "ok", 2), 2);
+	char buf[4];
+	cr_assert_eq(mproc_conn_recv_bytes_into(a, buf, sizeof(buf)), 2);
+	munmap(base, size);
+	mproc_conn_free(a);
+	mproc_conn_free(b);
 }
 
 static bool fd_readable(int fd)
