@@ -349,8 +349,10 @@ static int rx_fits(const struct rx_want *w, uint64_t total)
  * message is dropped (its remaining fragments become orphans). */
 static void rx_keep(mproc_conn *c, const unsigned char *buf)
 {
-	if (rx_grow(c, c->rx_have) == 0)
-		memcpy(c->rx_stash, buf, c->rx_have);
+	if (rx_grow(c, c->rx_have) == 0) {
+		if (c->rx_have)
+			memcpy(c->rx_stash, buf, c->rx_have);
+	}
 	else
 		rx_reset(c);
 }
@@ -402,7 +404,8 @@ static ssize_t rx_take(mproc_conn *c, struct rx_want *w, uint64_t *size)
 				return rc;
 			}
 			unsigned char *dst = in_caller ? w->buf : c->rx_stash;
-			memcpy(dst + c->rx_have, r.data, r.n);
+			if (r.n)
+				memcpy(dst + c->rx_have, r.data, r.n);
 			c->rx_have += r.n;
 			mproc__ring_release(&c->rx, 0, true);
 			if (!r.last)
@@ -440,7 +443,8 @@ static ssize_t rx_take(mproc_conn *c, struct rx_want *w, uint64_t *size)
 			mproc__ring_unpeek(&c->rx, 0);
 			return rc;
 		}
-		memcpy(in_caller ? w->buf : c->rx_stash, r.data, r.n);
+		if (r.n) /* a hostile FIRST may carry no data */
+			memcpy(in_caller ? w->buf : c->rx_stash, r.data, r.n);
 		c->rx_have = r.n;
 		mproc__ring_release(&c->rx, 0, true);
 	}
