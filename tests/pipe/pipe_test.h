@@ -9,7 +9,9 @@
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/wait.h>
 
 #include "mproc/pipe.h"
@@ -54,6 +56,42 @@ static inline void make(mproc_conn **a, mproc_conn **b, bool duplex,
 	attr.capacity = cap;
 	int rc = mproc_pipe(duplex, &attr, a, b);
 	cr_assert_eq(rc, 0, "mproc_pipe: %s", mproc_strerror(rc));
+}
+
+/* A send in a thread (pthread_create(&t, NULL, big_send_thread, &s)):
+ * for messages longer than the ring, which need a receiver meanwhile. */
+struct big_send {
+	mproc_conn *c;
+	const unsigned char *buf;
+	size_t len;
+	ssize_t rc;
+};
+
+static inline void *big_send_thread(void *arg)
+{
+	struct big_send *s = arg;
+	s->rc = mproc_conn_send_bytes(s->c, s->buf, s->len);
+	return NULL;
+}
+
+/* End a of a one-way pipe exported, and its segment mapped through the
+ * token's descriptor, the way a hostile holder of the token reaches it. */
+struct exported {
+	char tok[MPROC_CONN_TOKEN_MAX];
+	int efd, sfd; /* the eventfd and the segment in the token */
+	size_t size;
+	unsigned char *base; /* the mapping, from the segment header on */
+};
+
+static inline void export_and_map(mproc_conn *a, struct exported *e)
+{
+	cr_assert_gt(mproc_conn_export(a, e->tok, sizeof(e->tok)), 0);
+	int xfd;
+	cr_assert_eq(sscanf(e->tok, "mproc-conn:0:%d:%d:mproc-shm:%d:%zu",
+			    &e->efd, &xfd, &e->sfd, &e->size), 4);
+	e->base = mmap(NULL, e->size, PROT_READ | PROT_WRITE, MAP_SHARED,
+		       e->sfd, 0);
+	cr_assert_neq(e->base, MAP_FAILED);
 }
 
 /* Exit status of @pid, or 128 + the signal that killed it. */
