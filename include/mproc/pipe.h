@@ -10,8 +10,9 @@
  * message may have any size: one larger than the ring's largest record
  * streams through it in fragments and is reassembled on the other side,
  * so there is no 32 MiB limit as in Python.  A message is delivered whole
- * or not at all: a send that fails half-way (timeout, peer gone) makes
- * the receiver drop the fragments it already saw.
+ * or not at all: a send that fails half-way (timeout, peer gone, the
+ * sending process killed) makes the receiver drop the fragments it
+ * already saw.
  *
  * Ends and processes.  Both ends work in the process that created the pipe
  * and in every child forked after it (fork(3) or mproc's process module);
@@ -36,25 +37,50 @@
  *
  * A dead peer.  Blocking calls sleep at most 100 ms at a time, then check
  * the peer end's owner (pidfd, or kill(pid, 0) where pidfds are missing);
- * a non-blocking receive or poll checks it at most every 100 ms.  Once the
- * owner is gone, the survivor drains what the peer sent, then gets
- * -MPROC_EPEERDIED from receives (and sends), and poll reports the end
- * readable.  An end this process holds and has used itself is never dead
- * to it, even if another process used it since and died: it may take the
- * end up again.  Not detected: a process that dies before it ever used an
- * end that its parent already handed over (closed without using it) --
- * until someone uses that end there is no process to watch; wait on the
- * child's sentinel as well (mproc_wait with its pidfd), as Python advises.
- * A dead owner's pid that the kernel has already given to an unrelated
+ * a non-blocking receive or poll checks it at most every 100 ms.  A peer
+ * end's owner that has died is "noticed" by the first such check, in any
+ * process that holds the other end, and that is final: the dead end is
+ * marked dead and both directions are closed on its behalf.  From then on
+ * the survivor receives what the dead process sent before it died (whole
+ * messages only: a message it was part-way through sending is dropped),
+ * then gets -MPROC_EPEERDIED from every receive, next_size and send (a
+ * send may get it at once), and poll reports the end readable; any
+ * process that uses the dead end afterwards gets -EBADF.
+ * Not detected: a process that dies before it ever used an end that its
+ * parent already handed over (closed without using it) -- until someone
+ * uses that end there is no process to watch; wait on the child's
+ * sentinel as well (mproc_wait with its pidfd), as Python advises.  A
+ * dead owner's pid that the kernel has already given to an unrelated
  * process looks alive: the wait then ends only at its timeout.
+ *
+ * Taking an end over.  An end this process holds and has used itself is
+ * never dead to this process, even if another process used it since and
+ * died: its own checks (from either end) never notice that death, so it
+ * may take the end up again -- the usual case being a parent that used
+ * both ends, let a child use one, and carries on after the child was
+ * killed.  (A survivor in a third process may notice the death first;
+ * then the end is dead for good, as above.)  The process that takes an
+ * end over starts at a message boundary:
+ *   - as sender, its first message is a new one; a message the dead
+ *     sender left unfinished is dropped by the receiver, never completed
+ *     with the new sender's bytes, and never counted as dropped (its send
+ *     did not return);
+ *   - as receiver, it gets whole messages only.  A message whose first
+ *     part the dead receiver had taken is skipped when its rest arrives,
+ *     and counted once in mproc_conn_dropped of the handle that skipped
+ *     it; one the dead receiver had not started is delivered whole.  A
+ *     message the dead receiver had taken entirely is gone with it, as
+ *     any message a process received before it died.
+ * The same holds when two processes hand an end back and forth without
+ * either dying: the handle's own half-received message (kept across a
+ * timeout) is dropped when the end's stream has moved past it.
  *
  * Errors common to the calls below: -EINVAL (NULL handle or bad
  * argument), -EBADF (this handle was closed, or the end was closed for
- * good by another process that holds it, or its last user died), -EPERM
- * (wrong direction: a
- * receive, poll or fileno on the send-only end of a one-way pipe, or a
- * send on its receive-only end), -MPROC_ECORRUPT (the shared ring failed
- * validation).
+ * good by another process that holds it, or its user's death was noticed
+ * as above), -EPERM (wrong direction: a receive, poll or fileno on the
+ * send-only end of a one-way pipe, or a send on its receive-only end),
+ * -MPROC_ECORRUPT (the shared ring failed validation).
  *
  * Blocking: sends and receives wait for room or for a message up to the
  * handle's timeout (mproc_conn_set_timeout; default MPROC_FOREVER, as in
@@ -170,10 +196,13 @@ MPROC_API ssize_t mproc_conn_send_bytes(mproc_conn *c, const void *buf,
  * receives it), -EAGAIN (nothing there, timeout 0), -ETIMEDOUT,
  * -MPROC_EEOF (the peer closed its end and everything it sent has been
  * received), -MPROC_EPEERDIED (the peer died, everything it sent has been
- * received), -ENOMEM (the message stays in place), and the common errors.
+ * received), -ENOMEM (the message, or the part of a streamed one not yet
+ * taken, stays in place; a retry continues), and the common errors.
  * A timeout in the middle of a streamed message keeps what arrived in the
- * handle; the next receive continues it.  Blocks up to the handle's
- * timeout.
+ * handle; the next receive continues it.  The buffer of a streamed
+ * message grows as its fragments arrive (from at most 1 MiB, doubling),
+ * so the length its first fragment announces costs nothing until the
+ * bytes are there.  Blocks up to the handle's timeout.
  */
 MPROC_API ssize_t mproc_conn_recv_bytes(mproc_conn *c, size_t maxlength,
 					void **buf, size_t *len);
@@ -217,7 +246,8 @@ MPROC_API ssize_t mproc_conn_recv(mproc_conn *c, void *obj, size_t size);
 /**
  * mproc_conn_next_size - the length of the next message, waiting up to
  * @timeout_ns for one (relative ns; MPROC_FOREVER, or 0 to look once).
- * Consumes nothing.  Returns the length, -EAGAIN (timeout 0), -ETIMEDOUT,
+ * Consumes no message (it does skip what no receive would deliver: the
+ * rest of a dropped message, see "Taking an end over").  Returns the length, -EAGAIN (timeout 0), -ETIMEDOUT,
  * -MPROC_EEOF, -MPROC_EPEERDIED, and the common errors.
  */
 MPROC_API ssize_t mproc_conn_next_size(mproc_conn *c, int64_t timeout_ns);
@@ -250,11 +280,15 @@ MPROC_API int mproc_conn_poll(mproc_conn *c, int64_t timeout_ns);
  * Two limits: a peer that dies without closing makes the descriptor
  * readable only once a receive, poll or mproc_wait on this end has noticed
  * the death (add the peer's sentinel to your poll set to learn it at
- * once); and if a sending process stalls for more than ~10 ms between
- * claiming and writing the eventfd while the receiver drains the ring, the
- * descriptor may stay readable with nothing to read until the next
- * receive or poll finds the ring empty (a spurious readiness that
- * mproc_conn_poll(c, 0) resolves).
+ * once); and if a live sending process stalls for more than ~10 ms
+ * between claiming and writing the eventfd while the receiver drains the
+ * ring, the descriptor may stay readable with nothing to read until the
+ * next receive or poll finds the ring empty (a spurious readiness that
+ * mproc_conn_poll(c, 0) resolves).  A sender killed at that point leaves
+ * no such trace: the next send or receive takes its place.  After an end
+ * was taken over, the rest of a message its dead receiver had started
+ * (see "Taking an end over") makes the descriptor readable until a
+ * receive or poll skips it.
  *
  * Returns the descriptor, or -EPERM (send-only end) and the common
  * errors.  Does not block.
@@ -315,11 +349,26 @@ MPROC_API int mproc_conn_export(mproc_conn *c, char *buf, size_t len);
  * and are set close-on-exec again.  Import a token once, in the process
  * it was made for: a second handle on the same descriptors (e.g. an import
  * in the exporting process itself) would close them under the first.
- * Returns 0, or -EINVAL (malformed token, or a descriptor in it that is
- * not an eventfd), -EBADF (a descriptor not inherited), -EPROTOTYPE (not
- * a pipe), -MPROC_ECORRUPT (segment failed validation), -ENOMEM.
+ * Returns 0, or -EINVAL (malformed token, a descriptor in it that is not
+ * an eventfd, or descriptors that do not match the pipe's direction),
+ * -EBADF (a descriptor not inherited), -EPROTOTYPE (not a pipe),
+ * -MPROC_ECORRUPT (segment failed validation), -ENOMEM, -EMFILE.  On
+ * success the segment is mapped through a duplicate of its descriptor
+ * (the token's one is closed).  On failure no descriptor named in the
+ * token is closed or changed: the caller may retry, or close them.
  */
 MPROC_API int mproc_conn_import(const char *token, mproc_conn **out);
+
+/**
+ * mproc_conn_dropped - how many messages this handle skipped because a
+ * receiver of this end that died had taken their first part (see "Taking
+ * an end over" above).  Each such message is counted once, by the
+ * receive, next_size or poll that skipped its last fragment.  Messages a
+ * sender withdrew (a failed or killed send) are not counted: they were
+ * never sent.  Returns the count, or -EINVAL (NULL), -EBADF (closed).
+ * Does not block.  Counts as receiving for the concurrency rules.
+ */
+MPROC_API ssize_t mproc_conn_dropped(const mproc_conn *c);
 
 MPROC_END_DECLS
 

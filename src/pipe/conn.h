@@ -14,13 +14,32 @@
  * A one-way pipe has ring 0 only (a receives, b sends).
  *
  * Messages.  A message of at most the ring's max_payload bytes is one
- * record with flags 0.  A longer one streams: its first record has
- * MPROC__RING_REC_MORE and starts with the message's total length (uint64_t,
- * host order), the middle ones have MORE, the last has flags 0 and is not
- * empty.  The receiver knows the total before it reads anything, and a
- * flags-0 record that arrives before the total is reached means the
- * sender withdrew the message (a timeout or error mid-way): the receiver
- * drops what it had.
+ * record with flags 0 and no header: the common case costs nothing
+ * beyond the ring.  A longer one streams as fragments, every one of them
+ * a record with MPROC__RING_REC_MORE whose payload starts with a struct
+ * frag_hdr:
+ *
+ *   FIRST   {id | FRAG_FIRST, total length}, then data
+ *   MIDDLE  {id | FRAG_MIDDLE, offset of its data in the message}, data
+ *   LAST    {id | FRAG_LAST, offset}, data up to the total (not empty)
+ *   ABORT   {id | FRAG_ABORT, offset}: the sender withdrew the message
+ *
+ * id is the ring position of the FIRST record: positions never repeat
+ * (spsc.h I6), so it names one stream for the life of the pipe, whoever
+ * sends it.  A flags-0 record is always a whole message and a fragment
+ * is always part of a stream, so the receiver never mistakes one for the
+ * other, and it takes a fragment as the continuation of the message it
+ * is assembling only when id and offset both match.  Whatever else comes
+ * next ends that message unfinished, and the receiver drops it: a new
+ * message of a sender that took the end over from a dead one (no splice,
+ * no swallowed message), an ABORT (a timeout or error mid-way), or the
+ * fragments of another stream.  A MIDDLE or LAST that continues no message
+ * of this handle is an orphan: its first part went to a receiver of this
+ * end that died (or to a process that took the end from us); it is
+ * skipped, and its LAST counts one message in rx_dropped.  So an end
+ * taken over in either direction restarts at a message boundary with no
+ * shared stream state, and a sender keeps no "withdrawn" state either:
+ * its next message ends any stream it left unfinished.
  *
  * Both rings are SPSC views behind the ring layer's verbs (ring/ring.h).
  * An SPSC view holds its one reservation and its one peek itself, so the
@@ -52,11 +71,34 @@ enum {
 	END_DIED = 2,   /* its owner died; set by the survivor */
 };
 
-/* Values of pipe_notify.sig (the eventfd protocol, notify.c). */
+/* Values of pipe_notify.sig (the eventfd protocol, notify.c).  BUSY
+ * carries the signaller's pid above the two state bits, so that a
+ * receiver can tell a signaller that died inside its raise from one that
+ * is merely slow, and heal the state (notify.c). */
 enum {
 	SIG_IDLE = 0, /* the eventfd counter is 0 */
-	SIG_BUSY = 1, /* a signaller won the right to write it */
+	SIG_BUSY = 1, /* a signaller won the right to write it: 1 | pid << 2 */
 	SIG_SET = 2,  /* the counter is > 0 */
+	SIG_STATE = 3, /* mask of the state bits */
+};
+
+static inline uint32_t mproc__sig_busy(int pid)
+{
+	return SIG_BUSY | (uint32_t)pid << 2;
+}
+
+/* Fragment header of a streamed message (see Messages above). */
+struct frag_hdr {
+	uint64_t id;    /* ring position of the FIRST record | FRAG_* */
+	uint64_t value; /* FIRST: total length; others: offset of the data */
+};
+
+enum {
+	FRAG_FIRST = 1,
+	FRAG_MIDDLE = 2,
+	FRAG_LAST = 3,
+	FRAG_ABORT = 4,
+	FRAG_KIND = 15, /* mask: positions are multiples of 16 */
 };
 
 /* One per end.  Read by the peer only in liveness checks, so the owner's
@@ -110,15 +152,19 @@ struct mproc_conn {
 	uint64_t created_gen;    /* fork generation at creation */
 	bool exported;
 
-	/* Receiver (io.c): a streamed message interrupted by a timeout. */
+	/* Receiver (io.c): the streamed message being assembled, whose
+	 * bytes live in rx_stash between calls (a timeout part-way). */
 	bool rx_active;          /* a streamed message is half received */
+	uint64_t rx_id;          /* its stream id (frag_hdr.id & ~FRAG_KIND) */
 	uint64_t rx_total;       /* its length */
 	uint64_t rx_have;        /* bytes received so far */
-	unsigned char *rx_stash; /* holds them; NULL: drop the rest */
+	unsigned char *rx_stash; /* holds them (NULL while a call receives
+				  * into the caller's buffer) */
+	uint64_t rx_stash_cap;   /* bytes allocated at rx_stash */
+	uint64_t rx_dropped;     /* orphaned messages skipped (pipe.h) */
 	int64_t rx_next_check;   /* next non-blocking liveness check, ns */
 
 	/* Sender (io.c). */
-	bool tx_abort;           /* a withdrawn stream still needs its end */
 	int64_t tx_next_check;
 };
 
@@ -129,7 +175,7 @@ int mproc__conn_peer_check_rl(mproc_conn *c, int64_t *next_check);
 int mproc__conn_begin(mproc_conn *c, bool rx);
 
 /* notify.c */
-void mproc__note_signal(struct pipe_ctl *ctl, int ring, int efd);
+void mproc__note_signal(mproc_conn *c, bool closing);
 void mproc__note_raise(struct pipe_ctl *ctl, int ring, int efd);
 void mproc__note_force(struct pipe_ctl *ctl, int ring, int efd);
 void mproc__note_clear(mproc_conn *c);

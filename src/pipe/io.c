@@ -31,13 +31,13 @@ static int tx_closed_error(mproc_conn *c)
 		       : -EPIPE;
 }
 
-/* Reserve room for a record of @len bytes, waiting until @d. */
+/* Reserve room for a record of @len bytes, waiting until @u. */
 static int tx_reserve(mproc_conn *c, uint64_t len, void **p,
-		      struct mproc__lazy_deadline *u)
+		      struct mproc__lazy_deadline *u, uint64_t *tok)
 {
-	uint64_t tok; /* SPSC: the reservation lives in the view */
 	for (;;) {
-		int rc = mproc__ring_reserve(&c->tx, len, &tok, p);
+		/* SPSC: the token is the record's position (spsc.h). */
+		int rc = mproc__ring_reserve(&c->tx, len, tok, p);
 		if (rc == -EPIPE)
 			return tx_closed_error(c);
 		if (rc != -EAGAIN)
@@ -60,58 +60,54 @@ static int tx_reserve(mproc_conn *c, uint64_t len, void **p,
 static void tx_publish(mproc_conn *c)
 {
 	mproc__ring_publish(&c->tx);
-	mproc__note_signal(c->ctl, 1 - c->end, c->res->efd[1 - c->end]);
+	mproc__note_signal(c, false);
 }
 
-/* End a withdrawn stream with the flags-0 record that tells the receiver
- * to drop it (conn.h). */
-static int tx_withdraw(mproc_conn *c, struct mproc__lazy_deadline *u)
+/* Write one fragment of stream @id: its header, then @n bytes of @data. */
+static void tx_frag(mproc_conn *c, void *p, uint64_t id, uint64_t value,
+		    const unsigned char *data, uint64_t n)
 {
-	void *p;
-	int rc = tx_reserve(c, 0, &p, u);
-	if (rc == -EPIPE || rc == -MPROC_EPEERDIED)
-		c->tx_abort = false; /* nobody left to tell */
-	if (rc)
-		return rc;
-	mproc__ring_commit(&c->tx, 0, 0, 0, false);
+	struct frag_hdr h = { id, value };
+	memcpy(p, &h, sizeof(h));
+	if (n)
+		memcpy((unsigned char *)p + sizeof(h), data, n);
+	mproc__ring_commit(&c->tx, 0, sizeof(h) + n, MPROC__RING_REC_MORE,
+			   false);
 	tx_publish(c);
-	c->tx_abort = false;
-	return 0;
 }
 
+/* Stream a message longer than the largest record (conn.h, Messages). */
 static ssize_t send_stream(mproc_conn *c, const unsigned char *buf,
 			   uint64_t len, struct mproc__lazy_deadline *u)
 {
-	uint64_t frag = c->frag;
+	uint64_t chunk = c->frag - sizeof(struct frag_hdr);
+	uint64_t tok;
 	void *p;
-	/* First fragment: the total length, then as much as fits. */
-	int rc = tx_reserve(c, frag, &p, u);
+	int rc = tx_reserve(c, c->frag, &p, u, &tok);
 	if (rc)
 		return rc;
-	uint64_t n = frag - sizeof(uint64_t);
-	memcpy(p, &len, sizeof(len));
-	memcpy((unsigned char *)p + sizeof(len), buf, n);
-	mproc__ring_commit(&c->tx, 0, frag, MPROC__RING_REC_MORE, false);
-	tx_publish(c);
-	uint64_t sent = n;
+	/* The FIRST record's position names the stream (16-aligned, so the
+	 * low bits are free for the kind). */
+	uint64_t id = tok & ~(uint64_t)FRAG_KIND;
+	tx_frag(c, p, id | FRAG_FIRST, len, buf, chunk);
+	uint64_t sent = chunk;
 	while (sent < len) {
-		n = len - sent < frag ? len - sent : frag;
-		rc = tx_reserve(c, n, &p, u);
+		uint64_t n = len - sent < chunk ? len - sent : chunk;
+		rc = tx_reserve(c, sizeof(struct frag_hdr) + n, &p, u, &tok);
 		if (rc) {
-			/* Withdraw the message; if even the closing record
-			 * does not fit now, the next send or the close
-			 * delivers it. */
-			c->tx_abort = true;
+			/* Withdraw the message.  If even the ABORT does not
+			 * fit now, nothing is lost: whatever this end sends
+			 * next ends the stream just as well. */
 			struct mproc__lazy_deadline now;
 			mproc__lazy_init(&now, MPROC_NOWAIT);
-			tx_withdraw(c, &now);
+			if (tx_reserve(c, sizeof(struct frag_hdr), &p, &now,
+				       &tok) == 0)
+				tx_frag(c, p, id | FRAG_ABORT, sent, NULL, 0);
 			return rc;
 		}
-		memcpy(p, buf + sent, n);
+		tx_frag(c, p, id | (sent + n < len ? FRAG_MIDDLE : FRAG_LAST),
+			sent, buf + sent, n);
 		sent += n;
-		mproc__ring_commit(&c->tx, 0, n,
-				   sent < len ? MPROC__RING_REC_MORE : 0, false);
-		tx_publish(c);
 	}
 	return (ssize_t)len;
 }
@@ -126,17 +122,16 @@ MPROC_API ssize_t mproc_conn_send_bytes(mproc_conn *c, const void *buf,
 		return -EINVAL;
 	struct mproc__lazy_deadline u;
 	mproc__lazy_init(&u, c->timeout_ns);
-	if (c->tx_abort && (rc = tx_withdraw(c, &u)) != 0)
-		return rc;
 	if (len > mproc__ring_max_payload(&c->tx))
 		return send_stream(c, buf, len, &u);
 	void *p;
-	rc = tx_reserve(c, len, &p, &u);
+	uint64_t tok;
+	rc = tx_reserve(c, len, &p, &u, &tok);
 	if (rc)
 		return rc;
 	if (len)
 		memcpy(p, buf, len);
-	mproc__ring_commit(&c->tx, 0, len, 0, false);
+	mproc__ring_commit(&c->tx, tok, len, 0, false);
 	tx_publish(c);
 	return (ssize_t)len;
 }
@@ -209,70 +204,128 @@ static int rx_peek(mproc_conn *c, struct mproc__lazy_deadline *u,
 	}
 }
 
-/* The length of the message starting with this record. */
-static int msg_total(const void *p, uint64_t len, uint32_t flags,
-		     uint64_t *total)
-{
-	if (!(flags & MPROC__RING_REC_MORE)) {
-		*total = len;
-		return 0;
-	}
-	uint64_t t;
-	if (len < sizeof(t))
-		return -MPROC_ECORRUPT;
-	memcpy(&t, p, sizeof(t));
-	if (t < len - sizeof(t) || t > SSIZE_MAX)
-		return -MPROC_ECORRUPT;
-	*total = t;
-	return 0;
-}
+/* A message received into a new buffer (recv_bytes) starts with at most
+ * this many bytes allocated, and the buffer doubles as the fragments
+ * arrive: the length a first fragment announces is only a claim, and a
+ * hostile one of 2^62 bytes must cost nothing until the bytes are here. */
+#define RX_ALLOC_FIRST ((uint64_t)1 << 20)
 
+/* Forget the message being assembled (dropped, or delivered). */
 static void rx_reset(mproc_conn *c)
 {
 	free(c->rx_stash);
 	c->rx_stash = NULL;
+	c->rx_stash_cap = 0;
 	c->rx_active = false;
-	c->rx_total = c->rx_have = 0;
+	c->rx_id = c->rx_total = c->rx_have = 0;
 }
 
-/* Continue a streamed message into @dst (rx_total bytes, rx_have of them
- * already there), or drop it when @dst is NULL.  Returns 0 when the last
- * fragment arrived, 1 when the sender withdrew the message (dropped), or
- * a negative error with the progress kept in rx_have. */
-static int rx_stream(mproc_conn *c, unsigned char *dst,
-		     struct mproc__lazy_deadline *u)
+/* Make room for @need bytes (at most rx_total) in rx_stash. */
+static int rx_grow(mproc_conn *c, uint64_t need)
+{
+	if (need <= c->rx_stash_cap)
+		return 0;
+	uint64_t cap = c->rx_stash_cap * 2;
+	if (cap < RX_ALLOC_FIRST)
+		cap = RX_ALLOC_FIRST;
+	if (cap < need)
+		cap = need;
+	if (cap > c->rx_total)
+		cap = c->rx_total; /* >= need: need <= rx_total */
+	unsigned char *p = realloc(c->rx_stash, cap ? (size_t)cap : 1);
+	if (!p)
+		return -ENOMEM;
+	c->rx_stash = p;
+	c->rx_stash_cap = cap;
+	return 0;
+}
+
+/* What rx_front found at the front of the ring. */
+enum { FRONT_SOLO, FRONT_FIRST, FRONT_NEXT };
+
+struct rx_rec {
+	int kind;
+	const unsigned char *data; /* payload, after any fragment header */
+	uint64_t n;                /* its length */
+	uint64_t total;            /* the message's length */
+	uint64_t id;               /* FIRST: the stream id */
+	bool last;                 /* NEXT: the message's last fragment */
+};
+
+/* Peek at the next record a receive delivers from -- a whole message
+ * (SOLO), the FIRST fragment of a streamed one, or the NEXT fragment of
+ * the one this handle is assembling -- waiting until @u.  On the way,
+ * apply the stream rules of conn.h: drop the message being assembled when
+ * something else follows it, and consume ABORTs and orphaned fragments
+ * (counting in rx_dropped each message whose LAST is skipped).  Returns 0
+ * with the record peeked, or rx_peek's errors (after which a message cut
+ * by the peer's close or death is dropped), or -MPROC_ECORRUPT. */
+static int rx_front(mproc_conn *c, struct mproc__lazy_deadline *u,
+		    struct rx_rec *r)
 {
 	for (;;) {
 		const void *p;
 		uint64_t len;
 		uint32_t flags;
 		int rc = rx_peek(c, u, &p, &len, &flags);
-		if (rc)
+		if (rc) {
+			if (rc == -MPROC_EEOF || rc == -MPROC_EPEERDIED)
+				rx_reset(c);
 			return rc;
-		if (len > c->rx_total - c->rx_have) {
+		}
+		if (!(flags & MPROC__RING_REC_MORE)) {
+			if (c->rx_active)
+				rx_reset(c); /* cut: its sender moved on */
+			*r = (struct rx_rec){ FRONT_SOLO, p, len, len, 0, false };
+			return 0;
+		}
+		struct frag_hdr h;
+		if (len < sizeof(h)) {
 			mproc__ring_unpeek(&c->rx, 0);
 			return -MPROC_ECORRUPT;
 		}
-		if (dst && len)
-			memcpy(dst + c->rx_have, p, len);
-		c->rx_have += len;
-		mproc__ring_release(&c->rx, 0, true);
-		if (!(flags & MPROC__RING_REC_MORE)) {
-			rx_consumed(c);
-			return c->rx_have == c->rx_total ? 0 : 1;
+		memcpy(&h, p, sizeof(h));
+		const unsigned char *data = (const unsigned char *)p + sizeof(h);
+		uint64_t n = len - sizeof(h);
+		uint64_t id = h.id & ~(uint64_t)FRAG_KIND;
+		unsigned kind = (unsigned)(h.id & FRAG_KIND);
+		if (kind == FRAG_FIRST) {
+			/* A stream always ends with a LAST that is not
+			 * empty, so its FIRST never holds all of it. */
+			if (h.value > SSIZE_MAX || n >= h.value) {
+				mproc__ring_unpeek(&c->rx, 0);
+				return -MPROC_ECORRUPT;
+			}
+			if (c->rx_active)
+				rx_reset(c);
+			*r = (struct rx_rec){ FRONT_FIRST, data, n, h.value, id,
+					      false };
+			return 0;
 		}
+		if (kind != FRAG_MIDDLE && kind != FRAG_LAST &&
+		    kind != FRAG_ABORT) {
+			mproc__ring_unpeek(&c->rx, 0);
+			return -MPROC_ECORRUPT;
+		}
+		if (kind != FRAG_ABORT && c->rx_active && id == c->rx_id &&
+		    h.value == c->rx_have) {
+			uint64_t left = c->rx_total - c->rx_have;
+			if (kind == FRAG_LAST ? n != left : n >= left) {
+				mproc__ring_unpeek(&c->rx, 0);
+				return -MPROC_ECORRUPT;
+			}
+			*r = (struct rx_rec){ FRONT_NEXT, data, n, c->rx_total,
+					      id, kind == FRAG_LAST };
+			return 0;
+		}
+		/* An ABORT, or an orphan: no receive delivers it. */
+		if (c->rx_active)
+			rx_reset(c);
+		mproc__ring_release(&c->rx, 0, true);
+		if (kind == FRAG_LAST)
+			c->rx_dropped++;
+		rx_consumed(c);
 	}
-}
-
-/* Finish or drop a streamed message that an earlier call left half
- * received, so that the ring's next record starts a message. */
-static int rx_resume_drop(mproc_conn *c, struct mproc__lazy_deadline *u)
-{
-	int rc = rx_stream(c, NULL, u);
-	if (rc < 0)
-		return rc;
-	rx_reset(c);
-	return 0;
 }
 
 /* How the caller wants the message. */
@@ -291,6 +344,37 @@ static int rx_fits(const struct rx_want *w, uint64_t total)
 	return total > w->cap ? -EMSGSIZE : 0;
 }
 
+/* A call that received part of a message into the caller's buffer stops
+ * early: keep those bytes for the next call.  Without the memory, the
+ * message is dropped (its remaining fragments become orphans). */
+static void rx_keep(mproc_conn *c, const unsigned char *buf)
+{
+	if (rx_grow(c, c->rx_have) == 0) {
+		if (c->rx_have)
+			memcpy(c->rx_stash, buf, c->rx_have);
+	}
+	else
+		rx_reset(c);
+}
+
+/* The last fragment is in: hand the message over. */
+static ssize_t rx_done(mproc_conn *c, struct rx_want *w, bool in_caller)
+{
+	uint64_t total = c->rx_total;
+	if (in_caller) {
+		w->out = w->buf;
+	} else if (w->buf) {
+		memcpy(w->buf, c->rx_stash, total);
+		w->out = w->buf;
+	} else {
+		/* rx_grow never allocates beyond rx_total: exact size. */
+		w->out = c->rx_stash;
+		c->rx_stash = NULL;
+	}
+	rx_reset(c);
+	return (ssize_t)total;
+}
+
 /* Receive one message per @w.  Returns its length or an error; on
  * -EMSGSIZE/-EBADMSG *@size holds the length of the message left in
  * place. */
@@ -298,88 +382,71 @@ static ssize_t rx_take(mproc_conn *c, struct rx_want *w, uint64_t *size)
 {
 	struct mproc__lazy_deadline u;
 	mproc__lazy_init(&u, c->timeout_ns);
-	int rc;
-	if (c->rx_active && !c->rx_stash && (rc = rx_resume_drop(c, &u)) != 0)
-		return rc;
+	/* Where the message being assembled lives: rx_stash, or the
+	 * caller's buffer when this call started it there. */
+	bool in_caller = false;
 	for (;;) {
-		unsigned char *dst;
-		if (c->rx_active) {
-			/* An earlier call timed out half-way: its bytes are
-			 * in rx_stash.  Continue there. */
-			*size = c->rx_total;
-			if ((rc = rx_fits(w, c->rx_total)) != 0)
-				return rc;
-			dst = c->rx_stash;
-		} else {
-			const void *p;
-			uint64_t len, total;
-			uint32_t flags;
-			if ((rc = rx_peek(c, &u, &p, &len, &flags)) != 0)
-				return rc;
-			if ((rc = msg_total(p, len, flags, &total)) != 0) {
+		struct rx_rec r;
+		int rc = rx_front(c, &u, &r);
+		if (rc) {
+			if (c->rx_active && in_caller)
+				rx_keep(c, w->buf);
+			return rc;
+		}
+		*size = r.total;
+		if (r.kind == FRONT_NEXT) {
+			/* Resumed from an earlier call: the bytes are in
+			 * rx_stash, which grows as they arrive. */
+			if (!in_caller &&
+			    ((rc = rx_fits(w, r.total)) != 0 ||
+			     (rc = rx_grow(c, c->rx_have + r.n)) != 0)) {
 				mproc__ring_unpeek(&c->rx, 0);
 				return rc;
 			}
-			*size = total;
-			if ((rc = rx_fits(w, total)) != 0) {
-				mproc__ring_unpeek(&c->rx, 0);
-				return rc;
-			}
-			dst = w->buf;
-			if (!dst && !(dst = malloc(total ? total : 1))) {
+			unsigned char *dst = in_caller ? w->buf : c->rx_stash;
+			if (r.n)
+				memcpy(dst + c->rx_have, r.data, r.n);
+			c->rx_have += r.n;
+			mproc__ring_release(&c->rx, 0, true);
+			if (!r.last)
+				continue;
+			rx_consumed(c);
+			return rx_done(c, w, in_caller);
+		}
+		/* rx_front dropped whatever was being assembled. */
+		in_caller = false;
+		if ((rc = rx_fits(w, r.total)) != 0) {
+			mproc__ring_unpeek(&c->rx, 0);
+			return rc;
+		}
+		if (r.kind == FRONT_SOLO) {
+			unsigned char *dst = w->buf;
+			if (!dst && !(dst = malloc(r.n ? (size_t)r.n : 1))) {
 				mproc__ring_unpeek(&c->rx, 0);
 				return -ENOMEM;
 			}
-			if (!(flags & MPROC__RING_REC_MORE)) {
-				if (len)
-					memcpy(dst, p, len);
-				mproc__ring_release(&c->rx, 0, true);
-				rx_consumed(c);
-				w->out = dst;
-				return (ssize_t)total;
-			}
-			uint64_t n = len - sizeof(uint64_t);
-			memcpy(dst, (const unsigned char *)p + sizeof(uint64_t), n);
+			if (r.n)
+				memcpy(dst, r.data, r.n);
 			mproc__ring_release(&c->rx, 0, true);
-			c->rx_active = true;
-			c->rx_total = total;
-			c->rx_have = n;
+			rx_consumed(c);
+			w->out = dst;
+			return (ssize_t)r.n;
 		}
-		rc = rx_stream(c, dst, &u);
-		if (rc == 0) {
-			if (dst == c->rx_stash) {
-				if (w->buf) {
-					memcpy(w->buf, dst, c->rx_total);
-				} else {
-					dst = c->rx_stash;
-					c->rx_stash = NULL;
-				}
-			}
-			ssize_t total = (ssize_t)c->rx_total;
+		c->rx_active = true;
+		c->rx_id = r.id;
+		c->rx_total = r.total;
+		c->rx_have = 0;
+		if (w->buf) {
+			in_caller = true;
+		} else if ((rc = rx_grow(c, r.n)) != 0) {
 			rx_reset(c);
-			w->out = w->buf ? w->buf : dst;
-			return total;
-		}
-		bool fresh = dst != w->buf && dst != c->rx_stash;
-		if (rc == -EAGAIN || rc == -ETIMEDOUT) {
-			/* Keep what arrived for the next call.  The caller's
-			 * buffer is not ours to keep: copy it out.  Without
-			 * memory, rx_stash stays NULL: the rest is dropped. */
-			if (dst == w->buf) {
-				c->rx_stash = malloc(c->rx_total);
-				if (c->rx_stash)
-					memcpy(c->rx_stash, dst, c->rx_have);
-			} else if (fresh) {
-				c->rx_stash = dst;
-			}
+			mproc__ring_unpeek(&c->rx, 0);
 			return rc;
 		}
-		if (fresh)
-			free(dst);
-		rx_reset(c);
-		if (rc == 1)
-			continue; /* withdrawn by the sender: next message */
-		return rc; /* closed, dead or corrupt mid-message */
+		if (r.n) /* a hostile FIRST may carry no data */
+			memcpy(in_caller ? w->buf : c->rx_stash, r.data, r.n);
+		c->rx_have = r.n;
+		mproc__ring_release(&c->rx, 0, true);
 	}
 }
 
@@ -441,20 +508,36 @@ MPROC_API ssize_t mproc_conn_next_size(mproc_conn *c, int64_t timeout_ns)
 	if (timeout_ns < -1)
 		return -EINVAL;
 	struct mproc__lazy_deadline u;
+	struct rx_rec r;
+	if (c->rx_active) {
+		/* Part of a message is here already: it is the next one,
+		 * unless what follows in the ring ends it. */
+		mproc__lazy_init(&u, MPROC_NOWAIT);
+		rc = rx_front(c, &u, &r);
+		if (rc == -EAGAIN && c->rx_active)
+			return (ssize_t)c->rx_total;
+		if (rc == 0) {
+			mproc__ring_unpeek(&c->rx, 0);
+			return (ssize_t)r.total;
+		}
+		if (rc != -EAGAIN)
+			return rc;
+	}
 	mproc__lazy_init(&u, timeout_ns);
-	if (c->rx_active && !c->rx_stash && (rc = rx_resume_drop(c, &u)) != 0)
-		return rc;
-	if (c->rx_active)
-		return (ssize_t)c->rx_total;
-	const void *p;
-	uint64_t len, total;
-	uint32_t flags;
-	rc = rx_peek(c, &u, &p, &len, &flags);
+	rc = rx_front(c, &u, &r);
 	if (rc)
 		return rc;
-	rc = msg_total(p, len, flags, &total);
 	mproc__ring_unpeek(&c->rx, 0);
-	return rc ? rc : (ssize_t)total;
+	return (ssize_t)r.total;
+}
+
+MPROC_API ssize_t mproc_conn_dropped(const mproc_conn *c)
+{
+	if (!c)
+		return -EINVAL;
+	if (c->closed)
+		return -EBADF;
+	return (ssize_t)c->rx_dropped;
 }
 
 /* ------------------------------------------------------------------ */
@@ -469,10 +552,8 @@ MPROC_API int mproc_conn_poll(mproc_conn *c, int64_t timeout_ns)
 		return -EINVAL;
 	struct mproc__lazy_deadline u;
 	mproc__lazy_init(&u, timeout_ns);
-	const void *p;
-	uint64_t len;
-	uint32_t flags;
-	rc = rx_peek(c, &u, &p, &len, &flags);
+	struct rx_rec r;
+	rc = rx_front(c, &u, &r);
 	if (rc == 0) {
 		mproc__ring_unpeek(&c->rx, 0);
 		return 1;

@@ -162,11 +162,19 @@ static uint64_t plan(uint64_t cap, bool duplex,
 	return ring0_off() + (duplex ? 2 : 1) * ring;
 }
 
-/* The kind-specific check run by mproc_shm_import (shm.h). */
+/* What an import token says about the end (NULL: nothing to check). */
+struct import_want {
+	int end;
+	bool rx, tx; /* the token names a receiving / sending eventfd */
+};
+
+/* The kind-specific check run by mproc_shm_import (shm.h); on import,
+ * also that the token's eventfds fit the pipe's direction (@ctx, a
+ * struct import_want; NULL elsewhere). */
 int mproc__pipe_validate_geom(const uint64_t g[MPROC_SHM_GEOM_WORDS],
 			      uint64_t data_size, void *ctx)
 {
-	(void)ctx;
+	const struct import_want *w = ctx;
 	uint64_t cap = g[GEOM_CAP];
 	if (g[GEOM_DUPLEX] > 1 || !mproc__is_pow2(cap) ||
 	    cap < MPROC_PIPE_MIN_CAPACITY || cap > MPROC_PIPE_MAX_CAPACITY)
@@ -175,6 +183,9 @@ int mproc__pipe_validate_geom(const uint64_t g[MPROC_SHM_GEOM_WORDS],
 	uint64_t need = plan(cap, g[GEOM_DUPLEX], want);
 	if (memcmp(want, g, sizeof(want)) != 0 || data_size < need)
 		return -MPROC_ECORRUPT;
+	if (w && (w->rx != (g[GEOM_DUPLEX] || w->end == 0) ||
+		  w->tx != (g[GEOM_DUPLEX] || w->end == 1)))
+		return -EINVAL;
 	return 0;
 }
 
@@ -460,47 +471,80 @@ static int parse_field(const char **p, int *out)
 	return 0;
 }
 
+/* The segment's descriptor in a shm token ("mproc-shm:FD:SIZE", shm.h);
+ * *@rest points at ":SIZE" after it. */
+static int shm_token_fd(const char *tok, int *fd, const char **rest)
+{
+	static const char prefix[] = "mproc-shm:";
+	uint64_t v;
+	if (strncmp(tok, prefix, sizeof(prefix) - 1) != 0)
+		return -EINVAL;
+	tok += sizeof(prefix) - 1;
+	if (mproc__parse_u64(&tok, INT_MAX, &v) || *tok != ':')
+		return -EINVAL;
+	*fd = (int)v;
+	*rest = tok;
+	return 0;
+}
+
+/* Register the eventfds of an imported end; all or none. */
+static int import_eventfds(struct pipe_res *res)
+{
+	for (int k = 0; k < 2; k++) {
+		int rc;
+		if (res->efd[k] >= 0 && (rc = mproc__fdreg_add(res->efd[k])) != 0) {
+			if (k == 1 && res->efd[0] >= 0)
+				mproc__fdreg_remove(res->efd[0]);
+			return rc;
+		}
+	}
+	return 0;
+}
+
 MPROC_API int mproc_conn_import(const char *token, mproc_conn **out)
 {
 	if (!token || !out)
 		return -EINVAL;
 	*out = NULL;
-	int end, rx_fd, tx_fd;
-	const char *shm_token = token + strlen(TOKEN_PREFIX);
+	int end, rx_fd, tx_fd, sfd;
+	const char *shm_token = token + strlen(TOKEN_PREFIX), *size_part;
 	if (strncmp(token, TOKEN_PREFIX, strlen(TOKEN_PREFIX)) != 0 ||
 	    parse_field(&shm_token, &end) || parse_field(&shm_token, &rx_fd) ||
 	    parse_field(&shm_token, &tx_fd) || (end != 0 && end != 1) ||
-	    (rx_fd < 0 && tx_fd < 0) || rx_fd == tx_fd)
+	    (rx_fd < 0 && tx_fd < 0) || rx_fd == tx_fd ||
+	    shm_token_fd(shm_token, &sfd, &size_part))
 		return -EINVAL;
 	int rc;
 	if ((rx_fd >= 0 && (rc = check_eventfd(rx_fd)) != 0) ||
 	    (tx_fd >= 0 && (rc = check_eventfd(tx_fd)) != 0))
 		return rc;
-
+	/* Map the segment through a duplicate of its descriptor, so that a
+	 * failure at any step below closes only what we made and leaves
+	 * every descriptor of the token as it was (pipe.h). */
+	if (fcntl(sfd, F_GETFD) < 0)
+		return -EBADF;
+	int dfd = fcntl(sfd, F_DUPFD_CLOEXEC, 0);
+	if (dfd < 0)
+		return -errno;
+	char dup_token[MPROC_SHM_TOKEN_MAX];
+	int n = snprintf(dup_token, sizeof(dup_token), "mproc-shm:%d%s", dfd,
+			 size_part);
 	struct pipe_res *res = calloc(1, sizeof(*res));
 	mproc_conn *c = calloc(1, sizeof(*c));
-	if (!res || !c) {
-		free(res);
-		free(c);
-		return -ENOMEM;
-	}
-	rc = mproc_shm_import(shm_token, MPROC_SHM_KIND_PIPE,
-			      mproc__pipe_validate_geom,
-			      NULL, &res->seg);
+	struct import_want want = { end, rx_fd >= 0, tx_fd >= 0 };
+	rc = !res || !c ? -ENOMEM
+	     : n < 0 || (size_t)n >= sizeof(dup_token)
+		     ? -EINVAL
+		     : mproc_shm_import(dup_token, MPROC_SHM_KIND_PIPE,
+					mproc__pipe_validate_geom, &want,
+					&res->seg);
 	if (rc) {
+		close(dfd);
 		free(res);
 		free(c);
 		return rc;
 	}
-	/* The token must match the pipe: a receiving end needs its ring's
-	 * eventfd, a sending end its peer's. */
-	bool duplex = mproc_shm_geom(res->seg)[GEOM_DUPLEX];
-	bool rx = duplex || end == 0, tx = duplex || end == 1;
 	res->efd[0] = res->efd[1] = -1;
-	if (rx != (rx_fd >= 0) || tx != (tx_fd >= 0)) {
-		rc = -EINVAL;
-		goto fail;
-	}
 	atomic_init(&res->refs, 1);
 	atomic_init(&res->used_pid[0], 0);
 	atomic_init(&res->used_pid[1], 0);
@@ -508,23 +552,19 @@ MPROC_API int mproc_conn_import(const char *token, mproc_conn **out)
 		goto fail;
 	res->efd[end] = rx_fd;
 	res->efd[1 - end] = tx_fd;
-	for (int k = 0; k < 2; k++) {
-		if (res->efd[k] < 0)
-			continue;
-		set_cloexec(res->efd[k], true);
-		if ((rc = mproc__fdreg_add(res->efd[k])) != 0) {
-			if (k == 1 && res->efd[0] >= 0)
-				mproc__fdreg_remove(res->efd[0]);
-			res->efd[0] = res->efd[1] = -1;
-			goto fail;
-		}
-	}
+	if ((rc = import_eventfds(res)) != 0)
+		goto fail;
+	/* Nothing fails from here: the descriptors are ours now. */
+	for (int k = 0; k < 2; k++)
+		if (res->efd[k] >= 0)
+			set_cloexec(res->efd[k], true);
+	close(sfd);
 	/* Importing is taking the end: this process is its user now. */
 	mproc__conn_claim(c);
 	*out = c;
 	return 0;
 fail:
-	mproc_shm_free(res->seg);
+	mproc_shm_free(res->seg); /* closes dfd only */
 	free(res);
 	free(c);
 	return rc;
@@ -547,7 +587,7 @@ static void close_for_good(mproc_conn *c)
 		/* E3 of ring/spsc.h, then N1-N4 of notify.c: the close ends
 		 * with the fence mproc__note_signal relies on. */
 		mproc__ring_close(&c->tx, MPROC__RING_WR_CLOSED);
-		mproc__note_signal(c->ctl, 1 - c->end, c->res->efd[1 - c->end]);
+		mproc__note_signal(c, true);
 	}
 	if (c->can_rx)
 		mproc__ring_close(&c->rx, MPROC__RING_RD_CLOSED);
@@ -583,6 +623,7 @@ MPROC_API int mproc_conn_close(mproc_conn *c)
 	}
 	free(c->rx_stash);
 	c->rx_stash = NULL;
+	c->rx_stash_cap = 0;
 	c->rx_active = false;
 	atomic_store_explicit(&c->res->used_pid[c->end], 0,
 			      memory_order_relaxed);

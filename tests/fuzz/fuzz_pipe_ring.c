@@ -8,7 +8,17 @@
  * fileno, close of one end) or a write by the peer (a ring index, counter,
  * close flag or wait word; an end's owner or state; the fileno words; raw
  * ring bytes; a crafted record or a whole streamed message whose fragment
- * headers and announced total may lie).
+ * headers, stream ids, offsets and announced total may lie).
+ *
+ * With bit 7 of the configuration byte the peer is honest instead, and
+ * the target checks stream reassembly across changing senders and
+ * receivers (pipe.h, "Taking an end over"): end b sends numbered,
+ * self-checking messages; the peer plays a sender that dies part-way
+ * through a streamed message (well-formed fragments that never end, or
+ * end with an ABORT) and a receiver that dies after taking some records;
+ * end a receives.  Every message a receives must be one that b sent,
+ * intact, in order; when no receiver died, exactly those b sent; and
+ * mproc_conn_dropped never exceeds the receivers that died.
  *
  * Every call must return a documented error or a result within its
  * limits, and no access may touch the poisoned bytes of the library's
@@ -25,16 +35,16 @@
 #include "pipe/conn.h"
 
 #define MAX_COMMANDS 64
-/* recv_bytes allocates the announced length up front (bounded by its
- * maxlength), so the harness keeps maxlength modest: an unbounded one
- * would only test malloc. */
-#define MAX_RECV (1u << 20)
+/* recv_bytes grows its buffer as fragments arrive, so an unbounded
+ * maxlength is safe even against an announced total of 2^62. */
+#define MAX_RECV MPROC_CONN_NOLIMIT
 /* A pid that cannot exist (above the kernel's PID_MAX_LIMIT). */
 #define NO_SUCH_PID 0x3ffffff0u
 
 struct fuzz_pipe {
 	mproc_conn *end[2];
 	bool duplex;
+	bool honest; /* configuration bit 7: see the top of this file */
 	bool closed[2];
 	uint64_t cap, max_payload;
 	unsigned char *lib, *view;
@@ -94,6 +104,7 @@ static void setup(struct fuzz_pipe *f, struct fz_in *in)
 	struct mproc_pipe_attr a;
 	mproc_pipe_attr_init(&a);
 	f->duplex = cfg & 1;
+	f->honest = cfg & 0x80;
 	a.capacity = caps[(cfg >> 1) & 3];
 	switch ((cfg >> 3) & 3) {
 	case 0: a.initial_index = 0; break;
@@ -283,11 +294,16 @@ static void peer_word(struct fuzz_pipe *f, struct fz_in *in)
 	case 8: atomic_store(&ctl->end[fz_u8(in) & 1].state, fz_u8(in) % 4); return;
 	case 9: atomic_store(&ctl->note[k].armed, fz_u8(in) & 1); return;
 	default: {
-		/* SIG_BUSY is left out: a receiver that finds it waits a
-		 * documented, bounded 10 ms for the signaller, which would
-		 * only slow the fuzzer down. */
-		uint32_t v = fz_u8(in) & 3;
-		atomic_store(&ctl->note[k].sig, v == SIG_BUSY ? SIG_IDLE : v);
+		/* BUSY only of a signaller that has exited (pid 0 or one
+		 * that cannot exist), which the next call takes over: a live
+		 * one's BUSY makes a receiver wait a documented, bounded
+		 * 10 ms, which would only slow the fuzzer down. */
+		uint32_t v = fz_u8(in);
+		if ((v & SIG_STATE) == SIG_BUSY)
+			v = v & 4 ? mproc__sig_busy((int)NO_SUCH_PID) : SIG_BUSY;
+		else
+			v &= SIG_STATE;
+		atomic_store(&ctl->note[k].sig, v);
 		return;
 	}
 	}
@@ -374,35 +390,59 @@ static void peer_produce(struct fuzz_pipe *f, struct fz_in *in)
 		   flags & MPROC__RING_REC_MORE ? &total : NULL, adv);
 }
 
-/* A whole streamed message in ring @k, as a sender would write it but
- * with fuzzed fragment sizes and total: the first fragment (MORE, the
- * total, then data), middle ones (MORE), the last (flags 0).  Stops where
- * the ring has no room (the receiver then sees half a message). */
+/* Write a stream fragment at the head of ring @k: a pad first where the
+ * record would cross the end of the buffer (I4).  Returns false, writing
+ * nothing more, when the ring has no room for it. */
+static bool put_frag(struct fuzz_pipe *f, int k, uint64_t id, uint64_t value,
+		     uint32_t len)
+{
+	struct mproc__ring_spsc_shared *sh = ring_sh(f, k);
+	uint64_t head = atomic_load(&sh->head);
+	uint64_t off = head & (f->cap - 1);
+	uint64_t rec = mproc__ring_spsc_rec_size(len);
+	uint64_t pad = off + rec > f->cap ? f->cap - off : 0;
+	if (head + pad + rec - atomic_load(&sh->tail) > f->cap)
+		return false;
+	if (pad) {
+		put_record(f, k, (uint32_t)(pad - MPROC__RING_REC_HDR),
+			   MPROC__RING_REC_PAD, NULL, pad);
+		atomic_fetch_sub(&sh->msgs_in, 1);
+	}
+	unsigned char *rec_p = put_record(f, k, len, MPROC__RING_REC_MORE,
+					  NULL, rec);
+	struct frag_hdr h = { id, value };
+	memcpy(rec_p + MPROC__RING_REC_HDR, &h, sizeof(h));
+	return true;
+}
+
+/* A streamed message in ring @k, as a sender would write it (conn.h,
+ * Messages) but with fuzzed fragment sizes, kinds, id, offsets and
+ * total.  Stops where the ring has no room (the receiver then sees half
+ * a message). */
 static void peer_stream(struct fuzz_pipe *f, struct fz_in *in)
 {
 	int k = pick_ring(f, in);
-	struct mproc__ring_spsc_shared *sh = ring_sh(f, k);
 	unsigned nfrag = 1 + fz_u8(in) % 6;
 	uint64_t total = fz_u8(in) & 1 ? fz_u64(in) : fz_u16(in);
+	uint8_t idsel = fz_u8(in);
+	uint64_t id = idsel & 1 ? fz_u64(in)
+				: atomic_load(&ring_sh(f, k)->head) & ~(uint64_t)FRAG_KIND;
+	uint64_t offset = 0;
 	for (unsigned i = 0; i < nfrag; i++) {
 		uint32_t len = (uint32_t)(fz_u16(in) % (f->max_payload + 1));
-		if (i == 0 && len < 8)
-			len = 8;
-		uint32_t flags = i + 1 < nfrag ? MPROC__RING_REC_MORE : 0;
-		uint64_t head = atomic_load(&sh->head);
-		uint64_t off = head & (f->cap - 1);
-		uint64_t rec = mproc__ring_spsc_rec_size(len);
-		if (off + rec > f->cap) {
-			/* A pad to the end of the buffer, as I4 wants. */
-			uint64_t pad = f->cap - off;
-			put_record(f, k, (uint32_t)(pad - MPROC__RING_REC_HDR),
-				   MPROC__RING_REC_PAD, NULL, pad);
-			atomic_fetch_sub(&sh->msgs_in, 1);
-			head += pad;
-		}
-		if (head + rec - atomic_load(&sh->tail) > f->cap)
+		uint8_t lie = fz_u8(in);
+		if (len < sizeof(struct frag_hdr))
+			len = sizeof(struct frag_hdr);
+		uint64_t kind = i == 0 ? FRAG_FIRST
+				: i + 1 < nfrag ? FRAG_MIDDLE : FRAG_LAST;
+		if (lie & 0x80)
+			kind = lie & FRAG_KIND;
+		uint64_t value = i == 0 ? total : offset;
+		if (lie & 0x40)
+			value = fz_word(in, value, total);
+		if (!put_frag(f, k, (id & ~(uint64_t)FRAG_KIND) | kind, value, len))
 			return;
-		put_record(f, k, len, flags, i == 0 ? &total : NULL, rec);
+		offset += len - sizeof(struct frag_hdr);
 	}
 }
 
@@ -420,11 +460,185 @@ static void peer_front(struct fuzz_pipe *f, struct fz_in *in)
 		uint64_t tag = tail ^ ring_sh(f, k)->secret; /* publish it */
 		memcpy(ring_buf(f, k) + off + 8, &tag, sizeof(tag));
 	}
-	/* And maybe the total of a first fragment. */
-	if ((h[1] & MPROC__RING_REC_MORE) && room >= MPROC__RING_REC_HDR + 8) {
-		uint64_t total = fz_word(in, 0, h[0]);
-		memcpy(ring_buf(f, k) + off + MPROC__RING_REC_HDR, &total, 8);
+	/* And maybe the fragment header of a stream record. */
+	if ((h[1] & MPROC__RING_REC_MORE) &&
+	    room >= MPROC__RING_REC_HDR + sizeof(struct frag_hdr)) {
+		struct frag_hdr fh;
+		fh.id = fz_u8(in) & 1 ? fz_u64(in) : (tail & ~(uint64_t)FRAG_KIND) |
+							 (fz_u8(in) & FRAG_KIND);
+		fh.value = fz_word(in, 0, h[0]);
+		memcpy(ring_buf(f, k) + off + MPROC__RING_REC_HDR, &fh, sizeof(fh));
 	}
+}
+
+/* ------------------------------------------------------------------ */
+/* Honest mode: reassembly across changing senders and receivers       */
+
+struct honest {
+	uint32_t next_seq;              /* seq of b's next message */
+	uint32_t sent[MAX_COMMANDS];    /* seqs b sent, in order */
+	unsigned nsent;
+	unsigned nrecv;                 /* sent[] entries received or passed */
+	unsigned receivers_died;
+	unsigned char *buf;
+	size_t buf_len;
+};
+
+/* b's messages: {seq, length}, then bytes that follow from both. */
+static unsigned char honest_byte(uint32_t seq, size_t i)
+{
+	return (unsigned char)(seq * 131u + i * 7u + (i >> 8));
+}
+
+static void honest_send(struct fuzz_pipe *f, struct fz_in *in,
+			struct honest *h)
+{
+	size_t n = fz_u8(in) & 1
+			   ? 8 + fz_u16(in) % (f->max_payload - 7)
+			   : (size_t)f->max_payload + 1 + fz_u16(in) % f->cap;
+	unsigned char *m = malloc(n);
+	uint32_t seq = h->next_seq++, len32 = (uint32_t)n;
+	memcpy(m, &seq, 4);
+	memcpy(m + 4, &len32, 4);
+	for (size_t i = 8; i < n; i++)
+		m[i] = honest_byte(seq, i);
+	ssize_t rc = mproc_conn_send_bytes(f->end[1], m, n);
+	free(m);
+	FZ_RESULT(rc, n, EAGAIN);
+	if (rc >= 0) {
+		FZ_CHECK((size_t)rc == n, "send of %zu returned %zd", n, rc);
+		h->sent[h->nsent++] = seq;
+	}
+}
+
+/* A received message must be one of b's, intact, after the last one
+ * received; b's messages in between may be missing only when a receiver
+ * died. */
+static void honest_got(struct honest *h, const unsigned char *m, size_t n)
+{
+	uint32_t seq, len32;
+	FZ_CHECK(n >= 8, "received %zu bytes: not one of b's messages", n);
+	memcpy(&seq, m, 4);
+	memcpy(&len32, m + 4, 4);
+	FZ_CHECK(len32 == n, "message %u: %zu bytes, sent %u", seq, n, len32);
+	for (size_t i = 8; i < n; i++)
+		FZ_CHECK(m[i] == honest_byte(seq, i),
+			 "message %u torn or spliced at byte %zu", seq, i);
+	unsigned j = h->nrecv;
+	while (j < h->nsent && h->sent[j] != seq)
+		j++;
+	FZ_CHECK(j < h->nsent, "message %u: never sent, or out of order", seq);
+	FZ_CHECK(j == h->nrecv || h->receivers_died,
+		 "messages lost before %u with no receiver dead", seq);
+	h->nrecv = j + 1;
+}
+
+/* One receive on a; returns its result. */
+static ssize_t honest_recv(struct fuzz_pipe *f, struct fz_in *in,
+			   struct honest *h)
+{
+	ssize_t rc;
+	if (fz_u8(in) & 1) {
+		rc = mproc_conn_recv_bytes_into(f->end[0], h->buf, h->buf_len);
+		if (rc >= 0)
+			honest_got(h, h->buf, (size_t)rc);
+	} else {
+		void *p = NULL;
+		size_t len = 0;
+		rc = mproc_conn_recv_bytes(f->end[0], MPROC_CONN_NOLIMIT, &p, &len);
+		if (rc >= 0) {
+			honest_got(h, p, len);
+			free(p);
+		}
+	}
+	FZ_RESULT(rc, h->buf_len, EAGAIN);
+	ssize_t d = mproc_conn_dropped(f->end[0]);
+	FZ_CHECK(d >= 0 && (size_t)d <= h->receivers_died,
+		 "%zd dropped, %u receivers died", d, h->receivers_died);
+	return rc;
+}
+
+/* A sender of ring 0 that dies part-way through a streamed message:
+ * well-formed fragments that never reach their LAST, maybe an ABORT (a
+ * timeout before it died). */
+static void honest_dead_sender(struct fuzz_pipe *f, struct fz_in *in)
+{
+	uint64_t id = atomic_load(&ring_sh(f, 0)->head) & ~(uint64_t)FRAG_KIND;
+	unsigned nfrag = 1 + fz_u8(in) % 4;
+	uint32_t data[4];
+	uint64_t total = 1 + fz_u8(in);
+	for (unsigned i = 0; i < nfrag; i++) {
+		data[i] = 1 + (uint32_t)(fz_u16(in) %
+					 (f->max_payload - sizeof(struct frag_hdr)));
+		total += data[i];
+	}
+	uint64_t offset = 0;
+	for (unsigned i = 0; i < nfrag; i++) {
+		if (!put_frag(f, 0, id | (i ? FRAG_MIDDLE : FRAG_FIRST),
+			      i ? offset : total,
+			      (uint32_t)sizeof(struct frag_hdr) + data[i]))
+			return;
+		offset += data[i];
+	}
+	if (fz_u8(in) & 1)
+		put_frag(f, 0, id | FRAG_ABORT, offset, sizeof(struct frag_hdr));
+}
+
+/* A receiver of ring 0 that dies after taking up to 4 records (and the
+ * pads between them) and publishing tail. */
+static void honest_dead_receiver(struct fuzz_pipe *f, struct fz_in *in,
+				 struct honest *h)
+{
+	struct mproc__ring_spsc_shared *sh = ring_sh(f, 0);
+	unsigned n = 1 + fz_u8(in) % 4;
+	uint64_t tail = atomic_load(&sh->tail), start = tail;
+	while (n) {
+		uint64_t off = tail & (f->cap - 1), tag;
+		uint32_t hdr[2];
+		memcpy(&tag, ring_buf(f, 0) + off + 8, sizeof(tag));
+		if (tag != (tail ^ sh->secret))
+			break; /* nothing published there */
+		memcpy(hdr, ring_buf(f, 0) + off, sizeof(hdr));
+		if (hdr[1] == MPROC__RING_REC_PAD) {
+			tail += f->cap - off;
+			continue;
+		}
+		tail += mproc__ring_spsc_rec_size(hdr[0]);
+		n--;
+	}
+	if (tail != start) {
+		atomic_store(&sh->tail, tail);
+		h->receivers_died++;
+	}
+}
+
+static void run_honest(struct fuzz_pipe *f, struct fz_in *in)
+{
+	struct honest h = { .buf_len = 4 * (size_t)f->cap };
+	h.buf = malloc(h.buf_len);
+	for (int i = 0; i < MAX_COMMANDS && fz_left(in); i++) {
+		switch (fz_u8(in) % 8) {
+		case 0: case 1: honest_send(f, in, &h); break;
+		case 2: case 3: case 4: honest_recv(f, in, &h); break;
+		case 5: {
+			int p = mproc_conn_poll(f->end[0], MPROC_NOWAIT);
+			FZ_RESULT(p, 1, EINVAL);
+			ssize_t n = mproc_conn_next_size(f->end[0], MPROC_NOWAIT);
+			FZ_RESULT(n, SSIZE_MAX, EAGAIN);
+			break;
+		}
+		case 6: honest_dead_sender(f, in); break;
+		default: honest_dead_receiver(f, in, &h); break;
+		}
+	}
+	/* Drain: with no receiver dead, a got every message b sent. */
+	struct fz_in none = { NULL, 0 };
+	for (int i = 0; i < 4 * MAX_COMMANDS; i++)
+		if (honest_recv(f, &none, &h) == -EAGAIN)
+			break;
+	FZ_CHECK(h.receivers_died || h.nrecv == h.nsent,
+		 "%u of %u messages received", h.nrecv, h.nsent);
+	free(h.buf);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -432,6 +646,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct fz_in in = { data, size };
 	struct fuzz_pipe f;
 	setup(&f, &in);
+	if (f.honest) {
+		run_honest(&f, &in);
+		teardown(&f);
+		return 0;
+	}
 	for (int i = 0; i < MAX_COMMANDS && fz_left(&in); i++) {
 		uint8_t op = fz_u8(&in);
 		int e = (op >> 7) & 1;

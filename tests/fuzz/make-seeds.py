@@ -155,12 +155,42 @@ write("fuzz_pipe_ring", "duplex-fileno-2e64",
 write("fuzz_pipe_ring", "oneway-wrap-2e32",
       p_cfg(False, 0, 1) +
       (p_send(B, 1500) + p_send(B, 1500) + p_recv(0, 1500) + p_recv(0, 1500)) * 4)
-# A stream written by the peer: first fragment (total 180, 100 bytes),
-# then 50, then 30; and one whose total lies.
+# A stream written by the peer: fragments {header, data} of 100, 50 and
+# 30 bytes (total 180), each followed by its "lie" byte (0: honest); and
+# one whose total lies.
+FRAG_HDR = 16
 write("fuzz_pipe_ring", "peer-stream",
-      p_cfg(False, 0, 0) + u8(P_STREAM, 2, 0) + u16(180) +
-      u16(108) + u16(50) + u16(30) + p_recv(0, 4096) +
-      u8(P_STREAM, 1, 0) + u16(20) + u16(108) + u16(50) + u8(RECV_BYTES, 1))
+      p_cfg(False, 0, 0) + u8(P_STREAM, 2, 0) + u16(180) + u8(0) +
+      u16(FRAG_HDR + 100) + u8(0) + u16(FRAG_HDR + 50) + u8(0) + u16(FRAG_HDR + 30) +
+      u8(0) + p_recv(0, 4096) +
+      u8(P_STREAM, 1, 0) + u16(20) + u8(0) + u16(FRAG_HDR + 100) + u8(0) +
+      u16(FRAG_HDR + 50) + u8(0) + u8(RECV_BYTES, 1))
+# Honest mode (cfg bit 7): b sends numbered messages, the peer plays a
+# sender or a receiver that dies part-way; commands are op % 8.
+H_SEND, H_RECV, H_LOOK, H_DEAD_TX, H_DEAD_RX = 0, 2, 5, 6, 7
+
+
+def h_send(n, streamed=False):
+    # Short: 8 + n; streamed: max_payload + 1 + n.
+    return u8(H_SEND, 0 if streamed else 1) + u16(n)
+
+
+def h_recv(into=True):
+    return u8(H_RECV, 1 if into else 0)
+
+
+# A sender dies after two fragments; b takes over with a streamed message
+# and a short one, which must arrive whole, not spliced or swallowed.
+write("fuzz_pipe_ring", "honest-dead-sender",
+      u8(0x80 | 3 << 1) + h_send(100) + h_recv() +
+      u8(H_DEAD_TX, 1, 10) + u16(500) + u16(300) + u8(0) + h_recv() +
+      h_send(2000, True) + h_recv(False) +
+      u8(H_DEAD_TX, 0, 3) + u16(40) + u8(1) + h_send(5) + h_recv())
+# A receiver dies after taking the first fragment of b's streamed
+# message: the rest is skipped (and counted), the next message arrives.
+write("fuzz_pipe_ring", "honest-dead-receiver",
+      u8(0x80 | 3 << 1) + h_send(2000, True) + u8(H_DEAD_RX, 0) +
+      h_send(50) + h_recv() + u8(H_LOOK) + h_recv(False))
 write("fuzz_pipe_ring", "peer-records",
       p_cfg(True, 0, 0) + u8(P_PRODUCE, 0, 0, 0) + u16(9) + u16(0) +
       p_recv(0, 100) +

@@ -4,10 +4,13 @@
  * 256 MiB message through a 4 MiB ring with a checksum; a peer killed
  * with SIGKILL mid-stream (sender, then receiver) that the survivor sees
  * as an error within its timeout; and the fileno eventfd under a live
- * sender, where a missed readiness fails the test.
+ * sender, where a missed readiness fails the test, and after each
+ * message a drained ring whose eventfd must not be readable.
  */
-#include <criterion/criterion.h>
 #include <errno.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -18,57 +21,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "mproc/pipe.h"
+#include "pipe_test.h"
 #include "common/clock.h"
-
-/* xorshift64*: both processes derive sizes and contents from the seed. */
-static uint64_t rnd(uint64_t *s)
-{
-	*s ^= *s >> 12;
-	*s ^= *s << 25;
-	*s ^= *s >> 27;
-	return *s * UINT64_C(2685821657736338717);
-}
-
-static void fill(unsigned char *p, size_t n, uint64_t seed)
-{
-	uint64_t s = seed | 1;
-	size_t i = 0;
-	for (; i + 8 <= n; i += 8) {
-		uint64_t v = rnd(&s);
-		memcpy(p + i, &v, 8);
-	}
-	if (i < n) {
-		uint64_t v = rnd(&s);
-		memcpy(p + i, &v, n - i);
-	}
-}
-
-/* FNV-1a, 64-bit. */
-static uint64_t checksum(const unsigned char *p, size_t n)
-{
-	uint64_t h = UINT64_C(0xcbf29ce484222325);
-	for (size_t i = 0; i < n; i++)
-		h = (h ^ p[i]) * UINT64_C(0x100000001b3);
-	return h;
-}
-
-static void make(mproc_conn **a, mproc_conn **b, bool duplex, size_t cap)
-{
-	struct mproc_pipe_attr attr;
-	mproc_pipe_attr_init(&attr);
-	attr.capacity = cap;
-	int rc = mproc_pipe(duplex, &attr, a, b);
-	cr_assert_eq(rc, 0, "mproc_pipe: %s", mproc_strerror(rc));
-}
-
-static int wait_child(pid_t pid)
-{
-	int st;
-	if (waitpid(pid, &st, 0) != pid)
-		return -1;
-	return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-}
 
 #define RING (64 * 1024)
 #define MAXMSG (4 * RING)
@@ -367,6 +321,68 @@ Test(pipe_stress, fileno_follows_ring, .timeout = 300)
 	cr_assert_leq(spurious, wakeups / 100 + 1, "%ld spurious of %ld",
 		      spurious, wakeups);
 	close(ep);
+	mproc_conn_free(r);
+	mproc_conn_free(w);
+}
+
+/* The sender thread of fileno_exact_after_drain: message i once the
+ * receiver has acknowledged i - 1, then "sent" = i + 1. */
+struct lockstep {
+	mproc_conn *w;
+	_Atomic uint32_t ack, sent;
+	uint32_t n;
+};
+
+static void *lockstep_sender(void *arg)
+{
+	struct lockstep *l = arg;
+	for (uint32_t i = 0; i < l->n; i++) {
+		while (atomic_load(&l->ack) != i)
+			sched_yield();
+		if (mproc_conn_send_bytes(l->w, &i, sizeof(i)) != sizeof(i))
+			break;
+		atomic_store(&l->sent, i + 1);
+	}
+	return NULL;
+}
+
+/* Issue 10 defect 7: a receiver that takes a record by its tag before
+ * the sender has stored head and signalled finds the ring empty and
+ * clears the eventfd; the sender then raised it for a record already
+ * gone, and the descriptor stayed readable on an empty ring (an epoll
+ * loop that then blocks in recv stalls).  Here the receiver spins on
+ * recv(timeout 0), the way that takes records earliest, and after each
+ * message waits until the send has returned: the ring is empty then, and
+ * so must the descriptor be. */
+Test(pipe_stress, fileno_exact_after_drain, .timeout = 300)
+{
+	mproc_conn *r, *w;
+	make(&r, &w, false, 4096);
+	int fd = mproc_conn_fileno(r);
+	cr_assert_geq(fd, 0);
+	cr_assert_eq(mproc_conn_set_timeout(r, 0), 0);
+	struct lockstep l = { .w = w, .n = NOTES };
+	pthread_t t;
+	cr_assert_eq(pthread_create(&t, NULL, lockstep_sender, &l), 0);
+	long stale = 0;
+	for (uint32_t i = 0; i < NOTES; i++) {
+		uint32_t got;
+		ssize_t n;
+		while ((n = mproc_conn_recv_bytes_into(r, &got, sizeof(got))) ==
+		       -EAGAIN)
+			;
+		cr_assert_eq(n, (ssize_t)sizeof(got), "%zd", n);
+		cr_assert_eq(got, i);
+		while (atomic_load(&l.sent) != i + 1)
+			sched_yield();
+		struct pollfd p = { .fd = fd, .events = POLLIN };
+		if (poll(&p, 1, 0) == 1)
+			stale++;
+		atomic_store(&l.ack, i + 1);
+	}
+	pthread_join(t, NULL);
+	cr_assert_eq(stale, 0, "readable on an empty ring %ld times in %d",
+		     stale, NOTES);
 	mproc_conn_free(r);
 	mproc_conn_free(w);
 }

@@ -3,7 +3,6 @@
  * relies on (direction, close, too-small buffers, objects, timeouts,
  * fileno in epoll, mproc_wait over mixed objects, fork and spawn).
  */
-#include <criterion/criterion.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -22,31 +21,13 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "mproc/pipe.h"
+#include "pipe_test.h"
 #include "mproc/queue.h"
 #include "mproc/shm.h"
 #include "mproc/wait.h"
 #include "common/clock.h"
 
 extern char **environ;
-
-static void make(mproc_conn **a, mproc_conn **b, bool duplex, size_t cap)
-{
-	struct mproc_pipe_attr attr;
-	mproc_pipe_attr_init(&attr);
-	attr.capacity = cap;
-	int rc = mproc_pipe(duplex, &attr, a, b);
-	cr_assert_eq(rc, 0, "mproc_pipe: %s", mproc_strerror(rc));
-}
-
-/* Deterministic test data. */
-static void fill(unsigned char *p, size_t n, uint32_t seed)
-{
-	for (size_t i = 0; i < n; i++) {
-		seed = seed * 1103515245u + 12345u;
-		p[i] = (unsigned char)(seed >> 16);
-	}
-}
 
 /* Is @fd readable right now? */
 static int fd_readable(int fd)
@@ -176,20 +157,6 @@ Test(pipe, small_buffer_then_retry)
 	mproc_conn_free(b);
 }
 
-struct big_send {
-	mproc_conn *c;
-	const unsigned char *buf;
-	size_t len;
-	ssize_t rc;
-};
-
-static void *sender(void *arg)
-{
-	struct big_send *s = arg;
-	s->rc = mproc_conn_send_bytes(s->c, s->buf, s->len);
-	return NULL;
-}
-
 /* A message many times the ring streams through it; a too-small buffer is
  * refused before a byte of it is consumed (the sender is stuck until the
  * receiver takes it, so nothing can have been taken). */
@@ -202,7 +169,7 @@ Test(pipe, streamed_message_small_buffer)
 	fill(msg, n, 7);
 	struct big_send s = { b, msg, n, 0 };
 	pthread_t t;
-	pthread_create(&t, NULL, sender, &s);
+	pthread_create(&t, NULL, big_send_thread, &s);
 	cr_assert_eq(mproc_conn_next_size(a, 5 * MPROC_SEC), (ssize_t)n);
 	cr_assert_eq(mproc_conn_recv_bytes_into(a, buf, n - 1), -EMSGSIZE);
 	cr_assert_eq(mproc_conn_recv(a, buf, 16), -EBADMSG);
@@ -212,7 +179,7 @@ Test(pipe, streamed_message_small_buffer)
 	cr_assert_eq(s.rc, (ssize_t)n);
 	cr_assert(memcmp(buf, msg, n) == 0);
 	/* And once more through recv_bytes. */
-	pthread_create(&t, NULL, sender, &s);
+	pthread_create(&t, NULL, big_send_thread, &s);
 	void *p;
 	size_t len;
 	cr_assert_eq(mproc_conn_recv_bytes(a, n - 1, &p, &len), -EMSGSIZE);
@@ -388,7 +355,7 @@ Test(pipe, resumed_stream)
 	CPU_SET(sched_getcpu() >= 0 ? sched_getcpu() : 0, &one);
 	cr_assert_eq(sched_setaffinity(0, sizeof(one), &one), 0);
 	cr_assert_eq(mproc_conn_set_timeout(a, 0), 0);
-	pthread_create(&t, NULL, sender, &s);
+	pthread_create(&t, NULL, big_send_thread, &s);
 	ssize_t r;
 	int tries = 0;
 	while ((r = mproc_conn_recv_bytes_into(a, buf, n)) == -EAGAIN) {
@@ -400,7 +367,7 @@ Test(pipe, resumed_stream)
 	cr_assert(memcmp(buf, msg, n) == 0);
 	cr_assert_gt(tries, 1);
 	/* The same through recv_bytes (the stash is the result buffer). */
-	pthread_create(&t, NULL, sender, &s);
+	pthread_create(&t, NULL, big_send_thread, &s);
 	void *p = NULL;
 	size_t len;
 	while ((r = mproc_conn_recv_bytes(a, n, &p, &len)) == -EAGAIN)
@@ -690,16 +657,11 @@ Test(pipe, import_rejects_corrupt_segment)
 {
 	mproc_conn *a, *b, *c = NULL;
 	make(&a, &b, false, 4096);
-	char tok[MPROC_CONN_TOKEN_MAX];
-	cr_assert_gt(mproc_conn_export(a, tok, sizeof(tok)), 0);
-	/* Reach the segment through its token's descriptor. */
-	int efd, xfd, sfd;
-	size_t size;
-	cr_assert_eq(sscanf(tok, "mproc-conn:0:%d:%d:mproc-shm:%d:%zu", &efd,
-			    &xfd, &sfd, &size), 4);
-	struct mproc_shm_header *h = mmap(NULL, size, PROT_READ | PROT_WRITE,
-					  MAP_SHARED, sfd, 0);
-	cr_assert_neq(h, MAP_FAILED);
+	struct exported e;
+	export_and_map(a, &e);
+	const char *tok = e.tok;
+	size_t size = e.size;
+	struct mproc_shm_header *h = (struct mproc_shm_header *)e.base;
 	uint64_t saved = h->geom[1];
 	h->geom[1] = 1u << 20; /* claims a ring bigger than the file */
 	cr_assert_eq(mproc_conn_import(tok, &c), -MPROC_ECORRUPT);
