@@ -35,7 +35,8 @@ MPROC_BEGIN_DECLS
 /** Layout version of the segment: the header and the layouts of the
  *  kinds behind it.  2: MPMC slot headers carry a claimer identity (32
  *  bytes), event waiter words are 64-bit, the SPSC indices name their
- *  producer; a process of another version refuses the segment. */
+ *  producer, a pipe's streamed fragments carry a stream header; a
+ *  process of another version refuses the segment. */
 #define MPROC_SHM_VERSION 2u
 /** Bytes reserved for the header at the start of every segment. */
 #define MPROC_SHM_HEADER_SIZE 256u

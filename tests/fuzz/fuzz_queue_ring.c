@@ -30,6 +30,7 @@ enum { GEOM_RING, GEOM_SIZE, GEOM_MAX_MSG, GEOM_STRIDE, GEOM_FLAGS, GEOM_BUF_OFF
 enum { RING_SPSC = 1, RING_MPMC = 2 };
 #define CTL_SIZE 128u   /* struct queue_ctl: two cache lines */
 #define CTL_UNFINISHED 0u
+#define CTL_DISCARDED 8u /* uint32: set by an immediate shutdown */
 #define CTL_ALL_DONE 64u
 
 #define MAX_COMMANDS 64
@@ -69,7 +70,8 @@ static struct mproc__ring_mpmc_slot *view_slot(struct fuzz_queue *f,
 static void poison(struct fuzz_queue *f)
 {
 	fz_poison(f->lib, 0, MPROC_SHM_HEADER_SIZE);
-	fz_poison(f->lib, f->data + CTL_UNFINISHED + 8, CTL_ALL_DONE - 8);
+	fz_poison(f->lib, f->data + CTL_DISCARDED + 4,
+		  CTL_ALL_DONE - CTL_DISCARDED - 4);
 	fz_poison_event(f->lib, f->data + CTL_ALL_DONE);
 	size_t s = f->ring_sh;
 	if (f->spsc) {
