@@ -307,6 +307,14 @@ struct bench_team {
 	/* Optional, in the parent after every worker was forked and before
 	 * the start: e.g. close descriptors the parent must not hold. */
 	void (*parent_after_fork)(void *arg);
+	/* Optional, in each worker after pinning and before the start
+	 * barrier, so outside the timed window: open what the worker needs
+	 * (a socket, a connection to its peer).  *arg is the worker's own
+	 * copy after the fork, so setup may keep its handles there for the
+	 * worker function.  Returns 0 or a negative errno (why in
+	 * w->res->note); a worker whose setup fails never starts, and the
+	 * team fails with that note. */
+	int (*setup)(struct bench_worker *w, void *arg);
 };
 
 struct bench_team_result {
