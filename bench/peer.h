@@ -149,7 +149,20 @@ static inline int peer_stop(struct peer_pingpong *p, peer_try_fn put)
 	return peer_spin(put, p->fwd, p->msg);
 }
 
-/* ---- socket peers: ipc:// paths and the end of a run ------------------ */
+/* ---- queueing peers: sockets and Boost's message_queue --------------- */
+
+/* How many messages a queueing peer may hold: 1000, ZeroMQ's default
+ * high-water mark, but no more than 4 MiB of messages, so that 1 MiB
+ * messages do not queue a gigabyte. */
+static inline int peer_queue_depth(size_t msg_size)
+{
+	size_t k = ((size_t)4 << 20) / (msg_size ? msg_size : 1);
+	return k < 4 ? 4 : k > 1000 ? 1000 : (int)k;
+}
+
+/* The first message over a fresh connection, sent in the team's setup
+ * hook so that the connection is up before the timed run; not counted. */
+#define PEER_HELLO "hello"
 
 /* A fresh socket path for one repetition, unique on this machine:
  * /tmp/mproc-bench-TAG.PID.N.  The parent unlinks it after the run. */
