@@ -45,9 +45,9 @@
 static int bench_peer_absent(struct bench_case *c, char *why, size_t len)
 {
 	(void)c;
-	snprintf(why, len, "mproc-bench was built without %s "
-		 "(scripts/bootstrap.sh --peers installs it; then "
-		 "meson setup --reconfigure)", BENCH_PEER_PACKAGE);
+	snprintf(why, len, "not built: %s was missing or -Dpeers=disabled; "
+		 "scripts/bootstrap.sh --peers installs it, then meson setup "
+		 "--reconfigure", BENCH_PEER_PACKAGE);
 	return BENCH_SKIP;
 }
 /* One 64-byte case that is skipped with a note. */
