@@ -32,6 +32,7 @@
 
 #include "bench.h"
 #include "common/clock.h"
+#include "stream.h"
 
 #ifndef BENCH_PEER_FOUND
 #error "bench/meson.build defines BENCH_PEER_FOUND for every peer file"
@@ -164,31 +165,27 @@ static inline int peer_queue_depth(size_t msg_size)
  * hook so that the connection is up before the timed run; not counted. */
 #define PEER_HELLO "hello"
 
-/* A fresh socket path for one repetition, unique on this machine:
- * /tmp/mproc-bench-TAG.PID.N.  The parent unlinks it after the run. */
-static inline void peer_ipc_path(char *buf, size_t len, const char *tag)
-{
-	static unsigned counter;
-	snprintf(buf, len, "/tmp/mproc-bench-%s.%d.%u", tag, (int)getpid(),
-		 counter++);
-}
-
 /*
  * A socket library queues messages in its own threads and drops what is
  * still queued when the sending process exits, so a producer that has
  * sent its end markers waits until every consumer has counted its last
- * message.  @done is a shared counter each consumer bumps once it has
- * seen every end marker.  Returns 0, or -ETIMEDOUT after
- * PEER_SPIN_LIMIT_NS (a consumer died; its own error is the one that
- * will be reported).
+ * message.  What a socket row shares with its workers starts with this.
  */
+struct peer_sock_row {
+	char path[96];     /* the socket file, unlinked after the run */
+	_Atomic int *done; /* shared: consumers that saw every end marker */
+};
+
+/* Producer, after its end markers: wait until every consumer is done.
+ * 0, or -ETIMEDOUT after PEER_SPIN_LIMIT_NS (a consumer died; its own
+ * error is the one that will be reported). */
 static inline int peer_wait_consumers(const struct bench_worker *w,
-				      _Atomic int *done)
+				      const struct peer_sock_row *row)
 {
 	int64_t until = mproc__now_ns() + PEER_SPIN_LIMIT_NS;
 	/* Relaxed: the count carries no data, it only tells the producer
 	 * that nothing of its own is still in flight. */
-	while (atomic_load_explicit(done, memory_order_relaxed) <
+	while (atomic_load_explicit(row->done, memory_order_relaxed) <
 	       w->c->consumers) {
 		if (mproc__now_ns() > until)
 			return -ETIMEDOUT;
@@ -198,10 +195,36 @@ static inline int peer_wait_consumers(const struct bench_worker *w,
 	return 0;
 }
 
-static inline void peer_consumer_done(_Atomic int *done)
+/* Consumer: receive and check until every end marker came (stream.h),
+ * then count itself done.  The socket goes with the process: closing it
+ * here would add its teardown to the consumer's timed end. */
+static inline __attribute__((always_inline)) int
+peer_sock_consume(struct bench_worker *w, bench_recv_fn recv,
+		  struct peer_sock_row *row)
 {
+	int rc = bench_stream_consume(w, recv, row);
 	/* Relaxed, as in peer_wait_consumers: no data rides on it. */
-	atomic_fetch_add_explicit(done, 1, memory_order_relaxed);
+	if (rc == 0)
+		atomic_fetch_add_explicit(row->done, 1, memory_order_relaxed);
+	return rc;
+}
+
+/* One repetition of a socket row whose struct starts with @row: a fresh
+ * socket path /tmp/mproc-bench-TAG.PID.N, the shared count, the team. */
+static inline int peer_sock_run(struct bench_case *c, struct bench_sample *s,
+				const char *tag, struct peer_sock_row *row,
+				const struct bench_team *t)
+{
+	static unsigned counter;
+	snprintf(row->path, sizeof row->path, "/tmp/mproc-bench-%s.%d.%u", tag,
+		 (int)getpid(), counter++);
+	row->done = bench_shared_alloc(sizeof *row->done);
+	if (!row->done)
+		return -ENOMEM;
+	int rc = bench_team_throughput(c, t, s);
+	unlink(row->path);
+	bench_shared_free(row->done, sizeof *row->done);
+	return rc;
 }
 
 #endif /* BENCH_PEER_FOUND */

@@ -20,11 +20,8 @@
 #include <nng/protocol/pipeline0/pull.h>
 #include <nng/protocol/pipeline0/push.h>
 
-#include "stream.h"
-
 struct nng_row {
-	char path[96];      /* the socket file, unlinked after the run */
-	_Atomic int *done;  /* shared: consumers that saw every end marker */
+	struct peer_sock_row sock_row; /* first: peer_sock_run's view */
 	nng_socket sock;    /* each worker's own, from setup */
 };
 
@@ -39,7 +36,7 @@ static int setup(struct bench_worker *w, void *arg)
 {
 	struct nng_row *a = arg;
 	char url[128];
-	snprintf(url, sizeof url, "ipc://%s", a->path);
+	snprintf(url, sizeof url, "ipc://%s", a->sock_row.path);
 	int depth = peer_queue_depth(w->c->msg_size);
 	nng_duration timeout = (nng_duration)(PEER_SPIN_LIMIT_NS / 1000000);
 	int rc = w->is_consumer ? nng_pull0_open(&a->sock)
@@ -93,34 +90,22 @@ static int producer(struct bench_worker *w, void *arg)
 	int rc = bench_stream_produce(w, send_one, arg);
 	/* nng_close drops what is still queued: wait for the consumers. */
 	if (rc == 0)
-		rc = peer_wait_consumers(w, a->done);
+		rc = peer_wait_consumers(w, &a->sock_row);
 	nng_close(a->sock);
 	return rc;
 }
 
 static int consumer(struct bench_worker *w, void *arg)
 {
-	struct nng_row *a = arg;
-	int rc = bench_stream_consume(w, recv_one, arg);
-	if (rc == 0)
-		peer_consumer_done(a->done);
-	/* The socket goes with the process: closing it here would add its
-	 * teardown to the consumer's timed end. */
-	return rc;
+	return peer_sock_consume(w, recv_one, arg);
 }
 
 static int nng_tp(struct bench_case *c, struct bench_sample *s)
 {
-	struct nng_row a = {.done = bench_shared_alloc(sizeof *a.done)};
-	if (!a.done)
-		return -ENOMEM;
-	peer_ipc_path(a.path, sizeof a.path, "nng");
+	struct nng_row a = {0};
 	struct bench_team t = {.producer = producer, .consumer = consumer,
 			       .setup = setup, .arg = &a};
-	int rc = bench_team_throughput(c, &t, s);
-	unlink(a.path);
-	bench_shared_free(a.done, sizeof *a.done);
-	return rc;
+	return peer_sock_run(c, s, "nng", &a.sock_row, &t);
 }
 
 #endif /* BENCH_PEER_FOUND */

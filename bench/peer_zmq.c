@@ -19,11 +19,8 @@
 
 #include <zmq.h>
 
-#include "stream.h"
-
 struct zmq_row {
-	char path[96];      /* the socket file, unlinked after the run */
-	_Atomic int *done;  /* shared: consumers that saw every end marker */
+	struct peer_sock_row sock_row; /* first: peer_sock_run's view */
 	void *ctx, *sock;   /* each worker's own, from setup */
 };
 
@@ -39,7 +36,7 @@ static int setup(struct bench_worker *w, void *arg)
 {
 	struct zmq_row *a = arg;
 	char url[128];
-	snprintf(url, sizeof url, "ipc://%s", a->path);
+	snprintf(url, sizeof url, "ipc://%s", a->sock_row.path);
 	int depth = peer_queue_depth(w->c->msg_size);
 	int timeout_ms = (int)(PEER_SPIN_LIMIT_NS / 1000000);
 	int reconnect_ms = 10;
@@ -101,7 +98,7 @@ static int producer(struct bench_worker *w, void *arg)
 	struct zmq_row *a = arg;
 	int rc = bench_stream_produce(w, send_one, arg);
 	if (rc == 0)
-		rc = peer_wait_consumers(w, a->done);
+		rc = peer_wait_consumers(w, &a->sock_row);
 	/* Everything was delivered, or the run failed: either way nothing
 	 * queued is worth waiting for. */
 	int linger = 0;
@@ -113,27 +110,15 @@ static int producer(struct bench_worker *w, void *arg)
 
 static int consumer(struct bench_worker *w, void *arg)
 {
-	struct zmq_row *a = arg;
-	int rc = bench_stream_consume(w, recv_one, arg);
-	if (rc == 0)
-		peer_consumer_done(a->done);
-	/* The socket and context go with the process: closing them here
-	 * would add their teardown to the consumer's timed end. */
-	return rc;
+	return peer_sock_consume(w, recv_one, arg);
 }
 
 static int zmq_tp(struct bench_case *c, struct bench_sample *s)
 {
-	struct zmq_row a = {.done = bench_shared_alloc(sizeof *a.done)};
-	if (!a.done)
-		return -ENOMEM;
-	peer_ipc_path(a.path, sizeof a.path, "zmq");
+	struct zmq_row a = {0};
 	struct bench_team t = {.producer = producer, .consumer = consumer,
 			       .setup = setup, .arg = &a};
-	int rc = bench_team_throughput(c, &t, s);
-	unlink(a.path);
-	bench_shared_free(a.done, sizeof *a.done);
-	return rc;
+	return peer_sock_run(c, s, "zmq", &a.sock_row, &t);
 }
 
 #endif /* BENCH_PEER_FOUND */
