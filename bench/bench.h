@@ -60,7 +60,12 @@
  * The harness's table (baseline_map in stats.c) maps impl prefixes to
  * baselines per suite (mproc_* to pipe/memcpy for throughput, mproc_fork to
  * raw_fork, ...), and an mproc_X row is also compared with python_X when that
- * row exists.  A row can name further baselines in .baselines.
+ * row exists.  A row can name further baselines in .baselines.  mproc rows
+ * are also divided by their closest peer, another library's queue measured
+ * in the same run (peer_map in stats.c: "x rte_ring", "x ck_ring", ...).
+ *
+ * Peer rows (rows measuring another library, compiled only when meson
+ * finds it): see bench/peer.h and the peer list in bench/meson.build.
  *
  * Spawned children: a row that needs the benchmark's own executable to act
  * as a child (e.g. mproc's spawn start method calling mproc_main) registers
@@ -307,6 +312,14 @@ struct bench_team {
 	/* Optional, in the parent after every worker was forked and before
 	 * the start: e.g. close descriptors the parent must not hold. */
 	void (*parent_after_fork)(void *arg);
+	/* Optional, in each worker after pinning and before the start
+	 * barrier, so outside the timed window: open what the worker needs
+	 * (a socket, a connection to its peer).  *arg is the worker's own
+	 * copy after the fork, so setup may keep its handles there for the
+	 * worker function.  Returns 0 or a negative errno (why in
+	 * w->res->note); a worker whose setup fails never starts, and the
+	 * team fails with that note. */
+	int (*setup)(struct bench_worker *w, void *arg);
 };
 
 struct bench_team_result {

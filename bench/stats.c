@@ -31,6 +31,28 @@ static const struct baseline_rule {
 };
 #define NRULES (sizeof baseline_map / sizeof baseline_map[0])
 
+/*
+ * Peers (bench/peer.h): besides its baselines, an mproc row is divided by
+ * its closest outside library.  The rule of the row's suite with the
+ * longest prefix the impl starts with names up to two peer rows, so that
+ * mproc_spsc_batch meets rte_ring_burst and not rte_ring.  Unlike a
+ * baseline, a peer counts only with the same producer/consumer
+ * configuration: mproc_mpmc 2/2 against rte_ring's 1/1 would compare two
+ * different contentions.  Peer rows exist only at the sizes a peer carries
+ * (the rings: 64 B), and only when mproc-bench was built with the peer,
+ * so elsewhere the columns stay empty.
+ */
+static const struct peer_rule {
+	const char *suite, *prefix, *peers[2];
+} peer_map[] = {
+	{"throughput", "mproc_spsc", {"rte_ring", "ck_ring"}},
+	{"throughput", "mproc_spsc_batch", {"rte_ring_burst", NULL}},
+	{"throughput", "mproc_pipe", {"rte_ring", "ck_ring"}},
+	{"throughput", "mproc_mpmc", {"rte_ring_mpmc", "rte_ring_mpmc_rts"}},
+	{"latency", "mproc_", {"rte_ring_busy", "ck_ring_busy"}},
+};
+#define NPEERS (sizeof peer_map / sizeof peer_map[0])
+
 static void compute_stats(const struct bench_opts *o, struct bench_row *r)
 {
 	double *v = malloc((size_t)o->reps * sizeof *v);
@@ -99,10 +121,11 @@ void bench__stats(const struct bench_opts *o, struct bench_rows *rows)
 
 /* The baseline row for @r: same suite and message size; among those, the
  * same producer/consumer configuration and case name are preferred (e.g.
- * an mproc_mpmc 2/2 row meets posix_mq 2/2 if that exists, else 1/1). */
+ * an mproc_mpmc 2/2 row meets posix_mq 2/2 if that exists, else 1/1).
+ * With @same_pc, only the same configuration will do. */
 static const struct bench_row *find_row(const struct bench_rows *rows,
 					const struct bench_row *r,
-					const char *impl)
+					const char *impl, bool same_pc)
 {
 	const struct bench_row *best = NULL;
 	int best_score = -1;
@@ -117,6 +140,8 @@ static const struct bench_row *find_row(const struct bench_rows *rows,
 		if (b->c.producers == r->c.producers &&
 		    b->c.consumers == r->c.consumers)
 			score += 2;
+		else if (same_pc)
+			continue;
 		if (r->c.case_name && b->c.case_name &&
 		    strcmp(r->c.case_name, b->c.case_name) == 0)
 			score += 1;
@@ -140,14 +165,14 @@ static bool impl_exists(const struct bench_rows *rows, const char *suite,
 
 static int add_ratio(const struct bench_rows *rows, struct bench_ratio *out,
 		     int n, const struct bench_row *r, const char *label,
-		     const char *baseline)
+		     const char *baseline, bool same_pc)
 {
 	if (n == BENCH_MAX_RATIOS || strcmp(baseline, r->c.impl->impl) == 0)
 		return n;
 	for (int i = 0; i < n; i++)
 		if (strcmp(out[i].label, label) == 0)
 			return n;
-	const struct bench_row *b = find_row(rows, r, baseline);
+	const struct bench_row *b = find_row(rows, r, baseline, same_pc);
 	if (!b)
 		return n;
 	/* Compare the suite's primary figure when both rows have it, else
@@ -179,10 +204,20 @@ int bench__ratios(const struct bench_rows *rows, const struct bench_row *r,
 		    strncmp(impl, baseline_map[i].prefix,
 			    strlen(baseline_map[i].prefix)) == 0)
 			n = add_ratio(rows, out, n, r, baseline_map[i].baseline,
-				      baseline_map[i].baseline);
+				      baseline_map[i].baseline, false);
 	if (r->c.impl->baselines)
 		for (const char *const *b = r->c.impl->baselines; *b; b++)
-			n = add_ratio(rows, out, n, r, *b, *b);
+			n = add_ratio(rows, out, n, r, *b, *b, false);
+	const struct peer_rule *peer = NULL;
+	for (size_t i = 0; i < NPEERS; i++)
+		if (strcmp(peer_map[i].suite, suite) == 0 &&
+		    strncmp(impl, peer_map[i].prefix,
+			    strlen(peer_map[i].prefix)) == 0 &&
+		    (!peer || strlen(peer_map[i].prefix) > strlen(peer->prefix)))
+			peer = &peer_map[i];
+	for (int k = 0; peer && k < 2 && peer->peers[k]; k++)
+		n = add_ratio(rows, out, n, r, peer->peers[k], peer->peers[k],
+			      true);
 	if (strncmp(impl, "mproc_", 6) == 0) {
 		/* mproc_queue_busy -> python_queue_busy, python_queue. */
 		char name[128];
@@ -190,7 +225,8 @@ int bench__ratios(const struct bench_rows *rows, const struct bench_row *r,
 		while (strlen(name) > 7) {
 			if (impl_exists(rows, suite, name)) {
 				/* One "x python" column serves every pair. */
-				n = add_ratio(rows, out, n, r, "python", name);
+				n = add_ratio(rows, out, n, r, "python", name,
+					      false);
 				break;
 			}
 			char *us = strrchr(name, '_');

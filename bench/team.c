@@ -84,6 +84,15 @@ static _Noreturn void worker_main(const struct bench_case *c,
 			 "could not pin a worker to CPU %d (%s); it ran "
 			 "unpinned", w.cpu, strerror(-rc));
 
+	if (t->setup && (rc = t->setup(&w, t->arg)) < 0) {
+		w.res->error = rc;
+		if (w.res->note[0] == '\0')
+			snprintf(w.res->note, sizeof w.res->note, "setup: %s",
+				 mproc_strerror(rc));
+		/* The parent reads the note after it reaped us. */
+		_exit(1);
+	}
+
 	/* Release: the parent's acquire load of ready (after the futex
 	 * wait) then sees our note/error if pinning failed. */
 	atomic_fetch_add_explicit(&sh->ready, 1, memory_order_release);
@@ -216,11 +225,19 @@ int bench_team_run(const struct bench_case *c, const struct bench_team *t,
 			break;
 		for (int i = 0; i < n; i++) {
 			int st;
-			if (waitpid(pids[i], &st, WNOHANG) == pids[i]) {
+			if (err == 0 &&
+			    waitpid(pids[i], &st, WNOHANG) == pids[i]) {
+				/* pids[] holds the producers, then the
+				 * consumers: find the dead one's slot. */
+				int cons = i >= np, k = cons ? i - np : i;
+				const struct bench_result *x =
+					&sh->res[cons * BENCH_MAX_WORKERS + k];
 				pids[i] = 0;
-				err = -ECHILD;
-				snprintf(note, note_len,
-					 "a worker died before the start");
+				err = x->error ? x->error : -ECHILD;
+				snprintf(note, note_len, "%s %d died before "
+					 "the start%s%.150s",
+					 cons ? "consumer" : "producer", k,
+					 x->note[0] ? ": " : "", x->note);
 			}
 		}
 		if (mproc__now_ns() > ready_deadline) {

@@ -4,7 +4,7 @@
 # those that are missing: a machine that has them all is left untouched
 # (no apt-get update, no root needed).  Safe to run any number of times.
 #
-# usage: scripts/bootstrap.sh [--required-only]
+# usage: scripts/bootstrap.sh [--required-only] [--peers]
 #
 # Required: the compiler, meson/ninja/pkg-config, liburcu and Criterion.
 # Optional, tried but never fatal: clang with its runtime (libFuzzer and
@@ -14,17 +14,28 @@
 # (scripts/check-debs.sh: build-essential, dpkg-dev, debhelper, lintian,
 # man-db).  --required-only skips the optional ones.
 #
+# --peers also installs, as optional packages, the libraries mproc-bench's
+# peer rows measure mproc against: DPDK (rte_ring), Concurrency Kit
+# (ck_ring), Boost.Interprocess, ZeroMQ and nng.  DPDK alone brings in
+# about 250 packages; reconfigure the build afterwards (meson setup
+# --reconfigure build) so that meson finds them.
+#
 # Runs apt-get directly as root, through sudo otherwise.
 set -eu
 
 required="gcc g++ pkg-config meson ninja-build python3 liburcu-dev libcriterion-dev"
 optional="clang libclang-rt-14-dev gnuplot-nox mandoc cmake build-essential dpkg-dev debhelper lintian man-db"
+# libdpdk-dev, not dpdk-dev: the headers and pkg-config file, without the
+# Python tools dpdk-dev adds on top.
+peers="libdpdk-dev libck-dev libboost-dev libzmq3-dev libnng-dev"
 
 with_optional=yes
+with_peers=no
 for arg in "$@"; do
 	case $arg in
 	--required-only) with_optional=no ;;
 	--with-optional) with_optional=yes ;;
+	--peers) with_peers=yes ;;
 	-h | --help)
 		awk 'NR > 1 && /^# shellcheck/ { next } NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"
 		exit 0
@@ -63,6 +74,7 @@ installable() { # print the packages of "$@" the package lists offer
 need=$(missing $required)
 want=
 [ "$with_optional" = yes ] && want=$(missing $optional)
+[ "$with_peers" = yes ] && want="$want$(missing $peers)"
 # With nothing required missing, only optional packages this release
 # offers are worth an update: do not refresh the lists on every run for
 # one that does not exist here (the clang runtime's name has a version).
