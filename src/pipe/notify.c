@@ -140,15 +140,11 @@ void mproc__note_raise(struct pipe_ctl *ctl, int ring, int efd)
 	raise_write(n, efd);
 }
 
-/* Everything the sender published has been taken.  Reads the SPSC view's
- * fields: the ring has no verb for "consumed up to my head" (a candidate
- * for ring.h).  Relaxed: ordered by D1; a stale tail only makes us raise,
- * which C1 then sees (see top). */
+/* Everything the sender published has been taken.  Relaxed: ordered by
+ * D1; a stale tail only makes us raise, which C1 then sees (see top). */
 static bool tx_all_taken(const mproc_conn *c)
 {
-	const struct mproc__ring_spsc *v = &c->tx.u.spsc;
-	return atomic_load_explicit(&v->sh->tail, memory_order_relaxed) ==
-	       v->pub_head;
+	return mproc__ring_all_taken(&c->tx);
 }
 
 void mproc__note_signal(mproc_conn *c, bool closing)

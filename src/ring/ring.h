@@ -289,6 +289,15 @@ static inline uint64_t mproc__ring_count(const struct mproc__ring *r)
 	return MPROC__RING_DISPATCH0(r, count);
 }
 
+/* Producer side, SPSC only: the consumer has released everything this
+ * view published (a relaxed look: a stale answer is "not yet").  The
+ * pipe uses it to withdraw a readiness signal that came too late. */
+static inline bool mproc__ring_all_taken(const struct mproc__ring *r)
+{
+	return r->kind == MPROC__RING_SPSC &&
+	       mproc__ring_spsc_all_taken(&r->u.spsc);
+}
+
 /* True when a message of max_payload bytes might not fit now. */
 static inline bool mproc__ring_full(const struct mproc__ring *r)
 {

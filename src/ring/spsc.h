@@ -222,6 +222,14 @@ bool mproc__ring_spsc_pending(const struct mproc__ring_spsc *r);
 
 /* --- state --- */
 uint64_t mproc__ring_spsc_count(const struct mproc__ring_spsc *r);
+/* Producer: the consumer has released everything this view published.
+ * Relaxed load of tail: a stale value only answers "not yet". */
+static inline bool
+mproc__ring_spsc_all_taken(const struct mproc__ring_spsc *r)
+{
+	return atomic_load_explicit(&r->sh->tail, memory_order_relaxed) ==
+	       r->pub_head;
+}
 bool mproc__ring_spsc_full(const struct mproc__ring_spsc *r);
 void mproc__ring_spsc_close(struct mproc__ring_spsc *r, uint32_t how);
 uint32_t mproc__ring_spsc_closed(const struct mproc__ring_spsc *r);
