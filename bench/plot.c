@@ -21,8 +21,9 @@
  * apart however many there are: the first colours come from a palette
  * chosen to be told apart, the rest are spread round the hue circle by
  * the golden angle at alternating lightness (no two are equal); markers
- * cycle through shapes, first filled and then hollow, so the first
- * NMARKERS series have distinct markers too.
+ * cycle through shapes, filled, then hollow, then hollow with a dot, so
+ * the first NMARKERS (33) series have distinct markers too; gnuplot gets
+ * its 15 point types, then letters, which never repeat.
  */
 static const char *const palette[] = {
 	"#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd",
@@ -54,24 +55,34 @@ static void series_colour(int i, char buf[8])
 		 (int)lround((g + m) * 255), (int)lround((b + m) * 255));
 }
 
-/* Marker shapes of the built-in writer, and gnuplot's point types for
- * them (filled, hollow). */
+/* Marker shapes of the built-in writer, each drawn filled, hollow, or
+ * hollow with a dot in its centre. */
 enum marker {
 	M_CIRCLE, M_SQUARE, M_TRIANGLE, M_TRIANGLE_DOWN, M_DIAMOND,
-	M_PENTAGON, NSHAPES,
+	M_PENTAGON, M_HEXAGON, M_HEPTAGON, M_OCTAGON, M_STAR, M_CROSS,
+	NSHAPES,
 };
-static const int gp_filled[NSHAPES] = { 7, 5, 9, 11, 13, 15 };
-static const int gp_hollow[NSHAPES] = { 6, 4, 8, 10, 12, 14 };
-#define NMARKERS (2 * NSHAPES)
+enum fill { F_FILLED, F_HOLLOW, F_DOTTED, NFILLS };
+#define NMARKERS (NSHAPES * NFILLS)
 
 static enum marker marker_shape(int i)
 {
 	return (enum marker)(i % NSHAPES);
 }
 
-static bool marker_filled(int i)
+static enum fill marker_fill(int i)
 {
-	return (i / NSHAPES) % 2 == 0;
+	return (enum fill)((i / NSHAPES) % NFILLS);
+}
+
+/* gnuplot's marker for series @i: its point types 1..15, all different,
+ * then a letter each. */
+static void gp_marker(char *buf, size_t len, int i)
+{
+	if (i < 15)
+		snprintf(buf, len, "%d", i + 1);
+	else
+		snprintf(buf, len, "'%c'", 'A' + (i - 15) % 26);
 }
 
 static void size_label(char *buf, size_t len, double s)
@@ -182,13 +193,12 @@ static int plot_gnuplot(const char *gnuplot, const char *path,
 	for (int i = 0; i < ns; i++) {
 		fputs(i ? ", " : "", g);
 		gp_str(g, data);
-		char col[8];
+		char col[8], pt[16];
 		series_colour(i, col);
+		gp_marker(pt, sizeof(pt), i);
 		fprintf(g, " index %d using 1:2:3:4 with yerrorlines lw 2 "
-			   "pt %d ps 0.9 lc rgb '%s' title ",
-			i, marker_filled(i) ? gp_filled[marker_shape(i)]
-					    : gp_hollow[marker_shape(i)],
-			col);
+			   "pt %s ps 0.9 lc rgb '%s' title ",
+			i, pt, col);
 		gp_str(g, s[i].label);
 	}
 	fputs("\n", g);
@@ -227,11 +237,11 @@ static void bytes_label(char *buf, size_t len, double v)
 	snprintf(buf, len, "%.0f %sB/s", v, si[k]);
 }
 
-/* Marker @i of the series at (@x, @y), in the group's colour. */
-static void svg_marker(FILE *f, int i, double x, double y)
+/* The shape of marker @i at (@x, @y), in the group's colour. */
+static void svg_shape(FILE *f, int i, double x, double y)
 {
 	const double r = 4;
-	const char *fill = marker_filled(i) ? "" : " fill=\"white\"";
+	const char *fill = marker_fill(i) == F_FILLED ? "" : " fill=\"white\"";
 	switch (marker_shape(i)) {
 	case M_CIRCLE:
 		fprintf(f, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"%.1f\"%s/>\n",
@@ -245,21 +255,39 @@ static void svg_marker(FILE *f, int i, double x, double y)
 	default:
 		break;
 	}
-	/* Polygons: corners on a circle, the first at @start degrees. */
-	static const struct { int n; double start; } poly[NSHAPES] = {
-		[M_TRIANGLE] = { 3, -90 },
-		[M_TRIANGLE_DOWN] = { 3, 90 },
-		[M_DIAMOND] = { 4, -90 },
-		[M_PENTAGON] = { 5, -90 },
+	/* Polygons: corners on a circle, the first at @start degrees; a
+	 * star or a cross alternates an outer and an inner radius (@inner,
+	 * a fraction of the outer one; 1 for a plain polygon). */
+	static const struct { int n; double start, inner; } poly[NSHAPES] = {
+		[M_TRIANGLE] = { 3, -90, 1 },
+		[M_TRIANGLE_DOWN] = { 3, 90, 1 },
+		[M_DIAMOND] = { 4, -90, 1 },
+		[M_PENTAGON] = { 5, -90, 1 },
+		[M_HEXAGON] = { 6, 0, 1 },
+		[M_HEPTAGON] = { 7, -90, 1 },
+		[M_OCTAGON] = { 8, 22.5, 1 },
+		[M_STAR] = { 10, -90, 0.45 },
+		[M_CROSS] = { 8, -90, 0.42 },
 	};
 	enum marker m = marker_shape(i);
 	fputs("<polygon points=\"", f);
 	for (int k = 0; k < poly[m].n; k++) {
 		double a = (poly[m].start + 360.0 * k / poly[m].n) * M_PI / 180;
-		fprintf(f, "%s%.1f,%.1f", k ? " " : "", x + 1.25 * r * cos(a),
-			y + 1.25 * r * sin(a));
+		double rr = 1.25 * r * (k % 2 ? poly[m].inner : 1);
+		fprintf(f, "%s%.1f,%.1f", k ? " " : "", x + rr * cos(a),
+			y + rr * sin(a));
 	}
 	fprintf(f, "\"%s/>\n", fill);
+}
+
+/* Marker @i of the series at (@x, @y): its shape, and for the third set
+ * a dot in the middle (drawn last, over the white fill). */
+static void svg_marker(FILE *f, int i, double x, double y)
+{
+	svg_shape(f, i, x, y);
+	if (marker_fill(i) == F_DOTTED)
+		fprintf(f, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"1.3\" "
+			   "stroke=\"none\"/>\n", x, y);
 }
 
 static int plot_builtin(const char *path, const struct bench_plot_series *s,
