@@ -23,7 +23,7 @@
  * the golden angle at alternating lightness (no two are equal); markers
  * cycle through shapes, filled, then hollow, then hollow with a dot, so
  * the first NMARKERS (33) series have distinct markers too; gnuplot gets
- * its 15 point types, then letters, which never repeat.
+ * its 15 point types, then letters (distinct up to 41 series).
  */
 static const char *const palette[] = {
 	"#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd",
