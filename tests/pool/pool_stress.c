@@ -373,3 +373,56 @@ Test(stress, parent_killed_takes_the_pool_with_it_forkserver)
 {
 	check_parent_killed("forkserver");
 }
+
+/* The zygote SIGKILLed: no worker can be started any more.  Every task
+ * not finished fails with -MPROC_EWORKERLOST (none hangs), new work is
+ * refused, join returns and the workers do not outlive it. */
+static pid_t parent_of(pid_t pid)
+{
+	char path[64];
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	FILE *f = fopen(path, "r");
+	cr_assert_not_null(f);
+	int self, ppid;
+	char state;
+	cr_assert_eq(fscanf(f, "%d %*s %c %d", &self, &state, &ppid), 3);
+	fclose(f);
+	return ppid;
+}
+
+static void check_zygote_killed(const char *method)
+{
+	mproc_pool *p = pool_new(method, 2);
+	int64_t ms = 30000;
+	mproc_async *a[4];
+	for (int i = 0; i < 4; i++)
+		cr_assert_eq(mproc_pool_apply_async(p, task_sleep_ms, &ms,
+						    sizeof ms, NULL, NULL, NULL,
+						    &a[i]), 0);
+	pid_t pids[2];
+	cr_assert(POLL_UNTIL(mproc_pool_worker_pids(p, pids, 2) == 2, 10000));
+	pid_t zygote = parent_of(pids[0]);
+	cr_assert_neq(zygote, getpid(), "workers come from the zygote");
+	cr_assert_eq(kill(zygote, SIGKILL), 0);
+	for (int i = 0; i < 4; i++) {
+		int rc = mproc_async_get(a[i], 10 * MPROC_SEC, NULL, NULL);
+		cr_expect_eq(rc, -MPROC_EWORKERLOST, "%s task %d: %s", method, i,
+			     mproc_strerror(rc));
+		mproc_async_free(a[i]);
+	}
+	char buf[8];
+	cr_expect_eq(mproc_pool_apply(p, task_echo, "x", 1, buf, sizeof buf),
+		     -EPIPE);
+	cr_expect_eq(mproc_pool_join(p, 10 * MPROC_SEC), 0);
+	mproc_pool_destroy(p);
+}
+
+Test(stress, zygote_killed_fails_the_rest_fork)
+{
+	check_zygote_killed("fork");
+}
+
+Test(stress, zygote_killed_fails_the_rest_forkserver)
+{
+	check_zygote_killed("forkserver");
+}
