@@ -33,6 +33,8 @@ mproc_async *pool_async_new(const mproc_pool *pool, mproc_async_cb cb,
 	a->error_callback = ecb;
 	a->userdata = userdata;
 	a->efd = -1;
+	/* The caller has spun already (submit.c): sleep soon. */
+	atomic_init(&a->spin.budget, MPROC__SPIN_MIN);
 	pthread_mutex_init(&a->fd_lock, NULL);
 	return a;
 }
@@ -53,13 +55,11 @@ void pool_async_unref(mproc_async *a)
 void pool_async_publish(mproc_async *a, int status)
 {
 	a->status = status;
-	/* Release: pairs with the acquire load in wait/ready/get. */
+	/* Release: pairs with the acquire load in is_done (wait, ready, get
+	 * and the accessors read the outcome after it). */
 	atomic_store_explicit(&a->done, 1, memory_order_release);
-	/* seq_cst pair with the waiter's waiters++ then done check (the
-	 * store-buffer pattern): either it sees done, or we see it waiting. */
-	atomic_thread_fence(memory_order_seq_cst);
-	if (atomic_load_explicit(&a->waiters, memory_order_relaxed))
-		mproc__futex_wake(&a->done, INT32_MAX);
+	/* W2..W5 of futex.h: wakes a thread in pool_async_sleep. */
+	mproc__event_signal(&a->finished);
 	pthread_mutex_lock(&a->fd_lock);
 	if (a->efd >= 0) {
 		uint64_t one = 1;
@@ -94,6 +94,7 @@ void pool_run_event(struct pool_event *ev)
 
 static bool is_done(const mproc_async *a)
 {
+	/* Acquire: pairs with the release store in pool_async_publish. */
 	return atomic_load_explicit(&a->done, memory_order_acquire) != 0;
 }
 
@@ -104,18 +105,10 @@ bool pool_async_done(void *arg)
 
 int pool_async_sleep(mproc_async *a, const struct mproc__deadline *d)
 {
-	atomic_fetch_add_explicit(&a->waiters, 1, memory_order_seq_cst);
-	int rc = 0;
-	while (!is_done(a)) {
-		rc = mproc__futex_wait(&a->done, 0, d);
-		if (rc == -ETIMEDOUT) {
-			rc = is_done(a) ? 0 : -ETIMEDOUT;
-			break;
-		}
-		rc = 0;
-	}
-	atomic_fetch_sub_explicit(&a->waiters, 1, memory_order_relaxed);
-	return rc;
+	/* A1..A6 of futex.h, paired with the signal in publish. */
+	int rc = mproc__event_wait(&a->finished, pool_async_done, a, d,
+				   &a->spin, NULL);
+	return rc == -ETIMEDOUT && is_done(a) ? 0 : rc;
 }
 
 MPROC_API bool mproc_async_ready(const mproc_async *a)

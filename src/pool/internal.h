@@ -157,7 +157,6 @@ struct pool_slot {
 	struct pool_tx tx;
 	int tx_kind;              /* 0 idle, else POOL_MSG_* */
 	bool unpublished;         /* task records committed, not published */
-	struct pool_chunk *tx_chunk;
 	struct pool_encoder *enc;
 	struct pool_rx rx;
 	_Atomic uint64_t events_seen; /* cell->events already collected */
@@ -303,8 +302,11 @@ int pool_fn_id(mproc_pool *pool, const void *fn);
 /* ---- async results (async.c) -------------------------------------------- */
 
 struct mproc_async {
-	_Atomic uint32_t done;     /* futex word: 0 running, 1 finished */
-	_Atomic uint32_t waiters;
+	/* 0 running, 1 finished (release, once); threads waiting for it
+	 * sleep on @finished, the event protocol of shm/futex.h. */
+	_Atomic uint32_t done;
+	struct mproc__event finished;
+	struct mproc__spin spin;
 	_Atomic int refs;          /* the caller's, and the pool's until done */
 	const mproc_pool *pool;    /* for -EDEADLK; not used once done */
 	int status;
@@ -433,8 +435,9 @@ struct mproc_imap {
 	struct imap_node *current;
 	/* Shared with the pool thread under lock. */
 	pthread_mutex_t lock;
-	_Atomic uint32_t seq;        /* futex: bumped per result */
-	_Atomic uint32_t waiters;
+	_Atomic uint32_t seq;        /* bumped (release) per result stored */
+	struct mproc__event arrived; /* next() sleeps here (shm/futex.h) */
+	struct mproc__spin spin;
 	struct imap_node *head, *tail; /* unordered */
 	struct imap_node **slots;      /* ordered: by index % buffersize */
 	_Atomic int refs;              /* the caller's + one per chunk */

@@ -250,10 +250,11 @@ void pool_imap_push(struct mproc_imap *it, size_t index, int status,
 		it->tail = n;
 	}
 	pthread_mutex_unlock(&it->lock);
+	/* Release: pairs with the acquire in next()'s imap_moved; the node
+	 * is in the lists (under the lock) before the count moves.  Then
+	 * W2..W5 of futex.h wake a sleeping next(). */
 	atomic_fetch_add_explicit(&it->seq, 1, memory_order_release);
-	atomic_thread_fence(memory_order_seq_cst);
-	if (atomic_load_explicit(&it->waiters, memory_order_relaxed))
-		mproc__futex_wake(&it->seq, INT32_MAX);
+	mproc__event_signal(&it->arrived);
 }
 
 /* ---- delivery (pool thread) ------------------------------------------------ */
@@ -408,6 +409,8 @@ void pool_chunk_free(struct pool_chunk *c)
 void pool_chunk_ref_imap(struct pool_chunk *c)
 {
 	if (c->imap)
+		/* Relaxed: the caller already holds a reference; the last
+		 * unref is acq_rel (pool_imap_unref). */
 		atomic_fetch_add_explicit(&c->imap->refs, 1,
 					  memory_order_relaxed);
 }

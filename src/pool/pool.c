@@ -68,6 +68,8 @@ void pool_kick(mproc_pool *pool)
 	mproc__event_signal(&pool->hdr->doorbell);
 }
 
+/* seq_cst: the state is one side of the submitters handshake (see
+ * pool_submit_ex) and of close/terminate's CAS below. */
 static int get_state(const mproc_pool *pool)
 {
 	return atomic_load_explicit(&pool->state, memory_order_seq_cst);
@@ -81,6 +83,7 @@ int pool_fn_id(mproc_pool *pool, const void *fn)
 		if (pool->fns[i].fn == fn)
 			return (int)i;
 	pthread_mutex_lock(&pool->fn_lock);
+	/* Relaxed: only this lock's holders store the count. */
 	n = atomic_load_explicit(&pool->fn_count, memory_order_relaxed);
 	for (uint32_t i = 0; i < n; i++)
 		if (pool->fns[i].fn == fn) {
@@ -256,6 +259,8 @@ static void slot_attach(mproc_pool *p, struct pool_slot *s, bool init)
 					s->task_buf, &g, 0);
 		mproc__ring_init_shared(MPROC__RING_SPSC, s->res_sh,
 					s->res_buf, &g, 0);
+		/* Relaxed: no worker uses the slot now; the next one is
+		 * started after this (the zygote's fork orders it). */
 		atomic_store_explicit(&s->cell->chunk, 0, memory_order_relaxed);
 		atomic_store_explicit(&s->cell->pid, 0, memory_order_relaxed);
 	}
@@ -452,11 +457,14 @@ static void slot_died(mproc_pool *p, struct pool_slot *s, int code)
 	bool planned = s->bye || (s->state == SLOT_STOPPING && !s->kill_sent) ||
 		       s->state == SLOT_INIT || s->init_status != 0;
 	bool lost = !planned && st != POOL_TERMINATED;
+	/* Counters: relaxed (internal.h). */
 	if (lost)
 		atomic_fetch_add_explicit(&p->st_lost, 1, memory_order_relaxed);
 	else if (s->bye)
 		atomic_fetch_add_explicit(&p->st_retired, 1,
 					  memory_order_relaxed);
+	/* Relaxed: the worker is dead and reaped; the zygote's message
+	 * that said so came after its last store (proto.h, "The cell"). */
 	uint64_t run_chunk = atomic_load_explicit(&s->cell->chunk,
 						  memory_order_relaxed);
 	uint64_t run_item = atomic_load_explicit(&s->cell->item,
@@ -556,6 +564,7 @@ static void zygote_lost(mproc_pool *p)
 	if (get_state(p) == POOL_BROKEN)
 		return;
 	int expect = get_state(p);
+	/* seq_cst: as get_state; submitters see it and refuse. */
 	atomic_store_explicit(&p->state, POOL_BROKEN, memory_order_seq_cst);
 	const char *why = "the pool's zygote process died";
 	for (unsigned i = 0; i < p->nslots; i++) {
@@ -585,6 +594,8 @@ static void zygote_lost(mproc_pool *p)
 
 static void handle_zygote(mproc_pool *p)
 {
+	/* Acquire: pairs with the zygote's release bump (zygote.c zsend):
+	 * its messages up to the count are in the socket. */
 	uint64_t n = atomic_load_explicit(&p->hdr->zygote_msgs,
 					  memory_order_acquire);
 	if (n == atomic_load_explicit(&p->zygote_seen, memory_order_relaxed))
@@ -608,6 +619,7 @@ static void handle_zygote(mproc_pool *p)
 				break;
 			set_slot_pid(p, s, m.pid);
 			s->state = SLOT_INIT;
+			/* Counter: relaxed (internal.h). */
 			atomic_fetch_add_explicit(&p->st_started, 1,
 						  memory_order_relaxed);
 			if (get_state(p) == POOL_TERMINATED)
@@ -686,7 +698,6 @@ static bool feed(mproc_pool *p, struct pool_slot *s)
 	s->ninflight++;
 	s->tasks_sent++;
 	s->tx_kind = POOL_MSG_TASK;
-	s->tx_chunk = c;
 	tx_continue(p, s);
 	return true;
 }
@@ -784,6 +795,7 @@ static bool shutdown_step(mproc_pool *p)
 	int st = get_state(p);
 	if (st == POOL_RUNNING)
 		return false;
+	/* seq_cst: the other side of pool_submit_ex's handshake. */
 	bool quiet = atomic_load_explicit(&p->submitters,
 					  memory_order_seq_cst) == 0 &&
 		     cds_wfcq_empty(&p->q_head, &p->q_tail);
@@ -982,11 +994,13 @@ static void *pool_thread(void *arg)
 	for (;;) {
 		pthread_mutex_lock(&p->engine);
 		run_deferred(p);
+		/* Acquire: pairs with pool_kick's release. */
 		p->kicks_seen = atomic_load_explicit(&p->kicks,
 						     memory_order_acquire);
 		engine_gather(p);
 		if (get_state(p) == POOL_BROKEN) {
 			take_submissions(p);
+			/* seq_cst: as in shutdown_step. */
 			if (atomic_load_explicit(&p->submitters,
 						 memory_order_seq_cst) == 0 &&
 			    cds_wfcq_empty(&p->q_head, &p->q_tail))
@@ -1233,6 +1247,7 @@ MPROC_API int mproc_pool_stats(mproc_pool *pool, struct mproc_pool_stats *st)
 {
 	if (!pool || !st)
 		return -EINVAL;
+	/* Relaxed: a snapshot of independent counters (internal.h). */
 	st->submitted = atomic_load_explicit(&pool->st_submitted,
 					     memory_order_relaxed);
 	st->completed = atomic_load_explicit(&pool->st_completed,
@@ -1253,6 +1268,7 @@ MPROC_API int mproc_pool_close(mproc_pool *pool)
 	if (!pool)
 		return -EINVAL;
 	int expect = POOL_RUNNING;
+	/* seq_cst: as get_state (the submitters handshake). */
 	atomic_compare_exchange_strong_explicit(&pool->state, &expect,
 						POOL_CLOSED,
 						memory_order_seq_cst,
@@ -1275,6 +1291,7 @@ MPROC_API int mproc_pool_terminate(mproc_pool *pool)
 		return -EINVAL;
 	int st = get_state(pool);
 	while (st == POOL_RUNNING || st == POOL_CLOSED) {
+		/* seq_cst: as get_state. */
 		if (atomic_compare_exchange_strong_explicit(
 			    &pool->state, &st, POOL_TERMINATED,
 			    memory_order_seq_cst, memory_order_seq_cst))

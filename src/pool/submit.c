@@ -479,6 +479,7 @@ static void imap_flush(struct mproc_imap *it)
 	size_t chunks = 0;
 	for (struct pool_chunk *c = batch; c; c = c->next)
 		chunks++;
+	/* Relaxed: the caller holds a reference meanwhile (see job.c). */
 	atomic_fetch_add_explicit(&it->refs, (int)chunks, memory_order_relaxed);
 	int rc = pool_submit(it->pool, batch, n);
 	if (rc) {
@@ -619,6 +620,7 @@ MPROC_API int mproc_imap_next(mproc_imap *it, int64_t timeout_ns,
 	struct mproc__deadline d;
 	mproc__deadline_init(&d, timeout_ns);
 	for (;;) {
+		/* Acquire: pairs with the release in pool_imap_push. */
 		uint32_t seq = atomic_load_explicit(&it->seq,
 						    memory_order_acquire);
 		pthread_mutex_lock(&it->lock);
@@ -644,14 +646,10 @@ MPROC_API int mproc_imap_next(mproc_imap *it, int64_t timeout_ns,
 		pool_help(it->pool, imap_moved, &w, &d);
 		if (pool_spin(imap_moved, &w, POOL_SPIN_BUSY_NS / 8))
 			continue;
-		atomic_fetch_add_explicit(&it->waiters, 1, memory_order_seq_cst);
-		/* Check again after announcing ourselves (pairs with the
-		 * fence in imap_push). */
-		if (atomic_load_explicit(&it->seq, memory_order_acquire) ==
-		    seq)
-			mproc__futex_wait(&it->seq, seq, &d);
-		atomic_fetch_sub_explicit(&it->waiters, 1,
-					  memory_order_relaxed);
+		/* A1..A6 of futex.h, paired with the signal in
+		 * pool_imap_push; a timeout is found at the loop's top. */
+		mproc__event_wait(&it->arrived, imap_moved, &w, &d, &it->spin,
+				  NULL);
 	}
 }
 

@@ -391,6 +391,7 @@ static int run_task(struct worker *w, uint64_t chunk, const void *body,
 		}
 	}
 	flush(w, false);
+	/* Relaxed: as item_begin's stores. */
 	atomic_store_explicit(&w->cell->chunk, 0, memory_order_relaxed);
 	return 0;
 }
@@ -399,11 +400,14 @@ _Noreturn void pool_worker_main(const struct pool_worker_args *a)
 {
 	static struct worker w;
 	w.a = a;
+	/* Relaxed: written before the segment was published, which the
+	 * segment's magic (release/acquire) ordered for the zygote. */
 	w.parent = (pid_t)atomic_load_explicit(&a->hdr->parent_pid,
 					       memory_order_relaxed);
 	struct pool_slot_layout l;
 	pool_slot_layout(a->slot, a->ring_cap, &l);
 	w.cell = l.cell;
+	/* Relaxed: informational (mproc-stat). */
 	atomic_store_explicit(&w.cell->pid, (uint32_t)getpid(),
 			      memory_order_relaxed);
 	struct mproc__ring_geom g;
