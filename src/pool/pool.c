@@ -962,12 +962,11 @@ void pool_help_locked(mproc_pool *p, bool (*done)(void *), void *arg,
 	}
 	if (expecting_news(p)) {
 		/* Work is in flight and the pool thread may be asleep: the
-		 * workers must ring again.  Pairs with the barrier in the
-		 * worker's notify (proto.h): after this, a worker either
-		 * rings or its news is seen below. */
+		 * workers must ring again.  Pairs with the fence in the
+		 * worker's notify (proto.h, "Helping"): after this, a worker
+		 * either rings or its news is seen below. */
 		atomic_store_explicit(&p->hdr->helping, 0,
 				      memory_order_relaxed);
-		mproc__heavy_barrier();
 		atomic_thread_fence(memory_order_seq_cst);
 		engine_pass(p);
 	}

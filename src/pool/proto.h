@@ -44,14 +44,19 @@
  * of waiting for the pool thread, do the pool thread's work itself (it
  * takes the engine lock, internal.h).  While it polls, it sets helping in
  * the header, and workers then skip the doorbell: nobody needs waking.
- * Edge: worker: store(events, release), barrier (the waker's W2 of
- * futex.h), load(helping) -- parent, whenever work is in flight and no
- * thread of it is about to look: store(helping = 0), heavy barrier (A3),
- * then one more look at every cell's events.  Of the worker's load and
- * the parent's last look, at least one sees the other's store (the
- * store-buffer pattern of futex.h): either the worker rings, or the
- * parent sees the news.  The parent clears the flag in two places: a
- * helper leaving with work still in flight, and the pool thread before it
+ * Edge: worker: store(events, release), seq_cst fence, load(helping) --
+ * parent, whenever work is in flight and no thread of it is about to
+ * look: store(helping = 0), seq_cst fence (or the heavy barrier A3 of
+ * futex.h, which includes one), then one more look at every cell's
+ * events.  Of the worker's load and the parent's last look, at least one
+ * sees the other's store (the store-buffer pattern of futex.h): either
+ * the worker rings, or the parent sees the news.  The worker's fence is a
+ * real one, not the light W2 of futex.h, so that the parent's side can be
+ * a plain fence too: a helper leaves the engine once per result it waited
+ * for, and a membarrier system call there (an interrupt to every CPU)
+ * cost more than all the rest of an imap item; a worker notifies once per
+ * batch of results.  The parent clears the flag in two places: a helper
+ * leaving with work still in flight, and the pool thread before it
  * sleeps (its wait's A3 is the barrier).  A helper leaving with nothing
  * in flight keeps the flag set, so that a late notify for news it has
  * already taken does not wake the pool thread for nothing.

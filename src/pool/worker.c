@@ -122,12 +122,11 @@ static void notify(struct worker *w)
 	uint64_t n = atomic_load_explicit(&w->cell->events,
 					  memory_order_relaxed);
 	atomic_store_explicit(&w->cell->events, n + 1, memory_order_release);
-	/* W2 of futex.h between the store above and the load below; pairs
-	 * with the helper's heavy barrier when it stops polling. */
-	if (mproc__likely(mproc__waker_light))
-		atomic_signal_fence(memory_order_seq_cst);
-	else
-		atomic_thread_fence(memory_order_seq_cst);
+	/* A full fence between the store above and the load below, even
+	 * where futex.h's W2 could be light: it pairs with the plain fence
+	 * of a helper that stops polling (proto.h, "Helping"), and with the
+	 * pool thread's A3 before it sleeps. */
+	atomic_thread_fence(memory_order_seq_cst);
 	if (!atomic_load_explicit(&w->a->hdr->helping, memory_order_relaxed))
 		mproc__event_signal(&w->a->hdr->doorbell);
 }
