@@ -8,14 +8,16 @@
  *   submit.c  the submitting API -- apply, apply_async, the map family,
  *             imap -- and the waits on results (which help the engine);
  *   job.c     jobs and chunks: the task encoder, delivery of results to
- *             jobs, the imap result store, chunk and item-block lifetime;
+ *             jobs, chunk and item-block lifetime;
+ *   imap.c    imap iterators: reading the source, the result store
+ *             between the engine and next(), next() itself;
  *   async.c   async result objects (publish, callbacks, fileno, free);
  *   zygote.c  the zygote process and the parent's side of its socket;
  *   worker.c  the worker loop and the task API (runs in workers only);
  *   stream.c  messages over the rings;  fn.c  packed function references;
  *   layout.c  where things sit in the segment, and the spin helper.
- * Calls point one way: submit.c -> pool.c -> job.c -> async.c -> the
- * rest.
+ * Calls point one way: submit.c, imap.c -> pool.c -> job.c -> async.c
+ * -> the rest (job.c stores imap results through imap.c's push).
  *
  * Work flows as jobs and chunks.  A job is one user call (one apply, one
  * map over N items, one imap); a chunk is a run of consecutive items of
@@ -98,14 +100,22 @@ struct pool_job {
 	size_t progress_step, progress_next;
 	/* Completion (NULL for imap). */
 	mproc_async *async;
+	bool in_block;  /* lives in its chunk's item block (pool_own_new) */
 };
 
 /* Items copied at submission (apply_async, imap), shared by the chunks
  * split from one another after a worker died; pool thread only once
- * submitted. */
+ * submitted.  The block that holds them also holds the chunk first cut
+ * for them, and for apply_async the job: one allocation per call instead
+ * of three.  That chunk and job then live as long as the items do (the
+ * last reference frees @block, which a chunk split off after a death may
+ * hold after the first chunk is gone); both are done with by then: a job
+ * completes with its last item's delivery, and a chunk is freed after its
+ * last delivery. */
 struct pool_own {
 	unsigned refs;
 	size_t n;
+	void *block;      /* what the last reference frees */
 	struct iovec v[]; /* the bytes follow */
 };
 
@@ -123,6 +133,7 @@ struct pool_chunk {
 	struct pool_own *own;
 	size_t own_first;
 	struct mproc_imap *imap; /* the iterator, for imap chunks */
+	bool in_block;           /* lives in own's block (pool_own_new) */
 };
 
 /* ---- the pool ----------------------------------------------------------- */
@@ -301,6 +312,8 @@ int pool_fn_id(mproc_pool *pool, const void *fn);
 
 /* ---- async results (async.c) -------------------------------------------- */
 
+#define POOL_ASYNC_SMALL 32
+
 struct mproc_async {
 	/* 0 running, 1 finished (release, once); threads waiting for it
 	 * sleep on @finished, the event protocol of shm/futex.h. */
@@ -312,13 +325,15 @@ struct mproc_async {
 	int status;
 	int signo;
 	char *message;
-	void *data;
+	void *data;                /* small, or malloc'd when larger */
 	size_t len;
 	size_t nfailed;            /* map jobs: items that failed */
 	mproc_async_cb callback, error_callback;
 	void *userdata;
 	pthread_mutex_t fd_lock;
 	int efd;
+	/* A result this small needs no allocation of its own. */
+	_Alignas(16) unsigned char small[POOL_ASYNC_SMALL];
 };
 
 mproc_async *pool_async_new(const mproc_pool *pool, mproc_async_cb cb,
@@ -408,15 +423,20 @@ struct pool_encoder;
 int pool_encode_task(struct pool_slot *s, struct pool_chunk *c);
 void pool_encoder_free(struct pool_encoder *e);
 
-/* ---- imap iterators (job.c stores results, submit.c reads them) -------- */
+/* ---- imap iterators (imap.c) ------------------------------------------- */
 
-/* One result waiting for next(); its bytes follow it in the same block. */
+/* Results up to this size are kept in the node itself, and the node is
+ * reused: no allocation per result in the steady state. */
+#define IMAP_SMALL 64
+
+/* One result waiting for next(), or yielded and not yet released. */
 struct imap_node {
 	struct imap_node *next;
 	size_t index;
-	int status;
 	size_t len;
-	void *data;
+	int status;
+	bool spare;  /* IMAP_SMALL bytes of room: goes back for reuse */
+	_Alignas(16) unsigned char data[]; /* IMAP_SMALL, or len if larger */
 };
 
 struct mproc_imap {
@@ -426,22 +446,28 @@ struct mproc_imap {
 	mproc_imap_source source;
 	void *source_arg;
 	size_t chunksize, buffersize;
+	size_t refill;  /* pull again once this many items are yielded */
 	/* Consumer side (the thread calling next), no lock needed. */
 	size_t submitted, yielded;
 	struct pool_chunk *batch, **batch_tail; /* gathered by imap_fill */
 	size_t batch_items;
 	bool src_ended;
 	int src_err;
-	struct imap_node *current;
-	/* Shared with the pool thread under lock. */
-	pthread_mutex_t lock;
-	_Atomic uint32_t seq;        /* bumped (release) per result stored */
-	struct mproc__event arrived; /* next() sleeps here (shm/futex.h) */
+	struct imap_node *ready;    /* unordered: taken, in arrival order */
+	struct imap_node *current;  /* yielded, released by the next call */
+	struct imap_node *freed;    /* released spares not yet handed back */
+	unsigned nfreed;
+	/* The store, shared by the consumer and the engine's holder (imap.c
+	 * explains the edges). */
+	struct imap_node *_Atomic arrived;  /* unordered: LIFO of results */
+	struct imap_node *_Atomic *slots;   /* ordered: by index % nslots */
+	size_t nslots;
+	struct imap_node *_Atomic returned; /* spares for the engine */
+	struct imap_node *spares;           /* engine side: nodes to reuse */
+	_Atomic bool abandoned;
+	struct mproc__event arrived_ev; /* next() sleeps here (shm/futex.h) */
 	struct mproc__spin spin;
-	struct imap_node *head, *tail; /* unordered */
-	struct imap_node **slots;      /* ordered: by index % buffersize */
-	_Atomic int refs;              /* the caller's + one per chunk */
-	bool abandoned;
+	_Atomic int refs;               /* the caller's + one per chunk */
 };
 
 /* Drop a reference (the caller's, or a chunk's); the last frees. */
@@ -459,9 +485,16 @@ struct pool_job *pool_job_new(mproc_pool *pool, int layout, int out,
 struct pool_chunk *pool_make_chunks(struct pool_job *job, size_t chunksize);
 /* Free chunks never submitted. */
 void pool_chunks_free(struct pool_chunk *c);
-/* A block for @n items of @bytes in all (refs 1); NULL without memory. */
-struct pool_own *pool_own_new(size_t n, size_t bytes);
+/* A block for @n items of @bytes in all (refs 1), holding also a zeroed
+ * chunk that owns it (*@chunk: own and in_block set), and a zeroed job
+ * (in_block set) when @job is not NULL.  v[] and the bytes are the
+ * caller's to fill.  NULL without memory. */
+struct pool_own *pool_own_new(size_t n, size_t bytes, struct pool_chunk **chunk,
+			      struct pool_job **job);
 void pool_own_put(struct pool_own *o);
+/* Set up a job (zeroed memory) of @count items. */
+void pool_job_init(struct pool_job *j, mproc_pool *pool, int layout, int out,
+		   int fn_id, size_t count);
 
 /* ---- the zygote (zygote.c) ---------------------------------------------- */
 
