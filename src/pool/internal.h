@@ -164,6 +164,7 @@ struct pool_slot {
 	struct mproc__ring task, result;
 	struct pool_chunk *inflight, *inflight_tail;
 	unsigned ninflight;
+	unsigned window;          /* chunks it may hold now (pool.c collect) */
 	/* The message being sent; kind says which. */
 	struct pool_tx tx;
 	int tx_kind;              /* 0 idle, else POOL_MSG_* */
@@ -197,7 +198,8 @@ struct pool_fn {
 struct mproc_pool {
 	pid_t owner_pid;
 	unsigned nslots;
-	unsigned window;
+	unsigned window;          /* per worker, to start with */
+	unsigned window_max;      /* what a worker's window may grow to */
 	unsigned maxtasks;
 	int64_t task_timeout_ns;
 	uint64_t ring_cap;

@@ -46,6 +46,8 @@
 #define MAX_RING_CAP (UINT64_C(1) << 30)
 #define DEFAULT_WINDOW 16
 #define MAX_WINDOW 1024
+/* How far the default window may grow for short tasks (see collect). */
+#define WINDOW_GROWTH 16
 #define TICK_TIMEOUT_NS (10 * MPROC_MSEC)
 #define TICK_IDLE_NS (100 * MPROC_MSEC)
 #define ZYGOTE_JOIN_NS (5 * MPROC_SEC)
@@ -398,8 +400,19 @@ static void collect(mproc_pool *p, struct pool_slot *s)
 	 * messages up to this count are in the ring. */
 	uint64_t ev = atomic_load_explicit(&s->cell->events,
 					   memory_order_acquire);
+	unsigned before = s->ninflight;
 	collect_messages(p, s);
 	pool_stats_flush(p);
+	/* The worker went through everything it was given while more was
+	 * waiting: its window, not the worker, held the work back.  That
+	 * happens only with tasks short next to the time the engine takes
+	 * to come back (a worker publishes at once a result that took long,
+	 * worker.c), so a larger window costs little balance: work queued
+	 * at one worker while another idles is work of a few tens of
+	 * microseconds.  Reset when the pool goes idle (pool_thread). */
+	if (before && !s->ninflight && p->pending && s->window < p->window_max)
+		s->window = s->window * 2 < p->window_max ? s->window * 2
+							  : p->window_max;
 	atomic_store_explicit(&s->events_seen, ev, memory_order_relaxed);
 }
 
@@ -726,7 +739,7 @@ static void dispatch(mproc_pool *p)
 		for (unsigned i = 0; i < p->nslots; i++) {
 			struct pool_slot *s = &p->slots[i];
 			if (s->state != SLOT_READY || s->tx_kind ||
-			    s->ninflight >= p->window ||
+			    s->ninflight >= s->window ||
 			    (p->maxtasks && s->tasks_sent >= p->maxtasks))
 				continue;
 			if (!best || s->ninflight < best->ninflight)
@@ -1024,6 +1037,11 @@ static void *pool_thread(void *arg)
 			next_tick = now + tick;
 		}
 		bool busy = p->pending || !nothing_in_flight(p);
+		if (!busy)
+			/* Idle: the next burst of work learns its own
+			 * windows (collect). */
+			for (unsigned i = 0; i < p->nslots; i++)
+				p->slots[i].window = p->window;
 		run_deferred(p);
 		pthread_mutex_unlock(&p->engine);
 		struct mproc__deadline d;
@@ -1089,6 +1107,8 @@ static int plan(const struct mproc_pool_attr *a, mproc_pool *p)
 	int cpus = mproc_cpu_count();
 	p->nslots = a->processes ? a->processes : (unsigned)(cpus > 0 ? cpus : 1);
 	p->window = a->window ? a->window : DEFAULT_WINDOW;
+	/* A window the caller chose is kept as it is. */
+	p->window_max = a->window ? a->window : DEFAULT_WINDOW * WINDOW_GROWTH;
 	p->maxtasks = a->maxtasksperchild;
 	p->task_timeout_ns = a->task_timeout_ns;
 	uint64_t cap = a->ring_capacity ? a->ring_capacity : DEFAULT_RING_CAP;
@@ -1130,6 +1150,7 @@ static int make_segment(mproc_pool *p)
 		s->res_sh = l.res_sh;
 		s->res_buf = l.res_buf;
 		s->rx.limit = UINT64_MAX;
+		s->window = p->window;
 		slot_attach(p, s, true);
 	}
 	return mproc_shm_publish(p->seg);

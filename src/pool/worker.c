@@ -15,6 +15,12 @@
  * end of the chunk: the parent sees progress on long chunks, and a worker
  * that dies loses at most one message worth of finished items (the parent
  * runs those again elsewhere, see pool.c).
+ *
+ * Publishing (the ring's head store and the doorbell) is batched: a worker
+ * publishes when it has no task queued, or when a result has waited
+ * PUBLISH_NS for it, or after a task that itself took that long.  Short
+ * tasks so cost the parent one wake-up per batch, and a long task's result
+ * does not wait for the tasks queued behind it.
  */
 #include <errno.h>
 #include <signal.h>
@@ -29,6 +35,7 @@
 #include "pool/internal.h"
 
 #define FLUSH_BYTES (64 * 1024)
+#define PUBLISH_NS (50 * 1000)
 /* Exit status of a worker that cannot go on (corrupt ring, no memory):
  * the parent sees an unplanned death and recovers as for any other. */
 #define WORKER_EXIT_BROKEN 3
@@ -66,6 +73,8 @@ struct worker {
 	struct mproc_task t;
 	pid_t parent;
 	bool unpublished;     /* results committed but not yet published */
+	int64_t oldest_ns;    /* when the oldest of them was done, or 0 */
+	int64_t last_end_ns;  /* when the last task message was done */
 };
 
 /* Between sleep slices: stop waiting once the pool's parent is gone (the
@@ -117,6 +126,7 @@ static void notify(struct worker *w)
 {
 	mproc__ring_publish(&w->result);
 	w->unpublished = false;
+	w->oldest_ns = 0;
 	/* Release: what we published before is visible to a parent that
 	 * sees the count move.  Single writer: load + store. */
 	uint64_t n = atomic_load_explicit(&w->cell->events,
@@ -129,6 +139,20 @@ static void notify(struct worker *w)
 	atomic_thread_fence(memory_order_seq_cst);
 	if (!atomic_load_explicit(&w->a->hdr->helping, memory_order_relaxed))
 		mproc__event_signal(&w->a->hdr->doorbell);
+}
+
+/* Whether to publish now, after a task message (results unpublished). */
+static bool publish_due(struct worker *w)
+{
+	if (!mproc__ring_pending(&w->task))
+		return true;
+	int64_t now = mproc__now_ns();
+	bool due = now - w->last_end_ns >= PUBLISH_NS ||
+		   (w->oldest_ns && now - w->oldest_ns >= PUBLISH_NS);
+	w->last_end_ns = now;
+	if (!w->oldest_ns)
+		w->oldest_ns = now;
+	return due;
 }
 
 static void notify_cb(void *arg)
@@ -481,8 +505,9 @@ _Noreturn void pool_worker_main(const struct pool_worker_args *a)
 			worker_exit(WORKER_EXIT_BROKEN);
 		pool_rx_done(&w.task, &w.rx);
 		/* Batch: publish and ring once we have no queued task left
-		 * (the parent sends a window of tasks at a time). */
-		if (w.unpublished && !mproc__ring_pending(&w.task))
+		 * (the parent sends a window of tasks at a time), or when
+		 * results waited long enough (see the top). */
+		if (w.unpublished && publish_due(&w))
 			notify(&w);
 	}
 }
