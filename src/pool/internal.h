@@ -394,22 +394,42 @@ static inline void pool_store_fixed(struct pool_job *job, size_t index,
 		memset(dst + len, 0, job->result_size - len);
 }
 
-/* The common case of pool_deliver, inline: a successful fixed-size
- * result that neither completes its job nor is due a progress call.
- * Returns false (nothing done) when pool_deliver must handle the item. */
-static inline bool pool_deliver_fast(struct pool_job *job, size_t index,
-				     const void *data, size_t len)
+/* The common case of pool_deliver, inline: up to @n successful items
+ * from @index on, each @len bytes every @stride in @data, into a fixed
+ * result array, as long as they neither complete the job nor are due a
+ * progress call (pool_deliver handles those).  Returns how many it took
+ * (0: none, pool_deliver must handle the next). */
+static inline size_t pool_deliver_fast(struct pool_job *job, size_t index,
+				       size_t n, const unsigned char *data,
+				       size_t len, size_t stride)
 {
-	if (job->out != POOL_OUT_FIXED || len > job->result_size ||
-	    job->done + 1 >= job->count ||
-	    (job->progress && job->done + 1 >= job->progress_next))
-		return false;
-	pool_store_fixed(job, index, data, len);
+	if (job->out != POOL_OUT_FIXED || len > job->result_size)
+		return 0;
+	/* done < count while items are out, and done < progress_next. */
+	size_t room = job->count - job->done - 1;
+	if (job->progress) {
+		size_t to_progress = job->progress_next > job->done
+					     ? job->progress_next - job->done - 1
+					     : 0;
+		if (room > to_progress)
+			room = to_progress;
+	}
+	if (n > room)
+		n = room;
+	if (!n)
+		return 0;
+	if (len == job->result_size && len == stride) {
+		if (len)
+			memcpy(job->results + index * len, data, n * len);
+	} else {
+		for (size_t i = 0; i < n; i++)
+			pool_store_fixed(job, index + i, data + i * stride, len);
+	}
 	if (job->status)
-		job->status[index] = 0;
-	job->done++;
-	job->pool->completed_local++;
-	return true;
+		memset(job->status + index, 0, n * sizeof(*job->status));
+	job->done += n;
+	job->pool->completed_local += n;
+	return n;
 }
 
 /* Free a chunk whose items are all accounted for (or handed on). */

@@ -352,43 +352,61 @@ static int handle_result(mproc_pool *p, struct pool_slot *s, const void *msg,
 	b += sizeof(first);
 	if (first != c->reported || m.aux > c->n - c->reported)
 		return -MPROC_ECORRUPT;
-	for (uint32_t k = 0; k < m.aux; k++) {
+	/* m.aux <= items left in c: every record below stays within c. */
+	for (uint32_t k = 0; k < m.aux;) {
 		struct pool_item_res h;
 		if ((size_t)(end - b) < sizeof(h))
 			return -MPROC_ECORRUPT;
 		memcpy(&h, b, sizeof(h));
 		b += sizeof(h);
-		uint64_t dl = pool_pad8(h.len), ml = pool_pad8(h.msg_len);
-		if (h.msg_len > POOL_MSG_MAX || dl < h.len ||
-		    dl > (uint64_t)(end - b) || ml > (uint64_t)(end - b) - dl ||
-		    (h.status == 0 && h.msg_len) || h.status > 0 ||
-		    (h.status != 0 && h.len))
+		uint32_t count = h.status == 0 ? h.n : 1;
+		uint32_t msg_len = h.status == 0 ? 0 : h.n;
+		uint64_t dl = pool_pad8(h.len), ml = pool_pad8(msg_len);
+		if (count == 0 || count > m.aux - k || h.status > 0 ||
+		    msg_len > POOL_MSG_MAX || dl < h.len ||
+		    (count > 1 && h.len > POOL_RUN_MAX_LEN) ||
+		    (h.status != 0 && h.len) ||
+		    dl * count > (uint64_t)(end - b) ||
+		    ml > (uint64_t)(end - b) - dl * count)
 			return -MPROC_ECORRUPT;
-		size_t index = c->first + c->reported;
-		bool last = c->reported + 1 == c->n;
-		if (!last && h.status == 0 &&
-		    pool_deliver_fast(c->job, index, b, (size_t)h.len)) {
+		k += count;
+		while (count) {
+			size_t index = c->first + c->reported;
+			bool last = c->reported + 1 == c->n;
+			if (!last && h.status == 0) {
+				/* Not the chunk's last item: as many as the job
+				 * takes on its fast path. */
+				size_t run = c->n - c->reported - 1;
+				if (run > count)
+					run = count;
+				size_t d = pool_deliver_fast(c->job, index, run, b,
+							     (size_t)h.len,
+							     (size_t)dl);
+				if (d) {
+					c->reported += d;
+					b += d * dl;
+					count -= (uint32_t)d;
+					continue;
+				}
+			}
+			char text[POOL_MSG_MAX + 1];
+			memcpy(text, b + dl, msg_len);
+			text[msg_len] = '\0';
 			c->reported++;
+			if (last)
+				inflight_pop(s);
+			/* Deliver, then free (see fail_chunk). */
+			pool_deliver(c->job, index, h.status, b, (size_t)h.len,
+				     text, 0);
 			b += dl;
-			continue;
+			count--;
+			if (last) {
+				pool_chunk_free(c);
+				/* Nothing may follow the chunk's last item. */
+				return count || k < m.aux ? -MPROC_ECORRUPT : 0;
+			}
 		}
-		char text[POOL_MSG_MAX + 1];
-		memcpy(text, b + dl, h.msg_len);
-		text[h.msg_len] = '\0';
-		c->reported++;
-		if (last) {
-			s->inflight = c->next;
-			if (!s->inflight)
-				s->inflight_tail = NULL;
-			s->ninflight--;
-		}
-		/* Deliver, then free (see fail_chunk). */
-		pool_deliver(c->job, index, h.status, b, (size_t)h.len, text, 0);
-		if (last)
-			pool_chunk_free(c);
-		b += dl + ml;
-		if (last && k + 1 < m.aux)
-			return -MPROC_ECORRUPT;
+		b += ml;
 	}
 	return 0;
 }
@@ -771,9 +789,11 @@ static void check_timeouts(mproc_pool *p, int64_t now)
 		if ((s->state != SLOT_READY && s->state != SLOT_RETIRING) ||
 		    s->kill_sent || !s->inflight)
 			continue;
-		/* Relaxed: a stale value only delays the kill to a later
-		 * tick (proto.h). */
-		if (!atomic_load_explicit(&s->cell->chunk, memory_order_relaxed))
+		/* Acquire: pairs with the worker's release of the chunk id
+		 * (worker.c run_task): the start time read next is that of
+		 * this chunk's first item or a later one.  A chunk id that is
+		 * already stale only delays the kill to a later tick. */
+		if (!atomic_load_explicit(&s->cell->chunk, memory_order_acquire))
 			continue;
 		int64_t t0 = atomic_load_explicit(&s->cell->started_ns,
 						  memory_order_relaxed);

@@ -20,12 +20,15 @@
  * touches them in between (the dead worker was the only other user), so
  * no ring ever has two producers or two consumers.
  *
- * The cell.  A worker stores, before it runs an item, the chunk id, the
- * item index and the start time, and clears the chunk id when the chunk is
+ * The cell.  A worker stores the chunk id when it starts a chunk (after
+ * the first item's index and start time), the item index and start time
+ * before it runs each item, and clears the chunk id when the chunk is
  * done.  The pool thread reads the cell only after the worker died (to
  * know which item was running) and for task timeouts.  Ordering: the
- * worker's cell stores are relaxed; the pool thread reads them after it
- * learnt of the death from the zygote (a socket message: the kernel orders
+ * worker's cell stores are relaxed except the chunk id's (release, paired
+ * with the acquire of a timeout check, so the start time it reads is not
+ * one of an earlier chunk); the pool thread reads them after it learnt of
+ * the death from the zygote (a socket message: the kernel orders
  * everything the worker did before its exit before the zygote's wait
  * returns), or, for a timeout, treats a stale value only as a reason to
  * look again on the next tick.
@@ -138,13 +141,23 @@ struct pool_task {
 };
 
 /* Body of POOL_MSG_RESULT: a uint64 index (within the chunk) of the first
- * item reported, then for each item a pool_item_res, its data padded to 8
- * and its message padded to 8. */
+ * item reported, then records, each a pool_item_res and then:
+ *   status 0: n items (a run, n >= 1) of len bytes each, every one padded
+ *     to 8 -- consecutive successes of one small length (at most
+ *     POOL_RUN_MAX_LEN) share one header, so that a map of tiny results
+ *     carries 8 bytes per item instead of 24, and the parent copies a run
+ *     into a fixed-size result array with one memcpy;
+ *   status < 0: one failed item; len is 0 and n is the length of its
+ *     message, which follows padded to 8.
+ * The message header's aux is the total of the items of its records. */
 struct pool_item_res {
 	int32_t status;
-	uint32_t msg_len;
+	uint32_t n;     /* status 0: items; else: message bytes */
 	uint64_t len;
 };
+
+/* Longest result a run of several items may have. */
+#define POOL_RUN_MAX_LEN 64
 
 /* Longest error message a task may attach (pool.h). */
 #define POOL_MSG_MAX 255u
