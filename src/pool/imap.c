@@ -465,8 +465,9 @@ MPROC_API int mproc_imap_next(mproc_imap *it, int64_t timeout_ns,
 		it->src_err = 0; /* the error is reported once */
 		return rc;
 	}
-	struct mproc__deadline d;
-	mproc__deadline_init(&d, timeout_ns);
+	/* The clock is read only once next() has to wait. */
+	struct mproc__lazy_deadline lazy;
+	mproc__lazy_init(&lazy, timeout_ns);
 	for (;;) {
 		struct imap_node *n = imap_take(it);
 		if (n) {
@@ -482,17 +483,20 @@ MPROC_API int mproc_imap_next(mproc_imap *it, int64_t timeout_ns,
 		}
 		if (pool_on_thread(it->pool))
 			return -EDEADLK;
-		if (mproc__deadline_passed(&d) || d.nowait)
+		if (mproc__lazy_nowait(&lazy))
+			return -ETIMEDOUT;
+		const struct mproc__deadline *d = mproc__lazy_get(&lazy);
+		if (mproc__deadline_passed(d))
 			return -ETIMEDOUT;
 		/* About to wait: let the producers reuse what we hold. */
 		give_back(it);
 		/* Do the pool thread's work meanwhile if it is free. */
-		pool_help(it->pool, imap_ready, it, &d);
+		pool_help(it->pool, imap_ready, it, d);
 		if (pool_spin(imap_ready, it, POOL_SPIN_BUSY_NS / 8))
 			continue;
 		/* A1..A6 of futex.h, paired with the signal in
 		 * pool_imap_push; a timeout is found at the loop's top. */
-		mproc__event_wait(&it->arrived_ev, imap_ready, it, &d, &it->spin,
+		mproc__event_wait(&it->arrived_ev, imap_ready, it, d, &it->spin,
 				  NULL);
 	}
 }

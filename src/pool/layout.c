@@ -7,8 +7,10 @@
 
 bool pool_spin(bool (*ready)(void *), void *arg, int64_t ns)
 {
+	/* The clock is first read after 256 turns: a wait that ends sooner
+	 * (the common case) never pays for it. */
 	int64_t end = 0;
-	for (uint32_t i = 0;; i++) {
+	for (uint32_t i = 1;; i++) {
 		if (ready(arg))
 			return true;
 		mproc__cpu_relax();

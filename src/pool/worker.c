@@ -38,6 +38,8 @@
 /* ... or of this many items: runs of empty results take no bytes. */
 #define FLUSH_ITEMS 65536
 #define PUBLISH_NS (50 * 1000)
+#define CHECK_EVERY 16
+#define SHORT_TASK_NS 2000
 /* Exit status of a worker that cannot go on (corrupt ring, no memory):
  * the parent sees an unplanned death and recovers as for any other. */
 #define WORKER_EXIT_BROKEN 3
@@ -79,8 +81,10 @@ struct worker {
 	struct mproc_task t;
 	pid_t parent;
 	bool unpublished;     /* results committed but not yet published */
-	int64_t oldest_ns;    /* when the oldest of them was done, or 0 */
-	int64_t last_end_ns;  /* when the last task message was done */
+	int64_t oldest_ns;    /* about when the oldest of them was done, or 0 */
+	int64_t last_check_ns; /* the clock at the last publish_due look */
+	unsigned since_check;  /* task messages done since */
+	unsigned check_every;  /* look at the clock after this many */
 };
 
 /* Between sleep slices: stop waiting once the pool's parent is gone (the
@@ -153,10 +157,18 @@ static bool publish_due(struct worker *w)
 {
 	if (!mproc__ring_pending(&w->task))
 		return true;
+	/* While tasks are short the clock is read every CHECK_EVERY of
+	 * them only (a clock read costs about as much as a tiny task's
+	 * bookkeeping); after a long one, at every task again. */
+	if (++w->since_check < w->check_every)
+		return false;
 	int64_t now = mproc__now_ns();
-	bool due = now - w->last_end_ns >= PUBLISH_NS ||
+	int64_t span = now - w->last_check_ns;
+	w->check_every = span / w->since_check < SHORT_TASK_NS ? CHECK_EVERY : 1;
+	w->since_check = 0;
+	w->last_check_ns = now;
+	bool due = span >= PUBLISH_NS ||
 		   (w->oldest_ns && now - w->oldest_ns >= PUBLISH_NS);
-	w->last_end_ns = now;
 	if (!w->oldest_ns)
 		w->oldest_ns = now;
 	return due;
