@@ -5,19 +5,23 @@
  *   pool.c    the engine: the pool thread (dispatch, collection, deaths,
  *             timeouts, shutdown), helping, create / close / terminate /
  *             join / destroy;
- *   submit.c  the submitting API -- apply, apply_async, the map family,
- *             imap -- and the waits on results (which help the engine);
+ *   submit.c  the submitting API -- apply, apply_async, the map family
+ *             -- and the waits on results (which help the engine);
  *   job.c     jobs and chunks: the task encoder, delivery of results to
  *             jobs, chunk and item-block lifetime;
  *   imap.c    imap iterators: reading the source, the result store
  *             between the engine and next(), next() itself;
  *   async.c   async result objects (publish, callbacks, fileno, free);
+ *   local.c   the local transport: the pool segment's rings, the
+ *             doorbell, the zygote's messages (see "The transport seam");
  *   zygote.c  the zygote process and the parent's side of its socket;
  *   worker.c  the worker loop and the task API (runs in workers only);
  *   stream.c  messages over the rings;  fn.c  packed function references;
  *   layout.c  where things sit in the segment, and the spin helper.
  * Calls point one way: submit.c, imap.c -> pool.c -> job.c -> async.c
- * -> the rest (job.c stores imap results through imap.c's push).
+ * -> the rest (job.c stores imap results through imap.c's push), and
+ * pool.c <-> its transport through the ops of "The transport seam" (the
+ * transport hands messages back through pool_on_message).
  *
  * Work flows as jobs and chunks.  A job is one user call (one apply, one
  * map over N items, one imap); a chunk is a run of consecutive items of
@@ -136,6 +140,159 @@ struct pool_chunk {
 	bool in_block;           /* lives in own's block (pool_own_new) */
 };
 
+/* ---- the transport seam ------------------------------------------------- */
+
+/*
+ * How the engine reaches its workers.  The engine (pool.c) owns the work:
+ * the chunks, each slot's window and what it holds, deaths, requeues and
+ * timeouts.  A transport owns the way there: starting and stopping the
+ * worker behind a slot, carrying task messages to it and result messages
+ * back, telling the engine when a slot's worker started, could not start
+ * or ended, and what it was running then.  The messages are those of
+ * proto.h on every transport, so the task encoder (job.c) and the result
+ * parser (pool_on_message) are shared.
+ *
+ * One transport today, "local" (local.c with zygote.c): worker processes
+ * on this machine, forked by the pool's zygote, fed through an SPSC ring
+ * per slot and direction in the pool segment.  The next one (MPI, issue
+ * 14) makes each slot an agent rank that runs a local pool of its own:
+ * start means the rank said hello, send is an MPI_Isend of the task bytes
+ * (a resumable pool_tx, as here), collect tests the receives posted per
+ * agent, sleep polls them with a backoff, the slot's window is about twice
+ * the agent's workers, and a lost worker inside an agent comes back as a
+ * failed item in a result message, never as EXITED (a dead rank ends the
+ * whole MPI job).
+ *
+ * Threads.  wake may be called from any thread of the parent; has_news
+ * from the pool thread without the engine (it may only read what may be
+ * read concurrently); sleep from the pool thread without the engine; every
+ * other op with the engine held (pool thread or a helper, internal.h), so
+ * a transport's slot state needs no lock of its own.  Slots are numbered
+ * 0..nslots-1, the engine's index into p->slots.
+ *
+ * Cost.  The hot path makes one indirect call per task message pushed
+ * (send), per slot and dispatch round (publish) and per slot and pass
+ * (collect); result messages go from the transport to pool_on_message
+ * directly.
+ */
+
+/* A slot's worker changed (next_event). */
+enum {
+	POOL_TE_STARTED = 1,  /* pid: the new worker; it reports READY next */
+	POOL_TE_START_FAILED, /* val: -errno */
+	POOL_TE_EXITED,       /* pid; val: exit code, or -signal */
+};
+
+struct pool_tevent {
+	int kind;
+	unsigned slot;
+	pid_t pid;
+	int val;
+};
+
+/* What a slot's worker was running (running): chunk 0 when idle. */
+struct pool_running {
+	uint64_t chunk;
+	uint64_t item;       /* index within the chunk */
+	int64_t started_ns;  /* CLOCK_MONOTONIC; only with task timeouts */
+};
+
+struct pool_transport_ops {
+	const char *name;
+	/* Set up for p->nslots slots (create, before the pool thread runs)
+	 * with the initializer of @attr run once in every worker.  0 or
+	 * -errno; destroy releases everything, after a failure too. */
+	int (*open)(mproc_pool *p, const struct mproc_pool_attr *attr);
+	/* The engine has stopped every slot: let the rest go (the zygote
+	 * exits).  Blocks until it did, or kills it. */
+	void (*stop)(mproc_pool *p);
+	void (*destroy)(mproc_pool *p);
+
+	/* Ask for a worker in @slot; STARTED or START_FAILED follows.  0, or
+	 * -errno when the transport can start nothing any more. */
+	int (*start)(mproc_pool *p, unsigned slot);
+	/* Kill the worker @pid of @slot; EXITED follows.  0 or -errno. */
+	int (*kill)(mproc_pool *p, unsigned slot, pid_t pid);
+	/* No more tasks for @slot: its worker runs what it holds, then
+	 * exits (EXITED follows). */
+	void (*end_tasks)(mproc_pool *p, unsigned slot);
+	/* The next lifecycle event: 1 and *@ev, 0 none now, or -EPIPE: the
+	 * transport lost the means to run anything (every worker is gone or
+	 * going; the engine fails what is left). */
+	int (*next_event)(mproc_pool *p, struct pool_tevent *ev);
+	/* What the worker of @slot runs now, or ran when it ended (after
+	 * EXITED: exact; while it runs, for task timeouts: possibly stale,
+	 * the engine looks again on its next tick). */
+	void (*running)(mproc_pool *p, unsigned slot, struct pool_running *r);
+	/* After EXITED, once collect took what the worker sent before it
+	 * ended: fresh channels for the next worker of @slot. */
+	void (*reset)(mproc_pool *p, unsigned slot);
+	/* Every tick of the pool thread: 0, or -EPIPE as next_event (then
+	 * next_event still hands out the events that came before). */
+	int (*check)(mproc_pool *p);
+
+	/* Push what fits of @tx to @slot without blocking: 1 the whole
+	 * message, 0 the channel is full (again after news from @slot), or
+	 * -errno: the channel is broken (the engine kills the worker).
+	 * Pushed bytes need publish to reach the worker. */
+	int (*send)(mproc_pool *p, unsigned slot, struct pool_tx *tx);
+	/* Make what send pushed to @slot visible to its worker, waking it:
+	 * once per slot and dispatch round, however many messages. */
+	void (*publish)(mproc_pool *p, unsigned slot);
+	/* Hand every whole message the worker of @slot sent to
+	 * pool_on_message, in order (a message it could not hold: to
+	 * pool_on_lost_message).  0, or the first error (the worker broke
+	 * the protocol: the engine kills it). */
+	int (*collect)(mproc_pool *p, unsigned slot);
+	/* Whether anything may be new: a message in any slot, an event. */
+	bool (*has_news)(const mproc_pool *p);
+
+	/* End the pool thread's sleep (a submission, a request). */
+	void (*wake)(mproc_pool *p);
+	/* Sleep until @ready(@arg) or @d passes; news from any slot or an
+	 * event also ends it, as far as @ready says so (has_news). */
+	void (*sleep)(mproc_pool *p, bool (*ready)(void *), void *arg,
+		      const struct mproc__deadline *d);
+	/* A thread of the parent polls every slot from now on (@on: the
+	 * transport may stop waking the sleep for news), or stops (!@on:
+	 * from now on news wakes the sleep again; a look at every slot
+	 * after this call sees whatever did not). */
+	void (*watch)(mproc_pool *p, bool on);
+};
+
+/* The engine's side, for transports (pool.c): one whole message from the
+ * worker of @slot, 0 or -MPROC_ECORRUPT; and one it could not hold, of
+ * which the first @len bytes are at @head: its items fail with -ENOMEM
+ * (0), or -MPROC_ECORRUPT when the bytes do not say which they are. */
+int pool_on_message(mproc_pool *p, unsigned slot, const void *msg,
+		    uint64_t len);
+int pool_on_lost_message(mproc_pool *p, unsigned slot, const void *head,
+			 size_t len);
+
+/* The local transport's state (local.c; zygote.c for the zygote). */
+struct pool_local_slot {
+	struct pool_cell *cell;
+	void *task_sh, *task_buf, *res_sh, *res_buf;
+	struct mproc__ring task, result;
+	struct pool_rx rx;
+	_Atomic uint64_t events_seen; /* cell->events already collected */
+};
+
+struct pool_local {
+	mproc_shm *seg;
+	struct pool_hdr *hdr;
+	struct pool_local_slot *slots;
+	mproc_process *zygote;
+	int sock;                /* our end of the zygote's socket */
+	/* hdr->zygote_msgs already handled; written by the engine's holder,
+	 * read by has_news without the engine (relaxed). */
+	_Atomic uint64_t zygote_seen;
+	bool draining;           /* next_event is reading the socket */
+	struct mproc__spin spin; /* the pool thread's sleep */
+};
+
+extern const struct pool_transport_ops pool_local_transport;
+
 /* ---- the pool ----------------------------------------------------------- */
 
 enum pool_state {
@@ -159,9 +316,6 @@ enum slot_state {
 struct pool_slot {
 	int state;
 	pid_t pid;
-	struct pool_cell *cell;
-	void *task_sh, *task_buf, *res_sh, *res_buf;
-	struct mproc__ring task, result;
 	struct pool_chunk *inflight, *inflight_tail;
 	unsigned ninflight;
 	unsigned window;          /* chunks it may hold now (pool.c collect) */
@@ -170,8 +324,6 @@ struct pool_slot {
 	int tx_kind;              /* 0 idle, else POOL_MSG_* */
 	bool unpublished;         /* task records committed, not published */
 	struct pool_encoder *enc;
-	struct pool_rx rx;
-	_Atomic uint64_t events_seen; /* cell->events already collected */
 	uint32_t fns_defined;     /* functions 0..fns_defined-1 are known */
 	unsigned tasks_sent;      /* for maxtasksperchild */
 	bool bye;                 /* announced a planned exit */
@@ -204,15 +356,11 @@ struct mproc_pool {
 	int64_t task_timeout_ns;
 	uint64_t ring_cap;
 
-	mproc_shm *seg;
-	struct pool_hdr *hdr;
 	struct pool_slot *slots;
 
-	mproc_process *zygote;
-	int sock;                /* our end of the zygote's socket */
-	/* hdr->zygote_msgs already handled; written by the engine's holder,
-	 * read by the pool thread's has_work without the engine (relaxed). */
-	_Atomic uint64_t zygote_seen;
+	/* The transport and its state (see "The transport seam"). */
+	const struct pool_transport_ops *tp;
+	struct pool_local local;
 
 	/* Submission: wait-free queue, and the state it is gated by. */
 	struct cds_wfcq_head q_head;
@@ -231,7 +379,6 @@ struct mproc_pool {
 
 	pthread_t thread;
 	bool thread_started;
-	struct mproc__spin spin;
 
 	/* Function table: append-only, guarded by fn_lock; the pool thread
 	 * reads entries below fn_count, which only grows. */
