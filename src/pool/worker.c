@@ -253,12 +253,11 @@ static inline void copy_bytes(unsigned char *d, const unsigned char *s,
 	}
 }
 
-MPROC_API void *mproc_task_result_buffer(mproc_task *t, size_t len)
+/* Room for a result of @len bytes at @data (the slow path: the buffer
+ * grows, or the task asked before with another length). */
+static void *result_buffer_slow(struct worker *w, mproc_task *t, size_t len,
+				size_t data)
 {
-	if (!t)
-		return NULL;
-	struct worker *w = t->w;
-	size_t data = result_place(w, len);
 	if (len > SIZE_MAX - data - 8 ||
 	    out_reserve(w, data + (size_t)pool_pad8(len)) < 0)
 		return NULL;
@@ -272,11 +271,31 @@ MPROC_API void *mproc_task_result_buffer(mproc_task *t, size_t len)
 	return w->out + data;
 }
 
+/* The common case inline: the first result of the item, and room for it
+ * (out_cap >= data: item_begin reserved the item's header). */
+static inline void *result_buffer(struct worker *w, mproc_task *t, size_t len)
+{
+	size_t data = result_place(w, len);
+	if (mproc__unlikely(t->res_off || len > w->out_cap - data ||
+			    pool_pad8(len) > w->out_cap - data))
+		return result_buffer_slow(w, t, len, data);
+	t->res_off = data;
+	t->res_len = len;
+	return w->out + data;
+}
+
+MPROC_API void *mproc_task_result_buffer(mproc_task *t, size_t len)
+{
+	if (!t)
+		return NULL;
+	return result_buffer(t->w, t, len);
+}
+
 MPROC_API int mproc_task_return(mproc_task *t, const void *buf, size_t len)
 {
 	if (!t || (!buf && len))
 		return -EINVAL;
-	void *p = mproc_task_result_buffer(t, len);
+	void *p = result_buffer(t->w, t, len);
 	if (!p)
 		return -ENOMEM;
 	copy_bytes(p, buf, len);
