@@ -190,9 +190,17 @@ MPROC_API int mproc_queue_open(const char *name, unsigned flags,
 MPROC_API int mproc_queue_export(mproc_queue *q, char *buf, size_t len);
 
 /**
- * mproc_queue_import - open the queue behind a token in a child.  Returns
- * 0, -EINVAL (malformed token), -EBADF (descriptor not inherited),
- * -EPROTOTYPE, -MPROC_ECORRUPT.
+ * mproc_queue_import - open the queue behind a token in a child.  @flags:
+ * MPROC_QUEUE_BUSY_POLL or 0.  Import a token once, in the process it was
+ * made for.  On success the queue is mapped through a duplicate of the
+ * token's descriptor, which the handle owns (close-on-exec, and listed
+ * for the process module, which passes it to spawn and forkserver
+ * children), and the token's descriptor is closed.  On failure no
+ * descriptor is closed or changed: the caller may retry, or close it.
+ * Returns 0, -EINVAL (malformed token, unknown flags), -EBADF (descriptor
+ * not inherited), -EPROTOTYPE (not a queue), -EPROTONOSUPPORT (another
+ * layout version), -MPROC_ECORRUPT (segment or ring failed validation),
+ * -ENOMEM, -EMFILE.
  */
 MPROC_API int mproc_queue_import(const char *token, unsigned flags,
 				 mproc_queue **out);

@@ -6,10 +6,14 @@
  * every address this file computes comes from that validated private copy.
  */
 #include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "common/fork.h"
+#include "common/parse.h"
 #include "mproc/queue.h"
 #include "mproc/shm.h"
 #include "queue/layout.h"
@@ -240,11 +244,36 @@ MPROC_API int mproc_queue_import(const char *token, unsigned flags,
 	if (!out || (flags & ~MPROC_QUEUE_BUSY_POLL))
 		return -EINVAL;
 	*out = NULL;
+	int fd;
+	const char *size_part;
+	if (mproc__parse_shm_token_fd(token, &fd, &size_part))
+		return -EINVAL;
+	/* Map the segment through a duplicate of the token's descriptor:
+	 * a failure at any step below (the segment's validation, the ring's
+	 * indices, memory) closes only the duplicate, and the token's
+	 * descriptor is closed only once nothing can fail (queue.h). */
+	if (fcntl(fd, F_GETFD) < 0)
+		return -EBADF;
+	int dfd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+	if (dfd < 0)
+		return -errno;
+	char dup_token[MPROC_SHM_TOKEN_MAX];
+	int n = snprintf(dup_token, sizeof(dup_token), "mproc-shm:%d%s", dfd,
+			 size_part);
 	mproc_shm *seg;
-	int rc = mproc_shm_import(token, MPROC_SHM_KIND_QUEUE,
-				  mproc__queue_validate_geom,
-				  NULL, &seg);
-	return rc ? rc : adopt(out, seg, flags);
+	int rc = n < 0 || (size_t)n >= sizeof(dup_token)
+			 ? -EINVAL
+			 : mproc_shm_import(dup_token, MPROC_SHM_KIND_QUEUE,
+					    mproc__queue_validate_geom, NULL,
+					    &seg);
+	if (rc) {
+		close(dfd);
+		return rc;
+	}
+	rc = adopt(out, seg, flags); /* frees seg, so closes dfd, on error */
+	if (rc == 0)
+		close(fd);
+	return rc;
 }
 
 /* ------------------------------------------------------------------ */
