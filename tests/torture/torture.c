@@ -701,7 +701,7 @@ static void pipe_trial(uint64_t *rng, struct totals *t)
 	/* One-way: b sends, a receives.  Duplex: either way. */
 	bool b_sends = !duplex || rng_next(rng) % 2;
 	mproc_conn *s = b_sends ? eb : ea, *rc = b_sends ? ea : eb;
-	uint64_t per = 20 + rng_next(rng) % 100;
+	uint64_t per = 16 + rng_next(rng) % 64;
 	struct role roles[4];
 	roles[0] = (struct role){ .producer = false, .id = 0 };
 	roles[1] = (struct role){ .producer = true, .id = 0 };
