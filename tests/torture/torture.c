@@ -105,7 +105,8 @@ struct ledger {
 	_Atomic int64_t dropped[MAX_CONS];
 	_Atomic int doing[2]; /* [0] sender, [1] receiver: enum doing */
 	_Atomic int sender_closing;
-	_Atomic int64_t error[2]; /* [0] sender, [1] receiver: last error */
+	_Atomic int64_t error[2]; /* [0] producer, [1] consumer: last error
+				   * (the pipe roles set it) */
 	_Atomic int victim;       /* 0 sender, 1 receiver (arm_kill) */
 	_Atomic int64_t kill_at, kill_after;
 	/* Pool trials: each task's worker pid. */
@@ -358,6 +359,70 @@ static bool reap(struct role *roles, int n, bool producers_only,
 	}
 }
 
+/* After a trial's reap: if it ran out of time (@ok false), kill what is
+ * left and count a hang; then judge each role but the killed victim by
+ * its exit status: 0 fine, 3 a call that timed out (a hang), anything
+ * else a failure (counted as corrupted, with L->error when set). */
+static void judge_roles(struct role *roles, int n, const struct role *victim,
+			bool ok, const char *subject, struct totals *t)
+{
+	if (!ok) {
+		t->hangs++;
+		for (int i = 0; i < n; i++)
+			if (!roles[i].done) {
+				kill(roles[i].pid, SIGKILL);
+				waitpid(roles[i].pid, NULL, 0);
+				roles[i].done = true;
+				roles[i].status = 0;
+			}
+	}
+	for (int i = 0; i < n; i++) {
+		int st = roles[i].status;
+		if (&roles[i] == victim && WIFSIGNALED(st))
+			continue;
+		if (WIFEXITED(st) && WEXITSTATUS(st) == 3) {
+			t->hangs++;
+		} else if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) {
+			int64_t e = atomic_load(&L->error[roles[i].producer ? 0 : 1]);
+			fprintf(stderr, "torture: %s %s %u ended with status "
+				"0x%x%s%s\n", subject,
+				roles[i].producer ? "producer" : "consumer",
+				roles[i].id, st, e ? ": " : "",
+				e ? mproc_strerror((int)e) : "");
+			t->corrupted++;
+		}
+	}
+}
+
+/* A dead consumer's receive buffer @m (at most @max bytes): a message in
+ * it that is valid and counted by nobody was received whole just before
+ * the death (see Accounting); count it. */
+static void count_inhand(const unsigned char *m, size_t max)
+{
+	struct msg_hdr h;
+	memcpy(&h, m, sizeof(h));
+	if (h.len <= max && msg_valid(m, h.len, &h) &&
+	    atomic_load(&L->received[h.producer][h.seq]) == 0)
+		atomic_store(&L->received[h.producer][h.seq], 1);
+}
+
+/* Over producer ids below @nprod: committed messages nobody received
+ * (*@missing) and extra deliveries (*@dup). */
+static void tally(uint32_t nprod, uint64_t *missing, uint64_t *dup)
+{
+	*missing = *dup = 0;
+	for (uint32_t p = 0; p < nprod; p++) {
+		uint64_t att = atomic_load(&L->attempted[p]);
+		for (uint64_t s = 0; s < att && s < MAX_SEQ; s++) {
+			uint32_t got = atomic_load(&L->received[p][s]);
+			if (atomic_load(&L->committed[p][s]) && got == 0)
+				(*missing)++;
+			if (got > 1)
+				*dup += got - 1;
+		}
+	}
+}
+
 /* One queue trial; adds to @t.  @spsc: one producer and one consumer,
  * else two of each. */
 static void queue_trial(bool spsc, uint64_t *rng, struct totals *t)
@@ -411,53 +476,15 @@ static void queue_trial(bool spsc, uint64_t *rng, struct totals *t)
 	bool ok = reap(roles, n, true, deadline);
 	mproc_queue_close(q);
 	ok = reap(roles, n, false, deadline) && ok;
-	if (!ok) {
-		t->hangs++;
-		for (int i = 0; i < n; i++)
-			if (!roles[i].done) {
-				kill(roles[i].pid, SIGKILL);
-				waitpid(roles[i].pid, NULL, 0);
-				roles[i].done = true;
-				roles[i].status = 0;
-			}
-	}
-	for (int i = 0; i < n; i++) {
-		int st = roles[i].status;
-		if (&roles[i] == victim && WIFSIGNALED(st))
-			continue;
-		if (WIFEXITED(st) && WEXITSTATUS(st) == 3) {
-			t->hangs++;
-		} else if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) {
-			fprintf(stderr, "torture: %s %u ended with status 0x%x\n",
-				roles[i].producer ? "producer" : "consumer",
-				roles[i].id, st);
-			t->corrupted++;
-		}
-	}
+	judge_roles(roles, n, victim, ok, spsc ? "spsc" : "mpmc", t);
 
 	/* The killed consumer's buffer: messages it received and did not
 	 * count yet (see Accounting). */
-	if (!victim->producer) {
-		for (int b = 0; b < BATCH; b++) {
-			unsigned char *m = L->inhand[victim->id][b];
-			struct msg_hdr h;
-			memcpy(&h, m, sizeof(h));
-			if (h.len <= MSG_MAX && msg_valid(m, h.len, &h) &&
-			    atomic_load(&L->received[h.producer][h.seq]) == 0)
-				atomic_store(&L->received[h.producer][h.seq], 1);
-		}
-	}
-	uint64_t lost = 0, dup = 0;
-	for (uint32_t p = 0; p < next_prod; p++) {
-		uint64_t att = atomic_load(&L->attempted[p]);
-		for (uint64_t s = 0; s < att && s < MAX_SEQ; s++) {
-			uint32_t got = atomic_load(&L->received[p][s]);
-			if (atomic_load(&L->committed[p][s]) && got == 0)
-				lost++;
-			if (got > 1)
-				dup += got - 1;
-		}
-	}
+	if (!victim->producer)
+		for (int b = 0; b < BATCH; b++)
+			count_inhand(L->inhand[victim->id][b], MSG_MAX);
+	uint64_t lost, dup;
+	tally(next_prod, &lost, &dup);
 	if (lost || dup || atomic_load(&L->corrupted))
 		fprintf(stderr, "torture: %s trial %llu: lost %llu, duplicated "
 			"%llu, corrupted %llu (victim: %s)\n",
@@ -739,57 +766,16 @@ static void pipe_trial(uint64_t *rng, struct totals *t)
 	}
 
 	bool ok = reap(roles, n, false, deadline);
-	if (!ok) {
-		t->hangs++;
-		for (int i = 0; i < n; i++)
-			if (!roles[i].done) {
-				kill(roles[i].pid, SIGKILL);
-				waitpid(roles[i].pid, NULL, 0);
-				roles[i].done = true;
-				roles[i].status = 0;
-			}
-	}
-	bool receiver_died = false;
-	for (int i = 0; i < n; i++) {
-		int rst = roles[i].status;
-		if (&roles[i] == victim && WIFSIGNALED(rst)) {
-			receiver_died = !victim->producer;
-			continue;
-		}
-		if (WIFEXITED(rst) && WEXITSTATUS(rst) == 3) {
-			t->hangs++;
-		} else if (!WIFEXITED(rst) || WEXITSTATUS(rst) != 0) {
-			fprintf(stderr, "torture: pipe %s %u ended with status "
-				"0x%x (%s)\n",
-				roles[i].producer ? "sender" : "receiver",
-				roles[i].id, rst,
-				mproc_strerror((int)atomic_load(
-					&L->error[roles[i].producer ? 0 : 1])));
-			t->corrupted++;
-		}
-	}
+	judge_roles(roles, n, victim, ok, "pipe", t);
+	bool receiver_died = !victim->producer && victim->done &&
+			     WIFSIGNALED(victim->status);
 
 	/* The dead receiver's buffer: a message it had received whole and
 	 * not counted yet (see Accounting). */
-	if (receiver_died) {
-		unsigned char *m = L->pipe_inhand[victim->id];
-		struct msg_hdr h;
-		memcpy(&h, m, sizeof(h));
-		if (h.len <= PIPE_MSG_MAX && msg_valid(m, h.len, &h) &&
-		    atomic_load(&L->received[h.producer][h.seq]) == 0)
-			atomic_store(&L->received[h.producer][h.seq], 1);
-	}
-	uint64_t missing = 0, dup = 0;
-	for (uint32_t p = 0; p < 2; p++) {
-		uint64_t att = atomic_load(&L->attempted[p]);
-		for (uint64_t q = 0; q < att && q < MAX_SEQ; q++) {
-			uint32_t got = atomic_load(&L->received[p][q]);
-			if (atomic_load(&L->committed[p][q]) && got == 0)
-				missing++;
-			if (got > 1)
-				dup += got - 1;
-		}
-	}
+	if (receiver_died)
+		count_inhand(L->pipe_inhand[victim->id], PIPE_MSG_MAX);
+	uint64_t missing, dup;
+	tally(2, &missing, &dup);
 	/* Drops: the replacement's skips of a message the dead receiver had
 	 * started (at most one); no receiver may drop anything otherwise. */
 	uint64_t dropped = 0;
