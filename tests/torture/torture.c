@@ -210,6 +210,15 @@ static void count_received(const unsigned char *buf, size_t len)
 
 /* ----------------------------------------------------- queue participants */
 
+/* A role's call failed with @err: record it (L->error[@role], 0 for a
+ * producer or sender, 1 for a consumer or receiver) and return the exit
+ * status, 3 for a timeout (a hang) and 4 for anything else. */
+static int failed(int role, ssize_t err)
+{
+	atomic_store(&L->error[role], err);
+	return err == -ETIMEDOUT ? 3 : 4;
+}
+
 /* Producer @prod puts @n messages with a random mix of put, put_many and
  * reserve/commit.  Exit status 0, or 3 on a call that timed out. */
 static int producer(mproc_queue *q, uint32_t prod, uint64_t n, uint64_t seed)
@@ -235,7 +244,7 @@ static int producer(mproc_queue *q, uint32_t prod, uint64_t n, uint64_t seed)
 			atomic_store(&L->attempted[prod], seq + k);
 			ssize_t r = mproc_queue_put_many(q, iov, k, CALL_TIMEOUT);
 			if (r < 0)
-				return r == -ETIMEDOUT ? 3 : 4;
+				return failed(0, r);
 			for (ssize_t i = 0; i < r; i++)
 				atomic_store(&L->committed[prod][seq + i], 1);
 			seq += (uint64_t)r;
@@ -245,7 +254,7 @@ static int producer(mproc_queue *q, uint32_t prod, uint64_t n, uint64_t seed)
 			atomic_store(&L->attempted[prod], seq + 1);
 			int rc = mproc_queue_reserve(q, len, &p, CALL_TIMEOUT);
 			if (rc)
-				return rc == -ETIMEDOUT ? 3 : 4;
+				return failed(0, rc);
 			memcpy(p, bufs[0], len);
 			if (mproc_queue_commit(q, len))
 				return 4;
@@ -256,7 +265,7 @@ static int producer(mproc_queue *q, uint32_t prod, uint64_t n, uint64_t seed)
 			atomic_store(&L->attempted[prod], seq + 1);
 			ssize_t r = mproc_queue_put(q, bufs[0], len, CALL_TIMEOUT);
 			if (r < 0)
-				return r == -ETIMEDOUT ? 3 : 4;
+				return failed(0, r);
 			atomic_store(&L->committed[prod][seq], 1);
 			seq++;
 		}
@@ -302,7 +311,7 @@ static int consumer(mproc_queue *q, uint32_t cons, uint64_t seed)
 		if (r == -MPROC_EEOF)
 			return 0;
 		if (r < 0)
-			return r == -ETIMEDOUT ? 3 : 4;
+			return failed(1, r);
 		for (ssize_t i = 0; i < r; i++)
 			count_received(in[i], lens[i]);
 	}
@@ -370,6 +379,12 @@ static void judge_roles(struct role *roles, int n, const struct role *victim,
 		t->hangs++;
 		for (int i = 0; i < n; i++)
 			if (!roles[i].done) {
+				fprintf(stderr, "torture: %s trial %llu: %s %u "
+					"still running at the deadline\n",
+					subject, (unsigned long long)t->trials,
+					roles[i].producer ? "producer"
+							  : "consumer",
+					roles[i].id);
 				kill(roles[i].pid, SIGKILL);
 				waitpid(roles[i].pid, NULL, 0);
 				roles[i].done = true;
@@ -380,17 +395,19 @@ static void judge_roles(struct role *roles, int n, const struct role *victim,
 		int st = roles[i].status;
 		if (&roles[i] == victim && WIFSIGNALED(st))
 			continue;
-		if (WIFEXITED(st) && WEXITSTATUS(st) == 3) {
+		if (WIFEXITED(st) && WEXITSTATUS(st) == 0)
+			continue;
+		bool hang = WIFEXITED(st) && WEXITSTATUS(st) == 3;
+		int64_t e = atomic_load(&L->error[roles[i].producer ? 0 : 1]);
+		fprintf(stderr, "torture: %s trial %llu: %s %u %s (status "
+			"0x%x%s%s)\n", subject, (unsigned long long)t->trials,
+			roles[i].producer ? "producer" : "consumer",
+			roles[i].id, hang ? "timed out" : "failed", st,
+			e ? ", " : "", e ? mproc_strerror((int)e) : "");
+		if (hang)
 			t->hangs++;
-		} else if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) {
-			int64_t e = atomic_load(&L->error[roles[i].producer ? 0 : 1]);
-			fprintf(stderr, "torture: %s %s %u ended with status "
-				"0x%x%s%s\n", subject,
-				roles[i].producer ? "producer" : "consumer",
-				roles[i].id, st, e ? ": " : "",
-				e ? mproc_strerror((int)e) : "");
+		else
 			t->corrupted++;
-		}
 	}
 }
 
@@ -574,21 +591,15 @@ static int pipe_sender(mproc_conn *w, mproc_conn *other, uint32_t prod,
 		if (r == -EBADF && seq == 0 && replacement &&
 		    atomic_load(&L->sender_closing))
 			return 0; /* the dead sender had closed the end */
-		if (r < 0) {
-			atomic_store(&L->error[0], r);
-			return r == -ETIMEDOUT ? 3 : 4;
-		}
+		if (r < 0)
+			return failed(0, r);
 		if ((size_t)r != len)
 			return 4;
 		atomic_store(&L->committed[prod][seq], 1);
 	}
 	atomic_store(&L->sender_closing, 1);
 	int rc = mproc_conn_close(w);
-	if (rc) {
-		atomic_store(&L->error[0], rc);
-		return 4;
-	}
-	return 0;
+	return rc ? failed(0, rc) : 0;
 }
 
 /* Record message (@buf, @len) received by a pipe receiver: the greeting,
@@ -669,10 +680,8 @@ static int pipe_receiver(mproc_conn *r, mproc_conn *other, bool duplex,
 			atomic_store(&L->dropped[cons], d);
 			return 0;
 		}
-		if (n < 0) {
-			atomic_store(&L->error[1], n);
-			return n == -ETIMEDOUT ? 3 : 4;
-		}
+		if (n < 0)
+			return failed(1, n);
 		pipe_count(in, (size_t)n);
 		if (!replacement && atomic_load(&L->victim) == 1 &&
 		    ++got == atomic_load(&L->kill_at))
