@@ -775,7 +775,13 @@ static void pipe_trial(uint64_t *rng, struct totals *t)
 	}
 
 	bool ok = reap(roles, n, false, deadline);
+	uint64_t hangs = t->hangs;
 	judge_roles(roles, n, victim, ok, "pipe", t);
+	if (t->hangs != hangs && victim->producer && victim->done &&
+	    WIFSIGNALED(victim->status) && atomic_load(&L->sender_closing))
+		fprintf(stderr, "torture: pipe trial %llu: the sender was "
+			"killed inside or after mproc_conn_close\n",
+			(unsigned long long)t->trials);
 	bool receiver_died = !victim->producer && victim->done &&
 			     WIFSIGNALED(victim->status);
 
