@@ -273,6 +273,10 @@ static int mpmc_tp(struct bench_case *c, struct bench_sample *s)
 {
 	return run_tp(c, s, 0, ONE);
 }
+static int mpmc_batch_tp(struct bench_case *c, struct bench_sample *s)
+{
+	return run_tp(c, s, 0, BATCHED);
+}
 
 #define QSIZES BENCH_SIZES(8, 64, 256, BENCH_KIB, 4 * BENCH_KIB, \
 			   64 * BENCH_KIB, BENCH_MIB)
@@ -308,6 +312,16 @@ BENCH_REGISTER(mproc_mpmc) = {
 	.sizes = QSIZES,
 	.pcs = BENCH_PCS({1, 1}, {2, 1}, {1, 2}, {2, 2}),
 	.run = mpmc_tp,
+};
+
+BENCH_REGISTER(mproc_mpmc_batch) = {
+	.suite = "throughput",
+	.impl = "mproc_mpmc_batch",
+	.descr = "mproc MPMC queue, put_many/get_many in batches of 32 "
+		 "(one claim per batch)",
+	.sizes = BENCH_SIZES(64, 4 * BENCH_KIB),
+	.pcs = BENCH_PCS({1, 1}, {2, 2}),
+	.run = mpmc_batch_tp,
 };
 
 /* Round trips: ping over one SPSC queue, pong back over another. */

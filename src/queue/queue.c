@@ -291,6 +291,58 @@ MPROC_API ssize_t mproc_queue_put_nowait(mproc_queue *q, const void *buf,
 	return mproc_queue_put(q, buf, len, MPROC_NOWAIT);
 }
 
+/* The messages of @msgs from the first that put_many may take: how many
+ * lead before the first invalid one (0: *@err says why). */
+static size_t valid_lead(const struct iovec *msgs,
+			 size_t n, uint64_t limit, int *err)
+{
+	size_t k = 0;
+	while (k < n && (msgs[k].iov_base || !msgs[k].iov_len) &&
+	       msgs[k].iov_len <= limit)
+		k++;
+	if (k == 0 && n)
+		*err = msgs[0].iov_len > limit ? -EMSGSIZE : -EINVAL;
+	return k;
+}
+
+/* put_many on the MPMC ring: the slots of up to n messages are claimed
+ * with one compare-and-swap (mproc__ring_reserve_n) instead of one per
+ * message, and the batch wakes at most as many consumers as it carries. */
+static ssize_t put_many_mpmc(mproc_queue *q, const struct iovec *msgs,
+			     size_t n, struct mproc__lazy_deadline *l)
+{
+	size_t done = 0;
+	while (done < n) {
+		uint64_t first, got;
+		int rc = mproc__ring_reserve_n(&q->ring, n - done, &first, &got);
+		if (rc == -EAGAIN && done == 0 && !mproc__lazy_nowait(l)) {
+			rc = mproc__ring_wait_space(&q->ring, msgs[0].iov_len,
+						    mproc__lazy_get(l), NULL,
+						    NULL);
+			if (rc == 0)
+				continue;
+		}
+		if (rc) {
+			if (done)
+				break;
+			return rc;
+		}
+		count_put(q, got);
+		for (uint64_t i = 0; i < got; i++) {
+			const struct iovec *m = &msgs[done + i];
+			if (m->iov_len)
+				memcpy(mproc__ring_payload(&q->ring, first + i),
+				       m->iov_base, m->iov_len);
+			mproc__ring_commit(&q->ring, first + i, m->iov_len, 0,
+					   false);
+		}
+		done += got;
+	}
+	if (done)
+		mproc__ring_publish_n(&q->ring, done);
+	return (ssize_t)done;
+}
+
 MPROC_API ssize_t mproc_queue_put_many(mproc_queue *q, const struct iovec *msgs,
 				       size_t n, int64_t timeout_ns)
 {
@@ -300,6 +352,11 @@ MPROC_API ssize_t mproc_queue_put_many(mproc_queue *q, const struct iovec *msgs,
 		return -EINVAL;
 	struct mproc__lazy_deadline l;
 	mproc__lazy_init(&l, timeout_ns);
+	if (q->ring.kind == MPROC__RING_MPMC) {
+		int err = 0;
+		size_t k = valid_lead(msgs, n, q->max_msg, &err);
+		return n && !k ? err : put_many_mpmc(q, msgs, k, &l);
+	}
 	size_t done = 0;
 	while (done < n) {
 		const struct iovec *m = &msgs[done];
@@ -378,6 +435,8 @@ static int peek_wait(mproc_queue *q, uint64_t cap, uint64_t *tok,
 			return -MPROC_EEOF;
 		uint32_t flags;
 		int rc = mproc__ring_peek(&q->ring, cap, tok, p, len, &flags);
+		if (rc == -EMSGSIZE)
+			mproc__ring_pass_wake(&q->ring); /* it stays queued */
 		if (rc != -EAGAIN)
 			return rc;
 		if (mproc__lazy_nowait(l))
@@ -415,6 +474,64 @@ MPROC_API ssize_t mproc_queue_get_nowait(mproc_queue *q, void *buf, size_t cap)
 	return mproc_queue_get(q, buf, cap, MPROC_NOWAIT);
 }
 
+/* get_many on the MPMC ring (n <= GET_MANY_MPMC): the messages are
+ * claimed up to a whole batch per compare-and-swap
+ * (mproc__ring_peek_n), copied, and released together at the end (see
+ * mproc_queue_get_many). */
+static ssize_t get_many_mpmc(mproc_queue *q, const struct iovec *bufs,
+			     size_t *lens, size_t n,
+			     struct mproc__lazy_deadline *l)
+{
+	uint64_t caps[GET_MANY_MPMC], got_len[GET_MANY_MPMC];
+	uint64_t held[GET_MANY_MPMC];
+	size_t k = 0;
+	while (k < n && (bufs[k].iov_base || !bufs[k].iov_len)) {
+		caps[k] = bufs[k].iov_len;
+		k++;
+	}
+	if (n && !k)
+		return -EINVAL;
+	size_t done = 0;
+	while (done < k) {
+		if (mproc__unlikely(discarded(q))) {
+			if (done)
+				break;
+			return -MPROC_EEOF;
+		}
+		uint64_t first, got;
+		int rc = mproc__ring_peek_n(&q->ring, k - done, caps + done,
+					    &first, &got, got_len + done);
+		if (rc == -EAGAIN && done == 0 && !mproc__lazy_nowait(l)) {
+			rc = mproc__ring_wait_data(&q->ring, mproc__lazy_get(l),
+						   NULL, NULL);
+			if (rc == 0)
+				continue;
+		}
+		if (rc) {
+			if (rc == -EMSGSIZE)
+				mproc__ring_pass_wake(&q->ring);
+			if (done)
+				break;
+			return rc;
+		}
+		for (uint64_t i = 0; i < got; i++) {
+			size_t j = done + i;
+			if (got_len[j])
+				memcpy(bufs[j].iov_base,
+				       mproc__ring_payload(&q->ring, first + i),
+				       got_len[j]);
+			lens[j] = got_len[j];
+			held[j] = first + i;
+		}
+		done += got;
+	}
+	for (size_t i = 0; i < done; i++)
+		mproc__ring_release(&q->ring, held[i], false);
+	if (done)
+		mproc__ring_release_publish_n(&q->ring, done);
+	return (ssize_t)done;
+}
+
 MPROC_API ssize_t mproc_queue_get_many(mproc_queue *q, const struct iovec *bufs,
 				       size_t *lens, size_t n,
 				       int64_t timeout_ns)
@@ -436,6 +553,8 @@ MPROC_API ssize_t mproc_queue_get_many(mproc_queue *q, const struct iovec *bufs,
 	uint64_t held[GET_MANY_MPMC];
 	if (mpmc && n > GET_MANY_MPMC)
 		n = GET_MANY_MPMC;
+	if (mpmc)
+		return get_many_mpmc(q, bufs, lens, n, &l);
 	size_t done = 0;
 	while (done < n) {
 		const struct iovec *b = &bufs[done];
@@ -476,14 +595,20 @@ MPROC_API ssize_t mproc_queue_next_size(mproc_queue *q, int64_t timeout_ns)
 	struct mproc__deadline d;
 	if (mproc__deadline_init(&d, timeout_ns))
 		return -EINVAL;
+	bool waited = false;
 	for (;;) {
 		if (discarded(q))
 			return -MPROC_EEOF;
 		uint64_t len;
 		/* SPSC: with a zero-copy peek open, this says -EBUSY. */
 		int rc = mproc__ring_next_len(&q->ring, &len);
-		if (rc == 0)
+		if (rc == 0) {
+			/* Woken for a message that we only look at: a
+			 * consumer may sleep on it (futex.h, "Waking n"). */
+			if (waited)
+				mproc__ring_pass_wake(&q->ring);
 			return (ssize_t)len;
+		}
 		if (rc != -EAGAIN)
 			return rc;
 		if (d.nowait)
@@ -491,6 +616,7 @@ MPROC_API ssize_t mproc_queue_next_size(mproc_queue *q, int64_t timeout_ns)
 		rc = mproc__ring_wait_data(&q->ring, &d, NULL, NULL);
 		if (rc)
 			return rc;
+		waited = true;
 	}
 }
 

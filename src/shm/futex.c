@@ -86,6 +86,35 @@ int mproc__futex_wake(_Atomic uint32_t *word, int n)
 	return r < 0 ? -errno : (int)r;
 }
 
+void mproc__event_wake(struct mproc__event *ev, uint64_t w, uint32_t n)
+{
+	for (;;) {
+		if (MPROC__EVENT_COUNT(w) > n) {
+			/* Waking n: more registered than the condition can
+			 * satisfy.  No reset: the registrations stay, each
+			 * taken back by its own waiter at A6 (futex.h). */
+			atomic_fetch_add_explicit(&ev->seq, 1,
+						  memory_order_release); /* W4 */
+			mproc__futex_wake(&ev->seq, n > INT32_MAX ? INT32_MAX
+							   : (int)n); /* W5 */
+			return;
+		}
+		/* W3': take every registration off the count and start a
+		 * new epoch; the waiters it answers register again if they
+		 * must sleep on.  Relaxed: W4's release orders it for the
+		 * waiters (see "The reset cannot hide a waiter"). */
+		if (atomic_compare_exchange_weak_explicit(
+			    &ev->waiters, &w,
+			    (uint64_t)(MPROC__EVENT_EPOCH(w) + 1u) << 32,
+			    memory_order_relaxed, memory_order_relaxed))
+			break;
+	}
+	/* W4: release pairs with the acquire A1 of a waiter that reads the
+	 * new value.  W5: every waiter the reset erased must wake. */
+	atomic_fetch_add_explicit(&ev->seq, 1, memory_order_release);
+	mproc__futex_wake(&ev->seq, INT32_MAX);
+}
+
 static void spin_grow(struct mproc__spin *s)
 {
 	uint32_t b = atomic_load_explicit(&s->budget, memory_order_relaxed);
