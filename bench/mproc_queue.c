@@ -8,10 +8,13 @@
  * queue, so every consumer drains what is left and ends on end-of-stream.
  */
 #include <errno.h>
+#include <sched.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <mproc.h>
 
@@ -368,7 +371,8 @@ static int q_stop(void *arg)
 	return rc < 0 ? (int)rc : 0;
 }
 
-static int run_lat(struct bench_case *c, struct bench_sample *s, unsigned flags)
+static int run_lat_think(struct bench_case *c, struct bench_sample *s,
+			 unsigned flags, int64_t think_ns)
 {
 	struct qpp p = { 0 };
 	struct mproc_queue_attr a;
@@ -384,11 +388,28 @@ static int run_lat(struct bench_case *c, struct bench_sample *s, unsigned flags)
 		return rc;
 	}
 	struct bench_pingpong pp = { .ping = q_ping, .pong = q_pong,
-				     .stop = q_stop, .arg = &p };
+				     .stop = q_stop, .arg = &p,
+				     .think_ns = think_ns };
 	rc = bench_pingpong_run(c, &pp, s);
 	mproc_queue_free(p.fwd);
 	mproc_queue_free(p.back);
 	return rc;
+}
+
+static int run_lat(struct bench_case *c, struct bench_sample *s, unsigned flags)
+{
+	return run_lat_think(c, s, flags, 0);
+}
+
+/* The sleeping path: the initiator thinks 1 ms before each ping, far
+ * longer than the echoer's adaptive spin (at most MPROC__SPIN_MAX pauses,
+ * and it shrinks when spinning fails), so the echoer is asleep in
+ * FUTEX_WAIT when the ping comes: the round trip holds one futex wake-up
+ * and the echoer's return from it, to compare with futex_floor (which
+ * holds two). */
+static int lat_sleep(struct bench_case *c, struct bench_sample *s)
+{
+	return run_lat_think(c, s, 0, 1000 * 1000);
 }
 
 static int lat_busy(struct bench_case *c, struct bench_sample *s)
@@ -412,6 +433,63 @@ BENCH_REGISTER(mproc_queue) = {
 	.impl = "mproc_queue",
 	.descr = "64 B round trip over two SPSC queues, default (spin, then futex)",
 	.run = lat_default,
+};
+
+/* The same with a third process of this program spinning on the
+ * initiator's CPU, where the initiator idles while the echoer goes to
+ * sleep: the echoer's membarrier (futex.h, A3) must interrupt it, which
+ * on this kind of VM is the expensive case.  Compare with
+ * MPROC_TEST_BARRIER=fence in the environment (doc/design.md). */
+static int lat_sleep_busy3(struct bench_case *c, struct bench_sample *s)
+{
+	_Atomic int *stop = bench_shared_alloc(sizeof(*stop));
+	if (!stop)
+		return -ENOMEM;
+	atomic_store(stop, 0);
+	cpu_set_t all, one;
+	CPU_ZERO(&one);
+	if (sched_getaffinity(0, sizeof(all), &all) == 0)
+		for (int i = 0; i < CPU_SETSIZE; i++)
+			if (CPU_ISSET(i, &all)) {
+				CPU_SET(i, &one); /* the producers' first CPU */
+				break;
+			}
+	pid_t pid = fork();
+	if (pid < 0) {
+		int e = -errno;
+		bench_shared_free(stop, sizeof(*stop));
+		return e;
+	}
+	if (pid == 0) {
+		sched_setaffinity(0, sizeof(one), &one);
+		while (!atomic_load_explicit(stop, memory_order_relaxed))
+			for (int i = 0; i < 1024; i++)
+				bench_pause();
+		_exit(0);
+	}
+	int rc = run_lat_think(c, s, 0, 1000 * 1000);
+	atomic_store(stop, 1);
+	waitpid(pid, NULL, 0);
+	bench_shared_free(stop, sizeof(*stop));
+	return rc;
+}
+
+BENCH_REGISTER(mproc_queue_sleep_busy3) = {
+	.suite = "latency",
+	.impl = "mproc_queue_sleep_busy3",
+	.descr = "mproc_queue_sleep with a third process spinning on the "
+		 "initiator's CPU (the echoer's membarrier interrupts it)",
+	.baselines = BENCH_NAMES("futex_floor"),
+	.run = lat_sleep_busy3,
+};
+
+BENCH_REGISTER(mproc_queue_sleep) = {
+	.suite = "latency",
+	.impl = "mproc_queue_sleep",
+	.descr = "64 B round trip over two SPSC queues, default mode, the "
+		 "echoer asleep (1 ms think time before each ping, not counted)",
+	.baselines = BENCH_NAMES("futex_floor"),
+	.run = lat_sleep,
 };
 
 /* The pool suite's yardstick for Pool.apply (SPEC: an apply round trip

@@ -8,6 +8,7 @@
 #include <linux/membarrier.h>
 #include <stdlib.h>
 #include <stdint.h>
+#include <string.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -28,6 +29,18 @@ static bool waiter_membarrier;
  * when it loads the library, so no fork handler is needed. */
 static void membarrier_setup(void)
 {
+	/* For measurements (bench/base_floor.c, doc/design.md): with
+	 * MPROC_TEST_BARRIER=fence every process of the run keeps seq_cst
+	 * fences on both sides, as on a kernel without membarrier.  All the
+	 * processes of one run must agree, so it comes from the environment
+	 * they inherit. */
+	const char *mode = getenv("MPROC_TEST_BARRIER");
+	if (mode && strcmp(mode, "fence") == 0) {
+		waiter_membarrier = false;
+		light_wakers_possible = false;
+		mproc__waker_light = false;
+		return;
+	}
 	long cmds = syscall(SYS_membarrier, MEMBARRIER_CMD_QUERY, 0, 0);
 	waiter_membarrier = cmds > 0 && (cmds & MEMBARRIER_CMD_GLOBAL_EXPEDITED);
 	/* A kernel that answers the query without the command has no light
