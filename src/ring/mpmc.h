@@ -16,7 +16,9 @@
  * packs variable-length records.
  *
  * Invariants (positions are free-running uint64_t message counters):
- *   M1  enq_pos and deq_pos only grow, by compare-and-swap;
+ *   M1  enq_pos and deq_pos only grow, by compare-and-swap: by 1, or by k
+ *       for a batch (reserve_n, peek_n), which claims k consecutive slots
+ *       that were all free (committed) when read, each named first (M3);
  *   M2  slot i = pos & mask.  Its seq is pos when free for the producer of
  *       pos, pos + 1 when that producer committed (full for the consumer
  *       of pos), and pos + nslots once that consumer released it (free for
@@ -70,7 +72,8 @@
  *   F2  consumer: read payload, then store(seq = pos+nslots, release)
  *       -> producer of the next lap: load(seq, acquire) == its pos, then
  *       write: the consumer's reads are done before the overwrite.
- *   F3  enq_pos/deq_pos are loaded with acquire and moved by acq_rel CAS.
+ *   F3  enq_pos/deq_pos are loaded with acquire and moved by acq_rel CAS
+ *       (a batch's one CAS releases the claimer stores of all its slots).
  *       The data itself is ordered by F1/F2 on the slot; the stronger
  *       orders make the position a process reads at least as new as the
  *       slot states it was derived from, so a legal race is never taken
