@@ -343,6 +343,37 @@ static ssize_t put_many_mpmc(mproc_queue *q, const struct iovec *msgs,
 	return (ssize_t)done;
 }
 
+/* put_many on the SPSC ring: the ring writes the whole batch in one call
+ * (mproc__ring_write_many: one set of producer checks, then a header,
+ * the copy and a tag per message), and it is published once.  Joinable:
+ * a message must be counted before its tag makes it visible, so the
+ * batch is counted first and what did not fit is taken back at once (a
+ * join may wait a moment longer, never return early; the count is never
+ * held across a wait). */
+static ssize_t put_many_spsc(mproc_queue *q, const struct iovec *msgs,
+			     size_t n, struct mproc__lazy_deadline *l)
+{
+	for (;;) {
+		size_t done = 0;
+		count_put(q, n);
+		int rc = mproc__ring_write_many(&q->ring, msgs, n, &done);
+		if ((q->flags & MPROC_QUEUE_JOINABLE) && done < n)
+			atomic_fetch_sub_explicit(&q->ctl->unfinished, n - done,
+						  memory_order_relaxed);
+		if (rc == -EAGAIN && !mproc__lazy_nowait(l)) {
+			rc = mproc__ring_wait_space(&q->ring, msgs[0].iov_len,
+						    mproc__lazy_get(l), NULL,
+						    NULL);
+			if (rc == 0)
+				continue;
+		}
+		if (rc)
+			return rc;
+		mproc__ring_publish(&q->ring);
+		return (ssize_t)done;
+	}
+}
+
 MPROC_API ssize_t mproc_queue_put_many(mproc_queue *q, const struct iovec *msgs,
 				       size_t n, int64_t timeout_ns)
 {
@@ -352,36 +383,12 @@ MPROC_API ssize_t mproc_queue_put_many(mproc_queue *q, const struct iovec *msgs,
 		return -EINVAL;
 	struct mproc__lazy_deadline l;
 	mproc__lazy_init(&l, timeout_ns);
-	if (q->ring.kind == MPROC__RING_MPMC) {
-		int err = 0;
-		size_t k = valid_lead(msgs, n, q->max_msg, &err);
-		return n && !k ? err : put_many_mpmc(q, msgs, k, &l);
-	}
-	size_t done = 0;
-	while (done < n) {
-		const struct iovec *m = &msgs[done];
-		if ((!m->iov_base && m->iov_len) || m->iov_len > q->max_msg) {
-			if (done)
-				break;
-			return m->iov_len > q->max_msg ? -EMSGSIZE : -EINVAL;
-		}
-		void *p;
-		uint64_t pos = 0;
-		int rc = done == 0 ? reserve_wait(q, m->iov_len, &pos, &p, &l)
-				   : reserve_now(q, m->iov_len, &pos, &p);
-		if (rc) {
-			if (done)
-				break;
-			return rc;
-		}
-		if (m->iov_len)
-			memcpy(p, m->iov_base, m->iov_len);
-		commit_one(q, pos, m->iov_len, true);
-		done++;
-	}
-	if (done)
-		mproc__ring_publish(&q->ring);
-	return (ssize_t)done;
+	int err = 0;
+	size_t k = valid_lead(msgs, n, q->max_msg, &err);
+	if (!k)
+		return n ? err : 0;
+	return q->ring.kind == MPROC__RING_MPMC ? put_many_mpmc(q, msgs, k, &l)
+					       : put_many_spsc(q, msgs, k, &l);
 }
 
 MPROC_API int mproc_queue_reserve(mproc_queue *q, size_t len, void **ptr,
@@ -532,6 +539,37 @@ static ssize_t get_many_mpmc(mproc_queue *q, const struct iovec *bufs,
 	return (ssize_t)done;
 }
 
+/* get_many on the SPSC ring: the ring copies the batch out in one call
+ * (mproc__ring_read_many), and the releases are published once. */
+static ssize_t get_many_spsc(mproc_queue *q, const struct iovec *bufs,
+			     size_t *lens, size_t n,
+			     struct mproc__lazy_deadline *l)
+{
+	size_t k = 0;
+	while (k < n && (bufs[k].iov_base || !bufs[k].iov_len))
+		k++;
+	if (n && !k)
+		return -EINVAL;
+	if (!k)
+		return 0;
+	for (;;) {
+		if (mproc__unlikely(discarded(q)))
+			return -MPROC_EEOF;
+		size_t done = 0;
+		int rc = mproc__ring_read_many(&q->ring, bufs, lens, k, &done);
+		if (rc == -EAGAIN && !mproc__lazy_nowait(l)) {
+			rc = mproc__ring_wait_data(&q->ring, mproc__lazy_get(l),
+						   NULL, NULL);
+			if (rc == 0)
+				continue;
+		}
+		if (rc)
+			return rc;
+		mproc__ring_release_publish(&q->ring);
+		return (ssize_t)done;
+	}
+}
+
 MPROC_API ssize_t mproc_queue_get_many(mproc_queue *q, const struct iovec *bufs,
 				       size_t *lens, size_t n,
 				       int64_t timeout_ns)
@@ -540,52 +578,18 @@ MPROC_API ssize_t mproc_queue_get_many(mproc_queue *q, const struct iovec *bufs,
 		return -EINVAL;
 	if (timeout_ns < -1)
 		return -EINVAL;
-	struct mproc__lazy_deadline l, now;
+	struct mproc__lazy_deadline l;
 	mproc__lazy_init(&l, timeout_ns);
-	mproc__lazy_init(&now, MPROC_NOWAIT);
 	/* MPMC: a release frees the slot for good, so the batch's slots stay
 	 * claimed until every message is copied and are released just
 	 * before returning; a consumer killed inside the call so leaves
 	 * them claimed, and the survivors put them back (queue.h).  That
 	 * bounds an MPMC batch at GET_MANY_MPMC messages.  SPSC releases
 	 * stay private until the one publication at the end. */
-	bool mpmc = q->ring.kind == MPROC__RING_MPMC;
-	uint64_t held[GET_MANY_MPMC];
-	if (mpmc && n > GET_MANY_MPMC)
-		n = GET_MANY_MPMC;
-	if (mpmc)
-		return get_many_mpmc(q, bufs, lens, n, &l);
-	size_t done = 0;
-	while (done < n) {
-		const struct iovec *b = &bufs[done];
-		if (!b->iov_base && b->iov_len) {
-			if (done)
-				break;
-			return -EINVAL;
-		}
-		const void *p;
-		uint64_t len, pos = 0;
-		int rc = peek_wait(q, b->iov_len, &pos, &p, &len,
-				   done ? &now : &l);
-		if (rc) {
-			if (done)
-				break;
-			return rc;
-		}
-		if (len)
-			memcpy(b->iov_base, p, len);
-		lens[done++] = len;
-		if (mpmc)
-			held[done - 1] = pos;
-		else
-			mproc__ring_release(&q->ring, pos, false);
-	}
-	if (mpmc)
-		for (size_t i = 0; i < done; i++)
-			mproc__ring_release(&q->ring, held[i], false);
-	if (done)
-		mproc__ring_release_publish(&q->ring);
-	return (ssize_t)done;
+	if (q->ring.kind == MPROC__RING_MPMC)
+		return get_many_mpmc(q, bufs, lens,
+				     n > GET_MANY_MPMC ? GET_MANY_MPMC : n, &l);
+	return get_many_spsc(q, bufs, lens, n, &l);
 }
 
 MPROC_API ssize_t mproc_queue_next_size(mproc_queue *q, int64_t timeout_ns)

@@ -210,6 +210,24 @@ static inline void mproc__ring_publish_n(struct mproc__ring *r, uint64_t n)
 		mproc__ring_mpmc_publish_n(&r->u.mpmc, n);
 }
 
+/* SPSC only: write up to @n messages and tag them, unpublished; see
+ * mproc__ring_spsc_write_many. */
+static inline int mproc__ring_write_many(struct mproc__ring *r,
+					 const struct iovec *msgs, size_t n,
+					 size_t *done)
+{
+	return mproc__ring_spsc_write_many(&r->u.spsc, msgs, n, done);
+}
+
+/* SPSC only: copy out and release up to @n messages, unpublished; see
+ * mproc__ring_spsc_read_many. */
+static inline int mproc__ring_read_many(struct mproc__ring *r,
+					const struct iovec *bufs, size_t *lens,
+					size_t n, size_t *done)
+{
+	return mproc__ring_spsc_read_many(&r->u.spsc, bufs, lens, n, done);
+}
+
 /* MPMC only: claim up to @n free slots with one compare-and-swap; see
  * mproc__ring_mpmc_reserve_n.  Payloads: mproc__ring_payload. */
 static inline int mproc__ring_reserve_n(struct mproc__ring *r, uint64_t n,
