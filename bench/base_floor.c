@@ -11,6 +11,16 @@
  *                no FUTEX_PRIVATE_FLAG, as mproc's must be): the cost of a
  *                cross-CPU wake-up, the floor of any blocking API.
  *
+ *   membarrier_idle, membarrier_busy, fence_seq_cst
+ *                not round trips but the price of the two ways to order a
+ *                waker's condition store before its look at the waiter
+ *                count (src/shm/futex.h): one membarrier(GLOBAL_EXPEDITED)
+ *                call, as a waiter pays it each time it goes to sleep,
+ *                with the other CPU idle or running a busy process of
+ *                this program (registered, so the call interrupts it);
+ *                and one seq_cst fence, as every waker would pay it on
+ *                every message without membarrier.
+ *
  * The protocol: the initiator stores an odd number 2k+1, the echoer
  * answers 2k+2; a stop is the odd value the counter never reaches.  Both
  * rows are listed at 64 B, a cache line, so they line up with the 64 B
@@ -19,6 +29,7 @@
  */
 #include <errno.h>
 #include <linux/futex.h>
+#include <linux/membarrier.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
@@ -179,4 +190,112 @@ BENCH_REGISTER(futex_floor) = {
 	.descr = "two processes bouncing a shared futex word with "
 		 "FUTEX_WAIT/FUTEX_WAKE (the floor of a blocking wake-up)",
 	.run = futex_run,
+};
+
+/* ---- barriers ---------------------------------------------------------- */
+
+static int membarrier_op(void *arg)
+{
+	(void)arg;
+	if (syscall(SYS_membarrier, MEMBARRIER_CMD_GLOBAL_EXPEDITED, 0, 0) < 0)
+		return -errno;
+	return 0;
+}
+
+static int fence_op(void *arg)
+{
+	(void)arg;
+	atomic_thread_fence(memory_order_seq_cst);
+	return 0;
+}
+
+struct barrier_row {
+	bench_op_fn op;
+	bool busy_peer; /* the other CPU spins (else it sleeps) */
+};
+
+static int barrier_timer(struct bench_worker *w, void *arg)
+{
+	const struct barrier_row *b = arg;
+	struct bench_op_stats st;
+	int rc = bench_op_loop(w->c, w, b->op, NULL, &st);
+	if (rc < 0) {
+		snprintf(w->res->note, sizeof w->res->note, "%s",
+			 strerror(-rc));
+		return rc;
+	}
+	w->res->value = st.median_ns;
+	w->msgs = st.ops;
+	return 0;
+}
+
+/* The process on the other CPU: a busy mproc process (spinning, as a
+ * busy-polling consumer or a compute worker would), or an idle one. */
+static int barrier_peer(struct bench_worker *w, void *arg)
+{
+	const struct barrier_row *b = arg;
+	while (!bench_stop_requested(w)) {
+		if (b->busy_peer) {
+			for (int i = 0; i < 1024; i++)
+				bench_pause();
+		} else {
+			usleep(1000);
+		}
+	}
+	return 0;
+}
+
+static int barrier_run(struct bench_case *c, struct bench_sample *s,
+		       bench_op_fn op, bool busy_peer)
+{
+	struct barrier_row b = { op, busy_peer };
+	struct bench_case one = *c;
+	one.producers = 1;
+	one.consumers = 1;
+	struct bench_team t = { .producer = barrier_timer,
+				.consumer = barrier_peer, .arg = &b };
+	struct bench_team_result r;
+	int rc = bench_team_run(&one, &t, &r, s->note, sizeof s->note);
+	if (rc == 0)
+		s->fig[BENCH_RTT_NS] = r.prod[0].value;
+	return rc;
+}
+
+static int membarrier_idle_run(struct bench_case *c, struct bench_sample *s)
+{
+	return barrier_run(c, s, membarrier_op, false);
+}
+
+static int membarrier_busy_run(struct bench_case *c, struct bench_sample *s)
+{
+	return barrier_run(c, s, membarrier_op, true);
+}
+
+static int fence_run(struct bench_case *c, struct bench_sample *s)
+{
+	return barrier_run(c, s, fence_op, true);
+}
+
+BENCH_REGISTER(membarrier_idle) = {
+	.suite = "latency",
+	.impl = "membarrier_idle",
+	.descr = "one membarrier(GLOBAL_EXPEDITED) call, the other CPU idle "
+		 "(a waiter's barrier before it sleeps; not a round trip)",
+	.run = membarrier_idle_run,
+};
+
+BENCH_REGISTER(membarrier_busy) = {
+	.suite = "latency",
+	.impl = "membarrier_busy",
+	.descr = "one membarrier(GLOBAL_EXPEDITED) call, the other CPU running "
+		 "a busy process of this program (not a round trip)",
+	.run = membarrier_busy_run,
+};
+
+BENCH_REGISTER(fence_seq_cst) = {
+	.suite = "latency",
+	.impl = "fence_seq_cst",
+	.descr = "one seq_cst fence (what each waker would pay per message "
+		 "without membarrier; not a round trip)",
+	.run = fence_run,
 };

@@ -421,6 +421,11 @@ struct bench_pingpong {
 	bench_op_fn stop;
 	void *arg;
 	void (*parent_after_fork)(void *arg);
+	/* Think time: the initiator idles (nanosleep) this long before each
+	 * ping, so that a blocking echoer falls asleep; each round trip is
+	 * then timed on its own, the think time not counted.  0: none, round
+	 * trips back to back, timed in batches (bench_op_loop). */
+	int64_t think_ns;
 };
 #define BENCH_PONG_STOP 3
 

@@ -8,10 +8,13 @@
  * queue, so every consumer drains what is left and ends on end-of-stream.
  */
 #include <errno.h>
+#include <sched.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <mproc.h>
 
@@ -52,10 +55,13 @@ struct qrow {
 	_Atomic int *producers_left; /* shared */
 };
 
+/* Ring bytes: the 1 MiB default, or room for 8 messages' payloads, as the
+ * mproc_pipe rows have (bench/mproc_pipe.c), so that the 1 MiB rows of
+ * both compare like with like (an SPSC record is 16 bytes more: 7 fit). */
 static size_t ring_bytes(size_t msg)
 {
 	size_t cap = (size_t)1 << 20;
-	while (cap < 8 * (msg + 64))
+	while (cap < 8 * msg)
 		cap <<= 1;
 	return cap;
 }
@@ -273,6 +279,10 @@ static int mpmc_tp(struct bench_case *c, struct bench_sample *s)
 {
 	return run_tp(c, s, 0, ONE);
 }
+static int mpmc_batch_tp(struct bench_case *c, struct bench_sample *s)
+{
+	return run_tp(c, s, 0, BATCHED);
+}
 
 #define QSIZES BENCH_SIZES(8, 64, 256, BENCH_KIB, 4 * BENCH_KIB, \
 			   64 * BENCH_KIB, BENCH_MIB)
@@ -308,6 +318,16 @@ BENCH_REGISTER(mproc_mpmc) = {
 	.sizes = QSIZES,
 	.pcs = BENCH_PCS({1, 1}, {2, 1}, {1, 2}, {2, 2}),
 	.run = mpmc_tp,
+};
+
+BENCH_REGISTER(mproc_mpmc_batch) = {
+	.suite = "throughput",
+	.impl = "mproc_mpmc_batch",
+	.descr = "mproc MPMC queue, put_many/get_many in batches of 32 "
+		 "(one claim per batch)",
+	.sizes = BENCH_SIZES(64, 4 * BENCH_KIB),
+	.pcs = BENCH_PCS({1, 1}, {2, 2}),
+	.run = mpmc_batch_tp,
 };
 
 /* Round trips: ping over one SPSC queue, pong back over another. */
@@ -354,7 +374,8 @@ static int q_stop(void *arg)
 	return rc < 0 ? (int)rc : 0;
 }
 
-static int run_lat(struct bench_case *c, struct bench_sample *s, unsigned flags)
+static int run_lat_think(struct bench_case *c, struct bench_sample *s,
+			 unsigned flags, int64_t think_ns)
 {
 	struct qpp p = { 0 };
 	struct mproc_queue_attr a;
@@ -370,11 +391,28 @@ static int run_lat(struct bench_case *c, struct bench_sample *s, unsigned flags)
 		return rc;
 	}
 	struct bench_pingpong pp = { .ping = q_ping, .pong = q_pong,
-				     .stop = q_stop, .arg = &p };
+				     .stop = q_stop, .arg = &p,
+				     .think_ns = think_ns };
 	rc = bench_pingpong_run(c, &pp, s);
 	mproc_queue_free(p.fwd);
 	mproc_queue_free(p.back);
 	return rc;
+}
+
+static int run_lat(struct bench_case *c, struct bench_sample *s, unsigned flags)
+{
+	return run_lat_think(c, s, flags, 0);
+}
+
+/* The sleeping path: the initiator thinks 1 ms before each ping, far
+ * longer than the echoer's adaptive spin (at most MPROC__SPIN_MAX pauses,
+ * and it shrinks when spinning fails), so the echoer is asleep in
+ * FUTEX_WAIT when the ping comes: the round trip holds one futex wake-up
+ * and the echoer's return from it, to compare with futex_floor (which
+ * holds two). */
+static int lat_sleep(struct bench_case *c, struct bench_sample *s)
+{
+	return run_lat_think(c, s, 0, 1000 * 1000);
 }
 
 static int lat_busy(struct bench_case *c, struct bench_sample *s)
@@ -398,6 +436,63 @@ BENCH_REGISTER(mproc_queue) = {
 	.impl = "mproc_queue",
 	.descr = "64 B round trip over two SPSC queues, default (spin, then futex)",
 	.run = lat_default,
+};
+
+/* The same with a third process of this program spinning on the
+ * initiator's CPU, where the initiator idles while the echoer goes to
+ * sleep: the echoer's membarrier (futex.h, A3) must interrupt it, which
+ * on this kind of VM is the expensive case.  Compare with
+ * MPROC_TEST_BARRIER=fence in the environment (doc/design.md). */
+static int lat_sleep_busy3(struct bench_case *c, struct bench_sample *s)
+{
+	_Atomic int *stop = bench_shared_alloc(sizeof(*stop));
+	if (!stop)
+		return -ENOMEM;
+	atomic_store(stop, 0);
+	cpu_set_t all, one;
+	CPU_ZERO(&one);
+	if (sched_getaffinity(0, sizeof(all), &all) == 0)
+		for (int i = 0; i < CPU_SETSIZE; i++)
+			if (CPU_ISSET(i, &all)) {
+				CPU_SET(i, &one); /* the producers' first CPU */
+				break;
+			}
+	pid_t pid = fork();
+	if (pid < 0) {
+		int e = -errno;
+		bench_shared_free(stop, sizeof(*stop));
+		return e;
+	}
+	if (pid == 0) {
+		sched_setaffinity(0, sizeof(one), &one);
+		while (!atomic_load_explicit(stop, memory_order_relaxed))
+			for (int i = 0; i < 1024; i++)
+				bench_pause();
+		_exit(0);
+	}
+	int rc = run_lat_think(c, s, 0, 1000 * 1000);
+	atomic_store(stop, 1);
+	waitpid(pid, NULL, 0);
+	bench_shared_free(stop, sizeof(*stop));
+	return rc;
+}
+
+BENCH_REGISTER(mproc_queue_sleep_busy3) = {
+	.suite = "latency",
+	.impl = "mproc_queue_sleep_busy3",
+	.descr = "mproc_queue_sleep with a third process spinning on the "
+		 "initiator's CPU (the echoer's membarrier interrupts it)",
+	.baselines = BENCH_NAMES("futex_floor"),
+	.run = lat_sleep_busy3,
+};
+
+BENCH_REGISTER(mproc_queue_sleep) = {
+	.suite = "latency",
+	.impl = "mproc_queue_sleep",
+	.descr = "64 B round trip over two SPSC queues, default mode, the "
+		 "echoer asleep (1 ms think time before each ping, not counted)",
+	.baselines = BENCH_NAMES("futex_floor"),
+	.run = lat_sleep,
 };
 
 /* The pool suite's yardstick for Pool.apply (SPEC: an apply round trip

@@ -396,11 +396,43 @@ int bench_op_run_start_join(struct bench_case *c, bench_op_fn op, void *arg,
 
 /* ---- ping-pong ------------------------------------------------------- */
 
+/* The initiator's loop with think time: idle, then one timed round
+ * trip, until the stop flag (and at least 3 round trips). */
+static int think_loop(const struct bench_worker *w,
+		      const struct bench_pingpong *pp, struct bench_op_stats *st)
+{
+	double *per_op = malloc(MAX_BATCHES * sizeof *per_op);
+	if (!per_op)
+		return -ENOMEM;
+	int n = 0, rc = 0;
+	int64_t total = 0;
+	while (rc == 0 && n < MAX_BATCHES &&
+	       (n < 3 || !bench_stop_requested(w))) {
+		struct timespec think = { .tv_sec = pp->think_ns / 1000000000,
+					  .tv_nsec = pp->think_ns % 1000000000 };
+		while (nanosleep(&think, &think) != 0 && errno == EINTR)
+			;
+		int64_t t0 = mproc__now_ns();
+		rc = pp->ping(pp->arg);
+		int64_t dt = mproc__now_ns() - t0;
+		per_op[n++] = (double)dt;
+		total += dt;
+	}
+	if (rc == 0) {
+		st->ops = (uint64_t)n;
+		st->median_ns = bench__median(per_op, n);
+		st->mean_ns = (double)total / n;
+	}
+	free(per_op);
+	return rc;
+}
+
 static int pp_initiator(struct bench_worker *w, void *arg)
 {
 	const struct bench_pingpong *pp = arg;
 	struct bench_op_stats st;
-	int rc = bench_op_loop(w->c, w, pp->ping, pp->arg, &st);
+	int rc = pp->think_ns > 0 ? think_loop(w, pp, &st)
+				  : bench_op_loop(w->c, w, pp->ping, pp->arg, &st);
 	/* Always release the echoer, also after a failed ping. */
 	int rc2 = pp->stop(pp->arg);
 	if (rc < 0)

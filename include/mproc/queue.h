@@ -248,7 +248,9 @@ MPROC_API ssize_t mproc_queue_next_size(mproc_queue *q, int64_t timeout_ns);
 
 /**
  * mproc_queue_put_many - put up to @n messages (@msgs[i] is one message)
- * with one index publication and at most one wake-up.  Waits up to
+ * with one index publication and at most one wake-up call (MPMC: the
+ * slots of the messages are claimed together, and as many sleeping
+ * consumers are woken as messages were put).  Waits up to
  * @timeout_ns until at least one fits, then puts as many as fit without
  * waiting.  Returns the number put (>= 1), or the error of the first
  * message as mproc_queue_put (then none was put).  @n == 0 returns 0.
@@ -259,7 +261,8 @@ MPROC_API ssize_t mproc_queue_put_many(mproc_queue *q, const struct iovec *msgs,
 /**
  * mproc_queue_get_many - take up to @n messages, message i into
  * @bufs[i] (capacity bufs[i].iov_len), its length stored in @lens[i];
- * one index publication and at most one wake-up.  Waits up to @timeout_ns
+ * one index publication and at most one wake-up call (MPMC: as many
+ * sleeping producers as slots freed).  Waits up to @timeout_ns
  * for the first, then takes what is there without waiting, stopping before
  * a message that does not fit its buffer.  MPMC: at most 64 per call (the
  * batch's slots stay claimed until it returns, so that a consumer killed

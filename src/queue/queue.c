@@ -367,6 +367,89 @@ MPROC_API ssize_t mproc_queue_put_nowait(mproc_queue *q, const void *buf,
 	return mproc_queue_put(q, buf, len, MPROC_NOWAIT);
 }
 
+/* The messages of @msgs from the first that put_many may take: how many
+ * lead before the first invalid one (0: *@err says why). */
+static size_t valid_lead(const struct iovec *msgs,
+			 size_t n, uint64_t limit, int *err)
+{
+	size_t k = 0;
+	while (k < n && (msgs[k].iov_base || !msgs[k].iov_len) &&
+	       msgs[k].iov_len <= limit)
+		k++;
+	if (k == 0 && n)
+		*err = msgs[0].iov_len > limit ? -EMSGSIZE : -EINVAL;
+	return k;
+}
+
+/* put_many on the MPMC ring: the slots of up to n messages are claimed
+ * with one compare-and-swap (mproc__ring_reserve_n) instead of one per
+ * message, and the batch wakes at most as many consumers as it carries. */
+static ssize_t put_many_mpmc(mproc_queue *q, const struct iovec *msgs,
+			     size_t n, struct mproc__lazy_deadline *l)
+{
+	size_t done = 0;
+	while (done < n) {
+		uint64_t first, got;
+		int rc = mproc__ring_reserve_n(&q->ring, n - done, &first, &got);
+		if (rc == -EAGAIN && done == 0 && !mproc__lazy_nowait(l)) {
+			rc = mproc__ring_wait_space(&q->ring, msgs[0].iov_len,
+						    mproc__lazy_get(l), NULL,
+						    NULL);
+			if (rc == 0)
+				continue;
+		}
+		if (rc) {
+			if (done)
+				break;
+			return rc;
+		}
+		count_put(q, got);
+		for (uint64_t i = 0; i < got; i++) {
+			const struct iovec *m = &msgs[done + i];
+			if (m->iov_len)
+				memcpy(mproc__ring_payload(&q->ring, first + i),
+				       m->iov_base, m->iov_len);
+			mproc__ring_commit(&q->ring, first + i, m->iov_len, 0,
+					   false);
+		}
+		done += got;
+	}
+	if (done)
+		mproc__ring_publish_n(&q->ring, done);
+	return (ssize_t)done;
+}
+
+/* put_many on the SPSC ring: the ring writes the whole batch in one call
+ * (mproc__ring_write_many: one set of producer checks, then a header,
+ * the copy and a tag per message), and it is published once.  Joinable:
+ * a message must be counted before its tag makes it visible, so the
+ * batch is counted first and what did not fit is taken back at once (a
+ * join may wait a moment longer, never return early; the count is never
+ * held across a wait). */
+static ssize_t put_many_spsc(mproc_queue *q, const struct iovec *msgs,
+			     size_t n, struct mproc__lazy_deadline *l)
+{
+	for (;;) {
+		size_t done = 0;
+		count_put(q, n);
+		int rc = mproc__ring_write_many(&q->ring, msgs, n, &done);
+		if ((q->flags & MPROC_QUEUE_JOINABLE) && done < n)
+			atomic_fetch_sub_explicit(&q->ctl->unfinished, n - done,
+						  memory_order_relaxed);
+		if (rc == -EAGAIN && !mproc__lazy_nowait(l)) {
+			rc = mproc__ring_wait_space(&q->ring, msgs[0].iov_len,
+						    mproc__lazy_get(l), NULL,
+						    NULL);
+			if (rc == 0)
+				continue;
+		}
+		if (rc)
+			return rc;
+		mproc__ring_publish(&q->ring);
+		return (ssize_t)done;
+	}
+}
+
 MPROC_API ssize_t mproc_queue_put_many(mproc_queue *q, const struct iovec *msgs,
 				       size_t n, int64_t timeout_ns)
 {
@@ -376,31 +459,12 @@ MPROC_API ssize_t mproc_queue_put_many(mproc_queue *q, const struct iovec *msgs,
 		return -EINVAL;
 	struct mproc__lazy_deadline l;
 	mproc__lazy_init(&l, timeout_ns);
-	size_t done = 0;
-	while (done < n) {
-		const struct iovec *m = &msgs[done];
-		if ((!m->iov_base && m->iov_len) || m->iov_len > q->max_msg) {
-			if (done)
-				break;
-			return m->iov_len > q->max_msg ? -EMSGSIZE : -EINVAL;
-		}
-		void *p;
-		uint64_t pos = 0;
-		int rc = done == 0 ? reserve_wait(q, m->iov_len, &pos, &p, &l)
-				   : reserve_now(q, m->iov_len, &pos, &p);
-		if (rc) {
-			if (done)
-				break;
-			return rc;
-		}
-		if (m->iov_len)
-			memcpy(p, m->iov_base, m->iov_len);
-		commit_one(q, pos, m->iov_len, true);
-		done++;
-	}
-	if (done)
-		mproc__ring_publish(&q->ring);
-	return (ssize_t)done;
+	int err = 0;
+	size_t k = valid_lead(msgs, n, q->max_msg, &err);
+	if (!k)
+		return n ? err : 0;
+	return q->ring.kind == MPROC__RING_MPMC ? put_many_mpmc(q, msgs, k, &l)
+					       : put_many_spsc(q, msgs, k, &l);
 }
 
 MPROC_API int mproc_queue_reserve(mproc_queue *q, size_t len, void **ptr,
@@ -462,6 +526,8 @@ static int peek_wait(mproc_queue *q, uint64_t cap, uint64_t *tok,
 			return -MPROC_EEOF;
 		uint32_t flags;
 		int rc = mproc__ring_peek(&q->ring, cap, tok, p, len, &flags);
+		if (rc == -EMSGSIZE)
+			mproc__ring_pass_wake(&q->ring); /* it stays queued */
 		/* A wait ended with -MPROC_EPEERDIED: that stands only if
 		 * this last look still finds the ring empty (Q2, layout.h). */
 		if (rc == -EAGAIN && dead)
@@ -505,6 +571,95 @@ MPROC_API ssize_t mproc_queue_get_nowait(mproc_queue *q, void *buf, size_t cap)
 	return mproc_queue_get(q, buf, cap, MPROC_NOWAIT);
 }
 
+/* get_many on the MPMC ring (n <= GET_MANY_MPMC): the messages are
+ * claimed up to a whole batch per compare-and-swap
+ * (mproc__ring_peek_n), copied, and released together at the end (see
+ * mproc_queue_get_many). */
+static ssize_t get_many_mpmc(mproc_queue *q, const struct iovec *bufs,
+			     size_t *lens, size_t n,
+			     struct mproc__lazy_deadline *l)
+{
+	uint64_t caps[GET_MANY_MPMC], got_len[GET_MANY_MPMC];
+	uint64_t held[GET_MANY_MPMC];
+	size_t k = 0;
+	while (k < n && (bufs[k].iov_base || !bufs[k].iov_len)) {
+		caps[k] = bufs[k].iov_len;
+		k++;
+	}
+	if (n && !k)
+		return -EINVAL;
+	size_t done = 0;
+	while (done < k) {
+		if (mproc__unlikely(discarded(q))) {
+			if (done)
+				break;
+			return -MPROC_EEOF;
+		}
+		uint64_t first, got;
+		int rc = mproc__ring_peek_n(&q->ring, k - done, caps + done,
+					    &first, &got, got_len + done);
+		if (rc == -EAGAIN && done == 0 && !mproc__lazy_nowait(l)) {
+			rc = mproc__ring_wait_data(&q->ring, mproc__lazy_get(l),
+						   NULL, NULL);
+			if (rc == 0)
+				continue;
+		}
+		if (rc) {
+			if (rc == -EMSGSIZE)
+				mproc__ring_pass_wake(&q->ring);
+			if (done)
+				break;
+			return rc;
+		}
+		for (uint64_t i = 0; i < got; i++) {
+			size_t j = done + i;
+			if (got_len[j])
+				memcpy(bufs[j].iov_base,
+				       mproc__ring_payload(&q->ring, first + i),
+				       got_len[j]);
+			lens[j] = got_len[j];
+			held[j] = first + i;
+		}
+		done += got;
+	}
+	for (size_t i = 0; i < done; i++)
+		mproc__ring_release(&q->ring, held[i], false);
+	if (done)
+		mproc__ring_release_publish_n(&q->ring, done);
+	return (ssize_t)done;
+}
+
+/* get_many on the SPSC ring: the ring copies the batch out in one call
+ * (mproc__ring_read_many), and the releases are published once. */
+static ssize_t get_many_spsc(mproc_queue *q, const struct iovec *bufs,
+			     size_t *lens, size_t n,
+			     struct mproc__lazy_deadline *l)
+{
+	size_t k = 0;
+	while (k < n && (bufs[k].iov_base || !bufs[k].iov_len))
+		k++;
+	if (n && !k)
+		return -EINVAL;
+	if (!k)
+		return 0;
+	for (;;) {
+		if (mproc__unlikely(discarded(q)))
+			return -MPROC_EEOF;
+		size_t done = 0;
+		int rc = mproc__ring_read_many(&q->ring, bufs, lens, k, &done);
+		if (rc == -EAGAIN && !mproc__lazy_nowait(l)) {
+			rc = mproc__ring_wait_data(&q->ring, mproc__lazy_get(l),
+						   NULL, NULL);
+			if (rc == 0)
+				continue;
+		}
+		if (rc)
+			return rc;
+		mproc__ring_release_publish(&q->ring);
+		return (ssize_t)done;
+	}
+}
+
 MPROC_API ssize_t mproc_queue_get_many(mproc_queue *q, const struct iovec *bufs,
 				       size_t *lens, size_t n,
 				       int64_t timeout_ns)
@@ -513,50 +668,18 @@ MPROC_API ssize_t mproc_queue_get_many(mproc_queue *q, const struct iovec *bufs,
 		return -EINVAL;
 	if (timeout_ns < -1)
 		return -EINVAL;
-	struct mproc__lazy_deadline l, now;
+	struct mproc__lazy_deadline l;
 	mproc__lazy_init(&l, timeout_ns);
-	mproc__lazy_init(&now, MPROC_NOWAIT);
 	/* MPMC: a release frees the slot for good, so the batch's slots stay
 	 * claimed until every message is copied and are released just
 	 * before returning; a consumer killed inside the call so leaves
 	 * them claimed, and the survivors put them back (queue.h).  That
 	 * bounds an MPMC batch at GET_MANY_MPMC messages.  SPSC releases
 	 * stay private until the one publication at the end. */
-	bool mpmc = q->ring.kind == MPROC__RING_MPMC;
-	uint64_t held[GET_MANY_MPMC];
-	if (mpmc && n > GET_MANY_MPMC)
-		n = GET_MANY_MPMC;
-	size_t done = 0;
-	while (done < n) {
-		const struct iovec *b = &bufs[done];
-		if (!b->iov_base && b->iov_len) {
-			if (done)
-				break;
-			return -EINVAL;
-		}
-		const void *p;
-		uint64_t len, pos = 0;
-		int rc = peek_wait(q, b->iov_len, &pos, &p, &len,
-				   done ? &now : &l);
-		if (rc) {
-			if (done)
-				break;
-			return rc;
-		}
-		if (len)
-			memcpy(b->iov_base, p, len);
-		lens[done++] = len;
-		if (mpmc)
-			held[done - 1] = pos;
-		else
-			mproc__ring_release(&q->ring, pos, false);
-	}
-	if (mpmc)
-		for (size_t i = 0; i < done; i++)
-			mproc__ring_release(&q->ring, held[i], false);
-	if (done)
-		mproc__ring_release_publish(&q->ring);
-	return (ssize_t)done;
+	if (q->ring.kind == MPROC__RING_MPMC)
+		return get_many_mpmc(q, bufs, lens,
+				     n > GET_MANY_MPMC ? GET_MANY_MPMC : n, &l);
+	return get_many_spsc(q, bufs, lens, n, &l);
 }
 
 MPROC_API ssize_t mproc_queue_next_size(mproc_queue *q, int64_t timeout_ns)
@@ -567,14 +690,20 @@ MPROC_API ssize_t mproc_queue_next_size(mproc_queue *q, int64_t timeout_ns)
 	if (mproc__deadline_init(&d, timeout_ns))
 		return -EINVAL;
 	bool dead = false;
+	bool waited = false;
 	for (;;) {
 		if (discarded(q))
 			return -MPROC_EEOF;
 		uint64_t len;
 		/* SPSC: with a zero-copy peek open, this says -EBUSY. */
 		int rc = mproc__ring_next_len(&q->ring, &len);
-		if (rc == 0)
+		if (rc == 0) {
+			/* Woken for a message that we only look at: a
+			 * consumer may sleep on it (futex.h, "Waking n"). */
+			if (waited)
+				mproc__ring_pass_wake(&q->ring);
 			return (ssize_t)len;
+		}
 		/* A wait ended with -MPROC_EPEERDIED: that stands only if
 		 * this last look still finds the ring empty (Q2, layout.h). */
 		if (rc == -EAGAIN && dead)
@@ -589,6 +718,7 @@ MPROC_API ssize_t mproc_queue_next_size(mproc_queue *q, int64_t timeout_ns)
 			dead = true; /* look once more (Q2) */
 		else if (rc)
 			return rc;
+		waited = true;
 	}
 }
 

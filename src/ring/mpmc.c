@@ -178,6 +178,56 @@ int mproc__ring_mpmc_reserve(struct mproc__ring_mpmc *q, uint64_t len,
 	return 0;
 }
 
+int mproc__ring_mpmc_reserve_n(struct mproc__ring_mpmc *q, uint64_t n,
+			       uint64_t *first, uint64_t *got)
+{
+	/* Relaxed: as in reserve. */
+	if (n > 1 && !atomic_load_explicit(&q->sh->closed,
+					   memory_order_relaxed)) {
+		uint64_t id = self_ident(q);
+		/* F3 */
+		uint64_t pos = atomic_load_explicit(&q->sh->enq_pos,
+						    memory_order_acquire);
+		for (;;) {
+			/* Count the free slots from pos (M2: seq == the
+			 * position).  F2: each acquire pairs with the release
+			 * of the previous lap's consumer of that slot. */
+			uint64_t c = 0;
+			while (c < n &&
+			       atomic_load_explicit(&slot_at(q, pos + c)->seq,
+						    memory_order_acquire) ==
+				       pos + c)
+				c++;
+			if (c < 2)
+				break; /* one or none: reserve's path below */
+			/* M3: name every slot before the claim, so a producer
+			 * killed right after the CAS is named in each. */
+			for (uint64_t i = 0; i < c; i++)
+				set_claimer(slot_at(q, pos + i), id);
+			/* F3: one acq_rel CAS claims all c (M1); it releases
+			 * the claimer stores above. */
+			if (atomic_compare_exchange_weak_explicit(
+				    &q->sh->enq_pos, &pos, pos + c,
+				    memory_order_acq_rel, memory_order_acquire)) {
+				/* M3: after the claim, over any loser's. */
+				for (uint64_t i = 0; i < c; i++)
+					set_claimer(slot_at(q, pos + i), id);
+				*first = pos;
+				*got = c;
+				return 0;
+			}
+			/* pos was reloaded by the failed CAS: count again. */
+		}
+	}
+	/* One slot, or the first is not free: reserve reports and recovers
+	 * exactly as for a single put. */
+	void *payload;
+	int rc = mproc__ring_mpmc_reserve(q, 0, first, &payload);
+	if (rc == 0)
+		*got = 1;
+	return rc;
+}
+
 void mproc__ring_mpmc_commit(struct mproc__ring_mpmc *q, uint64_t pos,
 			     uint64_t len, uint32_t flags, bool publish)
 {
@@ -258,7 +308,7 @@ static bool pass_skip(struct mproc__ring_mpmc *q, uint64_t pos,
 		return false;
 	/* F2 */
 	atomic_store_explicit(&s->seq, pos + q->nslots, memory_order_release);
-	mproc__event_signal(&q->sh->space_ready);
+	mproc__ring_mpmc_release_publish_n(q, 1);
 	return true;
 }
 
@@ -310,7 +360,7 @@ int mproc__ring_mpmc_peek(struct mproc__ring_mpmc *q, uint64_t cap,
 			/* M4: nothing to report; free the slot (F2). */
 			atomic_store_explicit(&s->seq, pos + q->nslots,
 					      memory_order_release);
-			mproc__event_signal(&q->sh->space_ready);
+			mproc__ring_mpmc_release_publish_n(q, 1);
 			continue;
 		}
 		set_claimer(s, id); /* M3: after the claim */
@@ -320,6 +370,65 @@ int mproc__ring_mpmc_peek(struct mproc__ring_mpmc *q, uint64_t cap,
 		*flags = 0;
 		return 0;
 	}
+}
+
+int mproc__ring_mpmc_peek_n(struct mproc__ring_mpmc *q, uint64_t n,
+			    const uint64_t *caps, uint64_t *first,
+			    uint64_t *got, uint64_t *lens)
+{
+	if (n > 1) {
+		uint64_t id = self_ident(q);
+		/* F3 */
+		uint64_t pos = atomic_load_explicit(&q->sh->deq_pos,
+						    memory_order_acquire);
+		for (;;) {
+			/* Count the committed messages from pos that fit
+			 * their buffers.  F1: each acquire pairs with the
+			 * producer's release of that slot; its len, read once
+			 * here, is the value validated and reported. */
+			uint64_t c = 0;
+			while (c < n) {
+				struct mproc__ring_mpmc_slot *s =
+					slot_at(q, pos + c);
+				if (atomic_load_explicit(&s->seq,
+							 memory_order_acquire) !=
+				    pos + c + 1)
+					break;
+				uint64_t l = atomic_load_explicit(
+					&s->len, memory_order_relaxed);
+				/* Skip records and anything odd (a corrupt
+				 * length included) end the batch: peek below
+				 * passes or reports them one by one. */
+				if (l > q->max_payload || l > caps[c])
+					break;
+				lens[c++] = l;
+			}
+			if (c < 2)
+				break;
+			/* M3: named before the claim, as in reserve_n. */
+			for (uint64_t i = 0; i < c; i++)
+				set_claimer(slot_at(q, pos + i), id);
+			/* F3: one acq_rel CAS claims all c (M1). */
+			if (atomic_compare_exchange_weak_explicit(
+				    &q->sh->deq_pos, &pos, pos + c,
+				    memory_order_acq_rel, memory_order_acquire)) {
+				for (uint64_t i = 0; i < c; i++)
+					set_claimer(slot_at(q, pos + i), id);
+				*first = pos;
+				*got = c;
+				return 0;
+			}
+			/* pos was reloaded by the failed CAS: count again;
+			 * the lengths are read anew with it. */
+		}
+	}
+	const void *payload;
+	uint32_t flags;
+	int rc = mproc__ring_mpmc_peek(q, caps[0], first, &payload, &lens[0],
+				       &flags);
+	if (rc == 0)
+		*got = 1;
+	return rc;
 }
 
 void mproc__ring_mpmc_unpeek(struct mproc__ring_mpmc *q, uint64_t pos)

@@ -16,7 +16,9 @@
  * packs variable-length records.
  *
  * Invariants (positions are free-running uint64_t message counters):
- *   M1  enq_pos and deq_pos only grow, by compare-and-swap;
+ *   M1  enq_pos and deq_pos only grow, by compare-and-swap: by 1, or by k
+ *       for a batch (reserve_n, peek_n), which claims k consecutive slots
+ *       that were all free (committed) when read, each named first (M3);
  *   M2  slot i = pos & mask.  Its seq is pos when free for the producer of
  *       pos, pos + 1 when that producer committed (full for the consumer
  *       of pos), and pos + nslots once that consumer released it (free for
@@ -70,7 +72,8 @@
  *   F2  consumer: read payload, then store(seq = pos+nslots, release)
  *       -> producer of the next lap: load(seq, acquire) == its pos, then
  *       write: the consumer's reads are done before the overwrite.
- *   F3  enq_pos/deq_pos are loaded with acquire and moved by acq_rel CAS.
+ *   F3  enq_pos/deq_pos are loaded with acquire and moved by acq_rel CAS
+ *       (a batch's one CAS releases the claimer stores of all its slots).
  *       The data itself is ordered by F1/F2 on the slot; the stronger
  *       orders make the position a process reads at least as new as the
  *       slot states it was derived from, so a legal race is never taken
@@ -204,10 +207,33 @@ int mproc__ring_mpmc_reserve(struct mproc__ring_mpmc *q, uint64_t len,
 			     uint64_t *token, void **payload);
 void mproc__ring_mpmc_commit(struct mproc__ring_mpmc *q, uint64_t token,
 			     uint64_t len, uint32_t flags, bool publish);
-static inline void mproc__ring_mpmc_publish(struct mproc__ring_mpmc *q)
+/* Wake as many sleeping consumers as @n messages can satisfy (futex.h,
+ * "Waking n"); publish is publish_n(1), as a commit carries one message. */
+static inline void mproc__ring_mpmc_publish_n(struct mproc__ring_mpmc *q,
+					      uint64_t n)
 {
 	/* F4/E4: the commits' seq stores came first. */
-	mproc__event_signal(&q->sh->data_ready);
+	mproc__event_signal_n(&q->sh->data_ready,
+			      n > UINT32_MAX ? UINT32_MAX : (uint32_t)n);
+}
+static inline void mproc__ring_mpmc_publish(struct mproc__ring_mpmc *q)
+{
+	mproc__ring_mpmc_publish_n(q, 1);
+}
+/* Claim up to @n consecutive free slots with one compare-and-swap of
+ * enq_pos.  Returns 0 with the first position in *@first and the count
+ * (1..@n) in *@got; each slot's payload is at mproc__ring_mpmc_payload,
+ * each is committed on its own (any order).  Otherwise reserve's errors
+ * (the first slot's).  Every slot is named (M3) before the claim, so a
+ * producer killed with some uncommitted leaves each to R1. */
+int mproc__ring_mpmc_reserve_n(struct mproc__ring_mpmc *q, uint64_t n,
+			       uint64_t *first, uint64_t *got);
+/* The payload of the slot of position @pos (claimed by the caller). */
+static inline void *mproc__ring_mpmc_payload(const struct mproc__ring_mpmc *q,
+					     uint64_t pos)
+{
+	return q->slots + (pos & q->mask) * q->stride +
+	       MPROC__RING_MPMC_SLOT_HDR;
 }
 int mproc__ring_mpmc_wait_space(struct mproc__ring_mpmc *q, uint64_t len,
 				const struct mproc__deadline *d,
@@ -220,10 +246,35 @@ int mproc__ring_mpmc_peek(struct mproc__ring_mpmc *q, uint64_t cap,
 void mproc__ring_mpmc_unpeek(struct mproc__ring_mpmc *q, uint64_t token);
 void mproc__ring_mpmc_release(struct mproc__ring_mpmc *q, uint64_t token,
 			      bool publish);
-static inline void mproc__ring_mpmc_release_publish(struct mproc__ring_mpmc *q)
+/* Wake as many sleeping producers as @n freed slots can satisfy. */
+static inline void
+mproc__ring_mpmc_release_publish_n(struct mproc__ring_mpmc *q, uint64_t n)
 {
 	/* F4/E4: the releases' seq stores came first. */
-	mproc__event_signal(&q->sh->space_ready);
+	mproc__event_signal_n(&q->sh->space_ready,
+			      n > UINT32_MAX ? UINT32_MAX : (uint32_t)n);
+}
+static inline void mproc__ring_mpmc_release_publish(struct mproc__ring_mpmc *q)
+{
+	mproc__ring_mpmc_release_publish_n(q, 1);
+}
+/* Claim up to @n consecutive committed messages with one compare-and-swap
+ * of deq_pos; message j must fit @caps[j].  Returns 0 with the first
+ * position in *@first, the count (1..@n) in *@got and each length in
+ * @lens (read once, validated); the payloads are at
+ * mproc__ring_mpmc_payload until each is released.  Otherwise peek's
+ * errors for the first message.  A skip record (M4) ends the batch
+ * before it (peek passes it).  Every slot is named (M3) before the claim,
+ * so a consumer killed before releasing leaves each to R2. */
+int mproc__ring_mpmc_peek_n(struct mproc__ring_mpmc *q, uint64_t n,
+			    const uint64_t *caps, uint64_t *first,
+			    uint64_t *got, uint64_t *lens);
+/* A consumer woken for a message that it leaves queued (it only looked,
+ * or its buffer was too small) hands the wake to another sleeper
+ * (futex.h, "Waking n"). */
+static inline void mproc__ring_mpmc_pass_wake(struct mproc__ring_mpmc *q)
+{
+	mproc__event_signal_n(&q->sh->data_ready, 1);
 }
 int mproc__ring_mpmc_next_len(struct mproc__ring_mpmc *q, uint64_t *len);
 int mproc__ring_mpmc_wait_data(struct mproc__ring_mpmc *q,

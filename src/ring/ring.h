@@ -200,6 +200,49 @@ static inline void mproc__ring_publish(struct mproc__ring *r)
 	MPROC__RING_DISPATCH0(r, publish);
 }
 
+/* publish for a batch of @n messages: an MPMC ring wakes at most @n
+ * sleeping consumers (futex.h, "Waking n"); SPSC as publish. */
+static inline void mproc__ring_publish_n(struct mproc__ring *r, uint64_t n)
+{
+	if (r->kind == MPROC__RING_SPSC)
+		mproc__ring_spsc_publish(&r->u.spsc);
+	else
+		mproc__ring_mpmc_publish_n(&r->u.mpmc, n);
+}
+
+/* SPSC only: write up to @n messages and tag them, unpublished; see
+ * mproc__ring_spsc_write_many. */
+static inline int mproc__ring_write_many(struct mproc__ring *r,
+					 const struct iovec *msgs, size_t n,
+					 size_t *done)
+{
+	return mproc__ring_spsc_write_many(&r->u.spsc, msgs, n, done);
+}
+
+/* SPSC only: copy out and release up to @n messages, unpublished; see
+ * mproc__ring_spsc_read_many. */
+static inline int mproc__ring_read_many(struct mproc__ring *r,
+					const struct iovec *bufs, size_t *lens,
+					size_t n, size_t *done)
+{
+	return mproc__ring_spsc_read_many(&r->u.spsc, bufs, lens, n, done);
+}
+
+/* MPMC only: claim up to @n free slots with one compare-and-swap; see
+ * mproc__ring_mpmc_reserve_n.  Payloads: mproc__ring_payload. */
+static inline int mproc__ring_reserve_n(struct mproc__ring *r, uint64_t n,
+					uint64_t *first, uint64_t *got)
+{
+	return mproc__ring_mpmc_reserve_n(&r->u.mpmc, n, first, got);
+}
+
+/* MPMC only: the payload of the claimed position @pos. */
+static inline void *mproc__ring_payload(const struct mproc__ring *r,
+					uint64_t pos)
+{
+	return mproc__ring_mpmc_payload(&r->u.mpmc, pos);
+}
+
 /* Wait until a message of @len bytes may fit, the ring is closed for
  * writing, @d passes or @alive(@alive_arg) reports an error (checked
  * between sleep slices; NULL: none).  Returns 0 (then try reserve again:
@@ -250,6 +293,35 @@ static inline void mproc__ring_release(struct mproc__ring *r, uint64_t token,
 static inline void mproc__ring_release_publish(struct mproc__ring *r)
 {
 	MPROC__RING_DISPATCH0(r, release_publish);
+}
+
+/* release_publish for a batch of @n messages: an MPMC ring wakes at most
+ * @n sleeping producers; SPSC as release_publish. */
+static inline void mproc__ring_release_publish_n(struct mproc__ring *r,
+						 uint64_t n)
+{
+	if (r->kind == MPROC__RING_SPSC)
+		mproc__ring_spsc_release_publish(&r->u.spsc);
+	else
+		mproc__ring_mpmc_release_publish_n(&r->u.mpmc, n);
+}
+
+/* MPMC only: claim up to @n committed messages, message j fitting
+ * @caps[j], with one compare-and-swap; see mproc__ring_mpmc_peek_n. */
+static inline int mproc__ring_peek_n(struct mproc__ring *r, uint64_t n,
+				     const uint64_t *caps, uint64_t *first,
+				     uint64_t *got, uint64_t *lens)
+{
+	return mproc__ring_mpmc_peek_n(&r->u.mpmc, n, caps, first, got, lens);
+}
+
+/* A consumer that was woken and leaves the message it found queued
+ * passes the wake on to another sleeping consumer (MPMC; an SPSC ring
+ * has one consumer, so nothing to do). */
+static inline void mproc__ring_pass_wake(struct mproc__ring *r)
+{
+	if (r->kind == MPROC__RING_MPMC)
+		mproc__ring_mpmc_pass_wake(&r->u.mpmc);
 }
 
 /* Length of the next message, without consuming or claiming it.  Returns

@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <string.h>
 #include <sys/random.h>
+#include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -198,8 +199,9 @@ static uint64_t need_at(const struct mproc__ring_spsc *r, uint64_t pos,
 
 /* Validate the header of the tagged record at @pos.  Returns its size in
  * the ring (pad included), or 0 when the header breaks I4/I5. */
-static uint64_t rec_at(const struct mproc__ring_spsc *r, uint64_t pos,
-		       uint32_t *len, uint32_t *flags)
+static inline __attribute__((always_inline)) uint64_t
+rec_at(const struct mproc__ring_spsc *r, uint64_t pos, uint32_t *len,
+       uint32_t *flags)
 {
 	uint64_t off = pos & r->mask;
 	hdr_load(r, off, len, flags);
@@ -267,11 +269,11 @@ static int prod_resync(struct mproc__ring_spsc *r, uint64_t h)
 	return 0;
 }
 
-int mproc__ring_spsc_reserve(struct mproc__ring_spsc *r, uint64_t len,
-			     uint64_t *token, void **payload)
+/* What every put checks first: no reservation open, the consumer still
+ * there, and this view still the ring's producer (else take over, I7).
+ * Returns 0 or reserve's errors. */
+static inline int prod_enter(struct mproc__ring_spsc *r)
 {
-	if (len > r->max_payload)
-		return -EMSGSIZE;
 	if (r->reserved)
 		return -EBUSY;
 	/* Relaxed: only a hint; the consumer closing while we write is
@@ -302,11 +304,22 @@ int mproc__ring_spsc_reserve(struct mproc__ring_spsc *r, uint64_t len,
 					      memory_order_relaxed);
 		}
 	}
+	return 0;
+}
+
+int mproc__ring_spsc_reserve(struct mproc__ring_spsc *r, uint64_t len,
+			     uint64_t *token, void **payload)
+{
+	if (len > r->max_payload)
+		return -EMSGSIZE;
+	int rc = prod_enter(r);
+	if (rc)
+		return rc;
 	uint64_t pos = r->pend_head;
 	uint64_t rec = mproc__ring_spsc_rec_size(len);
 	uint64_t need = need_at(r, pos, rec);
 	if (r->cap - (pos - r->cached_tail) < need) {
-		int rc = load_tail(r, pos);
+		rc = load_tail(r, pos);
 		if (rc)
 			return rc;
 		if (r->cap - (pos - r->cached_tail) < need)
@@ -371,6 +384,61 @@ void mproc__ring_spsc_publish(struct mproc__ring_spsc *r)
 	r->pub_head = r->pend_head;
 	/* E4: wake a consumer that sleeps (syscall only if one does). */
 	mproc__event_signal(&sh->data_ready);
+}
+
+int mproc__ring_spsc_write_many(struct mproc__ring_spsc *r,
+				const struct iovec *msgs, size_t n,
+				size_t *done)
+{
+	*done = 0;
+	int rc = prod_enter(r);
+	if (rc)
+		return rc;
+	uint64_t pos = r->pend_head;
+	size_t i = 0;
+	for (; i < n; i++) {
+		uint64_t len = msgs[i].iov_len;
+		if (len > r->max_payload)
+			break;
+		uint64_t rec = mproc__ring_spsc_rec_size(len);
+		uint64_t need = need_at(r, pos, rec);
+		if (r->cap - (pos - r->cached_tail) < need) {
+			rc = load_tail(r, pos);
+			if (rc && !i)
+				return rc;
+			if (rc)
+				break; /* report the batch; the next call fails */
+			if (r->cap - (pos - r->cached_tail) < need)
+				break;
+		}
+		uint64_t off = pos & r->mask, pad_pos = pos;
+		bool pad = off + rec > r->cap;
+		if (pad) {
+			/* I4: a PAD to the end first, tagged just before the
+			 * record (as reserve and commit do). */
+			hdr_store(r, off,
+				  (uint32_t)(r->cap - off - MPROC__RING_REC_HDR),
+				  MPROC__RING_REC_PAD);
+			pos += r->cap - off;
+			off = 0;
+		}
+		if (len)
+			memcpy(r->buf + off + MPROC__RING_REC_HDR,
+			       msgs[i].iov_base, len);
+		hdr_store(r, off, (uint32_t)len, 0);
+		/* E1: each tag store releases its record's bytes (and the
+		 * PAD's header); positions come from private state only. */
+		if (pad)
+			tag_store(r, pad_pos);
+		tag_store(r, pos);
+		pos += rec;
+		/* Private until publish, as for commit(publish=false). */
+		r->pend_head = pos;
+		r->pend_msgs++;
+	}
+	*done = i;
+	return i ? 0 : (n && msgs[0].iov_len > r->max_payload ? -EMSGSIZE
+							       : -EAGAIN);
 }
 
 struct space_wait {
@@ -513,6 +581,64 @@ void mproc__ring_spsc_release(struct mproc__ring_spsc *r, uint64_t token,
 void mproc__ring_spsc_release_publish(struct mproc__ring_spsc *r)
 {
 	publish_tail(r);
+}
+
+int mproc__ring_spsc_read_many(struct mproc__ring_spsc *r,
+			       const struct iovec *bufs, size_t *lens,
+			       size_t n, size_t *done)
+{
+	*done = 0;
+	if (n == 0)
+		return 0;
+	/* The first message through peek, which does every check (a peek
+	 * already open, a role hand-over, close and end of stream). */
+	uint64_t tok, len;
+	const void *p;
+	uint32_t flags;
+	int rc = mproc__ring_spsc_peek(r, bufs[0].iov_len, &tok, &p, &len,
+				       &flags);
+	if (rc) {
+		if (rc == -EMSGSIZE)
+			lens[0] = len;
+		return rc;
+	}
+	if (len)
+		memcpy(bufs[0].iov_base, p, len);
+	lens[0] = len;
+	mproc__ring_spsc_release(r, tok, false);
+	/* The rest while their tags say they are there (E1), with the same
+	 * validation as peek (I4, I5).  Releases stay private (E2) until the
+	 * caller's release_publish, so a consumer killed inside the batch
+	 * leaves all of it to its replacement (I7); for that reason a PAD
+	 * met on the way is not published either (see peek). */
+	size_t i = 1;
+	while (i < n) {
+		uint64_t pos = r->rd_tail;
+		uint64_t off = pos & r->mask;
+		if (atomic_load_explicit(tag_at(r, off), memory_order_acquire) !=
+		    (pos ^ r->secret))
+			break; /* not there yet; the next call looks again */
+		uint32_t l, f;
+		uint64_t rec = rec_at(r, pos, &l, &f);
+		if (!rec)
+			break; /* corrupt: the next call's peek reports it */
+		if (f == MPROC__RING_REC_PAD) {
+			r->rd_tail = pos + rec;
+			continue;
+		}
+		if (l > bufs[i].iov_len)
+			break; /* stays queued for a larger buffer */
+		if (l)
+			memcpy(bufs[i].iov_base,
+			       r->buf + off + MPROC__RING_REC_HDR, l);
+		lens[i] = l;
+		r->rd_tail = pos + rec;
+		if (!(f & MPROC__RING_REC_MORE))
+			r->rd_msgs++;
+		i++;
+	}
+	*done = i;
+	return 0;
 }
 
 int mproc__ring_spsc_next_len(struct mproc__ring_spsc *r, uint64_t *len)

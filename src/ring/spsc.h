@@ -200,6 +200,16 @@ void mproc__ring_spsc_publish(struct mproc__ring_spsc *r);
 int mproc__ring_spsc_wait_space(struct mproc__ring_spsc *r, uint64_t len,
 				const struct mproc__deadline *d,
 				mproc__alive_fn alive, void *alive_arg);
+/* Batch put: copy up to @n messages into records, each tagged (visible)
+ * as it is written, none published: the caller publishes once (E1 as
+ * for commit(publish=false)).  *@done is how many were written; stops
+ * at the first that does not fit now or is longer than max_payload.
+ * Returns 0 with *@done >= 1, or the first message's error as reserve
+ * (-EAGAIN, -EMSGSIZE, -EPIPE, -EBUSY, -MPROC_ECORRUPT). */
+struct iovec;
+int mproc__ring_spsc_write_many(struct mproc__ring_spsc *r,
+				const struct iovec *msgs, size_t n,
+				size_t *done);
 
 /* --- consumer --- */
 int mproc__ring_spsc_peek(struct mproc__ring_spsc *r, uint64_t cap,
@@ -214,6 +224,15 @@ static inline void mproc__ring_spsc_unpeek(struct mproc__ring_spsc *r,
 void mproc__ring_spsc_release(struct mproc__ring_spsc *r, uint64_t token,
 			      bool publish);
 void mproc__ring_spsc_release_publish(struct mproc__ring_spsc *r);
+/* Batch get: copy up to @n messages out, message i into @bufs[i]
+ * (@lens[i] its length), each released privately: the caller publishes
+ * once (release_publish; E2).  Stops before a message that is not there
+ * yet or does not fit its buffer.  Returns 0 with *@done >= 1, or the
+ * first message's error as peek (-EMSGSIZE with @lens[0] set, -EAGAIN,
+ * -MPROC_EEOF, -EBUSY, -MPROC_ECORRUPT). */
+int mproc__ring_spsc_read_many(struct mproc__ring_spsc *r,
+			       const struct iovec *bufs, size_t *lens,
+			       size_t n, size_t *done);
 int mproc__ring_spsc_next_len(struct mproc__ring_spsc *r, uint64_t *len);
 int mproc__ring_spsc_wait_data(struct mproc__ring_spsc *r,
 			       const struct mproc__deadline *d,

@@ -8,6 +8,7 @@
 #include <linux/membarrier.h>
 #include <stdlib.h>
 #include <stdint.h>
+#include <string.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -28,6 +29,18 @@ static bool waiter_membarrier;
  * when it loads the library, so no fork handler is needed. */
 static void membarrier_setup(void)
 {
+	/* For measurements (bench/base_floor.c, doc/design.md): with
+	 * MPROC_TEST_BARRIER=fence every process of the run keeps seq_cst
+	 * fences on both sides, as on a kernel without membarrier.  All the
+	 * processes of one run must agree, so it comes from the environment
+	 * they inherit. */
+	const char *mode = getenv("MPROC_TEST_BARRIER");
+	if (mode && strcmp(mode, "fence") == 0) {
+		waiter_membarrier = false;
+		light_wakers_possible = false;
+		mproc__waker_light = false;
+		return;
+	}
 	long cmds = syscall(SYS_membarrier, MEMBARRIER_CMD_QUERY, 0, 0);
 	waiter_membarrier = cmds > 0 && (cmds & MEMBARRIER_CMD_GLOBAL_EXPEDITED);
 	/* A kernel that answers the query without the command has no light
@@ -84,6 +97,35 @@ int mproc__futex_wake(_Atomic uint32_t *word, int n)
 	long r = syscall(SYS_futex, (uint32_t *)word, FUTEX_WAKE, n, NULL,
 			 NULL, 0);
 	return r < 0 ? -errno : (int)r;
+}
+
+void mproc__event_wake(struct mproc__event *ev, uint64_t w, uint32_t n)
+{
+	for (;;) {
+		if (MPROC__EVENT_COUNT(w) > n) {
+			/* Waking n: more registered than the condition can
+			 * satisfy.  No reset: the registrations stay, each
+			 * taken back by its own waiter at A6 (futex.h). */
+			atomic_fetch_add_explicit(&ev->seq, 1,
+						  memory_order_release); /* W4 */
+			mproc__futex_wake(&ev->seq, n > INT32_MAX ? INT32_MAX
+							   : (int)n); /* W5 */
+			return;
+		}
+		/* W3': take every registration off the count and start a
+		 * new epoch; the waiters it answers register again if they
+		 * must sleep on.  Relaxed: W4's release orders it for the
+		 * waiters (see "The reset cannot hide a waiter"). */
+		if (atomic_compare_exchange_weak_explicit(
+			    &ev->waiters, &w,
+			    (uint64_t)(MPROC__EVENT_EPOCH(w) + 1u) << 32,
+			    memory_order_relaxed, memory_order_relaxed))
+			break;
+	}
+	/* W4: release pairs with the acquire A1 of a waiter that reads the
+	 * new value.  W5: every waiter the reset erased must wake. */
+	atomic_fetch_add_explicit(&ev->seq, 1, memory_order_release);
+	mproc__futex_wake(&ev->seq, INT32_MAX);
 }
 
 static void spin_grow(struct mproc__spin *s)

@@ -60,6 +60,27 @@
  * registers again in the new epoch, where the argument above covers it.
  * A waker wakes all sleepers (W5), so every waiter it erased wakes.
  *
+ * Waking n.  A waker whose condition can satisfy only n waiters (an MPMC
+ * put of n messages: n consumers; a release of n slots: n producers), and
+ * that finds more than n registered, wakes n and leaves the count alone:
+ * W4 bumps seq, W5 wakes n sleepers, no reset W3'.  Every registration
+ * stays until its own waiter takes it back at A6, so the sleepers left
+ * asleep stay counted, and the next waker sees them.  The argument above
+ * then holds per message: each waiter that W5 did not wake is still
+ * registered for the next waker, and each of the n woken ones looks at
+ * the condition again (A4 on its next turn, or its caller's try); a
+ * waiter between A1 and A5 finds seq moved and looks again too.  What the
+ * partial wake adds is one duty: a woken waiter that leaves without
+ * taking what it was woken for (mproc_queue_next_size only looks; a get
+ * whose buffer is too small) passes the wake on (mproc__ring_pass_wake),
+ * else the message waits for the next sleeper's slice (dead waiters, which
+ * cannot pass anything on, are covered by that slice as before).  With n
+ * at least the count, the waker resets and wakes all, as described above;
+ * so dead registrations are still cleared by the first waker that can.
+ * Before this, an MPMC put woke every sleeping consumer for one message:
+ * with k consumers asleep, k - 1 of them woke, found nothing and slept
+ * again (a futex wait, a membarrier and a wake-up each).
+ *
  * The barriers are asymmetric, because wakers run on every message and
  * waiters only when they are about to sleep anyway.  When the kernel offers
  * membarrier(MEMBARRIER_CMD_GLOBAL_EXPEDITED) and this process registered
@@ -165,8 +186,14 @@ extern bool mproc__waker_light;
  * sleeps 1 ms slices instead of MPROC__WAIT_SLICE_NS). */
 bool mproc__heavy_barrier(void);
 
-/* Waker half of the protocol (W2..W5): call after the condition store. */
-static inline void mproc__event_signal(struct mproc__event *ev)
+/* The waker's slow path (W3'..W5), taken only when @w, its W3 load,
+ * counts a registration: wake @n sleepers (see "Waking n" above). */
+void mproc__event_wake(struct mproc__event *ev, uint64_t w, uint32_t n);
+
+/* Waker half of the protocol (W2..W5): call after the condition store,
+ * @n: how many waiters the new condition can satisfy (messages made
+ * visible, slots freed); UINT32_MAX (mproc__event_signal): all of them. */
+static inline void mproc__event_signal_n(struct mproc__event *ev, uint32_t n)
 {
 	/* W2: pairs with A3 in mproc__event_wait (membarrier or fence). */
 	if (mproc__likely(mproc__waker_light))
@@ -175,21 +202,13 @@ static inline void mproc__event_signal(struct mproc__event *ev)
 		atomic_thread_fence(memory_order_seq_cst);
 	/* W3: relaxed is enough; the fence above orders it after W1. */
 	uint64_t w = atomic_load_explicit(&ev->waiters, memory_order_relaxed);
-	if (mproc__unlikely(MPROC__EVENT_COUNT(w) != 0)) {
-		/* W3': take every registration off the count and start a new
-		 * epoch; the waiters it answers register again if they must
-		 * sleep on.  Relaxed: W4's release orders it for the waiters
-		 * (see "The reset cannot hide a waiter" above). */
-		while (!atomic_compare_exchange_weak_explicit(
-			&ev->waiters, &w,
-			(uint64_t)(MPROC__EVENT_EPOCH(w) + 1u) << 32,
-			memory_order_relaxed, memory_order_relaxed))
-			;
-		/* W4: release pairs with the acquire A1 of a waiter that
-		 * reads the new value. */
-		atomic_fetch_add_explicit(&ev->seq, 1, memory_order_release);
-		mproc__futex_wake(&ev->seq, INT32_MAX);
-	}
+	if (mproc__unlikely(MPROC__EVENT_COUNT(w) != 0))
+		mproc__event_wake(ev, w, n);
+}
+
+static inline void mproc__event_signal(struct mproc__event *ev)
+{
+	mproc__event_signal_n(ev, UINT32_MAX);
 }
 
 /* Condition callback: true when the waiter may proceed. */

@@ -187,6 +187,47 @@ static void batches(unsigned flags)
 Test(queue, batches_spsc) { batches(MPROC_QUEUE_SPSC); }
 Test(queue, batches_mpmc) { batches(0); }
 
+/* MPMC batches claim several slots with one compare-and-swap: a batch
+ * larger than the free slots takes what is free, in order, across the
+ * ring's end, and a get_many takes what is there. */
+Test(queue, batches_mpmc_partial_and_wrapping)
+{
+	/* 4 slots of 32 + 64 bytes. */
+	mproc_queue *q = make(0, 4 * 96, 64);
+	struct iovec in[8], ov[8];
+	uint64_t v[8], out[8];
+	size_t lens[8];
+	uint64_t next = 0, want = 0;
+	for (int round = 0; round < 5; round++) {
+		for (int i = 0; i < 8; i++) {
+			v[i] = next + (uint64_t)i;
+			in[i].iov_base = &v[i];
+			in[i].iov_len = sizeof(v[i]);
+			ov[i].iov_base = &out[i];
+			ov[i].iov_len = sizeof(out[i]);
+		}
+		/* Round 1 leaves one message, so later rounds start inside
+		 * the ring and their slots wrap around its end. */
+		cr_assert_eq(mproc_queue_put_many(q, in, 8, 0),
+			     round == 0 ? 4 : 3);
+		next += round == 0 ? 4 : 3;
+		cr_assert_eq(mproc_queue_put_many(q, in, 1, 0), -EAGAIN);
+		ssize_t got = mproc_queue_get_many(q, ov, lens, 3, 0);
+		cr_assert_eq(got, 3);
+		for (int i = 0; i < 3; i++) {
+			cr_assert_eq(lens[i], sizeof(uint64_t));
+			cr_assert_eq(out[i], want++, "message %d of round %d",
+				     i, round);
+		}
+		cr_assert_eq(mproc_queue_qsize(q), 1);
+	}
+	size_t len;
+	cr_assert_eq(mproc_queue_get_many(q, ov, &len, 8, 0), 1);
+	cr_assert_eq(out[0], want);
+	cr_assert_eq(mproc_queue_get_many(q, ov, lens, 8, 0), -EAGAIN);
+	mproc_queue_free(q);
+}
+
 static void zero_copy(unsigned flags)
 {
 	mproc_queue *q = make(flags, 4096, 64);

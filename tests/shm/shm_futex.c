@@ -367,3 +367,102 @@ Test(event, spin_phase_honours_a_short_deadline)
 	cr_assert_lt(best, 40 * 1000, "a 10 us wait took %lld ns at best",
 		     (long long)best);
 }
+
+/* ------------------------------------------------------------- waking n */
+
+Test(event, signal_n_below_the_count_keeps_every_registration)
+{
+	/* Waking n (futex.h): with more registered than n, the waker wakes
+	 * n and resets nothing, so the sleepers left asleep stay counted. */
+	struct shared_event *s = shared_page();
+	atomic_store(&s->ev.waiters, 3);
+	mproc__event_signal_n(&s->ev, 1);
+	cr_assert_eq(atomic_load(&s->ev.seq), 1);
+	cr_assert_eq(mproc__event_registered(&s->ev), 3);
+	/* n at least the count: reset and wake all, as signal does. */
+	mproc__event_signal_n(&s->ev, 3);
+	cr_assert_eq(atomic_load(&s->ev.seq), 2);
+	cr_assert_eq(mproc__event_registered(&s->ev), 0);
+}
+
+struct tokens {
+	struct mproc__event ev;
+	_Atomic uint32_t tokens; /* messages, as it were */
+	_Atomic int checks;      /* ready calls, over all children */
+};
+
+static bool take_token(void *arg)
+{
+	struct tokens *t = arg;
+	atomic_fetch_add(&t->checks, 1);
+	uint32_t n = atomic_load_explicit(&t->tokens, memory_order_acquire);
+	while (n && !atomic_compare_exchange_weak(&t->tokens, &n, n - 1))
+		;
+	return n != 0;
+}
+
+static int wait_for_token(void *arg)
+{
+	struct tokens *t = arg;
+	struct mproc__spin spin = { .budget = MPROC__SPIN_MIN };
+	struct mproc__deadline d;
+	mproc__deadline_init(&d, -1);
+	return mproc__event_wait(&t->ev, take_token, t, &d, &spin, NULL) ? 1
+									  : 0;
+}
+
+Test(event, signal_n_wakes_n_of_the_sleepers)
+{
+	/* Three sleepers, one token: one wakes and takes it; the other two
+	 * are not woken at all (an MPMC put used to wake every consumer for
+	 * one message).  Then two more tokens wake the other two. */
+	mproc__wait_slice_ns = 60 * MPROC_SEC; /* no slice ends in the test */
+	struct tokens *t = shared_page();
+	pid_t kids[3];
+	for (int i = 0; i < 3; i++)
+		kids[i] = t_fork(wait_for_token, t);
+	int64_t t0 = mproc__now_ns();
+	while (mproc__event_registered(&t->ev) < 3) {
+		cr_assert_lt(mproc__now_ns() - t0, 10 * MPROC_SEC,
+			     "the children never registered");
+		usleep(1000);
+	}
+	usleep(50 * 1000); /* all three asleep in FUTEX_WAIT by now */
+	int before = atomic_load(&t->checks);
+	atomic_store_explicit(&t->tokens, 1, memory_order_release);
+	mproc__event_signal_n(&t->ev, 1);
+	int exited = 0;
+	t0 = mproc__now_ns();
+	while (exited == 0) {
+		cr_assert_lt(mproc__now_ns() - t0, 10 * MPROC_SEC,
+			     "nobody woke for the token");
+		for (int i = 0; i < 3; i++) {
+			int st;
+			if (kids[i] > 0 && waitpid(kids[i], &st, WNOHANG) == kids[i]) {
+				cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+				kids[i] = -1;
+				exited++;
+			}
+		}
+		usleep(1000);
+	}
+	usleep(50 * 1000);
+	cr_assert_eq(exited, 1);
+	/* The woken one checked once or twice; a wake-all made each of the
+	 * three check at least twice (after the sleep, and again on its
+	 * next turn). */
+	cr_assert_leq(atomic_load(&t->checks) - before, 3,
+		      "%d checks: the sleepers were woken for one token",
+		      atomic_load(&t->checks) - before);
+	cr_assert_eq(mproc__event_registered(&t->ev), 2);
+	atomic_fetch_add_explicit(&t->tokens, 2, memory_order_release);
+	mproc__event_signal_n(&t->ev, 2);
+	for (int i = 0; i < 3; i++) {
+		int st;
+		if (kids[i] > 0) {
+			cr_assert_eq(waitpid(kids[i], &st, 0), kids[i]);
+			cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+		}
+	}
+	cr_assert_eq(atomic_load(&t->tokens), 0);
+}
