@@ -588,6 +588,7 @@ static ssize_t get_many_mpmc(mproc_queue *q, const struct iovec *bufs,
 	}
 	if (n && !k)
 		return -EINVAL;
+	bool dead = false;
 	size_t done = 0;
 	while (done < k) {
 		if (mproc__unlikely(discarded(q))) {
@@ -598,10 +599,17 @@ static ssize_t get_many_mpmc(mproc_queue *q, const struct iovec *bufs,
 		uint64_t first, got;
 		int rc = mproc__ring_peek_n(&q->ring, k - done, caps + done,
 					    &first, &got, got_len + done);
+		/* A wait ended with -MPROC_EPEERDIED: that stands only if
+		 * this last look still finds the ring empty (Q2, layout.h). */
+		if (rc == -EAGAIN && dead && done == 0)
+			return -MPROC_EPEERDIED;
 		if (rc == -EAGAIN && done == 0 && !mproc__lazy_nowait(l)) {
 			rc = mproc__ring_wait_data(&q->ring, mproc__lazy_get(l),
-						   NULL, NULL);
-			if (rc == 0)
+						   producers_hook(q),
+						   q->producers);
+			if (rc == -MPROC_EPEERDIED)
+				dead = true;
+			if (rc == 0 || dead)
 				continue;
 		}
 		if (rc) {
@@ -642,15 +650,22 @@ static ssize_t get_many_spsc(mproc_queue *q, const struct iovec *bufs,
 		return -EINVAL;
 	if (!k)
 		return 0;
+	bool dead = false;
 	for (;;) {
 		if (mproc__unlikely(discarded(q)))
 			return -MPROC_EEOF;
 		size_t done = 0;
 		int rc = mproc__ring_read_many(&q->ring, bufs, lens, k, &done);
+		/* As in get_many_mpmc: a death stands after one more look. */
+		if (rc == -EAGAIN && dead)
+			return -MPROC_EPEERDIED;
 		if (rc == -EAGAIN && !mproc__lazy_nowait(l)) {
 			rc = mproc__ring_wait_data(&q->ring, mproc__lazy_get(l),
-						   NULL, NULL);
-			if (rc == 0)
+						   producers_hook(q),
+						   q->producers);
+			if (rc == -MPROC_EPEERDIED)
+				dead = true;
+			if (rc == 0 || dead)
 				continue;
 		}
 		if (rc)
