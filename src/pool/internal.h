@@ -202,8 +202,10 @@ struct pool_running {
 struct pool_transport_ops {
 	const char *name;
 	/* Set up for p->nslots slots (create, before the pool thread runs)
-	 * with the initializer of @attr run once in every worker.  0 or
-	 * -errno; destroy releases everything, after a failure too. */
+	 * with the initializer of @attr run once in every worker.  It may
+	 * set the windows (p->window, p->window_max and each slot's window)
+	 * to what its workers take (an MPI agent: twice its own workers).
+	 * 0 or -errno; destroy releases everything, after a failure too. */
 	int (*open)(mproc_pool *p, const struct mproc_pool_attr *attr);
 	/* The engine has stopped every slot: let the rest go (the zygote
 	 * exits).  Blocks until it did, or kills it. */
