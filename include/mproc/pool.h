@@ -142,7 +142,11 @@ struct mproc_pool_attr {
 	/** Bytes of each ring (one per direction per worker), rounded up to
 	 *  a power of two; 0: 256 KiB.  Larger messages stream through. */
 	size_t ring_capacity;
-	/** Tasks (or chunks) sent ahead to one worker; 0: 16. */
+	/** Tasks (or chunks) sent ahead to one worker.  0: 16 to start
+	 *  with, doubling up to 256 while a worker finishes everything it
+	 *  was sent before the pool comes back to it (tasks that short
+	 *  gain from larger batches and lose little balance), and back to
+	 *  16 when the pool goes idle.  Any other value is kept as is. */
 	unsigned window;
 };
 

@@ -124,11 +124,35 @@ static void free_list(struct imap_node *n)
 	}
 }
 
+void pool_imap_recycle(struct mproc_imap *it, struct pool_chunk *c)
+{
+	c->next = atomic_load_explicit(&it->blocks_back, memory_order_relaxed);
+	/* I4: release, pairs with the exchange in block_get: the engine is
+	 * done with the block (the task message was sent) before the
+	 * consumer writes the next item into it. */
+	while (!atomic_compare_exchange_weak_explicit(
+		&it->blocks_back, &c->next, c, memory_order_release,
+		memory_order_relaxed))
+		;
+}
+
+static void free_blocks(struct pool_chunk *c)
+{
+	while (c) {
+		struct pool_chunk *next = c->next;
+		free(c->own->block);
+		c = next;
+	}
+}
+
 void pool_imap_unref(struct mproc_imap *it)
 {
 	/* AcqRel: the last one out frees what the others wrote. */
 	if (atomic_fetch_sub_explicit(&it->refs, 1, memory_order_acq_rel) != 1)
 		return;
+	free_blocks(atomic_load_explicit(&it->blocks_back,
+					 memory_order_relaxed));
+	free_blocks(it->blocks);
 	free_list(atomic_load_explicit(&it->arrived, memory_order_relaxed));
 	free_list(atomic_load_explicit(&it->returned, memory_order_relaxed));
 	free_list(it->ready);
@@ -243,6 +267,25 @@ static void imap_gather(struct mproc_imap *it, struct pool_chunk *c, size_t n)
 	it->submitted += n;
 }
 
+/* A block for one small item: a reused one, or a new one. */
+static struct pool_own *block_get(struct mproc_imap *it, struct pool_chunk **c)
+{
+	if (!it->blocks)
+		/* Acquire: pairs with I4 (pool_imap_recycle). */
+		it->blocks = atomic_exchange_explicit(&it->blocks_back, NULL,
+						      memory_order_acquire);
+	struct pool_chunk *b = it->blocks;
+	if (b) {
+		it->blocks = b->next;
+		*c = b;
+		return pool_own_renew(b);
+	}
+	struct pool_own *own = pool_own_new(1, IMAP_ITEM_SMALL, c, NULL);
+	if (own)
+		own->spare = true;
+	return own;
+}
+
 /* Pull one item into its own block (chunksize 1: no gathering). */
 static int imap_pull_one(struct mproc_imap *it)
 {
@@ -255,7 +298,9 @@ static int imap_pull_one(struct mproc_imap *it)
 		return 0;
 	}
 	struct pool_chunk *c;
-	struct pool_own *own = pool_own_new(1, len, &c, NULL);
+	struct pool_own *own = len <= IMAP_ITEM_SMALL
+				       ? block_get(it, &c)
+				       : pool_own_new(1, len, &c, NULL);
 	if (!own) {
 		it->src_ended = true;
 		it->src_err = -ENOMEM;

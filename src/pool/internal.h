@@ -120,6 +120,8 @@ struct pool_own {
 	unsigned refs;
 	size_t n;
 	void *block;      /* what the last reference frees */
+	bool spare;       /* one imap item of up to IMAP_ITEM_SMALL bytes:
+			   * the block goes back to its iterator (imap.c) */
 	struct iovec v[]; /* the bytes follow */
 };
 
@@ -200,8 +202,10 @@ struct pool_running {
 struct pool_transport_ops {
 	const char *name;
 	/* Set up for p->nslots slots (create, before the pool thread runs)
-	 * with the initializer of @attr run once in every worker.  0 or
-	 * -errno; destroy releases everything, after a failure too. */
+	 * with the initializer of @attr run once in every worker.  It may
+	 * set the windows (p->window, p->window_max and each slot's window)
+	 * to what its workers take (an MPI agent: twice its own workers).
+	 * 0 or -errno; destroy releases everything, after a failure too. */
 	int (*open)(mproc_pool *p, const struct mproc_pool_attr *attr);
 	/* The engine has stopped every slot: let the rest go (the zygote
 	 * exits).  Blocks until it did, or kills it. */
@@ -597,6 +601,8 @@ void pool_encoder_free(struct pool_encoder *e);
 /* Results up to this size are kept in the node itself, and the node is
  * reused: no allocation per result in the steady state. */
 #define IMAP_SMALL 64
+/* Items up to this size travel in blocks that are reused likewise. */
+#define IMAP_ITEM_SMALL 64
 
 /* One result waiting for next(), or yielded and not yet released. */
 struct imap_node {
@@ -633,6 +639,10 @@ struct mproc_imap {
 	size_t nslots;
 	struct imap_node *_Atomic returned; /* spares for the engine */
 	struct imap_node *spares;           /* engine side: nodes to reuse */
+	/* Item blocks (chunks in them, linked through ->next) the engine is
+	 * done with, for the consumer to reuse, and the consumer's own. */
+	struct pool_chunk *_Atomic blocks_back;
+	struct pool_chunk *blocks;
 	_Atomic bool abandoned;
 	struct mproc__event arrived_ev; /* next() sleeps here (shm/futex.h) */
 	struct mproc__spin spin;
@@ -641,6 +651,9 @@ struct mproc_imap {
 
 /* Drop a reference (the caller's, or a chunk's); the last frees. */
 void pool_imap_unref(struct mproc_imap *it);
+/* Give the block of @c (own->spare, last reference) back for reuse
+ * (engine held). */
+void pool_imap_recycle(struct mproc_imap *it, struct pool_chunk *c);
 /* Store item @index's result for next() (engine held). */
 void pool_imap_push(struct mproc_imap *it, size_t index, int status,
 		    const void *data, size_t len);
@@ -661,6 +674,9 @@ void pool_chunks_free(struct pool_chunk *c);
 struct pool_own *pool_own_new(size_t n, size_t bytes, struct pool_chunk **chunk,
 			      struct pool_job **job);
 void pool_own_put(struct pool_own *o);
+/* Make the block of @c (from pool_own_new(1, ..., &c, NULL)) new again,
+ * for one item: a zeroed chunk owning it, refs 1. */
+struct pool_own *pool_own_renew(struct pool_chunk *c);
 /* Set up a job (zeroed memory) of @count items. */
 void pool_job_init(struct pool_job *j, mproc_pool *pool, int layout, int out,
 		   int fn_id, size_t count);

@@ -355,8 +355,16 @@ static void chunk_release(struct pool_chunk *c)
 
 void pool_chunk_free(struct pool_chunk *c)
 {
-	if (c->imap)
-		pool_imap_unref(c->imap);
+	struct mproc_imap *it = c->imap;
+	if (it && c->in_block && c->own->spare && c->own->refs == 1) {
+		/* Back to the iterator, before our reference on it goes
+		 * (the last one frees what it holds). */
+		pool_imap_recycle(it, c);
+		pool_imap_unref(it);
+		return;
+	}
+	if (it)
+		pool_imap_unref(it);
 	chunk_release(c);
 }
 
@@ -388,6 +396,7 @@ struct pool_own *pool_own_new(size_t n, size_t bytes, struct pool_chunk **chunk,
 	o->refs = 1;
 	o->n = n;
 	o->block = b;
+	o->spare = false;
 	struct pool_chunk *c = (struct pool_chunk *)b;
 	memset(c, 0, sizeof(*c));
 	c->own = o;
@@ -398,6 +407,17 @@ struct pool_own *pool_own_new(size_t n, size_t bytes, struct pool_chunk **chunk,
 		memset(*job, 0, sizeof(**job));
 		(*job)->in_block = true;
 	}
+	return o;
+}
+
+struct pool_own *pool_own_renew(struct pool_chunk *c)
+{
+	struct pool_own *o = c->own;
+	memset(c, 0, sizeof(*c));
+	c->own = o;
+	c->in_block = true;
+	o->refs = 1;
+	o->n = 1;
 	return o;
 }
 

@@ -251,6 +251,79 @@ Test(imap, a_failing_source_ends_the_iteration_after_earlier_results)
 	mproc_pool_destroy(p);
 }
 
+/* A source of items of every size from 0 to 199 bytes, each filled from
+ * its index, so that a result can be checked against its item. */
+struct sized_src {
+	uint32_t count, next;
+	unsigned char buf[256];
+};
+
+static void sized_fill(unsigned char *b, uint32_t i)
+{
+	for (uint32_t k = 0; k < i % 200; k++)
+		b[k] = (unsigned char)(i * 31 + k);
+}
+
+static int sized_pull(void *arg, const void **item, size_t *len)
+{
+	struct sized_src *s = arg;
+	if (s->next == s->count)
+		return 0;
+	sized_fill(s->buf, s->next);
+	*item = s->buf;
+	*len = s->next % 200;
+	s->next++;
+	return 1;
+}
+
+/* Small items and results travel in blocks and nodes that are reused
+ * (imap.c), larger ones in their own: every size, both orders, chunks of
+ * one item and of several, and every result intact. */
+Test(imap, items_and_results_of_every_size_come_back_intact)
+{
+	mproc_pool *p = pool_new(NULL, 2);
+	enum { N = 3000 };
+	static const size_t chunks[] = { 1, 7 };
+	for (int unordered = 0; unordered < 2; unordered++)
+		for (size_t k = 0; k < 2; k++) {
+			struct sized_src s = { .count = N };
+			struct mproc_map_opts o = { .chunksize = chunks[k],
+						    .buffersize = 40 };
+			mproc_imap *it;
+			int rc = unordered
+				? mproc_pool_imap_unordered(p, task_echo, sized_pull,
+							    &s, &o, &it)
+				: mproc_pool_imap(p, task_echo, sized_pull, &s, &o,
+						  &it);
+			cr_assert_eq(rc, 0);
+			static uint8_t seen[N];
+			memset(seen, 0, sizeof seen);
+			for (uint32_t i = 0; i < N; i++) {
+				struct mproc_pool_result r;
+				size_t index = SIZE_MAX;
+				rc = mproc_imap_next(it, 30 * MPROC_SEC, &r, &index);
+				cr_assert_eq(rc, 0, "result %u: %s", i,
+					     mproc_strerror(rc));
+				cr_assert_lt(index, (size_t)N);
+				if (!unordered)
+					cr_assert_eq(index, i);
+				cr_assert_eq(seen[index]++, 0, "index %zu twice",
+					     index);
+				cr_assert_eq(r.status, 0);
+				cr_assert_eq(r.len, index % 200, "index %zu", index);
+				unsigned char want[256];
+				sized_fill(want, (uint32_t)index);
+				cr_assert(r.len == 0 || memcmp(r.data, want, r.len) == 0,
+					  "index %zu: wrong bytes", index);
+			}
+			struct mproc_pool_result r;
+			cr_expect_eq(mproc_imap_next(it, 30 * MPROC_SEC, &r, NULL),
+				     -MPROC_EEOF);
+			mproc_imap_free(it);
+		}
+	mproc_pool_destroy(p);
+}
+
 Test(imap, failed_items_are_results_with_a_status)
 {
 	mproc_pool *p = pool_new(NULL, 2);
