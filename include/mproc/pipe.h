@@ -280,12 +280,11 @@ MPROC_API int mproc_conn_poll(mproc_conn *c, int64_t timeout_ns);
  * Two limits: a peer that dies without closing makes the descriptor
  * readable only once a receive, poll or mproc_wait on this end has noticed
  * the death (add the peer's sentinel to your poll set to learn it at
- * once); and if a live sending process stalls for more than ~10 ms
- * between claiming and writing the eventfd while the receiver drains the
- * ring, the descriptor may stay readable with nothing to read until the
- * next receive or poll finds the ring empty (a spurious readiness that
- * mproc_conn_poll(c, 0) resolves).  A sender killed at that point leaves
- * no such trace: the next send or receive takes its place.  After an end
+ * once); and a sender that writes the eventfd after the receiver has
+ * already drained the ring takes the write back at once, but a sender
+ * killed between the two leaves the descriptor readable with nothing to
+ * read until the next receive or poll finds the ring empty (a spurious
+ * readiness that mproc_conn_poll(c, 0) resolves).  After an end
  * was taken over, the rest of a message its dead receiver had started
  * (see "Taking an end over") makes the descriptor readable until a
  * receive or poll skips it.

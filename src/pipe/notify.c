@@ -32,7 +32,10 @@
  *   D1 fence(seq_cst)                      C3 if head moved or closed: raise
  *   N5 if tail == the head we published
  *      (not closing): sig = IDLE;
- *      else write(efd), sig = SET
+ *      else write(efd), then
+ *   N6 fence(seq_cst); the test of N5
+ *      again: read(efd), sig = IDLE;
+ *      else sig = SET
  *
  * No missed readiness: N3 and C2 are seq_cst fences, so of N4 and C3 at
  * least one sees the other side's store before its fence (N1 or C1).  If
@@ -53,8 +56,13 @@
  * sees the receiver's tail (and withdraws) or C1 sees BUSY and waits for
  * the signaller's SET, which it then drains.  A signaller that stalls
  * for more than ~10 ms between its CAS and its write makes the receiver
- * give up that wait: the one documented case of readiness with nothing to
- * read, resolved by the next poll or receive that finds the ring empty.
+ * give up that wait; so after its write the signaller looks at tail once
+ * more (N6) and, if the receiver took everything meanwhile, drains the
+ * counter itself (it still holds BUSY: nobody else touches the counter)
+ * and stores IDLE.  What remains is readiness with nothing to read for
+ * the instant between that write and N6, or for good when the signaller
+ * is killed in between: the next poll or receive that finds the ring
+ * empty resolves it.
  *
  * A signaller that dies inside its raise.  BUSY carries its pid.  A
  * receiver (C1) or sender (N4) that meets BUSY of a process that has
@@ -109,12 +117,18 @@ static bool busy_owner_gone(uint32_t s)
 	return pid == 0 || mproc__pid_exited((pid_t)pid);
 }
 
-/* The write of a raise, by the holder of BUSY. */
-static void raise_write(struct pipe_notify *n, int efd)
+/* The write of a raise, by the holder of BUSY, who alone touches the
+ * counter until it stores SET or IDLE. */
+static void counter_write(int efd)
 {
 	uint64_t one = 1;
 	ssize_t w = write(efd, &one, sizeof(one));
 	(void)w; /* cannot fail short of a 2^64 counter or a bad fd */
+}
+
+static void raise_write(struct pipe_notify *n, int efd)
+{
+	counter_write(efd);
 	/* Release: pairs with the acquire load of sig in mproc__note_clear;
 	 * a receiver that sees SET reads a counter that holds our write. */
 	atomic_store_explicit(&n->sig, SIG_SET, memory_order_release);
@@ -178,7 +192,24 @@ void mproc__note_signal(mproc_conn *c, bool closing)
 		atomic_store_explicit(&n->sig, SIG_IDLE, memory_order_release);
 		return;
 	}
-	raise_write(n, c->res->efd[ring]);
+	int efd = c->res->efd[ring];
+	counter_write(efd);
+	/* N6: the receiver may have taken everything since N5 and given up
+	 * waiting for our SET (we stalled > BUSY_WAIT_NS before the write).
+	 * We still hold BUSY, so the counter is ours alone: look once more
+	 * and take the write back.  The fence orders our tail load after
+	 * the write; the receiver stored its tail before its D2, long
+	 * before it gave up. */
+	atomic_thread_fence(memory_order_seq_cst);
+	if (!closing && tx_all_taken(c)) {
+		uint64_t v;
+		ssize_t r = read(efd, &v, sizeof(v));
+		(void)r; /* the eventfd is non-blocking; ours to drain */
+		atomic_store_explicit(&n->sig, SIG_IDLE, memory_order_release);
+		return;
+	}
+	/* Release: as in raise_write. */
+	atomic_store_explicit(&n->sig, SIG_SET, memory_order_release);
 }
 
 void mproc__note_force(struct pipe_ctl *ctl, int ring, int efd)
