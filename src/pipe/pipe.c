@@ -378,6 +378,8 @@ MPROC_API int mproc_conn_set_busy_poll(mproc_conn *c, bool on)
 		return -EINVAL;
 	if (c->closed)
 		return -EBADF;
+	if (c->ops)
+		return 0; /* a descriptor connection waits in poll(2) */
 	if (c->can_rx)
 		mproc__ring_set_busy_poll(&c->rx, on);
 	if (c->can_tx)
@@ -413,6 +415,8 @@ static int set_cloexec(int fd, bool on)
 
 MPROC_API int mproc_conn_export(mproc_conn *c, char *buf, size_t len)
 {
+	if (c && c->ops)
+		return c->ops->export(c, buf, len);
 	if (!c || !buf)
 		return -EINVAL;
 	if (c->closed)
@@ -506,6 +510,9 @@ MPROC_API int mproc_conn_import(const char *token, mproc_conn **out)
 	if (!token || !out)
 		return -EINVAL;
 	*out = NULL;
+	if (strncmp(token, MPROC__FDCONN_TOKEN_PREFIX,
+		    strlen(MPROC__FDCONN_TOKEN_PREFIX)) == 0)
+		return mproc__fdconn_import(token, out);
 	int end, rx_fd, tx_fd, sfd;
 	const char *shm_token = token + strlen(TOKEN_PREFIX), *size_part;
 	if (strncmp(token, TOKEN_PREFIX, strlen(TOKEN_PREFIX)) != 0 ||
@@ -595,6 +602,8 @@ static void close_for_good(mproc_conn *c)
 
 MPROC_API int mproc_conn_close(mproc_conn *c)
 {
+	if (c && c->ops)
+		return c->ops->close(c);
 	if (!c)
 		return -EINVAL;
 	if (c->closed)
@@ -631,6 +640,20 @@ MPROC_API int mproc_conn_close(mproc_conn *c)
 	c->res = NULL;
 	c->closed = true;
 	return 0;
+}
+
+MPROC_API int mproc_conn_closed(const mproc_conn *c)
+{
+	if (!c)
+		return -EINVAL;
+	if (c->closed)
+		return 1;
+	if (c->ops)
+		return 0;
+	/* Relaxed: as in mproc__conn_begin, another holder's close seen one
+	 * call late is the same. */
+	return atomic_load_explicit(&c->ctl->end[c->end].state,
+				    memory_order_relaxed) != END_OPEN;
 }
 
 MPROC_API void mproc_conn_free(mproc_conn *c)
