@@ -181,6 +181,13 @@ struct mproc_conn {
 	uint64_t created_gen;    /* fork generation at creation */
 	bool exported;
 
+	/* A pipe end reached through a Listener's shared-memory upgrade
+	 * (offer.c): the socket of the handshake, kept to notice the death
+	 * of the process at its other end (sock_pid, from SO_PEERCRED) even
+	 * before that process claimed its end; -1 otherwise. */
+	int sock;
+	int sock_pid;
+
 	/* Receiver (io.c): the streamed message being assembled, whose
 	 * bytes live in rx_stash between calls (a timeout part-way). */
 	bool rx_active;          /* a streamed message is half received */

@@ -31,6 +31,7 @@
 
 #include "pipe/conn.h"
 #include "pipe/inspect.h"
+#include "pipe/offer.h"
 #include "common/bits.h"
 #include "common/clock.h"
 #include "common/fdreg.h"
@@ -98,6 +99,18 @@ int mproc__conn_peer_alive(void *arg)
 	/* Relaxed: see mproc__conn_claim. */
 	uint32_t o = atomic_load_explicit(&p->owner, memory_order_relaxed);
 	int self = mproc__self_pid();
+	/* An upgraded end (offer.c) also watches the process that connected
+	 * through the socket, as long as the peer end is still that
+	 * process's or nobody's: its last descriptor of the socket closing
+	 * without a close of the end means it died.  The acquire load of
+	 * state above comes after the poll, so a peer's close for good
+	 * (state, then socket) is never taken for a death. */
+	if (c->sock >= 0 && (o == 0 || o == (uint32_t)c->sock_pid) &&
+	    o != (uint32_t)self && mproc__offer_sock_gone(c) &&
+	    atomic_load_explicit(&p->state, memory_order_acquire) == END_OPEN) {
+		mark_dead(c);
+		return -MPROC_EPEERDIED;
+	}
 	if (o == 0 || o == (uint32_t)self)
 		return 0; /* handed over (nobody to watch yet), or ourselves */
 	/* We hold the peer end too and have used it: it is ours to use
@@ -250,6 +263,7 @@ static int attach(mproc_conn *c, struct pipe_res *res, int end)
 		return rc;
 	c->created_by = mproc__self_pid();
 	c->created_gen = mproc__fork_gen();
+	c->sock = -1;
 	return 0;
 }
 
@@ -638,6 +652,12 @@ MPROC_API int mproc_conn_close(mproc_conn *c)
 			      memory_order_relaxed);
 	res_put(c->res);
 	c->res = NULL;
+	if (c->sock >= 0) {
+		/* After close_for_good: the peer that sees the socket hang
+		 * up then finds the end closed, not dead. */
+		close(c->sock);
+		c->sock = -1;
+	}
 	c->closed = true;
 	return 0;
 }

@@ -1,0 +1,215 @@
+/*
+ * Listener and Client against the Python on the machine
+ * (multiprocessing.connection, 3.11 here: the legacy HMAC-MD5 handshake):
+ * a Python Client to a C listener and a C client to a Python Listener,
+ * right and wrong key, messages of 0 bytes, 64 KiB and 100 MiB.  Python
+ * never gets the shared-memory offer: the connections stay on the socket.
+ * (The 8-byte length form, for messages over 2^31 - 1 bytes, is checked
+ * byte for byte in tests/pipe/pipe_fdconn.c; a Python process holding
+ * such a message needs several GiB, so it is not exchanged with Python.)
+ */
+#include <signal.h>
+#include <spawn.h>
+#include <sys/wait.h>
+
+#include "listener_test.h"
+
+extern char **environ;
+
+/* Run python3 with @script and arguments; returns its pid. */
+static pid_t run_python(const char *script, char *const args[])
+{
+	char *argv[8] = { "python3", "-c", (char *)script };
+	int i = 0;
+	for (; args[i] && i < 4; i++)
+		argv[3 + i] = args[i];
+	argv[3 + i] = NULL;
+	pid_t pid;
+	int rc = posix_spawnp(&pid, "python3", NULL, NULL, argv, environ);
+	cr_assert_eq(rc, 0, "python3: %s", strerror(rc));
+	return pid;
+}
+
+static int python_status(pid_t pid)
+{
+	int st;
+	cr_assert_eq(waitpid(pid, &st, 0), pid);
+	return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+/* The sizes exchanged, and a checksum both sides compute. */
+static const size_t sizes[] = { 0, 65536, 100 << 20 };
+
+static unsigned char *pattern(size_t n)
+{
+	unsigned char *m = malloc(n ? n : 1);
+	for (size_t i = 0; i < n; i++)
+		m[i] = (unsigned char)(i % 251);
+	return m;
+}
+
+/* Python client: echo each message it receives, with its length
+ * checked against the pattern; exit 3 on an authentication error. */
+static const char py_client[] =
+	"import sys\n"
+	"from multiprocessing.connection import Client\n"
+	"from multiprocessing import AuthenticationError\n"
+	"try:\n"
+	"    c = Client(sys.argv[1], authkey=sys.argv[2].encode())\n"
+	"except AuthenticationError:\n"
+	"    sys.exit(3)\n"
+	"while True:\n"
+	"    m = c.recv_bytes()\n"
+	"    if m == b'bye':\n"
+	"        break\n"
+	"    if m != bytes(i % 251 for i in range(len(m))) if len(m) < 100000 else m[:502] != bytes(i % 251 for i in range(502)):\n"
+	"        sys.exit(4)\n"
+	"    c.send_bytes(m)\n"
+	"c.close()\n";
+
+Test(listener_python, python_client_to_c_listener, .timeout = 120)
+{
+	char addr[64];
+	test_address(addr, sizeof(addr), 0);
+	mproc_listener *l = listen_on(addr, KEY, KEY_LEN, 0);
+	char *args[] = { addr, KEY, NULL };
+	pid_t pid = run_python(py_client, args);
+	mproc_conn *c;
+	int rc = mproc_listener_accept(l, 60 * MPROC_SEC, &c);
+	cr_assert_eq(rc, 0, "accept: %s", mproc_strerror(rc));
+	cr_assert_not(is_eventfd(mproc_conn_fileno(c)), "Python stays on the socket");
+	struct mproc_peer_cred cr;
+	cr_assert_eq(mproc_listener_peer_cred(c, &cr), 0);
+	cr_assert_eq(cr.pid, pid);
+	for (size_t i = 0; i < 3; i++) {
+		unsigned char *m = pattern(sizes[i]);
+		ssize_t n = mproc_conn_send_bytes(c, m, sizes[i]);
+		cr_assert_eq(n, (ssize_t)sizes[i], "%s", mproc_strerror((int)n));
+		void *got;
+		size_t len;
+		n = mproc_conn_recv_bytes(c, MPROC_CONN_NOLIMIT, &got, &len);
+		cr_assert_eq(n, (ssize_t)sizes[i], "%zu: %s", sizes[i],
+			     mproc_strerror((int)n));
+		cr_assert(memcmp(got, m, sizes[i]) == 0);
+		free(got);
+		free(m);
+	}
+	cr_assert_eq(mproc_conn_send_bytes(c, "bye", 3), 3);
+	cr_assert_eq(python_status(pid), 0);
+	char b[4];
+	cr_assert_eq(mproc_conn_recv_bytes_into(c, b, 4), -MPROC_EEOF);
+	mproc_conn_free(c);
+
+	/* Wrong key: AuthenticationError there, -MPROC_EAUTH here. */
+	char *wrong[] = { addr, "not-the-key", NULL };
+	pid = run_python(py_client, wrong);
+	rc = mproc_listener_accept(l, 60 * MPROC_SEC, &c);
+	cr_assert_eq(rc, -MPROC_EAUTH, "%s", mproc_strerror(rc));
+	cr_assert_eq(python_status(pid), 3);
+	mproc_listener_close(l);
+}
+
+/* Python listener: accept one client, echo until b'bye'; exit 3 on an
+ * authentication error.  It prints its address when it listens. */
+static const char py_listener[] =
+	"import sys\n"
+	"from multiprocessing.connection import Listener\n"
+	"from multiprocessing import AuthenticationError\n"
+	"l = Listener(sys.argv[1], authkey=sys.argv[2].encode())\n"
+	"open(sys.argv[3], 'w').close()\n"
+	"try:\n"
+	"    c = l.accept()\n"
+	"except AuthenticationError:\n"
+	"    sys.exit(3)\n"
+	"while True:\n"
+	"    m = c.recv_bytes()\n"
+	"    if m == b'bye':\n"
+	"        break\n"
+	"    c.send_bytes(m)\n"
+	"c.close()\n"
+	"l.close()\n";
+
+static pid_t start_py_listener(const char *addr, const char *key)
+{
+	char ready[96];
+	snprintf(ready, sizeof(ready), "%s.ready", addr);
+	unlink(ready);
+	char *args[] = { (char *)addr, (char *)key, ready, NULL };
+	pid_t pid = run_python(py_listener, args);
+	for (int i = 0; i < 3000 && access(ready, F_OK) != 0; i++)
+		usleep(10000);
+	cr_assert_eq(access(ready, F_OK), 0, "the Python listener started");
+	unlink(ready);
+	return pid;
+}
+
+Test(listener_python, c_client_to_python_listener, .timeout = 120)
+{
+	char addr[64];
+	test_address(addr, sizeof(addr), 0);
+	pid_t pid = start_py_listener(addr, KEY);
+	mproc_conn *c;
+	int rc = mproc_client(addr, KEY, KEY_LEN, 60 * MPROC_SEC, &c);
+	cr_assert_eq(rc, 0, "client: %s", mproc_strerror(rc));
+	cr_assert_not(is_eventfd(mproc_conn_fileno(c)));
+	for (size_t i = 0; i < 3; i++) {
+		unsigned char *m = pattern(sizes[i]);
+		ssize_t n = mproc_conn_send_bytes(c, m, sizes[i]);
+		cr_assert_eq(n, (ssize_t)sizes[i], "%s", mproc_strerror((int)n));
+		void *got;
+		size_t len;
+		n = mproc_conn_recv_bytes(c, MPROC_CONN_NOLIMIT, &got, &len);
+		cr_assert_eq(n, (ssize_t)sizes[i], "%s", mproc_strerror((int)n));
+		cr_assert(memcmp(got, m, sizes[i]) == 0);
+		free(got);
+		free(m);
+	}
+	cr_assert_eq(mproc_conn_send_bytes(c, "bye", 3), 3);
+	cr_assert_eq(python_status(pid), 0);
+	mproc_conn_free(c);
+
+	/* Wrong key. */
+	test_address(addr, sizeof(addr), 0);
+	pid = start_py_listener(addr, KEY);
+	rc = mproc_client(addr, "wrong", 5, 60 * MPROC_SEC, &c);
+	cr_assert_eq(rc, -MPROC_EAUTH, "%s", mproc_strerror(rc));
+	cr_assert_eq(python_status(pid), 3);
+	unlink(addr);
+}
+
+/* TCP and the abstract namespace with Python too. */
+Test(listener_python, abstract_and_tcp, .timeout = 120)
+{
+	for (int kind = 1; kind < 3; kind++) {
+		char addr[64];
+		test_address(addr, sizeof(addr), kind);
+		mproc_listener *l = listen_on(addr, KEY, KEY_LEN, 0);
+		char bound[MPROC_LISTENER_ADDRESS_MAX], pyaddr[MPROC_LISTENER_ADDRESS_MAX + 16];
+		cr_assert_gt(mproc_listener_address(l, bound, sizeof(bound)), 0);
+		static const char py[] =
+			"import sys\n"
+			"from multiprocessing.connection import Client\n"
+			"a = sys.argv[1]\n"
+			"if a.startswith('@'):\n"
+			"    a = '\\0' + a[1:]\n"
+			"else:\n"
+			"    h, p = a.rsplit(':', 1)\n"
+			"    a = (h, int(p))\n"
+			"c = Client(a, authkey=sys.argv[2].encode())\n"
+			"c.send_bytes(c.recv_bytes() + b'!')\n"
+			"c.close()\n";
+		snprintf(pyaddr, sizeof(pyaddr), "%s", bound);
+		char *args[] = { pyaddr, KEY, NULL };
+		pid_t pid = run_python(py, args);
+		mproc_conn *c;
+		int rc = mproc_listener_accept(l, 60 * MPROC_SEC, &c);
+		cr_assert_eq(rc, 0, "%s: %s", bound, mproc_strerror(rc));
+		cr_assert_eq(mproc_conn_send_bytes(c, "hi", 2), 2);
+		char b[8];
+		cr_assert_eq(mproc_conn_recv_bytes_into(c, b, sizeof(b)), 3);
+		cr_assert_arr_eq(b, "hi!", 3);
+		cr_assert_eq(python_status(pid), 0);
+		mproc_conn_free(c);
+		mproc_listener_close(l);
+	}
+}
