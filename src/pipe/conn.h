@@ -210,6 +210,8 @@ struct mproc_conn {
 int mproc__fdconn_import(const char *token, mproc_conn **out);
 
 /* pipe.c */
+/* Set or clear close-on-exec on @fd: 0 or -errno. */
+int mproc__conn_set_cloexec(int fd, bool on);
 void mproc__conn_claim(mproc_conn *c);
 int mproc__conn_peer_alive(void *conn);
 int mproc__conn_peer_check_rl(mproc_conn *c, int64_t *next_check);

@@ -98,26 +98,15 @@ static int wait_fd(int fd, short events, struct mproc__lazy_deadline *u)
 {
 	if (mproc__lazy_nowait(u))
 		return -EAGAIN;
-	const struct mproc__deadline *d = mproc__lazy_get(u);
-	for (;;) {
-		struct timespec ts, *tsp = NULL;
-		if (!d->forever) {
-			int64_t left = mproc__deadline_left(d);
-			ts.tv_sec = (time_t)(left / MPROC__NSEC_PER_SEC);
-			ts.tv_nsec = (long)(left % MPROC__NSEC_PER_SEC);
-			tsp = &ts;
-		}
-		/* Hang-up and error count as ready: the read or write that
-		 * follows reports them. */
-		struct pollfd p = { .fd = fd, .events = events };
-		int n = ppoll(&p, 1, tsp, NULL);
-		if (n > 0)
-			return (p.revents & POLLNVAL) ? -EBADF : 0;
-		if (n == 0)
-			return -ETIMEDOUT;
-		if (errno != EINTR)
-			return -errno;
-	}
+	/* Hang-up and error count as ready: the read or write that follows
+	 * reports them. */
+	short rev;
+	int rc = mproc__wait_events(fd, events, mproc__lazy_get(u), &rev);
+	if (rc < 0)
+		return rc;
+	if (rc == 0)
+		return -ETIMEDOUT;
+	return (rev & POLLNVAL) ? -EBADF : 0;
 }
 
 /* Keep the descriptors of one control message when the handle takes
@@ -697,15 +686,6 @@ static ssize_t fd_send_bytes(mproc_conn *c, const void *buf, size_t len)
 /* ------------------------------------------------------------------ */
 /* Export, import, close                                               */
 
-static int set_cloexec(int fd, bool on)
-{
-	int fl = fcntl(fd, F_GETFD);
-	if (fl < 0)
-		return -errno;
-	fl = on ? fl | FD_CLOEXEC : fl & ~FD_CLOEXEC;
-	return fcntl(fd, F_SETFD, fl) < 0 ? -errno : 0;
-}
-
 static int fd_export(mproc_conn *c, char *buf, size_t len)
 {
 	if (!c || !buf)
@@ -725,7 +705,7 @@ static int fd_export(mproc_conn *c, char *buf, size_t len)
 	int rc;
 	if (!f->exported && (rc = mproc__fdreg_add(f->fd)) != 0)
 		return rc;
-	if ((rc = set_cloexec(f->fd, false)) != 0) {
+	if ((rc = mproc__conn_set_cloexec(f->fd, false)) != 0) {
 		if (!f->exported)
 			mproc__fdreg_remove(f->fd);
 		return rc;
@@ -749,7 +729,7 @@ int mproc__fdconn_import(const char *token, mproc_conn **out)
 		return rc;
 	if ((rc = wrap((int)fd, sock, rx, tx, out)) != 0)
 		return rc;
-	set_cloexec((int)fd, true);
+	mproc__conn_set_cloexec((int)fd, true);
 	return 0;
 }
 

@@ -418,7 +418,7 @@ MPROC_API int mproc_conn_writable(const mproc_conn *c)
 /* ------------------------------------------------------------------ */
 /* Export / import                                                     */
 
-static int set_cloexec(int fd, bool on)
+int mproc__conn_set_cloexec(int fd, bool on)
 {
 	int fl = fcntl(fd, F_GETFD);
 	if (fl < 0)
@@ -448,8 +448,8 @@ MPROC_API int mproc_conn_export(mproc_conn *c, char *buf, size_t len)
 	if ((size_t)(n + m) >= len)
 		return -ENOSPC;
 	int rc;
-	if ((rx_fd >= 0 && (rc = set_cloexec(rx_fd, false)) != 0) ||
-	    (tx_fd >= 0 && (rc = set_cloexec(tx_fd, false)) != 0))
+	if ((rx_fd >= 0 && (rc = mproc__conn_set_cloexec(rx_fd, false)) != 0) ||
+	    (tx_fd >= 0 && (rc = mproc__conn_set_cloexec(tx_fd, false)) != 0))
 		return rc;
 	c->exported = true;
 	memcpy(buf, tmp, (size_t)(n + m) + 1);
@@ -578,7 +578,7 @@ MPROC_API int mproc_conn_import(const char *token, mproc_conn **out)
 	/* Nothing fails from here: the descriptors are ours now. */
 	for (int k = 0; k < 2; k++)
 		if (res->efd[k] >= 0)
-			set_cloexec(res->efd[k], true);
+			mproc__conn_set_cloexec(res->efd[k], true);
 	close(sfd);
 	/* Importing is taking the end: this process is its user now. */
 	mproc__conn_claim(c);
