@@ -139,9 +139,10 @@ MPROC_API int mproc_listener_create(const char *address,
 /**
  * mproc_listener_accept - wait for a client, authenticate it in both
  * directions, and return the connection in @out.  @timeout_ns bounds the
- * whole call (MPROC_FOREVER, or 0 to take only a client already waiting);
- * the handshake is also bounded by the listener's handshake timeout, so a
- * client that connects and never speaks costs at most that.
+ * whole call (MPROC_FOREVER, or 0 to take only a client already waiting,
+ * whose handshake then has the handshake timeout alone); the handshake is
+ * also bounded by the listener's handshake timeout, so a client that
+ * connects and never speaks costs at most that.
  *
  * Returns 0, or -EAGAIN (timeout 0 and nobody waiting), -ETIMEDOUT (nobody
  * connected in time), the handshake errors at the top of this file for a
@@ -186,8 +187,9 @@ MPROC_API int mproc_listener_close(mproc_listener *l);
  *        authkey (as for the listener); a length of 0 means no
  *        authentication.
  * @timeout_ns: bounds connecting and the handshake (MPROC_FOREVER, or
- *        relative ns; 0 is taken as "no waiting beyond what the kernel
- *        does at once", which a listener on another thread rarely meets).
+ *        relative ns).  A handshake always waits for the listener, so 0
+ *        fails (-ETIMEDOUT or -ECONNABORTED) unless the connection needs
+ *        no authentication.
  *
  * Returns 0, or -EINVAL (NULL, malformed address), -ECONNREFUSED and
  * -ENOENT (nobody listens there), -ETIMEDOUT (connecting took too long),

@@ -182,13 +182,15 @@ MPROC_API int mproc_listener_close(mproc_listener *l)
 /* ------------------------------------------------------------------ */
 /* The handshake of both sides                                         */
 
-/* The end of the handshake: now, or at the overall deadline @d. */
+/* The end of the handshake: @limit_ns from now, or the caller's deadline
+ * @d when that comes first.  A zero timeout only means "take a client
+ * that is already waiting": its handshake still gets @limit_ns. */
 static void handshake_deadline(struct mproc__deadline *hd,
 			       const struct mproc__deadline *d, int64_t limit_ns)
 {
 	mproc__deadline_init(hd, limit_ns);
-	if (!d->forever && (hd->forever || mproc__deadline_left(d) <
-						   mproc__deadline_left(hd)))
+	if (!d->forever && !d->nowait &&
+	    (hd->forever || mproc__deadline_left(d) < mproc__deadline_left(hd)))
 		*hd = *d;
 }
 
