@@ -26,8 +26,8 @@
  * for liveness, and it decides what mproc_conn_close does:
  *   - close is *for good* (the peer reads what is left, then gets
  *     -MPROC_EEOF; its sends get -EPIPE) when the calling process owns the
- *     end and either used it, or created it and has neither forked nor
- *     exported it since;
+ *     end and either used it (since it last exported it), or created it
+ *     and has neither forked nor exported it since;
  *   - otherwise close only releases this process's handle and the end
  *     lives on in the process that uses it.
  * So Python's idiom works: the parent creates the pipe, forks (or exports

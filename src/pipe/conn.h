@@ -183,8 +183,8 @@ struct mproc_conn {
 
 	/* A pipe end reached through a Listener's shared-memory upgrade
 	 * (offer.c): the socket of the handshake, kept to notice the death
-	 * of the process at its other end (sock_pid, from SO_PEERCRED) even
-	 * before that process claimed its end; -1 otherwise. */
+	 * of the process at its other end (sock_pid, from SO_PEERCRED) while
+	 * that process owns the peer end; -1 otherwise. */
 	int sock;
 	int sock_pid;
 

@@ -410,7 +410,9 @@ static int stash_grow(struct fd_conn *f)
 {
 	if (f->have < f->stash_cap)
 		return 0;
-	uint64_t cap = f->stash_cap ? f->stash_cap * 2 : STASH_FIRST;
+	uint64_t cap = f->stash_cap * 2;
+	if (cap < STASH_FIRST)
+		cap = STASH_FIRST;
 	if (cap > f->len)
 		cap = f->len;
 	unsigned char *p = realloc(f->stash, cap ? (size_t)cap : 1);

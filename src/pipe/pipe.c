@@ -99,13 +99,15 @@ int mproc__conn_peer_alive(void *arg)
 	/* Relaxed: see mproc__conn_claim. */
 	uint32_t o = atomic_load_explicit(&p->owner, memory_order_relaxed);
 	int self = mproc__self_pid();
-	/* An upgraded end (offer.c) also watches the process that connected
-	 * through the socket, as long as the peer end is still that
-	 * process's or nobody's: its last descriptor of the socket closing
-	 * without a close of the end means it died.  The acquire load of
-	 * state above comes after the poll, so a peer's close for good
-	 * (state, then socket) is never taken for a death. */
-	if (c->sock >= 0 && (o == 0 || o == (uint32_t)c->sock_pid) &&
+	/* An upgraded end (offer.c) also watches the process at the other
+	 * end of its handshake socket while the peer end is that process's:
+	 * the socket hanging up without a close of the end means it died,
+	 * whatever has become of its pid since.  (An end handed on to
+	 * another process is watched by pid alone: the socket may close
+	 * with the process that handed it on.)  The acquire load of state
+	 * comes after the poll, so a peer's close for good (state, then
+	 * socket) is never taken for a death. */
+	if (c->sock >= 0 && o == (uint32_t)c->sock_pid &&
 	    o != (uint32_t)self && mproc__offer_sock_gone(c) &&
 	    atomic_load_explicit(&p->state, memory_order_acquire) == END_OPEN) {
 		mark_dead(c);
@@ -452,6 +454,12 @@ MPROC_API int mproc_conn_export(mproc_conn *c, char *buf, size_t len)
 	    (tx_fd >= 0 && (rc = mproc__conn_set_cloexec(tx_fd, false)) != 0))
 		return rc;
 	c->exported = true;
+	/* Uses before the export do not count: only one after it makes the
+	 * end this process's again (close for good, take-over).  Relaxed:
+	 * private to this process, as in mproc__conn_claim. */
+	atomic_store_explicit(&c->used_by, 0, memory_order_relaxed);
+	atomic_store_explicit(&c->res->used_pid[c->end], 0,
+			      memory_order_relaxed);
 	memcpy(buf, tmp, (size_t)(n + m) + 1);
 	return n + m;
 }
