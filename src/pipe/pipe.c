@@ -104,9 +104,10 @@ int mproc__conn_peer_alive(void *arg)
 	 * the socket hanging up without a close of the end means it died,
 	 * whatever has become of its pid since.  (An end handed on to
 	 * another process is watched by pid alone: the socket may close
-	 * with the process that handed it on.)  The acquire load of state
-	 * comes after the poll, so a peer's close for good (state, then
-	 * socket) is never taken for a death. */
+	 * with the process that handed it on.)  Acquire, after the poll:
+	 * pairs with the release CAS of close_for_good, which the peer
+	 * makes before its close(2) of the socket, so a close for good is
+	 * never taken for a death. */
 	if (c->sock >= 0 && o == (uint32_t)c->sock_pid &&
 	    o != (uint32_t)self && mproc__offer_sock_gone(c) &&
 	    atomic_load_explicit(&p->state, memory_order_acquire) == END_OPEN) {
