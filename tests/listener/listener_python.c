@@ -16,6 +16,10 @@
 
 extern char **environ;
 
+#ifndef PY312_AUTH
+#error "PY312_AUTH: the path of py312_auth.py (meson passes it)"
+#endif
+
 /* Run python3 with @script and arguments; returns its pid. */
 static pid_t run_python(const char *script, char *const args[])
 {
@@ -211,5 +215,72 @@ Test(listener_python, abstract_and_tcp, .timeout = 120)
 		cr_assert_eq(python_status(pid), 0);
 		mproc_conn_free(c);
 		mproc_listener_close(l);
+	}
+}
+
+/* Python 3.12's handshake (py312_auth.py: the {digest}-tagged challenge
+ * and response, written independently of mproc) against mproc, both ways,
+ * with sha256 and the other digests Python allows, and a wrong key. */
+static pid_t run_py312(char *const args[], const char *digest)
+{
+	setenv("MPROC_TEST_DIGEST", digest, 1);
+	char *argv[8] = { "python3", PY312_AUTH };
+	int i = 0;
+	for (; args[i] && i < 4; i++)
+		argv[2 + i] = args[i];
+	argv[2 + i] = NULL;
+	pid_t pid;
+	int rc = posix_spawnp(&pid, "python3", NULL, NULL, argv, environ);
+	cr_assert_eq(rc, 0, "python3: %s", strerror(rc));
+	unsetenv("MPROC_TEST_DIGEST");
+	return pid;
+}
+
+Test(listener_python, python312_handshake_both_ways, .timeout = 120)
+{
+	const char *digests[] = { "sha256", "md5", "sha384", "sha3_256", "sha3_384" };
+	for (int d = 0; d < 5; d++) {
+		/* A 3.12 client to the C listener. */
+		char addr[64];
+		test_address(addr, sizeof(addr), 0);
+		mproc_listener *l = listen_on(addr, KEY, KEY_LEN, 0);
+		char *cargs[] = { "client", addr, KEY, NULL };
+		pid_t pid = run_py312(cargs, digests[d]);
+		mproc_conn *c;
+		int rc = mproc_listener_accept(l, 60 * MPROC_SEC, &c);
+		cr_assert_eq(rc, 0, "%s: accept: %s", digests[d], mproc_strerror(rc));
+		void *m;
+		size_t len;
+		cr_assert_eq(mproc_conn_recv_bytes(c, 100, &m, &len), 8);
+		cr_assert_eq(mproc_conn_send_bytes(c, m, len), 8);
+		free(m);
+		cr_assert_eq(python_status(pid), 0, "%s", digests[d]);
+		mproc_conn_free(c);
+		if (d == 0) {
+			char *wrong[] = { "client", addr, "wrong", NULL };
+			pid = run_py312(wrong, digests[d]);
+			rc = mproc_listener_accept(l, 60 * MPROC_SEC, &c);
+			cr_assert_eq(rc, -MPROC_EAUTH, "%s", mproc_strerror(rc));
+			cr_assert_eq(python_status(pid), 3);
+		}
+		mproc_listener_close(l);
+
+		/* The C client to a 3.12 listener. */
+		test_address(addr, sizeof(addr), 0);
+		char ready[96];
+		snprintf(ready, sizeof(ready), "%s.ready", addr);
+		char *largs[] = { "listen", addr, KEY, ready, NULL };
+		pid = run_py312(largs, digests[d]);
+		for (int i = 0; i < 3000 && access(ready, F_OK) != 0; i++)
+			usleep(10000);
+		unlink(ready);
+		rc = mproc_client(addr, KEY, KEY_LEN, 60 * MPROC_SEC, &c);
+		cr_assert_eq(rc, 0, "%s: client: %s", digests[d], mproc_strerror(rc));
+		cr_assert_eq(mproc_conn_send_bytes(c, "pong", 4), 4);
+		char b[8];
+		cr_assert_eq(mproc_conn_recv_bytes_into(c, b, sizeof(b)), 4);
+		mproc_conn_free(c);
+		cr_assert_eq(python_status(pid), 0, "%s", digests[d]);
+		unlink(addr);
 	}
 }
