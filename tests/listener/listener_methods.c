@@ -5,8 +5,8 @@
  * it, which closes the handshake socket of that end.  The child imports
  * the end, echoes, and closes it: the listener's end then reads the
  * end of the stream -- not a dead peer, although the socket went away with
- * the parent's handle.  main() starts with mproc_main for spawn and
- * forkserver.
+ * the parent's handle.  main() is tests/process/process_main.c
+ * (mproc_main first, for spawn and forkserver).
  */
 #include <criterion/criterion.h>
 #include <errno.h>
@@ -114,15 +114,4 @@ Test(listener_methods, upgraded_end_handed_to_a_child, .timeout = 120)
 		mproc_conn_free(s);
 		mproc_listener_close(l);
 	}
-}
-
-int main(int argc, char *argv[])
-{
-	mproc_main(argc, argv);
-	struct criterion_test_set *tests = criterion_initialize();
-	int result = 0;
-	if (criterion_handle_args(argc, argv, true))
-		result = !criterion_run_all_tests(tests);
-	criterion_finalize(tests);
-	return result;
 }

@@ -4,8 +4,9 @@
  * passes the token as the target's argument; the child imports it (fork:
  * the inherited descriptor; spawn and forkserver: the one the process
  * module passed at the same number), echoes, and closes.  Its close and
- * exit end the stream for the parent.  main() starts with mproc_main
- * because spawn and forkserver re-execute this binary.
+ * exit end the stream for the parent.  The binary's main() is
+ * tests/process/process_main.c (mproc_main first: spawn and forkserver
+ * re-execute it).
  */
 #include <criterion/criterion.h>
 #include <errno.h>
@@ -111,15 +112,4 @@ Test(fdconn_methods, inherited_socketpair_end, .timeout = 120)
 		mproc_process_free(p);
 		mproc_conn_free(mine);
 	}
-}
-
-int main(int argc, char *argv[])
-{
-	mproc_main(argc, argv);
-	struct criterion_test_set *tests = criterion_initialize();
-	int result = 0;
-	if (criterion_handle_args(argc, argv, true))
-		result = !criterion_run_all_tests(tests);
-	criterion_finalize(tests);
-	return result;
 }
