@@ -50,18 +50,6 @@ static int echo_child(void *arg, size_t len)
 	return code;
 }
 
-struct client_thread {
-	const char *addr;
-	mproc_conn *conn;
-	int rc;
-};
-
-static void *client_main(void *arg)
-{
-	struct client_thread *t = arg;
-	t->rc = mproc_client(t->addr, KEY, KEY_LEN, 10 * MPROC_SEC, &t->conn);
-	return NULL;
-}
 
 Test(listener_methods, upgraded_end_handed_to_a_child, .timeout = 120)
 {
@@ -70,12 +58,11 @@ Test(listener_methods, upgraded_end_handed_to_a_child, .timeout = 120)
 		char addr[64];
 		test_address(addr, sizeof(addr), 1);
 		mproc_listener *l = listen_on(addr, KEY, KEY_LEN, 0);
-		struct client_thread t = { .addr = addr };
-		pthread_t th;
-		pthread_create(&th, NULL, client_main, &t);
+		struct client_thread t;
+		client_async(&t, addr);
 		mproc_conn *s;
 		cr_assert_eq(mproc_listener_accept(l, 10 * MPROC_SEC, &s), 0);
-		pthread_join(th, NULL);
+		pthread_join(t.th, NULL);
 		cr_assert_eq(t.rc, 0);
 		cr_assert(is_eventfd(mproc_conn_fileno(t.conn)), "upgraded");
 		char tok[MPROC_CONN_TOKEN_MAX];

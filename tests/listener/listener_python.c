@@ -20,18 +20,28 @@ extern char **environ;
 #error "PY312_AUTH: the path of py312_auth.py (meson passes it)"
 #endif
 
-/* Run python3 with @script and arguments; returns its pid. */
-static pid_t run_python(const char *script, char *const args[])
+/* Run python3 with @pre (one or two words: "-c" and a script, or a
+ * file) then @args; returns its pid. */
+static pid_t run_python_argv(const char *const pre[2], char *const args[])
 {
-	char *argv[8] = { "python3", "-c", (char *)script };
-	int i = 0;
-	for (; args[i] && i < 4; i++)
-		argv[3 + i] = args[i];
-	argv[3 + i] = NULL;
+	char *argv[8] = { "python3" };
+	int n = 1;
+	for (int i = 0; i < 2 && pre[i]; i++)
+		argv[n++] = (char *)pre[i];
+	for (int i = 0; args[i] && i < 4; i++)
+		argv[n++] = args[i];
+	argv[n] = NULL;
 	pid_t pid;
 	int rc = posix_spawnp(&pid, "python3", NULL, NULL, argv, environ);
 	cr_assert_eq(rc, 0, "python3: %s", strerror(rc));
 	return pid;
+}
+
+/* Run python3 -c @script with arguments. */
+static pid_t run_python(const char *script, char *const args[])
+{
+	const char *pre[2] = { "-c", script };
+	return run_python_argv(pre, args);
 }
 
 static int python_status(pid_t pid)
@@ -224,14 +234,8 @@ Test(listener_python, abstract_and_tcp, .timeout = 120)
 static pid_t run_py312(char *const args[], const char *digest)
 {
 	setenv("MPROC_TEST_DIGEST", digest, 1);
-	char *argv[8] = { "python3", PY312_AUTH };
-	int i = 0;
-	for (; args[i] && i < 4; i++)
-		argv[2 + i] = args[i];
-	argv[2 + i] = NULL;
-	pid_t pid;
-	int rc = posix_spawnp(&pid, "python3", NULL, NULL, argv, environ);
-	cr_assert_eq(rc, 0, "python3: %s", strerror(rc));
+	const char *pre[2] = { PY312_AUTH, NULL };
+	pid_t pid = run_python_argv(pre, args);
 	unsetenv("MPROC_TEST_DIGEST");
 	return pid;
 }

@@ -80,6 +80,30 @@ static inline int accept_wait(struct acceptor *a)
 	return a->rc;
 }
 
+/* A client (with KEY) connecting in a thread: client_async, then join
+ * the thread and read conn and rc. */
+struct client_thread {
+	const char *addr;
+	mproc_conn *conn;
+	int rc;
+	pthread_t th;
+};
+
+static inline void *client_main(void *arg)
+{
+	struct client_thread *t = arg;
+	t->rc = mproc_client(t->addr, KEY, KEY_LEN, 10 * MPROC_SEC, &t->conn);
+	return NULL;
+}
+
+static inline void client_async(struct client_thread *t, const char *addr)
+{
+	t->addr = addr;
+	t->conn = NULL;
+	t->rc = -1;
+	cr_assert_eq(pthread_create(&t->th, NULL, client_main, t), 0);
+}
+
 /* Open descriptors of this process. */
 static inline int count_fds(void)
 {

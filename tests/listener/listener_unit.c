@@ -488,18 +488,6 @@ Test(listener, concurrent_accepts, .timeout = 60)
 	mproc_listener_close(l);
 }
 
-struct client_thread {
-	const char *addr;
-	mproc_conn *conn;
-	int rc;
-};
-
-static void *client_main(void *arg)
-{
-	struct client_thread *t = arg;
-	t->rc = mproc_client(t->addr, KEY, KEY_LEN, 10 * MPROC_SEC, &t->conn);
-	return NULL;
-}
 
 /* accept with timeout 0 takes a client that is already waiting, and its
  * handshake still runs to the end; the listener's fileno tells when. */
@@ -508,15 +496,14 @@ Test(listener, accept_nowait_takes_a_waiting_client, .timeout = 30)
 	char addr[64];
 	test_address(addr, sizeof(addr), 1);
 	mproc_listener *l = listen_on(addr, KEY, KEY_LEN, 0);
-	struct client_thread t = { .addr = addr };
-	pthread_t th;
-	pthread_create(&th, NULL, client_main, &t);
+	struct client_thread t;
+	client_async(&t, addr);
 	struct pollfd p = { .fd = mproc_listener_fileno(l), .events = POLLIN };
 	cr_assert_eq(poll(&p, 1, 10000), 1);
 	mproc_conn *s;
 	int rc = mproc_listener_accept(l, 0, &s);
 	cr_assert_eq(rc, 0, "%s", mproc_strerror(rc));
-	pthread_join(th, NULL);
+	pthread_join(t.th, NULL);
 	cr_assert_eq(t.rc, 0);
 	exchange(s, t.conn, 7);
 	mproc_conn_free(s);
