@@ -147,9 +147,10 @@ MPROC_API int mproc_listener_create(const char *address,
  * Returns 0, or -EAGAIN (timeout 0 and nobody waiting), -ETIMEDOUT (nobody
  * connected in time), the handshake errors at the top of this file for a
  * client that failed it (the listener stays usable: call accept again),
- * -EINVAL (NULL), -EBADF (closed), -EMFILE/-ENFILE/-ENOMEM (accept(2) or
- * the upgrade could not get resources; the client is dropped), or another
- * errno of accept4(2).  Blocks up to @timeout_ns.  May run in several
+ * -EINVAL (NULL or timeout < -1), -EMFILE/-ENFILE (no descriptor for the
+ * client, which stays queued), -ENOMEM (the client is dropped), or another
+ * errno of accept4(2).  A shared-memory upgrade that cannot get its
+ * resources is not an error: the connection stays on the socket.  Blocks up to @timeout_ns.  May run in several
  * threads at once.
  */
 MPROC_API int mproc_listener_accept(mproc_listener *l, int64_t timeout_ns,
@@ -158,7 +159,7 @@ MPROC_API int mproc_listener_accept(mproc_listener *l, int64_t timeout_ns,
 /**
  * mproc_listener_fileno - the listening socket, readable when a client is
  * waiting to be accepted (for poll(2), epoll, mproc_wait's MPROC_WAIT_FD).
- * Do not close it.  Returns the descriptor, or -EINVAL, -EBADF.
+ * Do not close it.  Returns the descriptor, or -EINVAL (NULL).
  */
 MPROC_API int mproc_listener_fileno(const mproc_listener *l);
 
@@ -173,8 +174,9 @@ MPROC_API int mproc_listener_address(const mproc_listener *l, char *buf,
 
 /**
  * mproc_listener_close - stop listening and free the listener: the socket
- * is closed and a Unix socket file this process created is removed.
- * Connections already accepted are not affected.  NULL is a no-op.
+ * is closed and a Unix socket file this process created is removed (a
+ * forked child that closes its copy closes only its descriptor).
+ * Connections already accepted are not affected.
  * Returns 0, or -EINVAL (NULL).  Does not block.
  */
 MPROC_API int mproc_listener_close(mproc_listener *l);
