@@ -83,6 +83,7 @@ static const char py_client[] =
 
 Test(listener_python, python_client_to_c_listener, .timeout = 120)
 {
+	int fds_before = count_fds();
 	char addr[64];
 	test_address(addr, sizeof(addr), 0);
 	mproc_listener *l = listen_on(addr, KEY, KEY_LEN, 0);
@@ -121,6 +122,8 @@ Test(listener_python, python_client_to_c_listener, .timeout = 120)
 	cr_assert_eq(rc, -MPROC_EAUTH, "%s", mproc_strerror(rc));
 	cr_assert_eq(python_status(pid), 3);
 	mproc_listener_close(l);
+	/* The offers Python never took were freed with their pipes. */
+	cr_assert_eq(count_fds(), fds_before);
 }
 
 /* Python listener: accept one client, echo until b'bye'; exit 3 on an

@@ -73,6 +73,7 @@ static void connect_pair(mproc_listener *l, const void *key, size_t key_len,
 
 Test(listener, three_address_kinds)
 {
+	int fds_before = count_fds();
 	for (int kind = 0; kind < 3; kind++) {
 		char addr[64];
 		test_address(addr, sizeof(addr), kind);
@@ -104,6 +105,8 @@ Test(listener, three_address_kinds)
 		mproc_conn_free(s);
 		cr_assert_eq(mproc_listener_close(l), 0);
 	}
+	cr_assert_eq(count_fds(), fds_before, "every descriptor of the "
+		     "upgrades (memfds, eventfds, sockets) is closed");
 }
 
 Test(listener, no_upgrade_flag_and_no_auth)
