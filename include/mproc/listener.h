@@ -127,7 +127,7 @@ MPROC_API void mproc_listener_attr_init(struct mproc_listener_attr *attr);
  * close-on-exec.
  * Returns 0, or -EINVAL (NULL, malformed address, a path longer than a
  * Unix socket address holds, unknown flags, negative backlog, a timeout
- * below -1), -EADDRINUSE, -EADDRNOTAVAIL, -EACCES, -ENOENT (no such
+ * below -1, an authkey longer than INT_MAX), -EADDRINUSE, -EADDRNOTAVAIL, -EACCES, -ENOENT (no such
  * directory, or a host name that does not resolve), -ENOMEM, -EMFILE, or
  * another errno of socket(2), bind(2) or listen(2).  Does not block
  * (host names are resolved with getaddrinfo, which may).  Thread-safe.
@@ -193,7 +193,8 @@ MPROC_API int mproc_listener_close(mproc_listener *l);
  *        fails (-ETIMEDOUT or -ECONNABORTED) unless the connection needs
  *        no authentication.
  *
- * Returns 0, or -EINVAL (NULL, malformed address), -ECONNREFUSED and
+ * Returns 0, or -EINVAL (NULL, malformed address, an authkey longer than
+ * INT_MAX, a timeout below -1), -ECONNREFUSED and
  * -ENOENT (nobody listens there), -ETIMEDOUT (connecting took too long),
  * the handshake errors at the top of this file, -ENOMEM, -EMFILE, or
  * another errno of socket(2) and connect(2).  Blocks up to @timeout_ns.

@@ -17,6 +17,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <poll.h>
 #include <stdlib.h>
 #include <string.h>
@@ -108,6 +109,7 @@ MPROC_API int mproc_listener_create(const char *address,
 	if (!address || (attr->flags & ~(unsigned)MPROC_LISTENER_NO_UPGRADE) ||
 	    attr->backlog < 0 || attr->handshake_timeout_ns < -1 ||
 	    (attr->mode & ~07777u) || (attr->authkey_len && !attr->authkey) ||
+	    attr->authkey_len > INT_MAX ||
 	    attr->capacity > MPROC_PIPE_MAX_CAPACITY)
 		return -EINVAL;
 	mproc_listener *l = calloc(1, sizeof(*l));
@@ -354,7 +356,8 @@ MPROC_API int mproc_client(const char *address, const void *authkey,
 		return -EINVAL;
 	*out = NULL;
 	struct mproc__deadline d;
-	if (!address || mproc__deadline_init(&d, timeout_ns))
+	if (!address || (authkey && authkey_len > INT_MAX) ||
+	    mproc__deadline_init(&d, timeout_ns))
 		return -EINVAL;
 	struct lst_addr a;
 	int rc = mproc__lst_parse(address, false, &a);
