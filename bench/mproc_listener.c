@@ -23,6 +23,7 @@
 #include <mproc.h>
 
 #include "bench.h"
+#include "conn.h"
 #include "stream.h"
 
 #define GUARD_NS (30 * MPROC_SEC)
@@ -90,32 +91,10 @@ static int connect_link(struct link *k, bool upgrade, size_t cap, char *note,
 	return rc;
 }
 
-static int conn_send(struct bench_worker *w, void *arg, const void *buf,
-		     size_t len)
-{
-	ssize_t rc = mproc_conn_send_bytes(arg, buf, len);
-	if (rc >= 0)
-		return 0;
-	snprintf(w->res->note, sizeof w->res->note, "send_bytes: %s",
-		 mproc_strerror((int)rc));
-	return (int)rc;
-}
-
-static ssize_t conn_recv(struct bench_worker *w, void *arg, void *buf,
-			 size_t len)
-{
-	ssize_t got = mproc_conn_recv_bytes_into(arg, buf, len);
-	if (got < 0)
-		snprintf(w->res->note, sizeof w->res->note,
-			 "recv_bytes_into after %llu messages: %s",
-			 (unsigned long long)w->msgs, mproc_strerror((int)got));
-	return got;
-}
-
 static int producer(struct bench_worker *w, void *arg)
 {
 	struct link *k = arg;
-	int rc = bench_stream_produce(w, conn_send, k->tx);
+	int rc = bench_stream_produce(w, bench_conn_send, k->tx);
 	if (rc < 0)
 		return rc;
 	return mproc_conn_close(k->tx);
@@ -124,7 +103,7 @@ static int producer(struct bench_worker *w, void *arg)
 static int consumer(struct bench_worker *w, void *arg)
 {
 	struct link *k = arg;
-	return bench_stream_consume(w, conn_recv, k->rx);
+	return bench_stream_consume(w, bench_conn_recv, k->rx);
 }
 
 static int listener_tp(struct bench_case *c, struct bench_sample *s)
