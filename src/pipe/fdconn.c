@@ -28,12 +28,14 @@
  * handle refuses every later send (-EPIPE); a send that wrote nothing may
  * simply be retried.
  *
- * Waiting.  Sockets are read and written with MSG_DONTWAIT and polled on
- * EAGAIN, whatever the descriptor's own O_NONBLOCK flag (which the handle
- * never changes: a forked copy shares it).  A pipe has no such flag, so
- * with a finite timeout the handle polls before each read, and writes at
- * most PIPE_BUF bytes after each POLLOUT (a write that fits never blocks);
- * with MPROC_FOREVER it reads and writes directly.  SIGPIPE from a pipe
+ * Waiting.  With MPROC_FOREVER the handle reads and writes directly (one
+ * system call when it has to wait).  With a finite timeout, sockets are
+ * read and written with MSG_DONTWAIT and polled on EAGAIN, whatever the
+ * descriptor's own O_NONBLOCK flag (which the handle never changes: a
+ * forked copy shares it); a pipe has no such flag, so the handle polls
+ * before each read, and writes at most PIPE_BUF bytes after each POLLOUT
+ * (a write that fits never blocks).  A descriptor made non-blocking by its
+ * owner gets EAGAIN even without MSG_DONTWAIT: then the handle polls too.  SIGPIPE from a pipe
  * whose reader is gone is blocked for the write and consumed: the caller
  * sees -EPIPE as on a socket.
  */
@@ -129,10 +131,12 @@ static void keep_fds(struct fd_conn *f, struct msghdr *mh)
 	}
 }
 
-/* One read of at most @n bytes without blocking.  Returns the count, 0 at
- * end of stream, or -errno (-EAGAIN: nothing there). */
-static ssize_t read_once(struct fd_conn *f, void *p, size_t n)
+/* One read of at most @n bytes, without blocking unless @block (a
+ * socket; a pipe blocks unless its caller polled).  Returns the count, 0
+ * at end of stream, or -errno (-EAGAIN: nothing there). */
+static ssize_t read_once(struct fd_conn *f, void *p, size_t n, bool block)
 {
+	int dontwait = block ? 0 : MSG_DONTWAIT;
 	if (n > READ_MAX)
 		n = READ_MAX;
 	ssize_t k;
@@ -145,11 +149,11 @@ static ssize_t read_once(struct fd_conn *f, void *p, size_t n)
 		struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1,
 				     .msg_control = cbuf.buf,
 				     .msg_controllen = sizeof(cbuf.buf) };
-		k = recvmsg(f->fd, &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+		k = recvmsg(f->fd, &mh, dontwait | MSG_CMSG_CLOEXEC);
 		if (k >= 0)
 			keep_fds(f, &mh);
 	} else if (f->sock) {
-		k = recv(f->fd, p, n, MSG_DONTWAIT);
+		k = recv(f->fd, p, n, dontwait);
 	} else {
 		/* A pipe: the caller polled, or may block. */
 		k = read(f->fd, p, n);
@@ -167,7 +171,8 @@ static ssize_t read_some(struct fd_conn *f, void *p, size_t n,
 			 struct mproc__lazy_deadline *u)
 {
 	/* A pipe with a finite timeout is polled first: its read blocks. */
-	bool poll_first = !f->sock && u->timeout_ns != MPROC_FOREVER;
+	bool forever = u->timeout_ns == MPROC_FOREVER;
+	bool poll_first = !f->sock && !forever;
 	for (;;) {
 		if (poll_first) {
 			int rc = wait_fd(f->fd, POLLIN, u);
@@ -181,7 +186,7 @@ static ssize_t read_some(struct fd_conn *f, void *p, size_t n,
 				return rc;
 			}
 		}
-		ssize_t k = read_once(f, p, n);
+		ssize_t k = read_once(f, p, n, forever);
 		if (k != -EINTR && k != -EAGAIN)
 			return k;
 		if (k == -EAGAIN && !poll_first) {
@@ -192,10 +197,11 @@ static ssize_t read_some(struct fd_conn *f, void *p, size_t n,
 	}
 }
 
-/* Write what is left of @iov (@cnt entries) after @done bytes, once,
- * without SIGPIPE.  Returns the count written or -errno. */
+/* Write what is left of @iov (@cnt entries) after @done bytes, at most
+ * @limit, once, without SIGPIPE; a socket waits for room only if @block.
+ * Returns the count written or -errno. */
 static ssize_t write_once(struct fd_conn *f, const struct iovec *iov,
-			  int cnt, size_t done, size_t limit)
+			  int cnt, size_t done, size_t limit, bool block)
 {
 	struct iovec v[2];
 	int k = 0;
@@ -221,7 +227,8 @@ static ssize_t write_once(struct fd_conn *f, const struct iovec *iov,
 	}
 	if (f->sock) {
 		struct msghdr mh = { .msg_iov = v, .msg_iovlen = (size_t)k };
-		ssize_t n = sendmsg(f->fd, &mh, MSG_DONTWAIT | MSG_NOSIGNAL);
+		ssize_t n = sendmsg(f->fd, &mh,
+				    (block ? 0 : MSG_DONTWAIT) | MSG_NOSIGNAL);
 		return n >= 0 ? n : -errno;
 	}
 	/* A pipe: block SIGPIPE in this thread for the write, and take back
@@ -655,7 +662,7 @@ static ssize_t send_frame(mproc_conn *c, const void *buf, size_t len,
 			}
 			limit = PIPE_BUF;
 		}
-		ssize_t n = write_once(f, iov, 2, done, limit);
+		ssize_t n = write_once(f, iov, 2, done, limit, !finite);
 		if (n >= 0) {
 			done += (size_t)n;
 			continue;

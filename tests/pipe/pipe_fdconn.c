@@ -552,3 +552,41 @@ Test(fdconn, python_connection_echo, .timeout = 120)
 	free(want);
 	mproc_conn_free(c);
 }
+
+/* A descriptor its owner made non-blocking: receives and sends without a
+ * timeout still wait (the handle polls on EAGAIN). */
+static void *late_send(void *arg)
+{
+	usleep(50000);
+	mproc_conn_send_bytes(arg, "late", 4);
+	return NULL;
+}
+
+Test(fdconn, forever_on_a_nonblocking_descriptor)
+{
+	int sv[2];
+	cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK,
+				0, sv), 0);
+	mproc_conn *a, *b;
+	cr_assert_eq(mproc_conn_from_fd(sv[0], 0, &a), 0);
+	cr_assert_eq(mproc_conn_from_fd(sv[1], 0, &b), 0);
+	pthread_t th;
+	pthread_create(&th, NULL, late_send, b);
+	char buf[8];
+	cr_assert_eq(mproc_conn_recv_bytes_into(a, buf, sizeof(buf)), 4);
+	pthread_join(th, NULL);
+	/* A message far larger than the socket's buffer, from a thread. */
+	size_t n = 8 << 20;
+	unsigned char *m = malloc(n), *got = malloc(n);
+	fill(m, n, 5);
+	struct big_send s = { b, m, n, 0 };
+	pthread_create(&th, NULL, big_send_thread, &s);
+	cr_assert_eq(mproc_conn_recv_bytes_into(a, got, n), (ssize_t)n);
+	pthread_join(th, NULL);
+	cr_assert_eq(s.rc, (ssize_t)n);
+	cr_assert(memcmp(m, got, n) == 0);
+	free(m);
+	free(got);
+	mproc_conn_free(a);
+	mproc_conn_free(b);
+}
