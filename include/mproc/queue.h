@@ -46,6 +46,35 @@
  *   Python's Queue has no such guarantee (a killed process can leave its
  *   lock held).
  *
+ * Watching the producers (MPROC_QUEUE_WATCH_PRODUCERS).  Without the flag
+ * a get with MPROC_FOREVER on an empty queue waits for ever when its
+ * producers have died, as in Python.  With it, every process names itself
+ * in a table in the queue before its first put, put_many or reserve (its
+ * pid and start time from /proc, read once per process and handle, so a
+ * recycled pid does not pass for it; a forked child names itself at its
+ * own first put).  A consumer that waits on an empty queue looks at the
+ * table after each sleep slice (at most 100 ms; in busy-poll mode about
+ * as often), and when some process registered and every registered one
+ * has ended, it looks at the ring once more and then returns
+ * -MPROC_EPEERDIED.  A process counts as a producer from its first put
+ * until it ends, whether it is killed, crashes or exits normally, with or
+ * without closing or freeing its handle.  Rules:
+ *   - no producer yet: gets wait (a consumer may start before them);
+ *   - messages put before the producers died are all delivered first;
+ *   - a producer that attaches after a get returned -MPROC_EPEERDIED is a
+ *     new producer: its messages go to the gets after it;
+ *   - the table names up to 64 producer processes at once (entries of
+ *     ended ones are reused); a producer that finds it full of live ones,
+ *     or whose identity /proc cannot tell, turns the watching off for the
+ *     life of the queue, and gets wait as without the flag;
+ *   - calls with timeout 0 and mproc_wait never read /proc: they keep
+ *     reporting -EAGAIN / not ready;
+ *   - a process that can write the segment can forge the table: it
+ *     decides only when this error is reported.
+ * The cost: one branch per put on a queue without the flag; with it, a
+ * /proc read at a producer's first put and, per sleep slice of a waiting
+ * consumer, one per entry until a live producer is found.
+ *
  * Concurrency: an MPMC handle's put/get calls may run from any number of
  * threads and processes at once, each with its own handle or sharing one
  * (a shared handle's zero-copy reserve/peek state is one per handle, so
@@ -81,6 +110,13 @@ enum {
 	MPROC_QUEUE_BUSY_POLL = 1 << 2,
 	/** mproc_queue_open: accept a queue owned by another user. */
 	MPROC_QUEUE_ALLOW_FOREIGN_OWNER = 1 << 3,
+	/** Watch the producers (beyond Python; off by default, as there):
+	 *  a get, get_many, peek or next_size that waits (timeout other than
+	 *  0) on an empty queue returns -MPROC_EPEERDIED once every process
+	 *  that ever put into the queue has ended, instead of waiting for
+	 *  ever.  See "Watching the producers" above.  Stored in the queue:
+	 *  every process that opens or imports it watches. */
+	MPROC_QUEUE_WATCH_PRODUCERS = 1 << 4,
 };
 
 /** Longest token written by mproc_queue_export, NUL included. */
@@ -95,7 +131,8 @@ struct mproc_queue_attr {
 	 *  capacity/64 - 32 (so at least 64 slots of 32 header bytes plus
 	 *  the message).  SPSC allows at most capacity/2 - 16. */
 	size_t max_msg;
-	/** MPROC_QUEUE_* flags. */
+	/** MPROC_QUEUE_* flags (create: SPSC, JOINABLE, BUSY_POLL,
+	 *  WATCH_PRODUCERS). */
 	unsigned flags;
 	/** Permission bits of a named queue (0 means 0600). */
 	unsigned mode;
@@ -153,9 +190,17 @@ MPROC_API int mproc_queue_open(const char *name, unsigned flags,
 MPROC_API int mproc_queue_export(mproc_queue *q, char *buf, size_t len);
 
 /**
- * mproc_queue_import - open the queue behind a token in a child.  Returns
- * 0, -EINVAL (malformed token), -EBADF (descriptor not inherited),
- * -EPROTOTYPE, -MPROC_ECORRUPT.
+ * mproc_queue_import - open the queue behind a token in a child.  @flags:
+ * MPROC_QUEUE_BUSY_POLL or 0.  Import a token once, in the process it was
+ * made for.  On success the queue is mapped through a duplicate of the
+ * token's descriptor, which the handle owns (close-on-exec, and listed
+ * for the process module, which passes it to spawn and forkserver
+ * children), and the token's descriptor is closed.  On failure no
+ * descriptor is closed or changed: the caller may retry, or close it.
+ * Returns 0, -EINVAL (malformed token, unknown flags), -EBADF (descriptor
+ * not inherited), -EPROTOTYPE (not a queue), -EPROTONOSUPPORT (another
+ * layout version), -MPROC_ECORRUPT (segment or ring failed validation),
+ * -ENOMEM, -EMFILE.
  */
 MPROC_API int mproc_queue_import(const char *token, unsigned flags,
 				 mproc_queue **out);
@@ -180,8 +225,10 @@ MPROC_API ssize_t mproc_queue_put_nowait(mproc_queue *q, const void *buf,
  * up to @timeout_ns for one.  Returns the message length, or -EMSGSIZE
  * when @cap is too small: the message stays at the front of the queue and
  * mproc_queue_next_size tells its length; -EAGAIN (empty, timeout 0),
- * -ETIMEDOUT, -MPROC_EEOF (closed and drained), -EINVAL, -EBUSY (SPSC only:
- * a peek is open on this handle), -MPROC_ECORRUPT.  Blocks unless the timeout is 0.
+ * -ETIMEDOUT, -MPROC_EEOF (closed and drained), -MPROC_EPEERDIED (only
+ * with MPROC_QUEUE_WATCH_PRODUCERS: empty, and every producer has ended),
+ * -EINVAL, -EBUSY (SPSC only: a peek is open on this handle),
+ * -MPROC_ECORRUPT.  Blocks unless the timeout is 0.
  */
 MPROC_API ssize_t mproc_queue_get(mproc_queue *q, void *buf, size_t cap,
 				  int64_t timeout_ns);
@@ -193,8 +240,9 @@ MPROC_API ssize_t mproc_queue_get_nowait(mproc_queue *q, void *buf, size_t cap);
  * @timeout_ns for one.  With several consumers another one may take it
  * first.  It only looks (SPSC: it reads shared state and never the
  * handle's consumer state), so a watcher thread may call it, or mproc_wait,
- * while another thread gets from the same handle.  Returns the length, -EAGAIN, -ETIMEDOUT, -MPROC_EEOF, -EINVAL,
- * -MPROC_ECORRUPT.
+ * while another thread gets from the same handle.  Returns the length,
+ * -EAGAIN, -ETIMEDOUT, -MPROC_EEOF, -MPROC_EPEERDIED (as
+ * mproc_queue_get), -EINVAL, -MPROC_ECORRUPT.
  */
 MPROC_API ssize_t mproc_queue_next_size(mproc_queue *q, int64_t timeout_ns);
 

@@ -15,6 +15,21 @@
  * Queues and pipes are built on segments; the calls here are public so that
  * tools (mproc-stat) and applications can use raw segments too.
  *
+ * Truncation.  A process that may write a segment's file can also resize
+ * it, and every other process that touches a page past the new end of
+ * its mapping gets SIGBUS, which no validation can catch.  Anonymous
+ * segments are memfds sealed with F_SEAL_SHRINK | F_SEAL_GROW (and
+ * F_SEAL_SEAL) before anyone else can see them, so nobody can resize them
+ * at all.  Named segments (shm_open) cannot be sealed: any process with
+ * write permission on the name -- the owner by default (mode 0600), or
+ * whoever a wider mode lets in -- can ftruncate(2) the object and crash
+ * every process that has it mapped.  Use names only between processes
+ * that trust each other.  Unrelated processes that do not should meet
+ * through the authenticated rendezvous of mproc/listener.h
+ * (mproc_listener_create on one side, mproc_client on the other): it
+ * checks a shared key and hands over the ends of a pipe in a sealed memfd
+ * (mproc_listener_peer_cred tells who the peer is).
+ *
  * Concurrency: a handle may be used from several threads for the read-only
  * calls (data, size, fd, kind, geometry).  close/free/unmap must not run
  * concurrently with any other call on the same handle.  Distinct handles are
@@ -162,7 +177,8 @@ MPROC_API int mproc_shm_export(mproc_shm *seg, char *buf, size_t len);
  * in the parent.  The inherited descriptor becomes owned by the new handle
  * and is set close-on-exec again.  Validation, @kind, @validate and the
  * errors are as for mproc_shm_open, plus -EINVAL for a malformed token and
- * -EBADF when the token's descriptor is not open.
+ * -EBADF when the token's descriptor is not open.  On failure the
+ * descriptor is not closed: it stays the caller's, to retry or to close.
  */
 MPROC_API int mproc_shm_import(const char *token, uint32_t kind,
 			       mproc_shm_validate_fn validate, void *ctx,

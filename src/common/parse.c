@@ -2,6 +2,7 @@
 #include <errno.h>
 #include <limits.h>
 #include <stddef.h>
+#include <string.h>
 
 #include "common/parse.h"
 
@@ -28,4 +29,18 @@ int mproc__parse_fd(const char *s)
 	if (!s || mproc__parse_u64(&s, INT_MAX, &v) || *s)
 		return -EINVAL;
 	return (int)v;
+}
+
+int mproc__parse_shm_token_fd(const char *tok, int *fd, const char **rest)
+{
+	static const char prefix[] = "mproc-shm:";
+	uint64_t v;
+	if (!tok || strncmp(tok, prefix, sizeof(prefix) - 1) != 0)
+		return -EINVAL;
+	tok += sizeof(prefix) - 1;
+	if (mproc__parse_u64(&tok, INT_MAX, &v) || *tok != ':')
+		return -EINVAL;
+	*fd = (int)v;
+	*rest = tok;
+	return 0;
 }

@@ -18,4 +18,12 @@ int mproc__parse_u64(const char **p, uint64_t max, uint64_t *out);
  * returns it, or -EINVAL. */
 int mproc__parse_fd(const char *s);
 
+/* The descriptor of a segment token ("mproc-shm:FD:SIZE", made by
+ * mproc_shm_export) without importing it: stores FD in *@fd and points
+ * *@rest at the ":SIZE" part, so that a caller can import the segment
+ * through a duplicate ("mproc-shm:" dup, then @rest) and leave the
+ * token's own descriptor alone until nothing can fail.  Returns 0 or
+ * -EINVAL; mproc_shm_import checks the rest. */
+int mproc__parse_shm_token_fd(const char *tok, int *fd, const char **rest);
+
 #endif /* MPROC_COMMON_PARSE_H */

@@ -94,11 +94,21 @@ int mproc__conn_peer_alive(void *arg)
 	uint32_t st = atomic_load_explicit(&p->state, memory_order_acquire);
 	if (st == END_DIED)
 		return -MPROC_EPEERDIED;
-	if (st == END_CLOSED)
-		return 0; /* the rings carry the close */
 	/* Relaxed: see mproc__conn_claim. */
 	uint32_t o = atomic_load_explicit(&p->owner, memory_order_relaxed);
 	int self = mproc__self_pid();
+	if (st == END_CLOSED) {
+		/* The rings carry the close -- unless its owner was killed
+		 * inside close_for_good, after the state and before the
+		 * rings.  Then close them on its behalf: mark_dead's CAS
+		 * leaves the state CLOSED, so we still end with -MPROC_EEOF
+		 * after draining what it sent, as the close meant. */
+		if (o != 0 && o != (uint32_t)self &&
+		    mproc__pid_exited((pid_t)o) &&
+		    atomic_load_explicit(&p->owner, memory_order_relaxed) == o)
+			mark_dead(c);
+		return 0;
+	}
 	/* An upgraded end (offer.c) also watches the process at the other
 	 * end of its handshake socket while the peer end is that process's:
 	 * the socket hanging up without a close of the end means it died,

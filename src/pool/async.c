@@ -47,7 +47,8 @@ void pool_async_unref(mproc_async *a)
 	if (a->efd >= 0)
 		close(a->efd);
 	pthread_mutex_destroy(&a->fd_lock);
-	free(a->data);
+	if (a->data != a->small)
+		free(a->data);
 	free(a->message);
 	free(a);
 }

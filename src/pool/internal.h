@@ -5,17 +5,23 @@
  *   pool.c    the engine: the pool thread (dispatch, collection, deaths,
  *             timeouts, shutdown), helping, create / close / terminate /
  *             join / destroy;
- *   submit.c  the submitting API -- apply, apply_async, the map family,
- *             imap -- and the waits on results (which help the engine);
+ *   submit.c  the submitting API -- apply, apply_async, the map family
+ *             -- and the waits on results (which help the engine);
  *   job.c     jobs and chunks: the task encoder, delivery of results to
- *             jobs, the imap result store, chunk and item-block lifetime;
+ *             jobs, chunk and item-block lifetime;
+ *   imap.c    imap iterators: reading the source, the result store
+ *             between the engine and next(), next() itself;
  *   async.c   async result objects (publish, callbacks, fileno, free);
+ *   local.c   the local transport: the pool segment's rings, the
+ *             doorbell, the zygote's messages (see "The transport seam");
  *   zygote.c  the zygote process and the parent's side of its socket;
  *   worker.c  the worker loop and the task API (runs in workers only);
  *   stream.c  messages over the rings;  fn.c  packed function references;
  *   layout.c  where things sit in the segment, and the spin helper.
- * Calls point one way: submit.c -> pool.c -> job.c -> async.c -> the
- * rest.
+ * Calls point one way: submit.c, imap.c -> pool.c -> job.c -> async.c
+ * -> the rest (job.c stores imap results through imap.c's push), and
+ * pool.c <-> its transport through the ops of "The transport seam" (the
+ * transport hands messages back through pool_on_message).
  *
  * Work flows as jobs and chunks.  A job is one user call (one apply, one
  * map over N items, one imap); a chunk is a run of consecutive items of
@@ -98,14 +104,22 @@ struct pool_job {
 	size_t progress_step, progress_next;
 	/* Completion (NULL for imap). */
 	mproc_async *async;
+	bool in_block;  /* lives in its chunk's item block (pool_own_new) */
 };
 
 /* Items copied at submission (apply_async, imap), shared by the chunks
  * split from one another after a worker died; pool thread only once
- * submitted. */
+ * submitted.  The block that holds them also holds the chunk first cut
+ * for them, and for apply_async the job: one allocation per call instead
+ * of three.  That chunk and job then live as long as the items do (the
+ * last reference frees @block, which a chunk split off after a death may
+ * hold after the first chunk is gone); both are done with by then: a job
+ * completes with its last item's delivery, and a chunk is freed after its
+ * last delivery. */
 struct pool_own {
 	unsigned refs;
 	size_t n;
+	void *block;      /* what the last reference frees */
 	struct iovec v[]; /* the bytes follow */
 };
 
@@ -123,7 +137,161 @@ struct pool_chunk {
 	struct pool_own *own;
 	size_t own_first;
 	struct mproc_imap *imap; /* the iterator, for imap chunks */
+	bool in_block;           /* lives in own's block (pool_own_new) */
 };
+
+/* ---- the transport seam ------------------------------------------------- */
+
+/*
+ * How the engine reaches its workers.  The engine (pool.c) owns the work:
+ * the chunks, each slot's window and what it holds, deaths, requeues and
+ * timeouts.  A transport owns the way there: starting and stopping the
+ * worker behind a slot, carrying task messages to it and result messages
+ * back, telling the engine when a slot's worker started, could not start
+ * or ended, and what it was running then.  The messages are those of
+ * proto.h on every transport, so the task encoder (job.c) and the result
+ * parser (pool_on_message) are shared.
+ *
+ * One transport today, "local" (local.c with zygote.c): worker processes
+ * on this machine, forked by the pool's zygote, fed through an SPSC ring
+ * per slot and direction in the pool segment.  The next one (MPI, issue
+ * 14) makes each slot an agent rank that runs a local pool of its own:
+ * start means the rank said hello, send is an MPI_Isend of the task bytes
+ * (a resumable pool_tx, as here), collect tests the receives posted per
+ * agent, sleep polls them with a backoff, the slot's window is about twice
+ * the agent's workers, and a lost worker inside an agent comes back as a
+ * failed item in a result message, never as EXITED (a dead rank ends the
+ * whole MPI job).
+ *
+ * Threads.  wake may be called from any thread of the parent; has_news
+ * from the pool thread without the engine (it may only read what may be
+ * read concurrently); sleep from the pool thread without the engine; every
+ * other op with the engine held (pool thread or a helper, internal.h), so
+ * a transport's slot state needs no lock of its own.  Slots are numbered
+ * 0..nslots-1, the engine's index into p->slots.
+ *
+ * Cost.  The hot path makes one indirect call per task message pushed
+ * (send), per slot and dispatch round (publish) and per slot and pass
+ * (collect); result messages go from the transport to pool_on_message
+ * directly.
+ */
+
+/* A slot's worker changed (next_event). */
+enum {
+	POOL_TE_STARTED = 1,  /* pid: the new worker; it reports READY next */
+	POOL_TE_START_FAILED, /* val: -errno */
+	POOL_TE_EXITED,       /* pid; val: exit code, or -signal */
+};
+
+struct pool_tevent {
+	int kind;
+	unsigned slot;
+	pid_t pid;
+	int val;
+};
+
+/* What a slot's worker was running (running): chunk 0 when idle. */
+struct pool_running {
+	uint64_t chunk;
+	uint64_t item;       /* index within the chunk */
+	int64_t started_ns;  /* CLOCK_MONOTONIC; only with task timeouts */
+};
+
+struct pool_transport_ops {
+	const char *name;
+	/* Set up for p->nslots slots (create, before the pool thread runs)
+	 * with the initializer of @attr run once in every worker.  0 or
+	 * -errno; destroy releases everything, after a failure too. */
+	int (*open)(mproc_pool *p, const struct mproc_pool_attr *attr);
+	/* The engine has stopped every slot: let the rest go (the zygote
+	 * exits).  Blocks until it did, or kills it. */
+	void (*stop)(mproc_pool *p);
+	void (*destroy)(mproc_pool *p);
+
+	/* Ask for a worker in @slot; STARTED or START_FAILED follows.  0, or
+	 * -errno when the transport can start nothing any more. */
+	int (*start)(mproc_pool *p, unsigned slot);
+	/* Kill the worker @pid of @slot; EXITED follows.  0 or -errno. */
+	int (*kill)(mproc_pool *p, unsigned slot, pid_t pid);
+	/* No more tasks for @slot: its worker runs what it holds, then
+	 * exits (EXITED follows). */
+	void (*end_tasks)(mproc_pool *p, unsigned slot);
+	/* The next lifecycle event: 1 and *@ev, 0 none now, or -EPIPE: the
+	 * transport lost the means to run anything (every worker is gone or
+	 * going; the engine fails what is left). */
+	int (*next_event)(mproc_pool *p, struct pool_tevent *ev);
+	/* What the worker of @slot runs now, or ran when it ended (after
+	 * EXITED: exact; while it runs, for task timeouts: possibly stale,
+	 * the engine looks again on its next tick). */
+	void (*running)(mproc_pool *p, unsigned slot, struct pool_running *r);
+	/* After EXITED, once collect took what the worker sent before it
+	 * ended: fresh channels for the next worker of @slot. */
+	void (*reset)(mproc_pool *p, unsigned slot);
+	/* Every tick of the pool thread: 0, or -EPIPE as next_event (then
+	 * next_event still hands out the events that came before). */
+	int (*check)(mproc_pool *p);
+
+	/* Push what fits of @tx to @slot without blocking: 1 the whole
+	 * message, 0 the channel is full (again after news from @slot), or
+	 * -errno: the channel is broken (the engine kills the worker).
+	 * Pushed bytes need publish to reach the worker. */
+	int (*send)(mproc_pool *p, unsigned slot, struct pool_tx *tx);
+	/* Make what send pushed to @slot visible to its worker, waking it:
+	 * once per slot and dispatch round, however many messages. */
+	void (*publish)(mproc_pool *p, unsigned slot);
+	/* Hand every whole message the worker of @slot sent to
+	 * pool_on_message, in order (a message it could not hold: to
+	 * pool_on_lost_message).  0, or the first error (the worker broke
+	 * the protocol: the engine kills it). */
+	int (*collect)(mproc_pool *p, unsigned slot);
+	/* Whether anything may be new: a message in any slot, an event. */
+	bool (*has_news)(const mproc_pool *p);
+
+	/* End the pool thread's sleep (a submission, a request). */
+	void (*wake)(mproc_pool *p);
+	/* Sleep until @ready(@arg) or @d passes; news from any slot or an
+	 * event also ends it, as far as @ready says so (has_news). */
+	void (*sleep)(mproc_pool *p, bool (*ready)(void *), void *arg,
+		      const struct mproc__deadline *d);
+	/* A thread of the parent polls every slot from now on (@on: the
+	 * transport may stop waking the sleep for news), or stops (!@on:
+	 * from now on news wakes the sleep again; a look at every slot
+	 * after this call sees whatever did not). */
+	void (*watch)(mproc_pool *p, bool on);
+};
+
+/* The engine's side, for transports (pool.c): one whole message from the
+ * worker of @slot, 0 or -MPROC_ECORRUPT; and one it could not hold, of
+ * which the first @len bytes are at @head: its items fail with -ENOMEM
+ * (0), or -MPROC_ECORRUPT when the bytes do not say which they are. */
+int pool_on_message(mproc_pool *p, unsigned slot, const void *msg,
+		    uint64_t len);
+int pool_on_lost_message(mproc_pool *p, unsigned slot, const void *head,
+			 size_t len);
+
+/* The local transport's state (local.c; zygote.c for the zygote). */
+struct pool_local_slot {
+	struct pool_cell *cell;
+	void *task_sh, *task_buf, *res_sh, *res_buf;
+	struct mproc__ring task, result;
+	struct pool_rx rx;
+	_Atomic uint64_t events_seen; /* cell->events already collected */
+};
+
+struct pool_local {
+	mproc_shm *seg;
+	struct pool_hdr *hdr;
+	struct pool_local_slot *slots;
+	mproc_process *zygote;
+	int sock;                /* our end of the zygote's socket */
+	/* hdr->zygote_msgs already handled; written by the engine's holder,
+	 * read by has_news without the engine (relaxed). */
+	_Atomic uint64_t zygote_seen;
+	bool draining;           /* next_event is reading the socket */
+	struct mproc__spin spin; /* the pool thread's sleep */
+};
+
+extern const struct pool_transport_ops pool_local_transport;
 
 /* ---- the pool ----------------------------------------------------------- */
 
@@ -148,18 +316,14 @@ enum slot_state {
 struct pool_slot {
 	int state;
 	pid_t pid;
-	struct pool_cell *cell;
-	void *task_sh, *task_buf, *res_sh, *res_buf;
-	struct mproc__ring task, result;
 	struct pool_chunk *inflight, *inflight_tail;
 	unsigned ninflight;
+	unsigned window;          /* chunks it may hold now (pool.c collect) */
 	/* The message being sent; kind says which. */
 	struct pool_tx tx;
 	int tx_kind;              /* 0 idle, else POOL_MSG_* */
 	bool unpublished;         /* task records committed, not published */
 	struct pool_encoder *enc;
-	struct pool_rx rx;
-	_Atomic uint64_t events_seen; /* cell->events already collected */
 	uint32_t fns_defined;     /* functions 0..fns_defined-1 are known */
 	unsigned tasks_sent;      /* for maxtasksperchild */
 	bool bye;                 /* announced a planned exit */
@@ -186,20 +350,17 @@ struct pool_fn {
 struct mproc_pool {
 	pid_t owner_pid;
 	unsigned nslots;
-	unsigned window;
+	unsigned window;          /* per worker, to start with */
+	unsigned window_max;      /* what a worker's window may grow to */
 	unsigned maxtasks;
 	int64_t task_timeout_ns;
 	uint64_t ring_cap;
 
-	mproc_shm *seg;
-	struct pool_hdr *hdr;
 	struct pool_slot *slots;
 
-	mproc_process *zygote;
-	int sock;                /* our end of the zygote's socket */
-	/* hdr->zygote_msgs already handled; written by the engine's holder,
-	 * read by the pool thread's has_work without the engine (relaxed). */
-	_Atomic uint64_t zygote_seen;
+	/* The transport and its state (see "The transport seam"). */
+	const struct pool_transport_ops *tp;
+	struct pool_local local;
 
 	/* Submission: wait-free queue, and the state it is gated by. */
 	struct cds_wfcq_head q_head;
@@ -218,7 +379,6 @@ struct mproc_pool {
 
 	pthread_t thread;
 	bool thread_started;
-	struct mproc__spin spin;
 
 	/* Function table: append-only, guarded by fn_lock; the pool thread
 	 * reads entries below fn_count, which only grows. */
@@ -301,6 +461,8 @@ int pool_fn_id(mproc_pool *pool, const void *fn);
 
 /* ---- async results (async.c) -------------------------------------------- */
 
+#define POOL_ASYNC_SMALL 32
+
 struct mproc_async {
 	/* 0 running, 1 finished (release, once); threads waiting for it
 	 * sleep on @finished, the event protocol of shm/futex.h. */
@@ -312,13 +474,15 @@ struct mproc_async {
 	int status;
 	int signo;
 	char *message;
-	void *data;
+	void *data;                /* small, or malloc'd when larger */
 	size_t len;
 	size_t nfailed;            /* map jobs: items that failed */
 	mproc_async_cb callback, error_callback;
 	void *userdata;
 	pthread_mutex_t fd_lock;
 	int efd;
+	/* A result this small needs no allocation of its own. */
+	_Alignas(16) unsigned char small[POOL_ASYNC_SMALL];
 };
 
 mproc_async *pool_async_new(const mproc_pool *pool, mproc_async_cb cb,
@@ -377,22 +541,42 @@ static inline void pool_store_fixed(struct pool_job *job, size_t index,
 		memset(dst + len, 0, job->result_size - len);
 }
 
-/* The common case of pool_deliver, inline: a successful fixed-size
- * result that neither completes its job nor is due a progress call.
- * Returns false (nothing done) when pool_deliver must handle the item. */
-static inline bool pool_deliver_fast(struct pool_job *job, size_t index,
-				     const void *data, size_t len)
+/* The common case of pool_deliver, inline: up to @n successful items
+ * from @index on, each @len bytes every @stride in @data, into a fixed
+ * result array, as long as they neither complete the job nor are due a
+ * progress call (pool_deliver handles those).  Returns how many it took
+ * (0: none, pool_deliver must handle the next). */
+static inline size_t pool_deliver_fast(struct pool_job *job, size_t index,
+				       size_t n, const unsigned char *data,
+				       size_t len, size_t stride)
 {
-	if (job->out != POOL_OUT_FIXED || len > job->result_size ||
-	    job->done + 1 >= job->count ||
-	    (job->progress && job->done + 1 >= job->progress_next))
-		return false;
-	pool_store_fixed(job, index, data, len);
+	if (job->out != POOL_OUT_FIXED || len > job->result_size)
+		return 0;
+	/* done < count while items are out, and done < progress_next. */
+	size_t room = job->count - job->done - 1;
+	if (job->progress) {
+		size_t to_progress = job->progress_next > job->done
+					     ? job->progress_next - job->done - 1
+					     : 0;
+		if (room > to_progress)
+			room = to_progress;
+	}
+	if (n > room)
+		n = room;
+	if (!n)
+		return 0;
+	if (len == job->result_size && len == stride) {
+		if (len)
+			memcpy(job->results + index * len, data, n * len);
+	} else {
+		for (size_t i = 0; i < n; i++)
+			pool_store_fixed(job, index + i, data + i * stride, len);
+	}
 	if (job->status)
-		job->status[index] = 0;
-	job->done++;
-	job->pool->completed_local++;
-	return true;
+		memset(job->status + index, 0, n * sizeof(*job->status));
+	job->done += n;
+	job->pool->completed_local += n;
+	return n;
 }
 
 /* Free a chunk whose items are all accounted for (or handed on). */
@@ -408,15 +592,20 @@ struct pool_encoder;
 int pool_encode_task(struct pool_slot *s, struct pool_chunk *c);
 void pool_encoder_free(struct pool_encoder *e);
 
-/* ---- imap iterators (job.c stores results, submit.c reads them) -------- */
+/* ---- imap iterators (imap.c) ------------------------------------------- */
 
-/* One result waiting for next(); its bytes follow it in the same block. */
+/* Results up to this size are kept in the node itself, and the node is
+ * reused: no allocation per result in the steady state. */
+#define IMAP_SMALL 64
+
+/* One result waiting for next(), or yielded and not yet released. */
 struct imap_node {
 	struct imap_node *next;
 	size_t index;
-	int status;
 	size_t len;
-	void *data;
+	int status;
+	bool spare;  /* IMAP_SMALL bytes of room: goes back for reuse */
+	_Alignas(16) unsigned char data[]; /* IMAP_SMALL, or len if larger */
 };
 
 struct mproc_imap {
@@ -426,22 +615,28 @@ struct mproc_imap {
 	mproc_imap_source source;
 	void *source_arg;
 	size_t chunksize, buffersize;
+	size_t refill;  /* pull again once this many items are yielded */
 	/* Consumer side (the thread calling next), no lock needed. */
 	size_t submitted, yielded;
 	struct pool_chunk *batch, **batch_tail; /* gathered by imap_fill */
 	size_t batch_items;
 	bool src_ended;
 	int src_err;
-	struct imap_node *current;
-	/* Shared with the pool thread under lock. */
-	pthread_mutex_t lock;
-	_Atomic uint32_t seq;        /* bumped (release) per result stored */
-	struct mproc__event arrived; /* next() sleeps here (shm/futex.h) */
+	struct imap_node *ready;    /* unordered: taken, in arrival order */
+	struct imap_node *current;  /* yielded, released by the next call */
+	struct imap_node *freed;    /* released spares not yet handed back */
+	unsigned nfreed;
+	/* The store, shared by the consumer and the engine's holder (imap.c
+	 * explains the edges). */
+	struct imap_node *_Atomic arrived;  /* unordered: LIFO of results */
+	struct imap_node *_Atomic *slots;   /* ordered: by index % nslots */
+	size_t nslots;
+	struct imap_node *_Atomic returned; /* spares for the engine */
+	struct imap_node *spares;           /* engine side: nodes to reuse */
+	_Atomic bool abandoned;
+	struct mproc__event arrived_ev; /* next() sleeps here (shm/futex.h) */
 	struct mproc__spin spin;
-	struct imap_node *head, *tail; /* unordered */
-	struct imap_node **slots;      /* ordered: by index % buffersize */
-	_Atomic int refs;              /* the caller's + one per chunk */
-	bool abandoned;
+	_Atomic int refs;               /* the caller's + one per chunk */
 };
 
 /* Drop a reference (the caller's, or a chunk's); the last frees. */
@@ -459,9 +654,16 @@ struct pool_job *pool_job_new(mproc_pool *pool, int layout, int out,
 struct pool_chunk *pool_make_chunks(struct pool_job *job, size_t chunksize);
 /* Free chunks never submitted. */
 void pool_chunks_free(struct pool_chunk *c);
-/* A block for @n items of @bytes in all (refs 1); NULL without memory. */
-struct pool_own *pool_own_new(size_t n, size_t bytes);
+/* A block for @n items of @bytes in all (refs 1), holding also a zeroed
+ * chunk that owns it (*@chunk: own and in_block set), and a zeroed job
+ * (in_block set) when @job is not NULL.  v[] and the bytes are the
+ * caller's to fill.  NULL without memory. */
+struct pool_own *pool_own_new(size_t n, size_t bytes, struct pool_chunk **chunk,
+			      struct pool_job **job);
 void pool_own_put(struct pool_own *o);
+/* Set up a job (zeroed memory) of @count items. */
+void pool_job_init(struct pool_job *j, mproc_pool *pool, int layout, int out,
+		   int fn_id, size_t count);
 
 /* ---- the zygote (zygote.c) ---------------------------------------------- */
 

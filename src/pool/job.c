@@ -197,66 +197,6 @@ void pool_encoder_free(struct pool_encoder *e)
 	free(e);
 }
 
-/* ---- imap iterators -------------------------------------------------------- */
-
-void pool_imap_unref(struct mproc_imap *it)
-{
-	if (atomic_fetch_sub_explicit(&it->refs, 1, memory_order_acq_rel) != 1)
-		return;
-	for (struct imap_node *n = it->head, *next; n; n = next) {
-		next = n->next;
-		free(n);
-	}
-	if (it->slots)
-		for (size_t i = 0; i < it->buffersize; i++)
-			free(it->slots[i]);
-	free(it->current);
-	free(it->slots);
-	pthread_mutex_destroy(&it->lock);
-	free(it);
-}
-
-void pool_imap_push(struct mproc_imap *it, size_t index, int status,
-		      const void *data, size_t len)
-{
-	if (status)
-		len = 0;
-	struct imap_node *n = malloc(sizeof(*n) + len);
-	if (n) {
-		n->next = NULL;
-		n->len = len;
-		n->data = len ? n + 1 : NULL;
-		if (len)
-			memcpy(n + 1, data, len);
-	}
-	pthread_mutex_lock(&it->lock);
-	if (!n || it->abandoned) {
-		pthread_mutex_unlock(&it->lock);
-		free(n);
-		/* Without memory the result is lost and the consumer would
-		 * wait for it for ever: nothing better can be done than to
-		 * drop it; a later next() still times out normally. */
-		return;
-	}
-	n->index = index;
-	n->status = status;
-	if (it->ordered) {
-		it->slots[index % it->buffersize] = n;
-	} else {
-		if (it->tail)
-			it->tail->next = n;
-		else
-			it->head = n;
-		it->tail = n;
-	}
-	pthread_mutex_unlock(&it->lock);
-	/* Release: pairs with the acquire in next()'s imap_moved; the node
-	 * is in the lists (under the lock) before the count moves.  Then
-	 * W2..W5 of futex.h wake a sleeping next(). */
-	atomic_fetch_add_explicit(&it->seq, 1, memory_order_release);
-	mproc__event_signal(&it->arrived);
-}
-
 /* ---- delivery (pool thread) ------------------------------------------------ */
 
 /* Progress runs on the pool thread; a helper leaves a note for it. */
@@ -293,7 +233,10 @@ static void job_complete(struct pool_job *job)
 	pool_stats_flush(pool);
 	a->nfailed = job->failed;
 	int status = job->failed ? job->first_err : 0;
-	free(job);
+	/* A job in an item block goes with the block, after its chunk's
+	 * last delivery (internal.h, struct pool_own). */
+	if (!job->in_block)
+		free(job);
 	pool_async_publish(a, status);
 	if (pool_async_has_callback(a) && !pool_on_thread(pool)) {
 		struct pool_event *ev = calloc(1, sizeof(*ev));
@@ -321,7 +264,9 @@ void pool_deliver(struct pool_job *job, size_t index, int status,
 		return;
 	case POOL_OUT_BYTES:
 		if (status == 0 && len) {
-			void *p = malloc(len);
+			void *p = len <= sizeof(job->async->small)
+					  ? job->async->small
+					  : malloc(len);
 			if (p) {
 				memcpy(p, data, len);
 				job->async->data = p;
@@ -395,15 +340,24 @@ void pool_job_empty_done(struct pool_job *job)
 void pool_own_put(struct pool_own *o)
 {
 	if (o && --o->refs == 0)
-		free(o);
+		free(o->block);
+}
+
+/* Free @c's memory unless it lives in its item block, then drop its
+ * reference on the block (last: that may free @c). */
+static void chunk_release(struct pool_chunk *c)
+{
+	struct pool_own *own = c->own;
+	if (!c->in_block)
+		free(c);
+	pool_own_put(own);
 }
 
 void pool_chunk_free(struct pool_chunk *c)
 {
 	if (c->imap)
 		pool_imap_unref(c->imap);
-	pool_own_put(c->own);
-	free(c);
+	chunk_release(c);
 }
 
 void pool_chunk_ref_imap(struct pool_chunk *c)
@@ -415,36 +369,57 @@ void pool_chunk_ref_imap(struct pool_chunk *c)
 					  memory_order_relaxed);
 }
 
-/* Own block for @n items of @bytes bytes in all; v[] and data set by the
- * caller. */
-struct pool_own *pool_own_new(size_t n, size_t bytes)
+/* Rounded up to keep what follows in a block aligned. */
+#define BLOCK_PART(t) ((sizeof(t) + 15) & ~(size_t)15)
+
+struct pool_own *pool_own_new(size_t n, size_t bytes, struct pool_chunk **chunk,
+			      struct pool_job **job)
 {
-	if (n > (SIZE_MAX - sizeof(struct pool_own) - bytes) /
+	size_t head = BLOCK_PART(struct pool_chunk) +
+		      (job ? BLOCK_PART(struct pool_job) : 0);
+	if (n > (SIZE_MAX - head - sizeof(struct pool_own) - bytes) /
 			sizeof(struct iovec))
 		return NULL;
-	struct pool_own *o = malloc(sizeof(*o) + n * sizeof(struct iovec) +
-				    bytes);
-	if (o) {
-		o->refs = 1;
-		o->n = n;
+	unsigned char *b = malloc(head + sizeof(struct pool_own) +
+				  n * sizeof(struct iovec) + bytes);
+	if (!b)
+		return NULL;
+	struct pool_own *o = (struct pool_own *)(b + head);
+	o->refs = 1;
+	o->n = n;
+	o->block = b;
+	struct pool_chunk *c = (struct pool_chunk *)b;
+	memset(c, 0, sizeof(*c));
+	c->own = o;
+	c->in_block = true;
+	*chunk = c;
+	if (job) {
+		*job = (struct pool_job *)(b + BLOCK_PART(struct pool_chunk));
+		memset(*job, 0, sizeof(**job));
+		(*job)->in_block = true;
 	}
 	return o;
 }
 
 /* ---- submission ------------------------------------------------------------ */
 
-struct pool_job *pool_job_new(mproc_pool *pool, int layout, int out,
-				int fn_id, size_t count)
+void pool_job_init(struct pool_job *j, mproc_pool *pool, int layout, int out,
+		   int fn_id, size_t count)
 {
-	struct pool_job *j = calloc(1, sizeof(*j));
-	if (!j)
-		return NULL;
 	j->pool = pool;
 	j->layout = (uint32_t)layout;
 	j->out = out;
 	j->fn_id = (uint32_t)fn_id;
 	j->count = count;
 	j->first_err_index = SIZE_MAX;
+}
+
+struct pool_job *pool_job_new(mproc_pool *pool, int layout, int out,
+				int fn_id, size_t count)
+{
+	struct pool_job *j = calloc(1, sizeof(*j));
+	if (j)
+		pool_job_init(j, pool, layout, out, fn_id, count);
 	return j;
 }
 
@@ -479,10 +454,7 @@ void pool_chunks_free(struct pool_chunk *c)
 {
 	while (c) {
 		struct pool_chunk *n = c->next;
-		pool_own_put(c->own);
-		free(c);
+		chunk_release(c);
 		c = n;
 	}
 }
-
-/* Submit @job cut into chunks; on success the pool owns job and chunks. */

@@ -1,38 +1,37 @@
 /*
  * The pool: creation and shutdown, and the pool thread, which hands chunks
  * to workers, collects their results, notices deaths and timeouts, and
- * takes the pool down on close or terminate.
+ * takes the pool down on close or terminate.  It reaches the workers
+ * through a transport (internal.h, "The transport seam"); what follows
+ * says how the local one (local.c) behaves where it matters.
  *
- * The pool thread is the only thread that touches the slots, the rings'
- * parent ends, the pending list and the in-flight lists, so none of them
- * needs a lock.  It sleeps on the segment's doorbell (proto.h) and wakes
- * for: a submission, a result in any ring, room for the rest of a long
- * task, a message of the zygote, or a request (close, terminate) from
+ * The pool thread (or a helper holding the engine) is the only thread that
+ * touches the slots, the transport's parent ends, the pending list and the
+ * in-flight lists, so none of them needs a lock.  It sleeps in the
+ * transport (local: on the segment's doorbell, proto.h) and wakes for: a
+ * submission, a result from any worker, room for the rest of a long task,
+ * a worker that started or ended, or a request (close, terminate) from
  * another thread; and every 10 ms when tasks have a timeout, else every
- * 100 ms to check that the zygote is alive.
+ * 100 ms to check that the transport (local: the zygote) is alive.
  *
  * A worker that dies (proto.h explains what the parent learns and when):
- *   1. its result ring is drained: results published before the death
- *      count;
- *   2. the item its cell names as running fails, with -MPROC_EWORKERLOST
- *      and the signal that ended it (-ETIMEDOUT if the pool killed it for
- *      overrunning the task timeout);
+ *   1. what it sent is collected: results sent before the death count;
+ *   2. the item the transport names as running fails, with
+ *      -MPROC_EWORKERLOST and the signal that ended it (-ETIMEDOUT if the
+ *      pool killed it for overrunning the task timeout);
  *   3. every other item it had been given and had not reported goes back
  *      to the front of the pending list, in order (items it finished but
  *      had not yet reported run again: at most one result message worth);
- *   4. both rings of the slot are re-initialised and the zygote is asked
- *      for a replacement.
+ *   4. the transport resets the slot (local: both rings re-initialised)
+ *      and is asked for a replacement.
  * A worker that ends after announcing it (maxtasksperchild: BYE; or after
- * close, when its task ring was closed) goes through the same steps with
- * nothing in flight and is not counted as lost.
+ * close, when its task channel was closed) goes through the same steps
+ * with nothing in flight and is not counted as lost.
  */
 #include <errno.h>
-#include <poll.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include "common/bits.h"
@@ -46,9 +45,10 @@
 #define MAX_RING_CAP (UINT64_C(1) << 30)
 #define DEFAULT_WINDOW 16
 #define MAX_WINDOW 1024
+/* How far the default window may grow for short tasks (see collect). */
+#define WINDOW_GROWTH 16
 #define TICK_TIMEOUT_NS (10 * MPROC_MSEC)
 #define TICK_IDLE_NS (100 * MPROC_MSEC)
-#define ZYGOTE_JOIN_NS (5 * MPROC_SEC)
 
 MPROC_API void mproc_pool_attr_init(struct mproc_pool_attr *attr)
 {
@@ -65,7 +65,7 @@ void pool_kick(mproc_pool *pool)
 	/* Release: the request (a state store) is visible to a pool thread
 	 * that sees the count move. */
 	atomic_fetch_add_explicit(&pool->kicks, 1, memory_order_release);
-	mproc__event_signal(&pool->hdr->doorbell);
+	pool->tp->wake(pool);
 }
 
 /* seq_cst: the state is one side of the submitters handshake (see
@@ -154,7 +154,7 @@ int pool_submit_ex(mproc_pool *pool, struct pool_chunk *chunks,
 				  memory_order_relaxed);
 	atomic_fetch_sub_explicit(&pool->submitters, 1, memory_order_seq_cst);
 	if (ring)
-		mproc__event_signal(&pool->hdr->doorbell);
+		pool->tp->wake(pool);
 	return 0;
 }
 
@@ -248,29 +248,6 @@ static void take_submissions(mproc_pool *p)
 
 /* ---- pool thread: slots ------------------------------------------------- */
 
-static void collect_messages(mproc_pool *p, struct pool_slot *s);
-
-static void slot_attach(mproc_pool *p, struct pool_slot *s, bool init)
-{
-	struct mproc__ring_geom g;
-	pool_ring_geom(p->ring_cap, &g);
-	if (init) {
-		mproc__ring_init_shared(MPROC__RING_SPSC, s->task_sh,
-					s->task_buf, &g, 0);
-		mproc__ring_init_shared(MPROC__RING_SPSC, s->res_sh,
-					s->res_buf, &g, 0);
-		/* Relaxed: no worker uses the slot now; the next one is
-		 * started after this (the zygote's fork orders it). */
-		atomic_store_explicit(&s->cell->chunk, 0, memory_order_relaxed);
-		atomic_store_explicit(&s->cell->pid, 0, memory_order_relaxed);
-	}
-	/* Fresh indices always pass the attach checks. */
-	(void)mproc__ring_attach(&s->task, MPROC__RING_SPSC, s->task_sh,
-				 s->task_buf, &g, false);
-	(void)mproc__ring_attach(&s->result, MPROC__RING_SPSC, s->res_sh,
-				 s->res_buf, &g, false);
-}
-
 static void set_slot_pid(mproc_pool *p, struct pool_slot *s, pid_t pid)
 {
 	pthread_mutex_lock(&p->lock);
@@ -283,12 +260,12 @@ static void kill_worker(mproc_pool *p, struct pool_slot *s)
 	if (s->kill_sent || s->pid <= 0)
 		return;
 	s->kill_sent = true;
-	pool_zygote_request_kill(p, (unsigned)(s - p->slots), s->pid, SIGKILL);
+	p->tp->kill(p, (unsigned)(s - p->slots), s->pid);
 }
 
 static void start_slot(mproc_pool *p, struct pool_slot *s)
 {
-	if (pool_zygote_request_start(p, (unsigned)(s - p->slots)) == 0)
+	if (p->tp->start(p, (unsigned)(s - p->slots)) == 0)
 		s->state = SLOT_STARTING;
 	else
 		s->state = SLOT_EMPTY;
@@ -301,11 +278,11 @@ static void notify_waiters(mproc_pool *p)
 	pthread_mutex_unlock(&p->lock);
 }
 
-/* Handle one whole message from the result ring of @s.  Returns 0, or
- * -MPROC_ECORRUPT when the worker broke the protocol. */
-static int handle_result(mproc_pool *p, struct pool_slot *s, const void *msg,
-			 uint64_t len)
+/* One whole message from the worker of @slot (internal.h). */
+int pool_on_message(mproc_pool *p, unsigned slot, const void *msg,
+		    uint64_t len)
 {
+	struct pool_slot *s = &p->slots[slot];
 	struct pool_msg m;
 	if (len < sizeof(m))
 		return -MPROC_ECORRUPT;
@@ -350,109 +327,119 @@ static int handle_result(mproc_pool *p, struct pool_slot *s, const void *msg,
 	b += sizeof(first);
 	if (first != c->reported || m.aux > c->n - c->reported)
 		return -MPROC_ECORRUPT;
-	for (uint32_t k = 0; k < m.aux; k++) {
+	/* m.aux <= items left in c: every record below stays within c. */
+	for (uint32_t k = 0; k < m.aux;) {
 		struct pool_item_res h;
 		if ((size_t)(end - b) < sizeof(h))
 			return -MPROC_ECORRUPT;
 		memcpy(&h, b, sizeof(h));
 		b += sizeof(h);
-		uint64_t dl = pool_pad8(h.len), ml = pool_pad8(h.msg_len);
-		if (h.msg_len > POOL_MSG_MAX || dl < h.len ||
-		    dl > (uint64_t)(end - b) || ml > (uint64_t)(end - b) - dl ||
-		    (h.status == 0 && h.msg_len) || h.status > 0 ||
-		    (h.status != 0 && h.len))
+		uint32_t count = h.status == 0 ? h.n : 1;
+		uint32_t msg_len = h.status == 0 ? 0 : h.n;
+		uint64_t dl = pool_pad8(h.len), ml = pool_pad8(msg_len);
+		if (count == 0 || count > m.aux - k || h.status > 0 ||
+		    msg_len > POOL_MSG_MAX || dl < h.len ||
+		    (count > 1 && h.len > POOL_RUN_MAX_LEN) ||
+		    (h.status != 0 && h.len) ||
+		    dl * count > (uint64_t)(end - b) ||
+		    ml > (uint64_t)(end - b) - dl * count)
 			return -MPROC_ECORRUPT;
-		size_t index = c->first + c->reported;
-		bool last = c->reported + 1 == c->n;
-		if (!last && h.status == 0 &&
-		    pool_deliver_fast(c->job, index, b, (size_t)h.len)) {
+		k += count;
+		while (count) {
+			size_t index = c->first + c->reported;
+			bool last = c->reported + 1 == c->n;
+			if (!last && h.status == 0) {
+				/* Not the chunk's last item: as many as the job
+				 * takes on its fast path. */
+				size_t run = c->n - c->reported - 1;
+				if (run > count)
+					run = count;
+				size_t d = pool_deliver_fast(c->job, index, run, b,
+							     (size_t)h.len,
+							     (size_t)dl);
+				if (d) {
+					c->reported += d;
+					b += d * dl;
+					count -= (uint32_t)d;
+					continue;
+				}
+			}
+			char text[POOL_MSG_MAX + 1];
+			memcpy(text, b + dl, msg_len);
+			text[msg_len] = '\0';
 			c->reported++;
+			if (last)
+				inflight_pop(s);
+			/* Deliver, then free (see fail_chunk). */
+			pool_deliver(c->job, index, h.status, b, (size_t)h.len,
+				     text, 0);
 			b += dl;
-			continue;
+			count--;
+			if (last) {
+				pool_chunk_free(c);
+				/* Nothing may follow the chunk's last item. */
+				return count || k < m.aux ? -MPROC_ECORRUPT : 0;
+			}
 		}
-		char text[POOL_MSG_MAX + 1];
-		memcpy(text, b + dl, h.msg_len);
-		text[h.msg_len] = '\0';
-		c->reported++;
-		if (last) {
-			s->inflight = c->next;
-			if (!s->inflight)
-				s->inflight_tail = NULL;
-			s->ninflight--;
-		}
-		/* Deliver, then free (see fail_chunk). */
-		pool_deliver(c->job, index, h.status, b, (size_t)h.len, text, 0);
-		if (last)
-			pool_chunk_free(c);
-		b += dl + ml;
-		if (last && k + 1 < m.aux)
-			return -MPROC_ECORRUPT;
+		b += ml;
 	}
 	return 0;
 }
 
-/* Read every whole message the worker of @s has published. */
+/* A message the transport could not hold (internal.h): its items fail,
+ * the rest goes on. */
+int pool_on_lost_message(mproc_pool *p, unsigned slot, const void *head,
+			 size_t len)
+{
+	struct pool_slot *s = &p->slots[slot];
+	struct pool_msg m;
+	uint64_t first;
+	struct pool_chunk *c = s->inflight;
+	if (!c || len < sizeof(m) + sizeof(first))
+		return -MPROC_ECORRUPT;
+	memcpy(&m, head, sizeof(m));
+	memcpy(&first, (const unsigned char *)head + sizeof(m), sizeof(first));
+	if (m.type != POOL_MSG_RESULT || c->id != m.id ||
+	    first != c->reported || m.aux > c->n - c->reported)
+		return -MPROC_ECORRUPT;
+	for (uint32_t k = 0; k < m.aux; k++) {
+		size_t index = c->first + c->reported++;
+		bool last = c->reported == c->n;
+		if (last)
+			inflight_pop(s);
+		pool_deliver(c->job, index, -ENOMEM, NULL, 0, NULL, 0);
+		if (last)
+			pool_chunk_free(c);
+	}
+	return 0;
+}
+
+/* Take in every whole message the worker of @s sent. */
 static void collect(mproc_pool *p, struct pool_slot *s)
 {
-	/* Acquire: pairs with the worker's release of events (proto.h); its
-	 * messages up to this count are in the ring. */
-	uint64_t ev = atomic_load_explicit(&s->cell->events,
-					   memory_order_acquire);
-	collect_messages(p, s);
-	pool_stats_flush(p);
-	atomic_store_explicit(&s->events_seen, ev, memory_order_relaxed);
-}
-
-static void collect_messages(mproc_pool *p, struct pool_slot *s)
-{
-	for (;;) {
-		const void *msg;
-		uint64_t len;
-		int rc = pool_rx_next(&s->result, &s->rx, &msg, &len);
-		if (rc == 0 || rc == -MPROC_EEOF)
-			return;
-		if (rc == 1) {
-			rc = handle_result(p, s, msg, len);
-			pool_rx_done(&s->result, &s->rx);
-			if (rc == 0)
-				continue;
-		}
-		if (rc == -ENOMEM && s->inflight) {
-			/* A result message we could not hold: its items
-			 * cannot be delivered; they fail, the rest goes on. */
-			struct pool_msg m;
-			uint64_t first;
-			memcpy(&m, s->rx.head, sizeof(m));
-			memcpy(&first, s->rx.head + sizeof(m), sizeof(first));
-			struct pool_chunk *c = s->inflight;
-			if (m.type == POOL_MSG_RESULT && c->id == m.id &&
-			    first == c->reported && m.aux <= c->n - c->reported) {
-				for (uint32_t k = 0; k < m.aux; k++) {
-					size_t index = c->first + c->reported++;
-					bool last = c->reported == c->n;
-					if (last)
-						inflight_pop(s);
-					pool_deliver(c->job, index, -ENOMEM,
-						     NULL, 0, NULL, 0);
-					if (last)
-						pool_chunk_free(c);
-				}
-				continue;
-			}
-		}
-		/* A protocol error: the worker cannot be trusted; kill it and
-		 * recover as from any death. */
+	unsigned before = s->ninflight;
+	if (p->tp->collect(p, (unsigned)(s - p->slots)) < 0)
+		/* A protocol error: the worker cannot be trusted; kill it
+		 * and recover as from any death. */
 		kill_worker(p, s);
-		return;
-	}
+	pool_stats_flush(p);
+	/* The worker went through everything it was given while more was
+	 * waiting: its window, not the worker, held the work back.  That
+	 * happens only with tasks short next to the time the engine takes
+	 * to come back (a worker publishes at once a result that took long,
+	 * worker.c), so a larger window costs little balance: work queued
+	 * at one worker while another idles is work of a few tens of
+	 * microseconds.  Reset when the pool goes idle (pool_thread). */
+	if (before && !s->ninflight && p->pending && s->window < p->window_max)
+		s->window = s->window * 2 < p->window_max ? s->window * 2
+							  : p->window_max;
 }
 
-/* The worker of @s is gone (reaped by the zygote) with @code (exit code,
- * or -signal). */
+/* The worker of @s is gone with @code (exit code, or -signal). */
 static void slot_died(mproc_pool *p, struct pool_slot *s, int code)
 {
+	unsigned slot = (unsigned)(s - p->slots);
 	collect(p, s);
-	pool_rx_reset(&s->rx);
 	int st = get_state(p);
 	bool planned = s->bye || (s->state == SLOT_STOPPING && !s->kill_sent) ||
 		       s->state == SLOT_INIT || s->init_status != 0;
@@ -463,12 +450,9 @@ static void slot_died(mproc_pool *p, struct pool_slot *s, int code)
 	else if (s->bye)
 		atomic_fetch_add_explicit(&p->st_retired, 1,
 					  memory_order_relaxed);
-	/* Relaxed: the worker is dead and reaped; the zygote's message
-	 * that said so came after its last store (proto.h, "The cell"). */
-	uint64_t run_chunk = atomic_load_explicit(&s->cell->chunk,
-						  memory_order_relaxed);
-	uint64_t run_item = atomic_load_explicit(&s->cell->item,
-						 memory_order_relaxed);
+	struct pool_running run;
+	p->tp->running(p, slot, &run);
+	uint64_t run_chunk = run.chunk, run_item = run.item;
 	int status = s->killed_for_timeout ? -ETIMEDOUT : -MPROC_EWORKERLOST;
 	int signo = code < 0 ? -code : 0;
 	char text[96];
@@ -540,7 +524,7 @@ static void slot_died(mproc_pool *p, struct pool_slot *s, int code)
 	}
 
 	/* A fresh slot. */
-	slot_attach(p, s, true);
+	p->tp->reset(p, slot);
 	set_slot_pid(p, s, 0);
 	s->tx_kind = 0;
 	s->unpublished = false;
@@ -558,8 +542,8 @@ static void slot_died(mproc_pool *p, struct pool_slot *s, int code)
 		start_slot(p, s);
 }
 
-/* The zygote is gone: nothing can run any more. */
-static void zygote_lost(mproc_pool *p)
+/* The transport lost the means to run anything (the zygote died). */
+static void transport_lost(mproc_pool *p)
 {
 	if (get_state(p) == POOL_BROKEN)
 		return;
@@ -592,32 +576,24 @@ static void zygote_lost(mproc_pool *p)
 	notify_waiters(p);
 }
 
-static void handle_zygote(mproc_pool *p)
+/* Take in the transport's lifecycle events. */
+static void handle_events(mproc_pool *p)
 {
-	/* Acquire: pairs with the zygote's release bump (zygote.c zsend):
-	 * its messages up to the count are in the socket. */
-	uint64_t n = atomic_load_explicit(&p->hdr->zygote_msgs,
-					  memory_order_acquire);
-	if (n == atomic_load_explicit(&p->zygote_seen, memory_order_relaxed))
-		return;
-	atomic_store_explicit(&p->zygote_seen, n, memory_order_relaxed);
 	for (;;) {
-		struct pool_zmsg m;
-		int rc = pool_zygote_recv(p, &m);
+		struct pool_tevent ev;
+		int rc = p->tp->next_event(p, &ev);
 		if (rc == 0)
 			return;
 		if (rc < 0) {
-			zygote_lost(p);
+			transport_lost(p);
 			return;
 		}
-		if (m.slot >= p->nslots)
-			continue;
-		struct pool_slot *s = &p->slots[m.slot];
-		switch (m.op) {
-		case POOL_Z_STARTED:
+		struct pool_slot *s = &p->slots[ev.slot];
+		switch (ev.kind) {
+		case POOL_TE_STARTED:
 			if (s->state != SLOT_STARTING)
 				break;
-			set_slot_pid(p, s, m.pid);
+			set_slot_pid(p, s, ev.pid);
 			s->state = SLOT_INIT;
 			/* Counter: relaxed (internal.h). */
 			atomic_fetch_add_explicit(&p->st_started, 1,
@@ -625,20 +601,20 @@ static void handle_zygote(mproc_pool *p)
 			if (get_state(p) == POOL_TERMINATED)
 				kill_worker(p, s);
 			break;
-		case POOL_Z_START_FAILED:
+		case POOL_TE_START_FAILED:
 			if (s->state != SLOT_STARTING)
 				break;
 			s->state = SLOT_EMPTY;
 			pthread_mutex_lock(&p->lock);
 			if (!p->created && !p->init_error)
-				p->init_error = m.val < 0 ? m.val : -EAGAIN;
+				p->init_error = ev.val < 0 ? ev.val : -EAGAIN;
 			pthread_cond_broadcast(&p->cond);
 			pthread_mutex_unlock(&p->lock);
 			break;
-		case POOL_Z_EXITED:
-			if (s->pid == m.pid && s->state != SLOT_EMPTY &&
+		case POOL_TE_EXITED:
+			if (s->pid == ev.pid && s->state != SLOT_EMPTY &&
 			    s->state != SLOT_STARTING)
-				slot_died(p, s, m.val);
+				slot_died(p, s, ev.val);
 			break;
 		default:
 			break;
@@ -660,7 +636,7 @@ static bool tx_continue(mproc_pool *p, struct pool_slot *s)
 {
 	if (!s->tx_kind)
 		return true;
-	int rc = pool_tx_push(&s->task, &s->tx);
+	int rc = p->tp->send(p, (unsigned)(s - p->slots), &s->tx);
 	s->unpublished = true;
 	if (rc == 1) {
 		tx_done(s);
@@ -711,7 +687,7 @@ static void publish_all(mproc_pool *p)
 		struct pool_slot *s = &p->slots[i];
 		if (s->unpublished) {
 			s->unpublished = false;
-			mproc__ring_publish(&s->task);
+			p->tp->publish(p, i);
 		}
 	}
 }
@@ -726,7 +702,7 @@ static void dispatch(mproc_pool *p)
 		for (unsigned i = 0; i < p->nslots; i++) {
 			struct pool_slot *s = &p->slots[i];
 			if (s->state != SLOT_READY || s->tx_kind ||
-			    s->ninflight >= p->window ||
+			    s->ninflight >= s->window ||
 			    (p->maxtasks && s->tasks_sent >= p->maxtasks))
 				continue;
 			if (!best || s->ninflight < best->ninflight)
@@ -758,13 +734,13 @@ static void check_timeouts(mproc_pool *p, int64_t now)
 		if ((s->state != SLOT_READY && s->state != SLOT_RETIRING) ||
 		    s->kill_sent || !s->inflight)
 			continue;
-		/* Relaxed: a stale value only delays the kill to a later
-		 * tick (proto.h). */
-		if (!atomic_load_explicit(&s->cell->chunk, memory_order_relaxed))
+		/* Possibly stale: that only delays the kill to a later
+		 * tick (internal.h, running). */
+		struct pool_running run;
+		p->tp->running(p, i, &run);
+		if (!run.chunk)
 			continue;
-		int64_t t0 = atomic_load_explicit(&s->cell->started_ns,
-						  memory_order_relaxed);
-		if (now - t0 > p->task_timeout_ns) {
+		if (now - run.started_ns > p->task_timeout_ns) {
 			s->killed_for_timeout = true;
 			kill_worker(p, s);
 		}
@@ -828,8 +804,7 @@ static bool shutdown_step(mproc_pool *p)
 			struct pool_slot *s = &p->slots[i];
 			if (s->state == SLOT_INIT || s->state == SLOT_READY) {
 				s->state = SLOT_STOPPING;
-				mproc__ring_close(&s->task,
-						  MPROC__RING_WR_CLOSED);
+				p->tp->end_tasks(p, i);
 			}
 		}
 	}
@@ -846,21 +821,11 @@ static bool shutdown_step(mproc_pool *p)
 static bool has_work(void *arg)
 {
 	mproc_pool *p = arg;
-	if (!cds_wfcq_empty(&p->q_head, &p->q_tail) ||
-	    atomic_load_explicit(&p->hdr->zygote_msgs, memory_order_acquire) !=
-		    atomic_load_explicit(&p->zygote_seen,
-					 memory_order_relaxed) ||
-	    atomic_load_explicit(&p->kicks, memory_order_acquire) !=
-		    p->kicks_seen)
-		return true;
-	for (unsigned i = 0; i < p->nslots; i++) {
-		const struct pool_slot *s = &p->slots[i];
-		if (atomic_load_explicit(&s->cell->events,
-					 memory_order_relaxed) !=
-		    atomic_load_explicit(&s->events_seen, memory_order_relaxed))
-			return true;
-	}
-	return false;
+	return !cds_wfcq_empty(&p->q_head, &p->q_tail) ||
+	       /* Acquire: pairs with pool_kick's release. */
+	       atomic_load_explicit(&p->kicks, memory_order_acquire) !=
+		       p->kicks_seen ||
+	       p->tp->has_news(p);
 }
 
 /* Run the callbacks helpers queued (pool thread, engine held). */
@@ -879,7 +844,7 @@ static void run_deferred(mproc_pool *p)
 static void engine_gather(mproc_pool *p)
 {
 	take_submissions(p);
-	handle_zygote(p);
+	handle_events(p);
 	for (unsigned i = 0; i < p->nslots; i++) {
 		struct pool_slot *s = &p->slots[i];
 		if (s->state != SLOT_EMPTY && s->state != SLOT_STARTING)
@@ -951,9 +916,8 @@ void pool_help_locked(mproc_pool *p, bool (*done)(void *), void *arg,
 		      const struct mproc__deadline *d)
 {
 	struct help_wait h = { p, done, arg };
-	/* Relaxed: workers may skip the doorbell from now on; nobody has
-	 * to see this in time, a worker that misses it only rings. */
-	atomic_store_explicit(&p->hdr->helping, 1, memory_order_relaxed);
+	/* We poll: workers need not wake the pool thread meanwhile. */
+	p->tp->watch(p, true);
 	for (;;) {
 		engine_pass(p);
 		if (done(arg) || mproc__deadline_passed(d) ||
@@ -962,29 +926,19 @@ void pool_help_locked(mproc_pool *p, bool (*done)(void *), void *arg,
 	}
 	if (expecting_news(p)) {
 		/* Work is in flight and the pool thread may be asleep: the
-		 * workers must ring again.  Pairs with the barrier in the
-		 * worker's notify (proto.h): after this, a worker either
-		 * rings or its news is seen below. */
-		atomic_store_explicit(&p->hdr->helping, 0,
-				      memory_order_relaxed);
-		mproc__heavy_barrier();
-		atomic_thread_fence(memory_order_seq_cst);
+		 * workers must wake it again.  After watch(false), news
+		 * either wakes it or is seen by the pass below (for the
+		 * local transport: proto.h, "Helping"). */
+		p->tp->watch(p, false);
 		engine_pass(p);
 	}
-	/* Otherwise the flag stays set: nothing is in flight, so the only
-	 * notifies still to come are late ones for news already taken,
-	 * which need no ring.  The pool thread clears it before it sleeps
-	 * (pool_thread), covered by its wait's own heavy barrier. */
+	/* Otherwise we leave the watch on: nothing is in flight, so the
+	 * only news still to come is late notice of what we already took,
+	 * which needs no wake-up.  The pool thread's sleep turns it off
+	 * (internal.h, sleep). */
 	if (p->ev_head)
 		pool_kick(p); /* callbacks for the pool thread to run */
 	pthread_mutex_unlock(&p->engine);
-}
-
-static bool zygote_alive(mproc_pool *p)
-{
-	struct pollfd pf = { .fd = mproc_process_sentinel(p->zygote),
-			     .events = POLLIN };
-	return pf.fd < 0 || poll(&pf, 1, 0) == 0;
 }
 
 static void *pool_thread(void *arg)
@@ -1015,16 +969,20 @@ static void *pool_thread(void *arg)
 		if (now >= next_tick) {
 			if (p->task_timeout_ns > 0)
 				check_timeouts(p, now);
-			if (get_state(p) != POOL_BROKEN && !zygote_alive(p)) {
-				/* Its last messages may still be queued. */
-				atomic_fetch_sub_explicit(&p->zygote_seen, 1,
-							  memory_order_relaxed);
-				handle_zygote(p);
-				zygote_lost(p);
+			if (get_state(p) != POOL_BROKEN &&
+			    p->tp->check(p) < 0) {
+				/* Its last events may still be queued. */
+				handle_events(p);
+				transport_lost(p);
 			}
 			next_tick = now + tick;
 		}
 		bool busy = p->pending || !nothing_in_flight(p);
+		if (!busy)
+			/* Idle: the next burst of work learns its own
+			 * windows (collect). */
+			for (unsigned i = 0; i < p->nslots; i++)
+				p->slots[i].window = p->window;
 		run_deferred(p);
 		pthread_mutex_unlock(&p->engine);
 		struct mproc__deadline d;
@@ -1033,25 +991,14 @@ static void *pool_thread(void *arg)
 		if (!d.nowait && busy &&
 		    pool_spin(has_work, p, POOL_SPIN_BUSY_NS))
 			continue;
-		if (!d.nowait) {
-			/* Workers must ring while we sleep.  Ordered before
-			 * has_work's last look by the wait's A3 (futex.h),
-			 * as the helper's clearing is (proto.h). */
-			atomic_store_explicit(&p->hdr->helping, 0,
-					      memory_order_relaxed);
-			mproc__event_wait(&p->hdr->doorbell, has_work, p, &d,
-					  &p->spin, NULL);
-		}
+		if (!d.nowait)
+			p->tp->sleep(p, has_work, p, &d);
 	}
 	run_deferred(p);
 	p->stopped = true;
 	pthread_mutex_unlock(&p->engine);
-	/* Everything is down: let the zygote go, then wake join. */
-	shutdown(p->sock, SHUT_RDWR);
-	if (mproc_process_join(p->zygote, ZYGOTE_JOIN_NS) == -ETIMEDOUT) {
-		mproc_process_kill(p->zygote);
-		mproc_process_join(p->zygote, -1);
-	}
+	/* Everything is down: let the transport go, then wake join. */
+	p->tp->stop(p);
 	pthread_mutex_lock(&p->lock);
 	p->finished = true;
 	pthread_cond_broadcast(&p->cond);
@@ -1063,20 +1010,14 @@ static void *pool_thread(void *arg)
 
 static void pool_free(mproc_pool *p)
 {
-	if (p->zygote)
-		mproc_process_free(p->zygote);
-	if (p->sock >= 0)
-		close(p->sock);
-	for (unsigned i = 0; p->slots && i < p->nslots; i++) {
-		pool_rx_free(&p->slots[i].rx);
+	if (p->tp)
+		p->tp->destroy(p);
+	for (unsigned i = 0; p->slots && i < p->nslots; i++)
 		pool_encoder_free(p->slots[i].enc);
-	}
 	free(p->slots);
 	for (uint32_t i = 0; p->fns && i < p->fn_count; i++)
 		free(p->fns[i].define_msg);
 	free(p->fns);
-	if (p->seg)
-		mproc_shm_free(p->seg);
 	cds_wfcq_destroy(&p->q_head, &p->q_tail);
 	pthread_mutex_destroy(&p->fn_lock);
 	pthread_mutex_destroy(&p->engine);
@@ -1090,6 +1031,8 @@ static int plan(const struct mproc_pool_attr *a, mproc_pool *p)
 	int cpus = mproc_cpu_count();
 	p->nslots = a->processes ? a->processes : (unsigned)(cpus > 0 ? cpus : 1);
 	p->window = a->window ? a->window : DEFAULT_WINDOW;
+	/* A window the caller chose is kept as it is. */
+	p->window_max = a->window ? a->window : DEFAULT_WINDOW * WINDOW_GROWTH;
 	p->maxtasks = a->maxtasksperchild;
 	p->task_timeout_ns = a->task_timeout_ns;
 	uint64_t cap = a->ring_capacity ? a->ring_capacity : DEFAULT_RING_CAP;
@@ -1101,39 +1044,6 @@ static int plan(const struct mproc_pool_attr *a, mproc_pool *p)
 		p->task_timeout_ns = -1; /* 0 would kill every task at once */
 	p->ring_cap = cap < MIN_RING_CAP ? MIN_RING_CAP : mproc__pow2_ceil(cap);
 	return 0;
-}
-
-static int make_segment(mproc_pool *p)
-{
-	uint64_t slot0 = (sizeof(struct pool_hdr) + MPROC_CACHELINE - 1) &
-			 ~(uint64_t)(MPROC_CACHELINE - 1);
-	uint64_t slot_size = pool_slot_size(p->ring_cap);
-	uint64_t geom[MPROC_SHM_GEOM_WORDS] = { 0 };
-	geom[POOL_GEOM_SLOTS] = p->nslots;
-	geom[POOL_GEOM_RING_CAP] = p->ring_cap;
-	geom[POOL_GEOM_SLOT_SIZE] = slot_size;
-	geom[POOL_GEOM_SLOT0] = slot0;
-	int rc = mproc_shm_create(NULL, MPROC_SHM_KIND_POOL, geom,
-				  (size_t)(slot0 + p->nslots * slot_size), 0,
-				  &p->seg);
-	if (rc)
-		return rc;
-	p->hdr = mproc_shm_data(p->seg);
-	atomic_init(&p->hdr->parent_pid, (uint32_t)mproc__self_pid());
-	for (unsigned i = 0; i < p->nslots; i++) {
-		struct pool_slot *s = &p->slots[i];
-		struct pool_slot_layout l;
-		pool_slot_layout((unsigned char *)p->hdr + slot0 + i * slot_size,
-				 p->ring_cap, &l);
-		s->cell = l.cell;
-		s->task_sh = l.task_sh;
-		s->task_buf = l.task_buf;
-		s->res_sh = l.res_sh;
-		s->res_buf = l.res_buf;
-		s->rx.limit = UINT64_MAX;
-		slot_attach(p, s, true);
-	}
-	return mproc_shm_publish(p->seg);
 }
 
 /* Stop the pool thread after a failed start and free everything. */
@@ -1159,7 +1069,6 @@ MPROC_API int mproc_pool_create(const struct mproc_pool_attr *attr,
 	mproc_pool *p = calloc(1, sizeof(*p));
 	if (!p)
 		return -ENOMEM;
-	p->sock = -1;
 	pthread_mutex_init(&p->fn_lock, NULL);
 	pthread_mutex_init(&p->engine, NULL);
 	pthread_mutex_init(&p->lock, NULL);
@@ -1181,21 +1090,17 @@ MPROC_API int mproc_pool_create(const struct mproc_pool_attr *attr,
 		pool_free(p);
 		return -ENOMEM;
 	}
-	if ((rc = make_segment(p)) != 0 ||
-	    (rc = pool_zygote_start(p, attr->ctx, attr->initializer,
-				    attr->initarg, attr->initarg_len)) != 0) {
-		if (p->zygote && mproc_process_is_alive(p->zygote) == 1) {
-			mproc_process_kill(p->zygote);
-			mproc_process_join(p->zygote, -1);
-		}
+	for (unsigned i = 0; i < p->nslots; i++)
+		p->slots[i].window = p->window;
+	p->tp = &pool_local_transport;
+	if ((rc = p->tp->open(p, attr)) != 0) {
 		pool_free(p);
 		return rc;
 	}
 	for (unsigned i = 0; i < p->nslots; i++)
 		start_slot(p, &p->slots[i]);
 	if ((rc = pthread_create(&p->thread, NULL, pool_thread, p)) != 0) {
-		shutdown(p->sock, SHUT_RDWR);
-		mproc_process_join(p->zygote, -1);
+		p->tp->stop(p);
 		pool_free(p);
 		return -rc;
 	}

@@ -20,12 +20,15 @@
  * touches them in between (the dead worker was the only other user), so
  * no ring ever has two producers or two consumers.
  *
- * The cell.  A worker stores, before it runs an item, the chunk id, the
- * item index and the start time, and clears the chunk id when the chunk is
+ * The cell.  A worker stores the chunk id when it starts a chunk (after
+ * the first item's index and start time), the item index and start time
+ * before it runs each item, and clears the chunk id when the chunk is
  * done.  The pool thread reads the cell only after the worker died (to
  * know which item was running) and for task timeouts.  Ordering: the
- * worker's cell stores are relaxed; the pool thread reads them after it
- * learnt of the death from the zygote (a socket message: the kernel orders
+ * worker's cell stores are relaxed except the chunk id's (release, paired
+ * with the acquire of a timeout check, so the start time it reads is not
+ * one of an earlier chunk); the pool thread reads them after it learnt of
+ * the death from the zygote (a socket message: the kernel orders
  * everything the worker did before its exit before the zygote's wait
  * returns), or, for a timeout, treats a stale value only as a reason to
  * look again on the next tick.
@@ -44,14 +47,19 @@
  * of waiting for the pool thread, do the pool thread's work itself (it
  * takes the engine lock, internal.h).  While it polls, it sets helping in
  * the header, and workers then skip the doorbell: nobody needs waking.
- * Edge: worker: store(events, release), barrier (the waker's W2 of
- * futex.h), load(helping) -- parent, whenever work is in flight and no
- * thread of it is about to look: store(helping = 0), heavy barrier (A3),
- * then one more look at every cell's events.  Of the worker's load and
- * the parent's last look, at least one sees the other's store (the
- * store-buffer pattern of futex.h): either the worker rings, or the
- * parent sees the news.  The parent clears the flag in two places: a
- * helper leaving with work still in flight, and the pool thread before it
+ * Edge: worker: store(events, release), seq_cst fence, load(helping) --
+ * parent, whenever work is in flight and no thread of it is about to
+ * look: store(helping = 0), seq_cst fence (or the heavy barrier A3 of
+ * futex.h, which includes one), then one more look at every cell's
+ * events.  Of the worker's load and the parent's last look, at least one
+ * sees the other's store (the store-buffer pattern of futex.h): either
+ * the worker rings, or the parent sees the news.  The worker's fence is a
+ * real one, not the light W2 of futex.h, so that the parent's side can be
+ * a plain fence too: a helper leaves the engine once per result it waited
+ * for, and a membarrier system call there (an interrupt to every CPU)
+ * cost more than all the rest of an imap item; a worker notifies once per
+ * batch of results.  The parent clears the flag in two places: a helper
+ * leaving with work still in flight, and the pool thread before it
  * sleeps (its wait's A3 is the barrier).  A helper leaving with nothing
  * in flight keeps the flag set, so that a late notify for news it has
  * already taken does not wake the pool thread for nothing.
@@ -133,13 +141,23 @@ struct pool_task {
 };
 
 /* Body of POOL_MSG_RESULT: a uint64 index (within the chunk) of the first
- * item reported, then for each item a pool_item_res, its data padded to 8
- * and its message padded to 8. */
+ * item reported, then records, each a pool_item_res and then:
+ *   status 0: n items (a run, n >= 1) of len bytes each, every one padded
+ *     to 8 -- consecutive successes of one small length (at most
+ *     POOL_RUN_MAX_LEN) share one header, so that a map of tiny results
+ *     carries 8 bytes per item instead of 24, and the parent copies a run
+ *     into a fixed-size result array with one memcpy;
+ *   status < 0: one failed item; len is 0 and n is the length of its
+ *     message, which follows padded to 8.
+ * The message header's aux is the total of the items of its records. */
 struct pool_item_res {
 	int32_t status;
-	uint32_t msg_len;
+	uint32_t n;     /* status 0: items; else: message bytes */
 	uint64_t len;
 };
+
+/* Longest result a run of several items may have. */
+#define POOL_RUN_MAX_LEN 64
 
 /* Longest error message a task may attach (pool.h). */
 #define POOL_MSG_MAX 255u

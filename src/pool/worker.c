@@ -15,6 +15,12 @@
  * end of the chunk: the parent sees progress on long chunks, and a worker
  * that dies loses at most one message worth of finished items (the parent
  * runs those again elsewhere, see pool.c).
+ *
+ * Publishing (the ring's head store and the doorbell) is batched: a worker
+ * publishes when it has no task queued, or when a result has waited
+ * PUBLISH_NS for it, or after a task that itself took that long.  Short
+ * tasks so cost the parent one wake-up per batch, and a long task's result
+ * does not wait for the tasks queued behind it.
  */
 #include <errno.h>
 #include <signal.h>
@@ -29,6 +35,11 @@
 #include "pool/internal.h"
 
 #define FLUSH_BYTES (64 * 1024)
+/* ... or of this many items: runs of empty results take no bytes. */
+#define FLUSH_ITEMS 65536
+#define PUBLISH_NS (50 * 1000)
+#define CHECK_EVERY 16
+#define SHORT_TASK_NS 2000
 /* Exit status of a worker that cannot go on (corrupt ring, no memory):
  * the parent sees an unplanned death and recovers as for any other. */
 #define WORKER_EXIT_BROKEN 3
@@ -44,6 +55,7 @@ struct mproc_task {
 	struct worker *w;
 	uint64_t index;
 	uint64_t res_len;   /* result bytes set so far */
+	size_t res_off;     /* where they are in the output, 0: none yet */
 	uint32_t msg_len;
 	char msg[POOL_MSG_MAX + 1];
 };
@@ -61,11 +73,18 @@ struct worker {
 	size_t out_len, out_cap;
 	uint32_t out_items;
 	size_t item_off;      /* where the current item's header starts */
+	size_t run_off;       /* header of the run items may join, or 0 */
+	uint64_t run_len;     /* the result length of that run */
+	uint32_t run_n;       /* its items; written to it by run_close */
 	struct iovec *args;   /* star items */
 	size_t args_cap;
 	struct mproc_task t;
 	pid_t parent;
 	bool unpublished;     /* results committed but not yet published */
+	int64_t oldest_ns;    /* about when the oldest of them was done, or 0 */
+	int64_t last_check_ns; /* the clock at the last publish_due look */
+	unsigned since_check;  /* task messages done since */
+	unsigned check_every;  /* look at the clock after this many */
 };
 
 /* Between sleep slices: stop waiting once the pool's parent is gone (the
@@ -104,6 +123,7 @@ static void out_begin(struct worker *w, uint64_t chunk, uint64_t first)
 	memcpy(w->out + sizeof(m), &first, sizeof(first));
 	w->out_len = sizeof(m) + sizeof(first);
 	w->out_items = 0;
+	w->run_off = 0;
 }
 
 static _Noreturn void worker_exit(int code)
@@ -117,19 +137,41 @@ static void notify(struct worker *w)
 {
 	mproc__ring_publish(&w->result);
 	w->unpublished = false;
+	w->oldest_ns = 0;
 	/* Release: what we published before is visible to a parent that
 	 * sees the count move.  Single writer: load + store. */
 	uint64_t n = atomic_load_explicit(&w->cell->events,
 					  memory_order_relaxed);
 	atomic_store_explicit(&w->cell->events, n + 1, memory_order_release);
-	/* W2 of futex.h between the store above and the load below; pairs
-	 * with the helper's heavy barrier when it stops polling. */
-	if (mproc__likely(mproc__waker_light))
-		atomic_signal_fence(memory_order_seq_cst);
-	else
-		atomic_thread_fence(memory_order_seq_cst);
+	/* A full fence between the store above and the load below, even
+	 * where futex.h's W2 could be light: it pairs with the plain fence
+	 * of a helper that stops polling (proto.h, "Helping"), and with the
+	 * pool thread's A3 before it sleeps. */
+	atomic_thread_fence(memory_order_seq_cst);
 	if (!atomic_load_explicit(&w->a->hdr->helping, memory_order_relaxed))
 		mproc__event_signal(&w->a->hdr->doorbell);
+}
+
+/* Whether to publish now, after a task message (results unpublished). */
+static bool publish_due(struct worker *w)
+{
+	if (!mproc__ring_pending(&w->task))
+		return true;
+	/* While tasks are short the clock is read every CHECK_EVERY of
+	 * them only (a clock read costs about as much as a tiny task's
+	 * bookkeeping); after a long one, at every task again. */
+	if (++w->since_check < w->check_every)
+		return false;
+	int64_t now = mproc__now_ns();
+	int64_t span = now - w->last_check_ns;
+	w->check_every = span / w->since_check < SHORT_TASK_NS ? CHECK_EVERY : 1;
+	w->since_check = 0;
+	w->last_check_ns = now;
+	bool due = span >= PUBLISH_NS ||
+		   (w->oldest_ns && now - w->oldest_ns >= PUBLISH_NS);
+	if (!w->oldest_ns)
+		w->oldest_ns = now;
+	return due;
 }
 
 static void notify_cb(void *arg)
@@ -154,10 +196,23 @@ static int send_flat(struct worker *w, const void *msg, size_t len, bool now)
 
 /* Send the results gathered so far; @now: publish them at once (in the
  * middle of a long chunk, so that the parent sees progress). */
+/* Write the open run's item count into its header; it takes no more. */
+static void run_close(struct worker *w)
+{
+	if (!w->run_off)
+		return;
+	struct pool_item_res h;
+	memcpy(&h, w->out + w->run_off, sizeof(h));
+	h.n = w->run_n;
+	memcpy(w->out + w->run_off, &h, sizeof(h));
+	w->run_off = 0;
+}
+
 static void flush(struct worker *w, bool now)
 {
 	if (!w->out_items)
 		return;
+	run_close(w);
 	struct pool_msg m;
 	memcpy(&m, w->out, sizeof(m));
 	m.aux = w->out_items;
@@ -166,32 +221,84 @@ static void flush(struct worker *w, bool now)
 		worker_exit(0); /* the parent is gone: nobody to report to */
 	w->out_len = sizeof(m) + sizeof(uint64_t);
 	w->out_items = 0;
+	w->run_off = 0;
 }
 
 /* ---- the task API -------------------------------------------------------- */
+
+/* Where an item's result of @len bytes goes: right at the item's start
+ * when it can join the open run (proto.h), else after its own header. */
+static size_t result_place(const struct worker *w, uint64_t len)
+{
+	if (w->run_off && len == w->run_len)
+		return w->item_off;
+	return w->item_off + sizeof(struct pool_item_res);
+}
+
+/* Copy @n bytes; inline for the small results of tiny tasks. */
+static inline void copy_bytes(unsigned char *d, const unsigned char *s,
+			      size_t n)
+{
+	if (n > 16) {
+		memcpy(d, s, n);
+	} else if (n >= 8) {
+		uint64_t a, b;
+		memcpy(&a, s, 8);
+		memcpy(&b, s + n - 8, 8);
+		memcpy(d, &a, 8);
+		memcpy(d + n - 8, &b, 8);
+	} else {
+		for (size_t i = 0; i < n; i++)
+			d[i] = s[i];
+	}
+}
+
+/* Room for a result of @len bytes at @data (the slow path: the buffer
+ * grows, or the task asked before with another length). */
+static void *result_buffer_slow(struct worker *w, mproc_task *t, size_t len,
+				size_t data)
+{
+	if (len > SIZE_MAX - data - 8 ||
+	    out_reserve(w, data + (size_t)pool_pad8(len)) < 0)
+		return NULL;
+	/* An earlier buffer of another length sat elsewhere: keep what the
+	 * task wrote there. */
+	if (t->res_off && t->res_off != data && t->res_len)
+		memmove(w->out + data, w->out + t->res_off,
+			(size_t)(t->res_len < len ? t->res_len : len));
+	t->res_off = data;
+	t->res_len = len;
+	return w->out + data;
+}
+
+/* The common case inline: the first result of the item, and room for it
+ * (out_cap >= data: item_begin reserved the item's header). */
+static inline void *result_buffer(struct worker *w, mproc_task *t, size_t len)
+{
+	size_t data = result_place(w, len);
+	if (mproc__unlikely(t->res_off || len > w->out_cap - data ||
+			    pool_pad8(len) > w->out_cap - data))
+		return result_buffer_slow(w, t, len, data);
+	t->res_off = data;
+	t->res_len = len;
+	return w->out + data;
+}
 
 MPROC_API void *mproc_task_result_buffer(mproc_task *t, size_t len)
 {
 	if (!t)
 		return NULL;
-	struct worker *w = t->w;
-	size_t data = w->item_off + sizeof(struct pool_item_res);
-	if (len > SIZE_MAX - data - 8 ||
-	    out_reserve(w, data + (size_t)pool_pad8(len)) < 0)
-		return NULL;
-	t->res_len = len;
-	return w->out + data;
+	return result_buffer(t->w, t, len);
 }
 
 MPROC_API int mproc_task_return(mproc_task *t, const void *buf, size_t len)
 {
 	if (!t || (!buf && len))
 		return -EINVAL;
-	void *p = mproc_task_result_buffer(t, len);
+	void *p = result_buffer(t->w, t, len);
 	if (!p)
 		return -ENOMEM;
-	if (len)
-		memcpy(p, buf, len);
+	copy_bytes(p, buf, len);
 	return 0;
 }
 
@@ -214,14 +321,14 @@ MPROC_API size_t mproc_task_index(const mproc_task *t)
 /* ---- running items --------------------------------------------------------- */
 
 /* Start item @i of the chunk: its header's place in the output. */
-static void item_begin(struct worker *w, uint64_t chunk, uint64_t i,
-		       uint64_t index)
+static void item_begin(struct worker *w, uint64_t i, uint64_t index)
 {
 	if (out_reserve(w, w->out_len + sizeof(struct pool_item_res)) < 0)
 		worker_exit(WORKER_EXIT_BROKEN);
 	w->item_off = w->out_len;
 	w->t.index = index;
 	w->t.res_len = 0;
+	w->t.res_off = 0;
 	w->t.msg_len = 0;
 	/* Relaxed: read by the pool thread only after our death, which the
 	 * kernel orders after these stores, or as a hint for timeouts. */
@@ -229,10 +336,12 @@ static void item_begin(struct worker *w, uint64_t chunk, uint64_t i,
 	if (w->a->timeouts)
 		atomic_store_explicit(&w->cell->started_ns, mproc__now_ns(),
 				      memory_order_relaxed);
-	atomic_store_explicit(&w->cell->chunk, chunk, memory_order_relaxed);
+	/* The chunk id stays from run_task's start to its end. */
 }
 
-/* Finish the current item with @status: header, data, message. */
+/* Finish the current item with @status: header, data, message; or, for
+ * a success that joins the open run (its data already sits in place,
+ * result_place), one more item in the run's header. */
 static void item_end(struct worker *w, int status)
 {
 	struct mproc_task *t = &w->t;
@@ -240,6 +349,19 @@ static void item_end(struct worker *w, int status)
 	if (status == 0)
 		t->msg_len = 0; /* a message only goes with a failure */
 	size_t data = w->item_off + sizeof(struct pool_item_res);
+	if (status == 0 && w->run_off && len == w->run_len) {
+		size_t pl = (size_t)pool_pad8(len);
+		/* A task that asked for no buffer has nothing reserved. */
+		if (out_reserve(w, w->item_off + pl) < 0)
+			worker_exit(WORKER_EXIT_BROKEN);
+		if (pl > len)
+			memset(w->out + w->item_off + len, 0, pl - (size_t)len);
+		w->run_n++;
+		w->out_len = w->item_off + pl;
+		w->out_items++;
+		return;
+	}
+	run_close(w);
 	size_t end = data + (size_t)pool_pad8(len);
 	size_t total = end + (size_t)pool_pad8(t->msg_len);
 	if (out_reserve(w, total) < 0) {
@@ -256,9 +378,15 @@ static void item_end(struct worker *w, int status)
 		memset(w->out + end, 0, (size_t)pool_pad8(t->msg_len));
 		memcpy(w->out + end, t->msg, t->msg_len);
 	}
-	struct pool_item_res h = { .status = status, .msg_len = t->msg_len,
+	struct pool_item_res h = { .status = status,
+				   .n = status == 0 ? 1 : t->msg_len,
 				   .len = len };
 	memcpy(w->out + w->item_off, &h, sizeof(h));
+	/* A run of one item that later ones of the same small length may
+	 * join. */
+	w->run_off = status == 0 && len <= POOL_RUN_MAX_LEN ? w->item_off : 0;
+	w->run_len = len;
+	w->run_n = 1;
 	w->out_len = total;
 	w->out_items++;
 }
@@ -330,6 +458,16 @@ static int run_task(struct worker *w, uint64_t chunk, const void *body,
 	if (!f)
 		return -MPROC_ECORRUPT;
 	out_begin(w, chunk, 0);
+	/* The chunk id is stored once per task, last: release, pairing
+	 * with the acquire of a timeout check (pool.c check_timeouts), so a
+	 * check that sees this chunk reads this start time or a later one,
+	 * never one of an earlier chunk's items.  The item index is read
+	 * only after our death (relaxed, as item_begin's stores). */
+	atomic_store_explicit(&w->cell->item, 0, memory_order_relaxed);
+	if (w->a->timeouts)
+		atomic_store_explicit(&w->cell->started_ns, mproc__now_ns(),
+				      memory_order_relaxed);
+	atomic_store_explicit(&w->cell->chunk, chunk, memory_order_release);
 	for (uint64_t i = 0; i < tk.nitems; i++) {
 		const void *arg = NULL;
 		uint64_t alen = 0, nargs = 0;
@@ -371,7 +509,7 @@ static int run_task(struct worker *w, uint64_t chunk, const void *body,
 		}
 		if (rc)
 			return rc;
-		item_begin(w, chunk, i, tk.first + i);
+		item_begin(w, i, tk.first + i);
 		int status;
 		if (!f->fn)
 			status = f->status;
@@ -385,7 +523,7 @@ static int run_task(struct worker *w, uint64_t chunk, const void *body,
 		if (status > 0)
 			status = 0;
 		item_end(w, status);
-		if (w->out_len >= FLUSH_BYTES) {
+		if (w->out_len >= FLUSH_BYTES || w->out_items >= FLUSH_ITEMS) {
 			flush(w, true);
 			out_begin(w, chunk, i + 1);
 		}
@@ -482,8 +620,9 @@ _Noreturn void pool_worker_main(const struct pool_worker_args *a)
 			worker_exit(WORKER_EXIT_BROKEN);
 		pool_rx_done(&w.task, &w.rx);
 		/* Batch: publish and ring once we have no queued task left
-		 * (the parent sends a window of tasks at a time). */
-		if (w.unpublished && !mproc__ring_pending(&w.task))
+		 * (the parent sends a window of tasks at a time), or when
+		 * results waited long enough (see the top). */
+		if (w.unpublished && publish_due(&w))
 			notify(&w);
 	}
 }

@@ -251,7 +251,7 @@ out:
 int pool_zygote_recv(mproc_pool *pool, struct pool_zmsg *m)
 {
 	for (;;) {
-		ssize_t r = recv(pool->sock, m, sizeof(*m), MSG_DONTWAIT);
+		ssize_t r = recv(pool->local.sock, m, sizeof(*m), MSG_DONTWAIT);
 		if (r == (ssize_t)sizeof(*m))
 			return 1;
 		if (r < 0 && errno == EINTR)
@@ -267,7 +267,7 @@ static int zygote_send(mproc_pool *pool, uint32_t op, uint32_t slot,
 {
 	struct pool_zmsg m = { op, slot, (int32_t)pid, val };
 	for (;;) {
-		ssize_t r = send(pool->sock, &m, sizeof(m), MSG_NOSIGNAL);
+		ssize_t r = send(pool->local.sock, &m, sizeof(m), MSG_NOSIGNAL);
 		if (r == (ssize_t)sizeof(m))
 			return 0;
 		if (r < 0 && errno == EINTR)
@@ -291,8 +291,9 @@ int pool_zygote_request_kill(mproc_pool *pool, unsigned slot, pid_t pid,
 static int recv_wait(mproc_pool *pool, struct pool_zmsg *m, int ms)
 {
 	struct pollfd pf[2] = {
-		{ .fd = pool->sock, .events = POLLIN },
-		{ .fd = mproc_process_sentinel(pool->zygote), .events = POLLIN },
+		{ .fd = pool->local.sock, .events = POLLIN },
+		{ .fd = mproc_process_sentinel(pool->local.zygote),
+		  .events = POLLIN },
 	};
 	for (;;) {
 		int rc = pool_zygote_recv(pool, m);
@@ -332,7 +333,7 @@ int pool_zygote_start(mproc_pool *pool, const mproc_context *ctx,
 		.init_len = packed_len,
 		.initarg_len = initarg_len,
 	};
-	rc = mproc_shm_export(pool->seg, za.token, sizeof(za.token));
+	rc = mproc_shm_export(pool->local.seg, za.token, sizeof(za.token));
 	if (rc >= 0 && socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0,
 				  sv) < 0)
 		rc = -errno;
@@ -345,26 +346,28 @@ int pool_zygote_start(mproc_pool *pool, const mproc_context *ctx,
 	if (initarg_len)
 		memcpy(arg + sizeof(za) + packed_len, initarg, initarg_len);
 
-	rc = mproc_process_create(ctx, zygote_main, arg, len, &pool->zygote);
+	rc = mproc_process_create(ctx, zygote_main, arg, len,
+				  &pool->local.zygote);
 	if (rc == 0)
-		rc = mproc_process_set_daemon(pool->zygote, true);
+		rc = mproc_process_set_daemon(pool->local.zygote, true);
 	if (rc == 0)
-		rc = mproc_process_set_name(pool->zygote, "mproc-pool-zygote");
+		rc = mproc_process_set_name(pool->local.zygote,
+					    "mproc-pool-zygote");
 	/* Spawn and forkserver children receive the registered descriptors
 	 * at the same numbers (fork inherits them anyway). */
 	if (rc == 0 && (rc = mproc__fdreg_add(sv[1])) == 0) {
-		rc = mproc_process_start(pool->zygote);
+		rc = mproc_process_start(pool->local.zygote);
 		mproc__fdreg_remove(sv[1]);
 	}
 	/* The export made the segment inheritable by every exec; only the
 	 * zygote needed that. */
-	int fd = mproc_shm_fd(pool->seg);
+	int fd = mproc_shm_fd(pool->local.seg);
 	int fl = fcntl(fd, F_GETFD);
 	if (fl >= 0)
 		fcntl(fd, F_SETFD, fl | FD_CLOEXEC);
 	close(sv[1]);
 	sv[1] = -1;
-	pool->sock = sv[0];
+	pool->local.sock = sv[0];
 	sv[0] = -1;
 	if (rc < 0)
 		goto out;
@@ -376,7 +379,7 @@ int pool_zygote_start(mproc_pool *pool, const mproc_context *ctx,
 		rc = m.val;
 	if (rc == 0)
 		/* The hello bumped the counter once. */
-		atomic_store_explicit(&pool->zygote_seen, 1,
+		atomic_store_explicit(&pool->local.zygote_seen, 1,
 				      memory_order_relaxed);
 out:
 	if (sv[0] >= 0)

@@ -5,7 +5,9 @@
  *
  * Data area: a control block (struct queue_ctl: the JoinableQueue counter
  * and its event), the ring's shared indices at RING_SH_OFF, then the ring
- * bytes (SPSC) or slots (MPMC) at buf_off(kind), all cache-line aligned.
+ * bytes (SPSC) or slots (MPMC) at buf_off(kind), and with
+ * MPROC_QUEUE_WATCH_PRODUCERS the producer table (struct queue_producers)
+ * after them, all cache-line aligned.
  * The geometry words (GEOM_*) are validated on open against the data
  * area's size (mproc__queue_validate_geom), and every address either file
  * computes comes from that validated private copy.
@@ -28,9 +30,10 @@ enum {
 	GEOM_STRIDE = 3,  /* MPMC slot stride; 0 for SPSC */
 	GEOM_FLAGS = 4,   /* MPROC_QUEUE_JOINABLE */
 	GEOM_BUF_OFF = 5, /* offset of the ring bytes / slots in the data area */
+	GEOM_PRODUCERS = 6, /* offset of struct queue_producers, or 0 */
 };
 /* Queue flags kept in the segment (the rest are per handle). */
-#define STORED_FLAGS MPROC_QUEUE_JOINABLE
+#define STORED_FLAGS (MPROC_QUEUE_JOINABLE | MPROC_QUEUE_WATCH_PRODUCERS)
 #define MAX_CAPACITY (UINT64_C(1) << 40)
 
 struct queue_ctl {
@@ -51,6 +54,66 @@ static inline uint64_t buf_off(int kind)
 {
 	return RING_SH_OFF + mproc__ring_shared_size(kind);
 }
+
+/*
+ * The producer table of a queue made with MPROC_QUEUE_WATCH_PRODUCERS
+ * (producers.c): which processes ever put into the queue, so that a
+ * consumer waiting on an empty queue can tell when all of them have died.
+ *
+ * Invariants:
+ *   P1  ident[i] is 0 (free) or the identity (common/os.h: pid and start
+ *       time) of a process that registered as a producer.  An entry is
+ *       written only by a CAS from 0 or from the identity of a process
+ *       that has ended, so a live producer's entry is never lost, and an
+ *       entry is never a mix of two identities.
+ *   P2  A process registers before its first reserve in this queue, so
+ *       every message was put by a process named in the table, unless
+ *       overflow is set.
+ *   P3  ever and overflow only go from 0 to 1.  ever = 1 means some
+ *       process registered; overflow = 1 means some producer could not
+ *       be named (table full of live producers, or /proc could not tell
+ *       its identity), so nobody can conclude that all producers died.
+ *
+ * Ordering (Q1, Q2):
+ *   Q1  A producer's entry CAS happens before its store of ever (both
+ *       seq_cst), and ever/overflow before its first reserve: a consumer
+ *       that loads ever == 1 (acquire) sees that producer's entry or a
+ *       later one.
+ *   Q2  A consumer that found every entry dead looks at the ring once
+ *       more before it reports -MPROC_EPEERDIED, so a message put before
+ *       its producer died is delivered first.  A producer that registers
+ *       after the consumer's scan is a late one: its messages go to the
+ *       gets after it (queue.h).
+ *
+ * Everything read here comes from shared memory and may be hostile: an
+ * entry is only ever passed to mproc__proc_ident_alive, which accepts any
+ * value, and the table's size is this constant, never read from it.
+ */
+#define QUEUE_PRODUCERS 64
+
+struct queue_producers {
+	_Atomic uint32_t ever;
+	_Atomic uint32_t overflow;
+	_Atomic uint64_t ident[QUEUE_PRODUCERS];
+} mproc__aligned_cl;
+
+/* Where the producer table of a queue whose ring buffer holds @buf_size
+ * bytes starts in the data area (cache-line aligned). */
+static inline uint64_t producers_off(int kind, uint64_t buf_size)
+{
+	uint64_t end = buf_off(kind) + buf_size;
+	return (end + MPROC_CACHELINE - 1) & ~(uint64_t)(MPROC_CACHELINE - 1);
+}
+
+/* producers.c: register this process as a producer (P2).  Cannot fail:
+ * a producer that cannot be named sets overflow (P3).  Reads /proc: call
+ * once per process and handle (mproc_queue keeps the pid it registered
+ * as). */
+void mproc__queue_producer_register(struct queue_producers *t);
+/* producers.c: the consumer's liveness hook (ring.h's mproc__alive_fn):
+ * 0 while some registered producer may live (or none ever registered, or
+ * one could not be named), -MPROC_EPEERDIED once every one has ended. */
+int mproc__queue_producers_alive(void *table);
 
 static inline void geom_get(const uint64_t g[MPROC_SHM_GEOM_WORDS],
 			    struct mproc__ring_geom *rg)

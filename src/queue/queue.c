@@ -6,16 +6,22 @@
  * every address this file computes comes from that validated private copy.
  */
 #include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
+#include "common/fork.h"
+#include "common/parse.h"
 #include "mproc/queue.h"
 #include "mproc/shm.h"
 #include "queue/layout.h"
 #include "ring/ring.h"
 
 #define KNOWN_FLAGS (MPROC_QUEUE_SPSC | MPROC_QUEUE_JOINABLE | \
-		     MPROC_QUEUE_BUSY_POLL | MPROC_QUEUE_ALLOW_FOREIGN_OWNER)
+		     MPROC_QUEUE_BUSY_POLL | MPROC_QUEUE_ALLOW_FOREIGN_OWNER | \
+		     MPROC_QUEUE_WATCH_PRODUCERS)
 #define DEFAULT_CAPACITY (UINT64_C(1) << 20)
 /* Most messages one MPMC get_many takes (see mproc_queue_get_many). */
 #define GET_MANY_MPMC 64
@@ -29,6 +35,12 @@ struct mproc_queue {
 	bool res_open, peek_open;
 	uint64_t res_pos, res_len, peek_pos;
 	struct mproc__spin spin_join;
+	/* MPROC_QUEUE_WATCH_PRODUCERS: the producer table (layout.h), and
+	 * the pid this handle last registered as (0: not yet; a forked
+	 * child's copy names the parent, so it registers again).  Atomic
+	 * because threads may share a handle. */
+	struct queue_producers *producers;
+	_Atomic int registered_pid;
 	struct mproc__ring ring;
 };
 
@@ -62,6 +74,12 @@ static int plan(const struct mproc_queue_attr *a, uint64_t geom[MPROC_SHM_GEOM_W
 	geom[GEOM_FLAGS] = a->flags & STORED_FLAGS;
 	geom[GEOM_BUF_OFF] = buf_off(kind);
 	*data_size = buf_off(kind) + mproc__ring_buf_size(kind, &rg);
+	if (a->flags & MPROC_QUEUE_WATCH_PRODUCERS) {
+		geom[GEOM_PRODUCERS] =
+			producers_off(kind, mproc__ring_buf_size(kind, &rg));
+		*data_size = geom[GEOM_PRODUCERS] +
+			     sizeof(struct queue_producers);
+	}
 	return 0;
 }
 
@@ -79,7 +97,18 @@ int mproc__queue_validate_geom(const uint64_t g[MPROC_SHM_GEOM_WORDS],
 	if (rg.size > MAX_CAPACITY || rg.max_payload > MAX_CAPACITY / 4 ||
 	    g[GEOM_BUF_OFF] != buf_off(kind) || data_size < buf_off(kind))
 		return -MPROC_ECORRUPT;
-	return mproc__ring_check(kind, &rg, data_size - buf_off(kind));
+	int rc = mproc__ring_check(kind, &rg, data_size - buf_off(kind));
+	if (rc)
+		return rc;
+	/* The producer table: present exactly with its flag, right after
+	 * the ring buffer (whose size the check above bounded). */
+	if (!(g[GEOM_FLAGS] & MPROC_QUEUE_WATCH_PRODUCERS))
+		return g[GEOM_PRODUCERS] ? -MPROC_ECORRUPT : 0;
+	uint64_t off = producers_off(kind, mproc__ring_buf_size(kind, &rg));
+	if (g[GEOM_PRODUCERS] != off || data_size < off ||
+	    data_size - off < sizeof(struct queue_producers))
+		return -MPROC_ECORRUPT;
+	return 0;
 }
 
 /* Build the private view over a validated (or freshly created) segment. */
@@ -92,6 +121,11 @@ static int attach(mproc_queue *q, mproc_shm *seg, unsigned handle_flags)
 	geom_get(g, &rg);
 	q->seg = seg;
 	q->ctl = (struct queue_ctl *)data;
+	q->producers = g[GEOM_FLAGS] & MPROC_QUEUE_WATCH_PRODUCERS
+			       ? (struct queue_producers *)(data +
+							    g[GEOM_PRODUCERS])
+			       : NULL;
+	atomic_init(&q->registered_pid, 0);
 	q->flags = (unsigned)g[GEOM_FLAGS] | (handle_flags & MPROC_QUEUE_BUSY_POLL);
 	if (kind == MPROC__RING_SPSC)
 		q->flags |= MPROC_QUEUE_SPSC;
@@ -210,11 +244,36 @@ MPROC_API int mproc_queue_import(const char *token, unsigned flags,
 	if (!out || (flags & ~MPROC_QUEUE_BUSY_POLL))
 		return -EINVAL;
 	*out = NULL;
+	int fd;
+	const char *size_part;
+	if (mproc__parse_shm_token_fd(token, &fd, &size_part))
+		return -EINVAL;
+	/* Map the segment through a duplicate of the token's descriptor:
+	 * a failure at any step below (the segment's validation, the ring's
+	 * indices, memory) closes only the duplicate, and the token's
+	 * descriptor is closed only once nothing can fail (queue.h). */
+	if (fcntl(fd, F_GETFD) < 0)
+		return -EBADF;
+	int dfd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+	if (dfd < 0)
+		return -errno;
+	char dup_token[MPROC_SHM_TOKEN_MAX];
+	int n = snprintf(dup_token, sizeof(dup_token), "mproc-shm:%d%s", dfd,
+			 size_part);
 	mproc_shm *seg;
-	int rc = mproc_shm_import(token, MPROC_SHM_KIND_QUEUE,
-				  mproc__queue_validate_geom,
-				  NULL, &seg);
-	return rc ? rc : adopt(out, seg, flags);
+	int rc = n < 0 || (size_t)n >= sizeof(dup_token)
+			 ? -EINVAL
+			 : mproc_shm_import(dup_token, MPROC_SHM_KIND_QUEUE,
+					    mproc__queue_validate_geom, NULL,
+					    &seg);
+	if (rc) {
+		close(dfd);
+		return rc;
+	}
+	rc = adopt(out, seg, flags); /* frees seg, so closes dfd, on error */
+	if (rc == 0)
+		close(fd);
+	return rc;
 }
 
 /* ------------------------------------------------------------------ */
@@ -231,10 +290,27 @@ static void count_put(mproc_queue *q, uint64_t n)
 					  memory_order_relaxed);
 }
 
+/* MPROC_QUEUE_WATCH_PRODUCERS: name this process in the producer table
+ * before its first reserve (P2 of layout.h).  Otherwise one branch. */
+static inline void register_producer(mproc_queue *q)
+{
+	if (mproc__likely(!q->producers))
+		return;
+	int me = mproc__self_pid();
+	/* Relaxed: private to this process; two threads that both register
+	 * only name it twice. */
+	if (mproc__likely(atomic_load_explicit(&q->registered_pid,
+					       memory_order_relaxed) == me))
+		return;
+	mproc__queue_producer_register(q->producers);
+	atomic_store_explicit(&q->registered_pid, me, memory_order_relaxed);
+}
+
 /* Try once to reserve room for @len bytes.  The token (the MPMC
  * position) is kept by the caller, so threads can share a handle. */
 static int reserve_now(mproc_queue *q, size_t len, uint64_t *tok, void **p)
 {
+	register_producer(q);
 	return mproc__ring_reserve(&q->ring, len, tok, p);
 }
 
@@ -370,21 +446,35 @@ static bool discarded(const mproc_queue *q)
 	return atomic_load_explicit(&q->ctl->discarded, memory_order_acquire);
 }
 
+/* The liveness hook of a consumer's wait: with
+ * MPROC_QUEUE_WATCH_PRODUCERS, whether any producer may still live. */
+static inline mproc__alive_fn producers_hook(const mproc_queue *q)
+{
+	return q->producers ? mproc__queue_producers_alive : NULL;
+}
+
 static int peek_wait(mproc_queue *q, uint64_t cap, uint64_t *tok,
 		     const void **p, uint64_t *len, struct mproc__lazy_deadline *l)
 {
+	bool dead = false;
 	for (;;) {
 		if (mproc__unlikely(discarded(q)))
 			return -MPROC_EEOF;
 		uint32_t flags;
 		int rc = mproc__ring_peek(&q->ring, cap, tok, p, len, &flags);
+		/* A wait ended with -MPROC_EPEERDIED: that stands only if
+		 * this last look still finds the ring empty (Q2, layout.h). */
+		if (rc == -EAGAIN && dead)
+			return -MPROC_EPEERDIED;
 		if (rc != -EAGAIN)
 			return rc;
 		if (mproc__lazy_nowait(l))
 			return -EAGAIN;
-		rc = mproc__ring_wait_data(&q->ring, mproc__lazy_get(l), NULL,
-					   NULL);
-		if (rc)
+		rc = mproc__ring_wait_data(&q->ring, mproc__lazy_get(l),
+					   producers_hook(q), q->producers);
+		if (rc == -MPROC_EPEERDIED)
+			dead = true; /* look once more (Q2) */
+		else if (rc)
 			return rc;
 	}
 }
@@ -476,6 +566,7 @@ MPROC_API ssize_t mproc_queue_next_size(mproc_queue *q, int64_t timeout_ns)
 	struct mproc__deadline d;
 	if (mproc__deadline_init(&d, timeout_ns))
 		return -EINVAL;
+	bool dead = false;
 	for (;;) {
 		if (discarded(q))
 			return -MPROC_EEOF;
@@ -484,12 +575,19 @@ MPROC_API ssize_t mproc_queue_next_size(mproc_queue *q, int64_t timeout_ns)
 		int rc = mproc__ring_next_len(&q->ring, &len);
 		if (rc == 0)
 			return (ssize_t)len;
+		/* A wait ended with -MPROC_EPEERDIED: that stands only if
+		 * this last look still finds the ring empty (Q2, layout.h). */
+		if (rc == -EAGAIN && dead)
+			return -MPROC_EPEERDIED;
 		if (rc != -EAGAIN)
 			return rc;
 		if (d.nowait)
 			return -EAGAIN;
-		rc = mproc__ring_wait_data(&q->ring, &d, NULL, NULL);
-		if (rc)
+		rc = mproc__ring_wait_data(&q->ring, &d, producers_hook(q),
+					   q->producers);
+		if (rc == -MPROC_EPEERDIED)
+			dead = true; /* look once more (Q2) */
+		else if (rc)
 			return rc;
 	}
 }

@@ -8,7 +8,11 @@
  * rewrites a slot's seq, claimer or len or a position; the library gets,
  * peeks and releases, takes batches, asks next_size and qsize, puts, and
  * closes.  Recovery is made immediate (mproc__ring_mpmc_recover_ns = 0)
- * so that every blocked call runs it.
+ * so that every blocked call runs it.  Configuration bit 6 makes the
+ * queue watch its producers (MPROC_QUEUE_WATCH_PRODUCERS): the peer then
+ * also writes the producer table (ever, overflow, entries naming the same
+ * live, dead, recycled or unknown claimers), and a get that waits 1 ms
+ * runs the consumer's liveness hook over it.
  *
  * Every call must return a documented result, every pointer it hands out
  * must lie in a slot's payload, no access may touch the poisoned bytes of
@@ -22,9 +26,9 @@
 #include "common/os.h"
 #include "mproc/queue.h"
 #include "mproc/shm.h"
+#include "queue/layout.h"
 #include "ring/ring.h"
 
-enum { GEOM_RING, GEOM_SIZE, GEOM_MAX_MSG, GEOM_STRIDE, GEOM_FLAGS, GEOM_BUF_OFF };
 #define CTL_SIZE 128u /* struct queue_ctl, as queue.c lays it out */
 #define MAX_COMMANDS 64
 
@@ -35,6 +39,7 @@ struct fz {
 	size_t map_len, ring_sh, buf;
 	bool peek_open;
 	uint64_t idents[5]; /* claimers to name: see pick_claimer */
+	struct queue_producers *table; /* the peer's view of it, or NULL */
 };
 
 static struct mproc__ring_mpmc_shared *sh(struct fz *f)
@@ -59,6 +64,8 @@ static void setup(struct fz *f, struct fz_in *in)
 	struct mproc_queue_attr a;
 	mproc_queue_attr_init(&a);
 	a.max_msg = maxes[(cfg >> 2) & 3];
+	if (cfg & 0x40)
+		a.flags |= MPROC_QUEUE_WATCH_PRODUCERS;
 	a.capacity = caps[cfg & 3] * mproc__ring_mpmc_stride(a.max_msg);
 	switch ((cfg >> 4) & 3) {
 	case 0: a.initial_index = 0; break;
@@ -86,6 +93,18 @@ static void setup(struct fz *f, struct fz_in *in)
 	fz_poison(f->lib, 0, MPROC_SHM_HEADER_SIZE);
 	fz_poison_mpmc(f->lib, f->ring_sh, f->buf, f->nslots, f->stride,
 		       f->max_msg, f->map_len);
+	if (cfg & 0x40) {
+		/* The producer table follows the slots (queue/layout.h). */
+		size_t off = data + (size_t)h->geom[GEOM_PRODUCERS];
+		FZ_CHECK(h->geom[GEOM_PRODUCERS] ==
+					 producers_off(MPROC__RING_MPMC,
+						       f->nslots * f->stride) &&
+				 off + sizeof(struct queue_producers) <=
+					 f->map_len,
+			 "producer table not where the harness assumes");
+		fz_unpoison(f->lib + off, sizeof(struct queue_producers));
+		f->table = (struct queue_producers *)(f->view + off);
+	}
 	/* Claimers: unknown, this process (alive), init (alive), init
 	 * with another start time (recycled pid: dead), a pid that cannot
 	 * exist (dead). */
@@ -155,7 +174,7 @@ static void peer_write(struct fz *f, struct fz_in *in)
 	uint8_t what = fz_u8(in);
 	struct mproc__ring_mpmc_slot *s = slot(f, fz_u8(in));
 	uint64_t d = atomic_load(&sh(f)->deq_pos);
-	switch (what % 6) {
+	switch (what >= 0xf0 ? 6 : what % 6) {
 	case 0: atomic_store(&s->seq, fz_word(in, atomic_load(&s->seq), d)); break;
 	case 1: atomic_store(&s->claimer, pick_claimer(f, in)); break;
 	case 2: atomic_store(&s->len, pick_len(f, in)); break;
@@ -163,6 +182,18 @@ static void peer_write(struct fz *f, struct fz_in *in)
 			     fz_word(in, atomic_load(&sh(f)->enq_pos), d)); break;
 	case 4: atomic_store(&sh(f)->deq_pos,
 			     fz_word(in, d, atomic_load(&sh(f)->enq_pos))); break;
+	case 6: /* the producer table, when the queue has one */
+		if (f->table) {
+			uint8_t k = fz_u8(in);
+			if (k == 0xfe)
+				atomic_store(&f->table->ever, fz_u8(in));
+			else if (k == 0xff)
+				atomic_store(&f->table->overflow, fz_u8(in));
+			else
+				atomic_store(&f->table->ident[k % QUEUE_PRODUCERS],
+					     pick_claimer(f, in));
+		}
+		break;
 	default: /* R3: a put-back claimed enq_pos for a slot and died */
 	{
 		uint64_t e = atomic_load(&sh(f)->enq_pos);
@@ -234,6 +265,18 @@ static void do_look(struct fz *f)
 	FZ_CHECK(full == 0 || full == 1, "full %d", full);
 }
 
+/* A get that waits 1 ms: the sleeping path, with its recovery and, on a
+ * watching queue, its liveness hook over the (hostile) producer table. */
+static void do_get_waiting(struct fz *f)
+{
+	unsigned char b[64];
+	ssize_t rc = mproc_queue_get(f->q, b, sizeof(b), MPROC_MSEC);
+	FZ_RESULT(rc, f->max_msg, EAGAIN, ETIMEDOUT, MPROC_EEOF,
+		  MPROC_EPEERDIED, MPROC_ECORRUPT);
+	FZ_CHECK(rc != -MPROC_EPEERDIED || f->table,
+		 "-MPROC_EPEERDIED from a queue that does not watch");
+}
+
 static void do_put(struct fz *f, struct fz_in *in)
 {
 	size_t len = fz_u8(in) % (f->max_msg + 1);
@@ -255,10 +298,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		case 4: do_release(&f); break;
 		case 5: do_look(&f); break;
 		case 6: do_put(&f, &in); break;
-		case 7:
-			if (fz_u8(&in) == 0xc1)
+		case 7: {
+			uint8_t b = fz_u8(&in);
+			if (b == 0xc1)
 				FZ_CHECK(mproc_queue_close(f.q) == 0, "close");
+			else if (b == 0xc2)
+				do_get_waiting(&f);
 			break;
+		}
 		case 8: peer_produce(&f, &in); break;
 		case 9: peer_consume(&f, &in); break;
 		default: peer_write(&f, &in); break;

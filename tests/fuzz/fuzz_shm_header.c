@@ -59,15 +59,16 @@ static int dup_fd(const struct seg_file *s)
 	return fd;
 }
 
-/* After a failed import the descriptor may still be ours (refused early)
- * or already closed by the library (refused after the segment was
- * mapped): close it only if it is still our file. */
+/* After a failed import the token's descriptor is still ours, unchanged
+ * (shm.h, queue.h, pipe.h: a failed import closes nothing): check that,
+ * and close it. */
 static void drop_fd(const struct seg_file *s, int fd)
 {
 	struct stat st;
-	if (fstat(fd, &st) == 0 && st.st_ino == s->st.st_ino &&
-	    st.st_dev == s->st.st_dev)
-		close(fd);
+	FZ_CHECK(fstat(fd, &st) == 0 && st.st_ino == s->st.st_ino &&
+			 st.st_dev == s->st.st_dev,
+		 "a failed import closed or replaced descriptor %d", fd);
+	close(fd);
 }
 
 static void make_token(const struct seg_file *s, int fd, char *buf, size_t len)
@@ -174,7 +175,7 @@ static void try_queue(const struct seg_file *s)
 	size_t end = MPROC_SHM_HEADER_SIZE + (size_t)g[Q_BUF_OFF] +
 		     (size_t)(g[Q_RING] == Q_SPSC ? g[Q_SIZE] : g[Q_SIZE] * g[Q_STRIDE]);
 	size_t map_len;
-	void *lib = poison_past(fd, end, &map_len);
+	void *lib = poison_past(s->fd, end, &map_len);
 	use_queue(q);
 	fz_unpoison(lib, map_len);
 	mproc_queue_free(q);
@@ -244,7 +245,7 @@ static void try_conn(const struct seg_file *s, unsigned shape)
 		size_t stop = MPROC_SHM_HEADER_SIZE + last +
 			      sizeof(struct mproc__ring_spsc_shared) + (size_t)g[GEOM_CAP];
 		size_t map_len;
-		void *lib = poison_past(fd, stop, &map_len);
+		void *lib = poison_past(s->fd, stop, &map_len);
 		use_conn(c);
 		fz_unpoison(lib, map_len);
 		mproc_conn_free(c);

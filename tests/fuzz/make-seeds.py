@@ -248,3 +248,23 @@ write("fuzz_shm_header", "pipe-duplex", shm_seed(duplex_total, duplex, shape=0x0
 write("fuzz_shm_header", "raw", shm_seed(4096, header(KIND_RAW, 4096, [7])))
 write("fuzz_shm_header", "truncated-header",
       shm_seed(200, header(KIND_QUEUE, 200, [])[:200]))
+
+
+# ---------------------------------------------------------------------
+# fuzz_mpmc_consumer: cfg (bit 6: the queue watches its producers), then
+# commands (op % 12).  Only the seed for the producer table is written
+# here; the others were made by hand (see their commit).
+
+MC_GET_WAITING, MC_PEER_WRITE, MC_PUT, MC_GET = 7, 10, 6, 0
+
+
+def mc_table(k, *rest):  # peer_write, table case (what >= 0xf0), slot 0
+    return u8(MC_PEER_WRITE, 0xF6, 0, k, *rest)
+
+
+# A dead producer named in the table: a waiting get says -MPROC_EPEERDIED;
+# after this process's own put it is a live producer and the get times out.
+write("fuzz_mpmc_consumer", "watch-dead-producer",
+      u8(0x48) + mc_table(0, 4) + mc_table(0xFE, 1) + u8(MC_GET_WAITING, 0xC2) +
+      u8(MC_PUT, 3) + u8(MC_GET, 1) + u8(MC_GET_WAITING, 0xC2) +
+      mc_table(0xFF, 1) + u8(MC_GET_WAITING, 0xC2))

@@ -199,3 +199,37 @@ Test(pipe_hostile, signaller_unknown_inside_raise)
 {
 	busy_left_by_dead(SIG_BUSY, false);
 }
+
+/* A sender killed inside mproc_conn_close, after close_for_good stored
+ * END_CLOSED and before it closed the ring, left the receiver waiting for
+ * ever: the liveness check took "closed" to mean that the ring carried
+ * the close.  The child dies at exactly that point here (it stores the
+ * state as the close does, then stops until killed).  The receiver must
+ * get the message sent before, then the end of the stream. */
+Test(pipe_hostile, sender_killed_inside_close)
+{
+	mproc_conn *r, *w;
+	make(&r, &w, false, 4096);
+	_Atomic uint32_t *state = &w->ctl->end[w->end].state;
+	pid_t pid = fork();
+	cr_assert_geq(pid, 0);
+	if (pid == 0) {
+		if (mproc_conn_send_bytes(w, "last", 4) != 4)
+			_exit(1);
+		atomic_store(state, END_CLOSED);
+		for (;;)
+			pause();
+	}
+	while (atomic_load(state) != END_CLOSED)
+		usleep(100);
+	cr_assert_eq(kill(pid, SIGKILL), 0);
+	cr_assert_eq(wait_child(pid), 128 + SIGKILL);
+	cr_assert_eq(mproc_conn_set_timeout(r, 5 * MPROC_SEC), 0);
+	char buf[16];
+	cr_assert_eq(mproc_conn_recv_bytes_into(r, buf, sizeof(buf)), 4);
+	cr_assert_eq(memcmp(buf, "last", 4), 0);
+	ssize_t n = mproc_conn_recv_bytes_into(r, buf, sizeof(buf));
+	cr_assert_eq(n, -MPROC_EEOF, "got %zd (%s)", n, mproc_strerror((int)n));
+	mproc_conn_free(r);
+	mproc_conn_free(w);
+}

@@ -258,6 +258,56 @@ Test(map, per_item_failures_short_and_long_results)
 	mproc_pool_destroy(p);
 }
 
+/* Workers send runs of equal small results under one header (proto.h):
+ * runs of every small length, broken by other lengths and by failures,
+ * across chunk and message boundaries, each item still lands in its own
+ * place with its own status. */
+Test(map, runs_of_equal_results_broken_by_others_and_failures)
+{
+	mproc_pool *p = pool_new(NULL, 2);
+	enum { N = 5000, W = 16 };
+	static const uint32_t pattern[] = { 0, 8, 3, 100, 16, 8, 1 };
+	static uint32_t lens[N];
+	static unsigned char res[N][W];
+	static int status[N];
+	size_t failed = 0;
+	for (int i = 0; i < N; i++) {
+		/* Runs of 1 to 13 items of one length. */
+		lens[i] = pattern[(i / (1 + i % 13)) % 7];
+		failed += lens[i] > W;
+	}
+	memset(res, 0x11, sizeof res);
+	struct mproc_map_opts o = { .chunksize = 1000 };
+	ssize_t n = mproc_pool_map(p, task_len, lens, N, sizeof lens[0], res, W,
+				   status, &o);
+	cr_expect_eq(n, (ssize_t)failed, "failed items: %zd", n);
+	for (int i = 0; i < N; i++) {
+		if (lens[i] > W) {
+			cr_assert_eq(status[i], -EMSGSIZE, "item %d", i);
+			continue;
+		}
+		cr_assert_eq(status[i], 0, "item %d status %d", i, status[i]);
+		for (uint32_t b = 0; b < W; b++)
+			cr_assert_eq(res[i][b], b < lens[i] ? 0xab : 0,
+				     "item %d byte %u: %#x", i, b, res[i][b]);
+	}
+	/* Empty results take no bytes in a run; the worker still cuts its
+	 * messages (an item count limit), and the count adds up. */
+	enum { E = 200000 };
+	static uint32_t zeros[E];
+	static int est[E];
+	memset(est, 0x7f, sizeof est);
+	struct mproc_map_opts one = { .chunksize = E };
+	cr_expect_eq(mproc_pool_map(p, task_len, zeros, E, sizeof zeros[0], NULL,
+				    0, est, &one), 0);
+	for (int i = 0; i < E; i++)
+		cr_assert_eq(est[i], 0, "item %d", i);
+	struct mproc_pool_stats st;
+	cr_assert_eq(mproc_pool_stats(p, &st), 0);
+	cr_expect_eq(st.completed, (uint64_t)N + E);
+	mproc_pool_destroy(p);
+}
+
 /* Item i fails with -(i + 1) when i is a multiple of 4, else squares. */
 static int fail_some(mproc_task *t, const void *arg, size_t len)
 {

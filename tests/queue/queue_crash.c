@@ -8,7 +8,10 @@
  */
 #include <criterion/criterion.h>
 #include <errno.h>
+#include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -347,4 +350,130 @@ Test(mpmc_crash, consumer_killed_with_the_ring_full)
 	get_expect(q, "a", 0);
 	get_expect(q, "c", 0);
 	mproc_queue_free(q);
+}
+
+/* ---------------------------------------------------- live processes */
+
+/* Defect 3: attach loaded head before tail, and during put_many the
+ * consumer may legitimately run ahead of the published head, so opening
+ * a busy SPSC queue failed with -MPROC_ECORRUPT (628 of 30,978 opens
+ * while another process ran put_many(16) and get_many).  Every open of a
+ * busy queue succeeds. */
+Test(spsc_crash, opens_of_a_busy_queue_never_fail, .timeout = 120)
+{
+	char name[64];
+	snprintf(name, sizeof(name), "/mproc-test-busy-%d", (int)getpid());
+	mproc_queue_unlink(name);
+	struct mproc_queue_attr a;
+	mproc_queue_attr_init(&a);
+	/* Busy-polling children: the consumer runs inside the producer's
+	 * batches instead of waking after them. */
+	a.flags = MPROC_QUEUE_SPSC | MPROC_QUEUE_BUSY_POLL;
+	a.capacity = 4096;
+	mproc_queue *q;
+	cr_assert_eq(mproc_queue_create_named(name, &a, &q), 0);
+	_Atomic uint64_t *calls = mmap(NULL, 4096, PROT_READ | PROT_WRITE,
+				       MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	cr_assert_neq(calls, MAP_FAILED);
+	pid_t kids[2];
+	for (int k = 0; k < 2; k++) {
+		kids[k] = fork();
+		cr_assert_geq(kids[k], 0);
+		if (kids[k] != 0)
+			continue;
+		/* k 0: put_many(16) until closed; k 1: get_many until EOF. */
+		char m[16][24];
+		struct iovec iov[16];
+		size_t lens[16];
+		for (int i = 0; i < 16; i++)
+			iov[i] = (struct iovec){ m[i], sizeof(m[i]) };
+		for (;;) {
+			ssize_t n = k == 0 ? mproc_queue_put_many(q, iov, 16,
+								  MPROC_SEC)
+					   : mproc_queue_get_many(q, iov, lens,
+								  16, MPROC_SEC);
+			if (n == -EPIPE || n == -MPROC_EEOF)
+				_exit(0);
+			if (n < 0 && n != -ETIMEDOUT)
+				_exit(1);
+			atomic_fetch_add(&calls[k], 1);
+		}
+	}
+	/* Open while both children are busy: at least 20,000 opens, and at
+	 * least a second of their traffic. */
+	while (!atomic_load(&calls[0]) || !atomic_load(&calls[1]))
+		usleep(1000);
+	int failed = 0, first = 0, opens = 0;
+	int64_t until = mproc__now_ns() + MPROC_SEC;
+	for (; opens < 20000 || mproc__now_ns() < until; opens++) {
+		mproc_queue *o;
+		int rc = mproc_queue_open(name, 0, &o);
+		if (rc) {
+			failed++;
+			first = first ? first : rc;
+			continue;
+		}
+		mproc_queue_free(o);
+	}
+	mproc_queue_close(q);
+	for (int k = 0; k < 2; k++) {
+		int st;
+		cr_assert_eq(waitpid(kids[k], &st, 0), kids[k]);
+		cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0,
+			  "child %d: 0x%x", k, st);
+	}
+	mproc_queue_unlink(name);
+	mproc_queue_free(q);
+	cr_log_info("%d opens beside %llu put_many and %llu get_many", opens,
+		    (unsigned long long)calls[0], (unsigned long long)calls[1]);
+	munmap(calls, 4096);
+	cr_assert_eq(failed, 0, "%d of %d opens failed, first: %s", failed,
+		     opens, mproc_strerror(first));
+}
+
+/* Defect 8: MPMC qsize returned 0 after 16 unstable snapshots, so
+ * empty() could be true on a busy queue that was never empty.  Here a
+ * thread moves both positions as fast as it can while five messages stay
+ * in: every answer must count at least five. */
+struct bumper {
+	struct mproc__ring_mpmc_shared *sh;
+	atomic_bool stop;
+};
+
+static void *bump(void *arg)
+{
+	struct bumper *b = arg;
+	while (!atomic_load_explicit(&b->stop, memory_order_relaxed)) {
+		atomic_fetch_add(&b->sh->enq_pos, 1);
+		atomic_fetch_add(&b->sh->deq_pos, 1);
+	}
+	return NULL;
+}
+
+Test(mpmc_crash, qsize_of_a_busy_queue_is_never_zero)
+{
+	struct test_ring t = ring_new(MPROC__RING_MPMC, 16 * 96, 64);
+	struct mproc__ring v;
+	cr_assert_eq(view(&t, &v), 0);
+	struct bumper b = { .sh = t.sh };
+	atomic_init(&b.stop, false);
+	atomic_store(&b.sh->enq_pos, 5);
+	pthread_t th;
+	cr_assert_eq(pthread_create(&th, NULL, bump, &b), 0);
+	while (atomic_load(&b.sh->deq_pos) < 1000)
+		; /* the bumper runs */
+	uint64_t low = UINT64_MAX, calls = 0;
+	int64_t until = mproc__now_ns() + 300 * MPROC_MSEC;
+	while (mproc__now_ns() < until) {
+		for (int i = 0; i < 1000; i++) {
+			uint64_t n = mproc__ring_count(&v);
+			if (n < low)
+				low = n;
+		}
+		calls += 1000;
+	}
+	atomic_store(&b.stop, true);
+	pthread_join(th, NULL);
+	cr_assert_geq(low, 5, "qsize said %llu of at least 5 (%llu calls)",
+		      (unsigned long long)low, (unsigned long long)calls);
 }

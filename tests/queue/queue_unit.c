@@ -4,9 +4,14 @@
  */
 #include <criterion/criterion.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
 #include <sys/uio.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -14,6 +19,7 @@
 
 #include "mproc/queue.h"
 #include "common/clock.h"
+#include "queue/layout.h"
 
 static mproc_queue *make(unsigned flags, size_t cap, size_t max)
 {
@@ -449,12 +455,20 @@ Test(queue, mpmc_get_times_out_behind_held_slot, .timeout = 30)
  * it, then drain both, then report end-of-stream (regression). */
 Test(queue, mpmc_close_waits_for_claimed_slots)
 {
-	mproc_queue *slow = make(0, 4096, 64);
-	char tok[MPROC_QUEUE_TOKEN_MAX];
-	cr_assert_gt(mproc_queue_export(slow, tok, sizeof(tok)), 0);
-	mproc_queue *fast, *cons;
-	cr_assert_eq(mproc_queue_import(tok, 0, &fast), 0);
-	cr_assert_eq(mproc_queue_import(tok, 0, &cons), 0);
+	/* Three handles in one process: a named queue opened twice (a token
+	 * is imported once, in the process it was made for). */
+	char name[64];
+	snprintf(name, sizeof(name), "/mproc-test-slow-%d", (int)getpid());
+	mproc_queue_unlink(name);
+	struct mproc_queue_attr a;
+	mproc_queue_attr_init(&a);
+	a.capacity = 4096;
+	a.max_msg = 64;
+	mproc_queue *slow, *fast, *cons;
+	cr_assert_eq(mproc_queue_create_named(name, &a, &slow), 0);
+	cr_assert_eq(mproc_queue_open(name, 0, &fast), 0);
+	cr_assert_eq(mproc_queue_open(name, 0, &cons), 0);
+	cr_assert_eq(mproc_queue_unlink(name), 0);
 	void *p;
 	cr_assert_eq(mproc_queue_reserve(slow, 8, &p, 0), 0);
 	cr_assert_eq(mproc_queue_put(fast, "hello", 5, 0), 5);
@@ -472,4 +486,54 @@ Test(queue, mpmc_close_waits_for_claimed_slots)
 	mproc_queue_free(cons);
 	mproc_queue_free(fast);
 	mproc_queue_free(slow);
+}
+
+/* A failed import closes nothing (queue.h): the token's descriptor stays
+ * open for a retry, whether the segment was refused before it was
+ * mapped (another kind) or after (ring indices that break the ring's
+ * invariants).  A successful import closes it and keeps a duplicate. */
+Test(queue, failed_import_leaves_the_descriptor)
+{
+	mproc_queue *q = make(MPROC_QUEUE_SPSC, 4096, 0);
+	char tok[MPROC_QUEUE_TOKEN_MAX];
+	cr_assert_gt(mproc_queue_export(q, tok, sizeof(tok)), 0);
+	int qfd = atoi(strchr(tok, ':') + 1);
+	/* A token of our own, on a duplicate, as a child would inherit. */
+	int fd = dup(qfd);
+	cr_assert_geq(fd, 0);
+	char mine[MPROC_QUEUE_TOKEN_MAX];
+	snprintf(mine, sizeof(mine), "mproc-shm:%d%s", fd,
+		 strchr(strchr(tok, ':') + 1, ':'));
+	struct stat st;
+	cr_assert_eq(fstat(fd, &st), 0);
+	unsigned char *m = mmap(NULL, (size_t)st.st_size, PROT_READ | PROT_WRITE,
+				MAP_SHARED, fd, 0);
+	cr_assert_neq(m, MAP_FAILED);
+	/* The ring's head off its 8-byte grid: refused by the ring's attach,
+	 * after the segment validated and was mapped. */
+	_Atomic uint64_t *head = (_Atomic uint64_t *)(m + MPROC_SHM_HEADER_SIZE +
+						     RING_SH_OFF);
+	uint64_t good = atomic_load(head);
+	atomic_store(head, good + 3);
+	mproc_queue *imp = (mproc_queue *)1;
+	cr_assert_eq(mproc_queue_import(mine, 0, &imp), -MPROC_ECORRUPT);
+	cr_assert_null(imp);
+	cr_assert_eq(fcntl(fd, F_GETFD), 0, "the descriptor is open, unchanged");
+	/* Another kind: refused before anything is mapped. */
+	struct mproc_shm_header *h = (struct mproc_shm_header *)m;
+	h->kind = MPROC_SHM_KIND_PIPE;
+	cr_assert_eq(mproc_queue_import(mine, 0, &imp), -EPROTOTYPE);
+	cr_assert_eq(fcntl(fd, F_GETFD), 0);
+	h->kind = MPROC_SHM_KIND_QUEUE;
+	atomic_store(head, good);
+	/* Repaired: the retry succeeds, the token's descriptor is closed and
+	 * the handle works through its duplicate. */
+	cr_assert_eq(mproc_queue_import(mine, 0, &imp), 0);
+	cr_assert_eq(fcntl(fd, F_GETFD), -1);
+	cr_assert_eq(mproc_queue_put_nowait(imp, "x", 1), 1);
+	char c;
+	cr_assert_eq(mproc_queue_get_nowait(q, &c, 1), 1);
+	munmap(m, (size_t)st.st_size);
+	mproc_queue_free(imp);
+	mproc_queue_free(q);
 }
