@@ -18,6 +18,7 @@
 #include <mproc.h>
 
 #include "bench.h"
+#include "conn.h"
 #include "stream.h"
 
 /* Waits longer than this mean a lost peer, not a slow one: a safety net
@@ -58,33 +59,10 @@ struct tp {
 	mproc_conn *rx, *tx; /* a (receive-only), b (send-only) */
 };
 
-static int conn_send(struct bench_worker *w, void *arg, const void *buf,
-		     size_t len)
-{
-	ssize_t rc = mproc_conn_send_bytes(arg, buf, len);
-	if (rc >= 0)
-		return 0;
-	snprintf(w->res->note, sizeof w->res->note, "send_bytes: %s",
-		 mproc_strerror((int)rc));
-	return (int)rc;
-}
-
-static ssize_t conn_recv(struct bench_worker *w, void *arg, void *buf,
-			 size_t len)
-{
-	ssize_t got = mproc_conn_recv_bytes_into(arg, buf, len);
-	if (got < 0)
-		snprintf(w->res->note, sizeof w->res->note,
-			 "recv_bytes_into after %llu messages: %s",
-			 (unsigned long long)w->msgs,
-			 mproc_strerror((int)got));
-	return got;
-}
-
 static int producer(struct bench_worker *w, void *arg)
 {
 	struct tp *t = arg;
-	int rc = bench_stream_produce(w, conn_send, t->tx);
+	int rc = bench_stream_produce(w, bench_conn_send, t->tx);
 	if (rc < 0)
 		return rc;
 	/* This process used the end, so the close ends the stream for good:
@@ -95,7 +73,7 @@ static int producer(struct bench_worker *w, void *arg)
 static int consumer(struct bench_worker *w, void *arg)
 {
 	struct tp *t = arg;
-	return bench_stream_consume(w, conn_recv, t->rx);
+	return bench_stream_consume(w, bench_conn_recv, t->rx);
 }
 
 /* Pass twice the ring's size through it in the parent, so that every page

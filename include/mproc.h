@@ -12,5 +12,6 @@
 #include "mproc/process.h"
 #include "mproc/pool.h"
 #include "mproc/wait.h"
+#include "mproc/listener.h"
 
 #endif /* MPROC_H */

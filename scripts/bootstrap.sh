@@ -6,7 +6,8 @@
 #
 # usage: scripts/bootstrap.sh [--required-only] [--peers]
 #
-# Required: the compiler, meson/ninja/pkg-config, liburcu and Criterion.
+# Required: the compiler, meson/ninja/pkg-config, liburcu, Criterion and
+# OpenSSL's libcrypto (HMAC of the Listener's handshake).
 # Optional, tried but never fatal: clang with its runtime (libFuzzer and
 # the fuzz suite), gnuplot (plots from the benchmark), mandoc (the lint of
 # the manual pages), cmake (the find_package check of the install test)
@@ -23,7 +24,7 @@
 # Runs apt-get directly as root, through sudo otherwise.
 set -eu
 
-required="gcc g++ pkg-config meson ninja-build python3 liburcu-dev libcriterion-dev"
+required="gcc g++ pkg-config meson ninja-build python3 liburcu-dev libcriterion-dev libssl-dev"
 optional="clang libclang-rt-14-dev gnuplot-nox mandoc cmake build-essential dpkg-dev debhelper lintian man-db"
 # libdpdk-dev, not dpdk-dev: the headers and pkg-config file, without the
 # Python tools dpdk-dev adds on top.

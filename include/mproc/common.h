@@ -62,7 +62,10 @@ typedef struct mproc_context mproc_context;
 #define MPROC_ENOSYMBOL 4101
 /** A pool worker's initializer failed, so the pool cannot run tasks. */
 #define MPROC_EINIT 4102
-#define MPROC_ERRNO_LAST 4102
+/** Authentication failed: the peer of a Listener or Client answered a
+ *  challenge with the wrong key, or rejected our answer. */
+#define MPROC_EAUTH 4103
+#define MPROC_ERRNO_LAST 4103
 
 /**
  * mproc_strerror - name an error code.

@@ -26,8 +26,8 @@
  * for liveness, and it decides what mproc_conn_close does:
  *   - close is *for good* (the peer reads what is left, then gets
  *     -MPROC_EEOF; its sends get -EPIPE) when the calling process owns the
- *     end and either used it, or created it and has neither forked nor
- *     exported it since;
+ *     end and either used it (since it last exported it), or created it
+ *     and has neither forked nor exported it since;
  *   - otherwise close only releases this process's handle and the end
  *     lives on in the process that uses it.
  * So Python's idiom works: the parent creates the pipe, forks (or exports
@@ -89,6 +89,30 @@
  * futex; with nobody asleep and no fileno armed, a send or receive makes no
  * system call.
  *
+ * Descriptor connections.  mproc_conn_from_fd wraps a stream socket or a
+ * pipe that speaks Python's multiprocessing.connection framing (a 4-byte
+ * big-endian signed length, or -1 and an 8-byte length for messages over
+ * 2^31 - 1 bytes, then the bytes), so the other end may be a Python
+ * Connection, or another mproc one; the Listener and Client
+ * (mproc/listener.h) return such connections too.  Every call below works
+ * on them with the same results, except where a call says otherwise:
+ *   - the peer is another process holding the other end of the socket or
+ *     pipe, whatever it does: its close, or its death, is -MPROC_EEOF
+ *     after what it sent (a stream cannot tell the two apart), and sends
+ *     to it get -EPIPE;
+ *   - fileno is the descriptor itself, readable when the next message
+ *     has bytes waiting (or at end of stream);
+ *   - a send that times out or fails after writing part of a message
+ *     cannot take those bytes back: every later send on the handle gets
+ *     -EPIPE (one that wrote nothing may be retried);
+ *   - a malformed length prefix from the peer (negative, not -1; or an
+ *     8-byte length above SSIZE_MAX) makes every later receive -EPROTO;
+ *   - the ownership rules above do not apply: each process closes only
+ *     its own copy of the descriptor, and the peer sees the end of the
+ *     stream when the last copy is closed, as with any socket.
+ * A descriptor connection is not a shared-memory pipe: messages are
+ * copied through the kernel, at socket speed.
+ *
  * Concurrency: per handle, at most one thread may send and one thread may
  * receive (poll, next_size, fileno and mproc_wait count as receiving) at
  * any time; on a duplex end the sender and the receiver may be different
@@ -116,6 +140,12 @@ enum {
 	 *  (lowest latency, burns a core).  Per handle: see
 	 *  mproc_conn_set_busy_poll. */
 	MPROC_PIPE_BUSY_POLL = 1 << 0,
+};
+
+/** Directions of a descriptor connection (mproc_conn_from_fd). */
+enum {
+	MPROC_CONN_READABLE = 1 << 0, /**< the handle may receive */
+	MPROC_CONN_WRITABLE = 1 << 1, /**< the handle may send */
 };
 
 /** Longest token written by mproc_conn_export, NUL included. */
@@ -165,6 +195,28 @@ MPROC_API void mproc_pipe_attr_init(struct mproc_pipe_attr *attr);
  */
 MPROC_API int mproc_pipe(bool duplex, const struct mproc_pipe_attr *attr,
 			 mproc_conn **a, mproc_conn **b);
+
+/**
+ * mproc_conn_from_fd - wrap the descriptor @fd, a stream socket (Unix or
+ * TCP; a socketpair end) or a pipe or FIFO, as a connection that speaks
+ * Python's length-prefixed framing (Python's Connection(handle, readable,
+ * writable); see "Descriptor connections" above).
+ * @flags: MPROC_CONN_READABLE and/or MPROC_CONN_WRITABLE; 0 means both,
+ *        as Python's defaults.
+ * @out: receives the connection, which owns @fd from then on:
+ *        mproc_conn_close closes it.
+ *
+ * The descriptor's flags are left as they are (blocking or not, and
+ * close-on-exec): the handle waits with poll(2) and, on a socket,
+ * MSG_DONTWAIT.  It is not passed to spawn or forkserver children unless
+ * exported (mproc_conn_export).
+ * Returns 0, or -EINVAL (NULL @out, negative @fd, unknown @flags, a
+ * descriptor that is neither a stream socket nor a pipe, or a pipe end
+ * opened in the other direction than @flags asks), -EBADF (@fd is not
+ * open), -ENOMEM.  On failure @fd is left open and unchanged.  Does not
+ * block.  Thread-safe.
+ */
+MPROC_API int mproc_conn_from_fd(int fd, unsigned flags, mproc_conn **out);
 
 /**
  * mproc_conn_send_bytes - send @len bytes from @buf as one message.
@@ -289,6 +341,10 @@ MPROC_API int mproc_conn_poll(mproc_conn *c, int64_t timeout_ns);
  * (see "Taking an end over") makes the descriptor readable until a
  * receive or poll skips it.
  *
+ * On a descriptor connection (mproc_conn_from_fd) it is that descriptor:
+ * readable when the next message has bytes waiting, or at end of stream;
+ * there is nothing to arm.
+ *
  * Returns the descriptor, or -EPERM (send-only end) and the common
  * errors.  Does not block.
  */
@@ -303,7 +359,8 @@ MPROC_API int mproc_conn_set_timeout(mproc_conn *c, int64_t timeout_ns);
 
 /**
  * mproc_conn_set_busy_poll - make this handle's waits busy-poll (@on) or
- * spin briefly and sleep (the default).  Per handle and per process.
+ * spin briefly and sleep (the default).  Per handle and per process.  No
+ * effect on a descriptor connection, which always waits in poll(2).
  * Returns 0, -EINVAL, -EBADF.
  */
 MPROC_API int mproc_conn_set_busy_poll(mproc_conn *c, bool on);
@@ -324,6 +381,17 @@ MPROC_API int mproc_conn_writable(const mproc_conn *c);
  */
 MPROC_API int mproc_conn_close(mproc_conn *c);
 
+/**
+ * mproc_conn_closed - whether this end is closed (Python's
+ * Connection.closed): 1 when this handle was closed, or when the end was
+ * closed for good by another process that holds it, or was marked dead
+ * (every call but free would then return -EBADF); 0 while it is open.
+ * The peer's close does not count: this end stays open and reads
+ * -MPROC_EEOF.  Returns 1, 0, or -EINVAL (NULL).  Does not block; may run
+ * concurrently with the sending and receiving calls on the handle.
+ */
+MPROC_API int mproc_conn_closed(const mproc_conn *c);
+
 /** mproc_conn_free - close the handle if still open (as mproc_conn_close),
  *  then release it.  NULL is a no-op.  The handle is invalid afterwards. */
 MPROC_API void mproc_conn_free(mproc_conn *c);
@@ -336,8 +404,14 @@ MPROC_API void mproc_conn_free(mproc_conn *c);
  * close-on-exec, as mproc_shm_export does.  Exporting hands the end over:
  * a later close of this handle that has not used it since only releases
  * it here.
+ * A descriptor connection exports its descriptor instead: it loses
+ * close-on-exec and is listed for the process module, which passes it to
+ * spawn and forkserver children started afterwards at the same number
+ * (fork children inherit it anyway).  The child's import wraps that
+ * descriptor; each process then holds its own copy and closes only that
+ * one (the peer sees the end of the stream once every copy is closed).
  * Returns the token's length, or -ENOSPC (@len too small), -EINVAL,
- * -EBADF.  Does not block.
+ * -EBADF, -ENOMEM.  Does not block.
  */
 MPROC_API int mproc_conn_export(mproc_conn *c, char *buf, size_t len);
 
@@ -351,8 +425,10 @@ MPROC_API int mproc_conn_export(mproc_conn *c, char *buf, size_t len);
  * Returns 0, or -EINVAL (malformed token, a descriptor in it that is not
  * an eventfd, or descriptors that do not match the pipe's direction),
  * -EBADF (a descriptor not inherited), -EPROTOTYPE (not a pipe),
- * -MPROC_ECORRUPT (segment failed validation), -ENOMEM, -EMFILE.  On
- * success the segment is mapped through a duplicate of its descriptor
+ * -MPROC_ECORRUPT (segment failed validation), -ENOMEM, -EMFILE.  A token
+ * of a descriptor connection gives a descriptor connection over the
+ * inherited descriptor (-EBADF when it is not open, -EINVAL when it is no
+ * longer a stream socket or pipe).  On success the segment is mapped through a duplicate of its descriptor
  * (the token's one is closed).  On failure no descriptor named in the
  * token is closed or changed: the caller may retry, or close them.
  */

@@ -49,7 +49,8 @@ struct mproc_waitable {
  * @timeout_ns passes (the twin of multiprocessing.connection.wait).
  *
  * Connections are watched through their eventfds (arming them, see
- * mproc_conn_fileno) and plain descriptors directly, all in one poll(2).
+ * mproc_conn_fileno; a descriptor connection through its own descriptor)
+ * and plain descriptors directly, all in one poll(2).
  * Queues have no descriptor, so when any is present the poll(2) sleeps in
  * slices of 1 ms growing to 10 ms and the queues are checked between
  * slices: a queue becomes ready up to 10 ms late, at the cost of a few

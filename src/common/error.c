@@ -18,6 +18,7 @@ static const char *const own_names[] = {
 	[MPROC_EWORKERLOST - MPROC_ERRNO_BASE] = "pool worker died while running the task",
 	[MPROC_ENOSYMBOL - MPROC_ERRNO_BASE] = "function pointer does not resolve in a fresh process image",
 	[MPROC_EINIT - MPROC_ERRNO_BASE] = "pool worker initializer failed",
+	[MPROC_EAUTH - MPROC_ERRNO_BASE] = "authentication failed (wrong authkey)",
 };
 
 MPROC_API const char *mproc_strerror(int err)

@@ -114,6 +114,12 @@ int mproc__pidfd_reap(int pidfd, bool block, int *exitcode)
 
 int mproc__wait_readable(int fd, const struct mproc__deadline *d)
 {
+	return mproc__wait_events(fd, POLLIN, d, NULL);
+}
+
+int mproc__wait_events(int fd, short events, const struct mproc__deadline *d,
+		       short *revents)
+{
 	for (;;) {
 		struct timespec ts, *tsp = NULL;
 		if (!d->forever) {
@@ -122,8 +128,10 @@ int mproc__wait_readable(int fd, const struct mproc__deadline *d)
 			ts.tv_nsec = (long)(left % MPROC__NSEC_PER_SEC);
 			tsp = &ts;
 		}
-		struct pollfd p = { .fd = fd, .events = POLLIN };
+		struct pollfd p = { .fd = fd, .events = events };
 		int n = ppoll(&p, 1, tsp, NULL);
+		if (revents)
+			*revents = n > 0 ? p.revents : 0;
 		if (n >= 0)
 			return n > 0;
 		if (errno != EINTR)

@@ -52,6 +52,10 @@ struct mproc__deadline;
  * passes, retrying EINTR.  Returns 1 when readable, 0 when the deadline
  * passed first, or -errno. */
 int mproc__wait_readable(int fd, const struct mproc__deadline *d);
+/* The same for any poll(2) @events (POLLOUT, say); *@revents (may be
+ * NULL) receives what poll reported. */
+int mproc__wait_events(int fd, short events, const struct mproc__deadline *d,
+		       short *revents);
 
 /* write(2) all @n bytes, retrying short writes and EINTR: 0 or -errno. */
 int mproc__write_all(int fd, const void *buf, size_t n);

@@ -44,6 +44,15 @@
  * Both rings are SPSC views behind the ring layer's verbs (ring/ring.h).
  * An SPSC view holds its one reservation and its one peek itself, so the
  * pipe hands token 0 back to commit, release and unpeek.
+ *
+ * Two kinds of connection.  A connection is either an end of a pipe
+ * segment (ops == NULL: the fast path, every call in io.c and pipe.c) or
+ * a descriptor speaking Python's length-prefixed framing (ops points at
+ * the table of fdconn.c, state in fdc).  Each public call that behaves
+ * differently starts by handing a descriptor connection to its ops entry,
+ * so that the shm code below that line never sees one; what both kinds
+ * share (timeout, direction, closed, the dropped count) lives in the
+ * common fields.
  */
 #ifndef MPROC_PIPE_CONN_H
 #define MPROC_PIPE_CONN_H
@@ -134,7 +143,27 @@ struct pipe_res {
 	_Atomic int used_pid[2];
 };
 
+/* The calls a descriptor connection implements itself (fdconn.c).  The
+ * public wrapper has checked nothing: each entry validates its own
+ * arguments, with the same errors as the shm path. */
+struct mproc__conn_ops {
+	ssize_t (*send_bytes)(mproc_conn *c, const void *buf, size_t len);
+	ssize_t (*recv_bytes)(mproc_conn *c, size_t maxlength, void **buf,
+			      size_t *len);
+	/* @exact: recv(obj), the length must equal @cap (-EBADMSG). */
+	ssize_t (*recv_into)(mproc_conn *c, void *buf, size_t cap, bool exact);
+	ssize_t (*next_size)(mproc_conn *c, int64_t timeout_ns);
+	int (*poll)(mproc_conn *c, int64_t timeout_ns);
+	int (*fileno)(mproc_conn *c);
+	int (*export)(mproc_conn *c, char *buf, size_t len);
+	int (*close)(mproc_conn *c);
+};
+
+struct fd_conn; /* fdconn.c */
+
 struct mproc_conn {
+	const struct mproc__conn_ops *ops; /* NULL: a pipe end (below) */
+	struct fd_conn *fdc;     /* the descriptor connection's state */
 	struct pipe_res *res;    /* NULL once closed */
 	struct pipe_ctl *ctl;
 	int end;                 /* 0 = a, 1 = b */
@@ -152,6 +181,13 @@ struct mproc_conn {
 	uint64_t created_gen;    /* fork generation at creation */
 	bool exported;
 
+	/* A pipe end reached through a Listener's shared-memory upgrade
+	 * (offer.c): the socket of the handshake, kept to notice the death
+	 * of the process at its other end (sock_pid, from SO_PEERCRED) while
+	 * that process owns the peer end; -1 otherwise. */
+	int sock;
+	int sock_pid;
+
 	/* Receiver (io.c): the streamed message being assembled, whose
 	 * bytes live in rx_stash between calls (a timeout part-way). */
 	bool rx_active;          /* a streamed message is half received */
@@ -168,7 +204,14 @@ struct mproc_conn {
 	int64_t tx_next_check;
 };
 
+/* fdconn.c: a token of mproc_conn_export made for a descriptor
+ * connection starts with this; mproc_conn_import hands it over. */
+#define MPROC__FDCONN_TOKEN_PREFIX "mproc-fdconn:"
+int mproc__fdconn_import(const char *token, mproc_conn **out);
+
 /* pipe.c */
+/* Set or clear close-on-exec on @fd: 0 or -errno. */
+int mproc__conn_set_cloexec(int fd, bool on);
 void mproc__conn_claim(mproc_conn *c);
 int mproc__conn_peer_alive(void *conn);
 int mproc__conn_peer_check_rl(mproc_conn *c, int64_t *next_check);

@@ -115,6 +115,8 @@ static ssize_t send_stream(mproc_conn *c, const unsigned char *buf,
 MPROC_API ssize_t mproc_conn_send_bytes(mproc_conn *c, const void *buf,
 					size_t len)
 {
+	if (c && c->ops)
+		return c->ops->send_bytes(c, buf, len);
 	int rc = mproc__conn_begin(c, false);
 	if (rc)
 		return rc;
@@ -453,6 +455,8 @@ static ssize_t rx_take(mproc_conn *c, struct rx_want *w, uint64_t *size)
 MPROC_API ssize_t mproc_conn_recv_bytes(mproc_conn *c, size_t maxlength,
 					void **buf, size_t *len)
 {
+	if (c && c->ops)
+		return c->ops->recv_bytes(c, maxlength, buf, len);
 	int rc = mproc__conn_begin(c, true);
 	if (rc)
 		return rc;
@@ -473,6 +477,8 @@ MPROC_API ssize_t mproc_conn_recv_bytes(mproc_conn *c, size_t maxlength,
 MPROC_API ssize_t mproc_conn_recv_bytes_into(mproc_conn *c, void *buf,
 					     size_t cap)
 {
+	if (c && c->ops)
+		return c->ops->recv_into(c, buf, cap, false);
 	int rc = mproc__conn_begin(c, true);
 	if (rc)
 		return rc;
@@ -488,6 +494,8 @@ MPROC_API ssize_t mproc_conn_recv_bytes_into(mproc_conn *c, void *buf,
 
 MPROC_API ssize_t mproc_conn_recv(mproc_conn *c, void *obj, size_t size)
 {
+	if (c && c->ops)
+		return c->ops->recv_into(c, obj, size, true);
 	int rc = mproc__conn_begin(c, true);
 	if (rc)
 		return rc;
@@ -502,6 +510,8 @@ MPROC_API ssize_t mproc_conn_recv(mproc_conn *c, void *obj, size_t size)
 
 MPROC_API ssize_t mproc_conn_next_size(mproc_conn *c, int64_t timeout_ns)
 {
+	if (c && c->ops)
+		return c->ops->next_size(c, timeout_ns);
 	int rc = mproc__conn_begin(c, true);
 	if (rc)
 		return rc;
@@ -545,6 +555,8 @@ MPROC_API ssize_t mproc_conn_dropped(const mproc_conn *c)
 
 MPROC_API int mproc_conn_poll(mproc_conn *c, int64_t timeout_ns)
 {
+	if (c && c->ops)
+		return c->ops->poll(c, timeout_ns);
 	int rc = mproc__conn_begin(c, true);
 	if (rc)
 		return rc;
@@ -567,6 +579,8 @@ MPROC_API int mproc_conn_poll(mproc_conn *c, int64_t timeout_ns)
 
 MPROC_API int mproc_conn_fileno(mproc_conn *c)
 {
+	if (c && c->ops)
+		return c->ops->fileno(c);
 	int rc = mproc__conn_begin(c, true);
 	if (rc)
 		return rc;

@@ -31,6 +31,7 @@
 
 #include "pipe/conn.h"
 #include "pipe/inspect.h"
+#include "pipe/offer.h"
 #include "common/bits.h"
 #include "common/clock.h"
 #include "common/fdreg.h"
@@ -107,6 +108,21 @@ int mproc__conn_peer_alive(void *arg)
 		    atomic_load_explicit(&p->owner, memory_order_relaxed) == o)
 			mark_dead(c);
 		return 0;
+	}
+	/* An upgraded end (offer.c) also watches the process at the other
+	 * end of its handshake socket while the peer end is that process's:
+	 * the socket hanging up without a close of the end means it died,
+	 * whatever has become of its pid since.  (An end handed on to
+	 * another process is watched by pid alone: the socket may close
+	 * with the process that handed it on.)  Acquire, after the poll:
+	 * pairs with the release CAS of close_for_good, which the peer
+	 * makes before its close(2) of the socket, so a close for good is
+	 * never taken for a death. */
+	if (c->sock >= 0 && o == (uint32_t)c->sock_pid &&
+	    o != (uint32_t)self && mproc__offer_sock_gone(c) &&
+	    atomic_load_explicit(&p->state, memory_order_acquire) == END_OPEN) {
+		mark_dead(c);
+		return -MPROC_EPEERDIED;
 	}
 	if (o == 0 || o == (uint32_t)self)
 		return 0; /* handed over (nobody to watch yet), or ourselves */
@@ -260,6 +276,7 @@ static int attach(mproc_conn *c, struct pipe_res *res, int end)
 		return rc;
 	c->created_by = mproc__self_pid();
 	c->created_gen = mproc__fork_gen();
+	c->sock = -1;
 	return 0;
 }
 
@@ -388,6 +405,8 @@ MPROC_API int mproc_conn_set_busy_poll(mproc_conn *c, bool on)
 		return -EINVAL;
 	if (c->closed)
 		return -EBADF;
+	if (c->ops)
+		return 0; /* a descriptor connection waits in poll(2) */
 	if (c->can_rx)
 		mproc__ring_set_busy_poll(&c->rx, on);
 	if (c->can_tx)
@@ -412,7 +431,7 @@ MPROC_API int mproc_conn_writable(const mproc_conn *c)
 /* ------------------------------------------------------------------ */
 /* Export / import                                                     */
 
-static int set_cloexec(int fd, bool on)
+int mproc__conn_set_cloexec(int fd, bool on)
 {
 	int fl = fcntl(fd, F_GETFD);
 	if (fl < 0)
@@ -423,6 +442,8 @@ static int set_cloexec(int fd, bool on)
 
 MPROC_API int mproc_conn_export(mproc_conn *c, char *buf, size_t len)
 {
+	if (c && c->ops)
+		return c->ops->export(c, buf, len);
 	if (!c || !buf)
 		return -EINVAL;
 	if (c->closed)
@@ -440,10 +461,16 @@ MPROC_API int mproc_conn_export(mproc_conn *c, char *buf, size_t len)
 	if ((size_t)(n + m) >= len)
 		return -ENOSPC;
 	int rc;
-	if ((rx_fd >= 0 && (rc = set_cloexec(rx_fd, false)) != 0) ||
-	    (tx_fd >= 0 && (rc = set_cloexec(tx_fd, false)) != 0))
+	if ((rx_fd >= 0 && (rc = mproc__conn_set_cloexec(rx_fd, false)) != 0) ||
+	    (tx_fd >= 0 && (rc = mproc__conn_set_cloexec(tx_fd, false)) != 0))
 		return rc;
 	c->exported = true;
+	/* Uses before the export do not count: only one after it makes the
+	 * end this process's again (close for good, take-over).  Relaxed:
+	 * private to this process, as in mproc__conn_claim. */
+	atomic_store_explicit(&c->used_by, 0, memory_order_relaxed);
+	atomic_store_explicit(&c->res->used_pid[c->end], 0,
+			      memory_order_relaxed);
 	memcpy(buf, tmp, (size_t)(n + m) + 1);
 	return n + m;
 }
@@ -516,6 +543,9 @@ MPROC_API int mproc_conn_import(const char *token, mproc_conn **out)
 	if (!token || !out)
 		return -EINVAL;
 	*out = NULL;
+	if (strncmp(token, MPROC__FDCONN_TOKEN_PREFIX,
+		    strlen(MPROC__FDCONN_TOKEN_PREFIX)) == 0)
+		return mproc__fdconn_import(token, out);
 	int end, rx_fd, tx_fd, sfd;
 	const char *shm_token = token + strlen(TOKEN_PREFIX), *size_part;
 	if (strncmp(token, TOKEN_PREFIX, strlen(TOKEN_PREFIX)) != 0 ||
@@ -567,7 +597,7 @@ MPROC_API int mproc_conn_import(const char *token, mproc_conn **out)
 	/* Nothing fails from here: the descriptors are ours now. */
 	for (int k = 0; k < 2; k++)
 		if (res->efd[k] >= 0)
-			set_cloexec(res->efd[k], true);
+			mproc__conn_set_cloexec(res->efd[k], true);
 	close(sfd);
 	/* Importing is taking the end: this process is its user now. */
 	mproc__conn_claim(c);
@@ -605,6 +635,8 @@ static void close_for_good(mproc_conn *c)
 
 MPROC_API int mproc_conn_close(mproc_conn *c)
 {
+	if (c && c->ops)
+		return c->ops->close(c);
 	if (!c)
 		return -EINVAL;
 	if (c->closed)
@@ -639,8 +671,28 @@ MPROC_API int mproc_conn_close(mproc_conn *c)
 			      memory_order_relaxed);
 	res_put(c->res);
 	c->res = NULL;
+	if (c->sock >= 0) {
+		/* After close_for_good: the peer that sees the socket hang
+		 * up then finds the end closed, not dead. */
+		close(c->sock);
+		c->sock = -1;
+	}
 	c->closed = true;
 	return 0;
+}
+
+MPROC_API int mproc_conn_closed(const mproc_conn *c)
+{
+	if (!c)
+		return -EINVAL;
+	if (c->closed)
+		return 1;
+	if (c->ops)
+		return 0;
+	/* Relaxed: as in mproc__conn_begin, another holder's close seen one
+	 * call late is the same. */
+	return atomic_load_explicit(&c->ctl->end[c->end].state,
+				    memory_order_relaxed) != END_OPEN;
 }
 
 MPROC_API void mproc_conn_free(mproc_conn *c)

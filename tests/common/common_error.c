@@ -15,7 +15,7 @@
 static const int own_codes[] = {
 	MPROC_EEOF, MPROC_ECORRUPT, MPROC_EPEERDIED, MPROC_EWORKERLOST,
 	MPROC_ENOSYMBOL,
-	MPROC_EINIT,
+	MPROC_EINIT, MPROC_EAUTH,
 };
 #define N_OWN (sizeof(own_codes) / sizeof(own_codes[0]))
 

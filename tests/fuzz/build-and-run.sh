@@ -59,6 +59,8 @@ vdef="-DMPROC_VERSION_STRING=\"$version\""
 # liburcu as its pkg-config file says (the pool's wait-free queue lives in
 # liburcu-common); the plain names if pkg-config does not know it.
 libs="$(pkg-config --libs liburcu 2>/dev/null || echo -lurcu-common -lurcu) -lpthread -ldl"
+# libcrypto: the Listener's HMAC and random bytes.
+libs="$libs $(pkg-config --libs libcrypto 2>/dev/null || echo -lcrypto)"
 
 # The libFuzzer runtime comes with libclang-rt-NN-dev on Debian.
 probe=$out/probe

@@ -795,3 +795,41 @@ Test(pipe, close_for_good_reaches_inherited_copy)
 	mproc_conn_free(a);
 	mproc_conn_free(b);
 }
+
+/* An end used here, then exported: the export hands it over, so closing
+ * this handle afterwards only releases it, and the importing child goes
+ * on sending; its close ends the stream. */
+Test(pipe, used_then_exported_then_closed_releases)
+{
+	mproc_conn *a, *b;
+	make(&a, &b, true, 0);
+	cr_assert_eq(mproc_conn_send_bytes(b, "parent", 6), 6);
+	char tok[MPROC_CONN_TOKEN_MAX];
+	cr_assert_gt(mproc_conn_export(b, tok, sizeof(tok)), 0);
+	int go[2];
+	cr_assert_eq(pipe(go), 0);
+	pid_t pid = fork();
+	if (pid == 0) {
+		char x;
+		mproc_conn *c;
+		int ok = read(go[0], &x, 1) == 1 && mproc_conn_import(tok, &c) == 0 &&
+			 mproc_conn_send_bytes(c, "child", 5) == 5 &&
+			 mproc_conn_close(c) == 0;
+		_exit(ok ? 0 : 1);
+	}
+	cr_assert_eq(mproc_conn_close(b), 0);
+	cr_assert_eq(mproc_conn_closed(b), 1);
+	cr_assert_eq(write(go[1], "g", 1), 1);
+	char buf[16];
+	cr_assert_eq(mproc_conn_set_timeout(a, 10 * MPROC_SEC), 0);
+	cr_assert_eq(mproc_conn_recv_bytes_into(a, buf, sizeof(buf)), 6);
+	ssize_t n = mproc_conn_recv_bytes_into(a, buf, sizeof(buf));
+	cr_assert_eq(n, 5, "%s", mproc_strerror((int)n));
+	cr_assert_arr_eq(buf, "child", 5);
+	cr_assert_eq(mproc_conn_recv_bytes_into(a, buf, sizeof(buf)), -MPROC_EEOF);
+	cr_assert_eq(wait_child(pid), 0);
+	close(go[0]);
+	close(go[1]);
+	mproc_conn_free(a);
+	mproc_conn_free(b);
+}
