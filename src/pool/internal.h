@@ -105,6 +105,9 @@ struct pool_job {
 	/* Completion (NULL for imap). */
 	mproc_async *async;
 	bool in_block;  /* lives in its chunk's item block (pool_own_new) */
+	/* Added to item indices in task messages (mproc_task_index): an MPI
+	 * agent runs a chunk of a larger call as a job of its own. */
+	uint64_t index_base;
 };
 
 /* Items copied at submission (apply_async, imap), shared by the chunks
@@ -201,6 +204,9 @@ struct pool_running {
 
 struct pool_transport_ops {
 	const char *name;
+	/* Every op that needs the engine runs on the pool thread: callers
+	 * never help (MPI's THREAD_FUNNELED: only that thread calls MPI). */
+	bool pool_thread_only;
 	/* Set up for p->nslots slots (create, before the pool thread runs)
 	 * with the initializer of @attr run once in every worker.  It may
 	 * set the windows (p->window, p->window_max and each slot's window)
@@ -365,6 +371,7 @@ struct mproc_pool {
 	/* The transport and its state (see "The transport seam"). */
 	const struct pool_transport_ops *tp;
 	struct pool_local local;
+	struct mproc__mpi_head *mpi; /* the MPI transport's (src/mpi/) */
 
 	/* Submission: wait-free queue, and the state it is gated by. */
 	struct cds_wfcq_head q_head;
