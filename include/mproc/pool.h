@@ -512,11 +512,11 @@ MPROC_API void mproc_pool_destroy(mproc_pool *pool);
  * mpi); otherwise mproc_get_context("mpi") returns -ENOTSUP.
  *
  * How it runs.  Each agent is one slot of the head's pool with a window
- * of two chunks per agent worker and at least 32 (a chunk's round trip
- * over MPI is long next to a tiny task); the head's pool thread is the
- * only thread of the head that calls MPI (it initialises MPI at create,
- * with MPI_THREAD_FUNNELED, and finalises it when the pool has stopped),
- * so the program must not initialise MPI itself.  An agent starts its
+ * of two chunks per agent worker to start with, which grows (up to 256)
+ * while the agent drains it faster than chunks arrive.  The head's pool
+ * thread is the only thread of the head that calls MPI (it initialises
+ * MPI at create, with MPI_THREAD_FUNNELED, and finalises it when the pool
+ * has stopped), so the program must not initialise MPI itself.  An agent starts its
  * local pool before it initialises MPI; local workers never call MPI.
  *
  * What differs from a local pool:
@@ -526,8 +526,10 @@ MPROC_API void mproc_pool_destroy(mproc_pool *pool);
  *     ring_capacity apply to the head's slot of each agent.
  *   - mproc_pool_processes counts agents (slots), and the default map
  *     chunksize is ceil(count / (4 * agents)); each agent splits its
- *     chunks again over its local workers the same way.  worker_pids is
- *     empty (the workers are on other ranks).
+ *     chunks again over its local workers the same way.  worker_pids
+ *     gives the agents' process ids, each on its own host.
+ *   - callers never do the pool thread's work themselves (as they may in
+ *     a local pool): only the pool thread calls MPI.
  *   - a local worker that dies inside an agent fails only its task, with
  *     -MPROC_EWORKERLOST, as in a local pool; the failure's message names
  *     the signal, but mproc_async_signal() gives 0, and of the failing

@@ -157,16 +157,17 @@ struct pool_chunk {
  * proto.h on every transport, so the task encoder (job.c) and the result
  * parser (pool_on_message) are shared.
  *
- * One transport today, "local" (local.c with zygote.c): worker processes
- * on this machine, forked by the pool's zygote, fed through an SPSC ring
- * per slot and direction in the pool segment.  The next one (MPI, issue
- * 14) makes each slot an agent rank that runs a local pool of its own:
- * start means the rank said hello, send is an MPI_Isend of the task bytes
- * (a resumable pool_tx, as here), collect tests the receives posted per
- * agent, sleep polls them with a backoff, the slot's window is about twice
- * the agent's workers, and a lost worker inside an agent comes back as a
- * failed item in a result message, never as EXITED (a dead rank ends the
- * whole MPI job).
+ * Two transports: "local" (local.c with zygote.c): worker processes on
+ * this machine, forked by the pool's zygote, fed through an SPSC ring per
+ * slot and direction in the pool segment; and "mpi" (src/mpi/head.c),
+ * where each slot is an agent rank that runs a local pool of its own:
+ * start is the rank's hello, send stages the task bytes into a frame that
+ * publish sends with MPI_Isend, collect tests the receives posted per
+ * agent, sleep polls them with a backoff, the slot's window starts at
+ * twice the agent's workers, a lost worker inside an agent comes back as
+ * a failed item in a result message, and EXITED comes only when the
+ * agent's pool was closed or terminated (a dead rank ends the whole MPI
+ * job).
  *
  * Threads.  wake may be called from any thread of the parent; has_news
  * from the pool thread without the engine (it may only read what may be
