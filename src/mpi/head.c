@@ -525,8 +525,18 @@ static void mpi_reset(mproc_pool *p, unsigned slot)
 
 static int mpi_check(mproc_pool *p)
 {
-	(void)p;
-	return 0; /* a dead rank ends the job before we could tell */
+	/* A dead rank ends the job before we could tell; but agents the
+	 * engine stopped after they broke the protocol do not come back,
+	 * and a running pool without any left can run nothing. */
+	struct mproc__mpi_head *h = p->mpi;
+	/* seq_cst: as pool.c's get_state. */
+	if (!h->met || atomic_load_explicit(&p->state, memory_order_seq_cst) !=
+			       POOL_RUNNING)
+		return 0;
+	for (unsigned i = 0; i < h->n; i++)
+		if (!h->ag[i].gone && !h->dead)
+			return 0;
+	return -EPIPE;
 }
 
 /* Flush the task messages staged for agent @a as one frame. */
