@@ -533,7 +533,9 @@ MPROC_API void mproc_pool_destroy(mproc_pool *pool);
  *   - a local worker that dies inside an agent fails only its task, with
  *     -MPROC_EWORKERLOST, as in a local pool; the failure's message names
  *     the signal, but mproc_async_signal() gives 0, and of the failing
- *     items of one chunk only the first keeps its message.
+ *     items of one piece of a chunk (an agent cuts each chunk into
+ *     ceil(n / (4 * its workers)) items per piece) only the first keeps
+ *     its message.
  *   - the death of a whole rank ends the MPI job (MPI does not survive
  *     it), and so does a frame between ranks that breaks the protocol
  *     (the rank that reads it calls MPI_Abort).

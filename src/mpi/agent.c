@@ -7,14 +7,16 @@
  *   DEFINE   resolves the function in this image (the build-id check of
  *            the function reference guards it) and notes it under the
  *            head's id;
- *   TASK     becomes one job of the local pool over the chunk's items,
- *            read in place from the received frame, split into local
- *            chunks for the local workers; its index base makes
- *            mproc_task_index give the item's index in the head's call;
- *   RESULT   goes back per chunk, in the order the chunks came (what the
- *            head's engine expects of a slot), in the encoding a worker
- *            uses (proto.h), each item's status carried through --
- *            -MPROC_EWORKERLOST for the task of a local worker that died;
+ *   TASK     is cut into pieces for the local workers (Python's size,
+ *            ceil(n / (4 * workers))), each a job of the local pool
+ *            over items read in place from the received frame; a
+ *            piece's index base makes mproc_task_index give the item's
+ *            index in the head's call;
+ *   RESULT   goes back piece by piece, in the order the chunks came (what
+ *            the head's engine expects of a slot), in the encoding a
+ *            worker uses (proto.h), each item's status carried through
+ *            -- -MPROC_EWORKERLOST for the task of a local worker that
+ *            died;
  *   CLOSE    once every chunk is answered: close and join the local pool,
  *            say GONE, finalise MPI, exit;
  *   TERMINATE  terminate the local pool at once, say GONE, and exit.
@@ -55,16 +57,27 @@ struct agent_frame {
 	unsigned char *body;
 };
 
-/* One chunk of the head's, in flight here. */
+/* The item arrays of one TASK, shared by its pieces. */
+struct agent_items {
+	unsigned refs;
+	struct iovec *iov;       /* VAR (or padded FIXED) items; STAR args */
+	const struct iovec **star;
+	size_t *nargs;
+};
+
+/* A piece of one chunk of the head's, in flight here: a chunk is cut
+ * into pieces for the local workers, each a job of the local pool, and
+ * answered piece by piece, so that results flow back while later pieces
+ * still run. */
 struct agent_chunk {
 	struct agent_chunk *next;
 	uint64_t id;             /* the head's chunk id */
-	uint64_t n;
+	uint64_t off;            /* first item of the piece in the chunk */
+	uint64_t n;              /* items of the piece */
+	bool last;               /* the chunk's last piece */
 	struct agent_frame *frame; /* holds the TASK message: items point
 				    * into it */
-	struct iovec *iov;       /* VAR (or padded FIXED) items */
-	const struct iovec **star;
-	size_t *nargs;
+	struct agent_items *items; /* NULL for FIXED items read in place */
 	struct mproc_pool_result *res;
 	mproc_async *a;          /* NULL: failed without running */
 	int status;              /* then: why */
@@ -89,6 +102,16 @@ struct agent {
 	uint64_t out_done;  /* chunks whose last message is in it */
 	size_t msg_start;   /* where the message being built starts */
 };
+
+static void items_put(struct agent_items *it)
+{
+	if (it && --it->refs == 0) {
+		free(it->iov);
+		free(it->star);
+		free(it->nargs);
+		free(it);
+	}
+}
 
 static void frame_put(struct agent_frame *f)
 {
@@ -160,7 +183,7 @@ static int take_bytes(struct cursor *c, uint64_t len, struct iovec *v)
 
 /* Point the chunk's item arrays into its frame.  -EPROTO for a body that
  * does not hold what it announces, -ENOMEM. */
-static int decode_items(struct agent_chunk *ch, const struct pool_task *tk,
+static int decode_items(struct agent_items *ch, const struct pool_task *tk,
 			struct cursor *c, int *layout)
 {
 	uint64_t n = tk->nitems;
@@ -234,15 +257,15 @@ static int decode_items(struct agent_chunk *ch, const struct pool_task *tk,
 	return 0;
 }
 
-/* Submit the chunk's items to the local pool as one job.  Returns 0 or
- * the error every item of the chunk then fails with. */
+/* Submit the items of piece @ch (at @items / @arr, offset ch->off) to
+ * the local pool as one job of one chunk.  Returns 0 or the error every
+ * item of the piece then fails with. */
 static int submit_local(struct agent *ag, struct agent_chunk *ch,
 			const struct pool_task *tk, const unsigned char *items,
 			int layout, int fn_id)
 {
-	size_t n = (size_t)ch->n;
-	if (!(ch->res = calloc(n, sizeof(*ch->res))))
-		return -ENOMEM;
+	size_t n = (size_t)ch->n, off = (size_t)ch->off;
+	struct agent_items *arr = ch->items;
 	struct pool_job *job = pool_job_new(ag->pool, layout, POOL_OUT_VRES,
 					    fn_id, n);
 	mproc_async *a = pool_async_new(ag->pool, NULL, NULL, NULL);
@@ -254,17 +277,19 @@ static int submit_local(struct agent *ag, struct agent_chunk *ch,
 		}
 		return -ENOMEM;
 	}
-	job->index_base = tk->first;
-	job->items = items;
+	job->index_base = tk->first + off;
 	job->item_size = (size_t)tk->item_size;
-	job->iov = ch->iov;
-	job->star = ch->star;
-	job->nargs = ch->nargs;
+	if (layout == POOL_ITEMS_FIXED)
+		job->items = items + off * job->item_size;
+	else if (layout == POOL_ITEMS_VAR)
+		job->iov = arr->iov + off;
+	else {
+		job->star = arr->star + off;
+		job->nargs = arr->nargs + off;
+	}
 	job->vres = ch->res;
 	job->async = a;
-	/* Python's rule over the local workers: ceil(n / (4 * workers)). */
-	size_t per = 4 * (size_t)ag->workers;
-	struct pool_chunk *c = pool_make_chunks(job, n / per + (n % per != 0));
+	struct pool_chunk *c = pool_make_chunks(job, n);
 	/* Without the doorbell: the loop helps the local pool right after
 	 * (or kicks its thread when it cannot). */
 	int rc = c ? pool_submit_ex(ag->pool, c, n, false) : -ENOMEM;
@@ -287,14 +312,22 @@ static void chunk_free(struct agent_chunk *ch)
 	for (uint64_t i = 0; ch->res && i < ch->n; i++)
 		free(ch->res[i].data);
 	free(ch->res);
-	free(ch->iov);
-	free(ch->star);
-	free(ch->nargs);
+	items_put(ch->items);
 	frame_put(ch->frame);
 	free(ch);
 }
 
-/* A TASK message (@msg, @len) of frame @fr. */
+static void queue_piece(struct agent *ag, struct agent_chunk *ch)
+{
+	if (ag->tail)
+		ag->tail->next = ch;
+	else
+		ag->head = ch;
+	ag->tail = ch;
+}
+
+/* A TASK message (@msg, @len) of frame @fr: its chunk, cut into pieces
+ * of Python's size over the local workers, ceil(n / (4 * workers)). */
 static int take_task(struct agent *ag, struct agent_frame *fr,
 		     const unsigned char *msg, uint64_t len)
 {
@@ -304,48 +337,59 @@ static int take_task(struct agent *ag, struct agent_frame *fr,
 		return -EPROTO;
 	memcpy(&m, msg, sizeof(m));
 	memcpy(&tk, msg + sizeof(m), sizeof(tk));
-	struct agent_chunk *ch = calloc(1, sizeof(*ch));
-	if (!ch)
-		return -ENOMEM;
-	fr->refs++;
-	ch->frame = fr;
-	ch->id = m.id;
-	ch->n = tk.nitems;
 	if (tk.nitems == 0 || tk.nitems > POOL_MAX_ITEMS ||
 	    tk.nitems > SIZE_MAX / sizeof(struct mproc_pool_result) ||
 	    tk.layout < POOL_ITEMS_FIXED || tk.layout > POOL_ITEMS_STAR ||
-	    tk.fn_id >= ag->nfns) {
-		chunk_free(ch);
+	    tk.fn_id >= ag->nfns)
 		return -EPROTO;
-	}
+	struct agent_items *arr = calloc(1, sizeof(*arr));
+	if (!arr)
+		return -ENOMEM;
+	arr->refs = 1;
 	struct cursor c = { msg + sizeof(m) + sizeof(tk), msg + len };
 	int layout = 0;
-	int rc = decode_items(ch, &tk, &c, &layout);
+	int rc = decode_items(arr, &tk, &c, &layout);
 	if (rc == -EPROTO) {
-		chunk_free(ch);
+		items_put(arr);
 		return rc;
 	}
 	const struct agent_fn *f = &ag->fns[tk.fn_id];
+	const char *why = NULL;
 	if (rc == 0 && f->local_id < 0) {
 		rc = f->local_id;
-		ch->why = f->why;
+		why = f->why;
 	}
-	if (rc == 0)
-		rc = submit_local(ag, ch, &tk, c.p, layout, f->local_id);
-	if (rc) {
-		/* Every item fails with it (answered in order below). */
-		ch->status = rc;
-		if (!ch->res && !(ch->res = calloc((size_t)ch->n,
-						   sizeof(*ch->res))))
-			fatal("a failed chunk", -ENOMEM);
-		for (uint64_t i = 0; i < ch->n; i++)
-			ch->res[i].status = rc;
+	uint64_t n = tk.nitems, per = 4 * (uint64_t)ag->workers;
+	uint64_t size = rc ? n : n / per + (n % per != 0);
+	for (uint64_t off = 0; off < n; off += size) {
+		struct agent_chunk *ch = calloc(1, sizeof(*ch));
+		if (!ch)
+			fatal("a chunk", -ENOMEM);
+		fr->refs++;
+		ch->frame = fr;
+		arr->refs++;
+		ch->items = arr;
+		ch->id = m.id;
+		ch->off = off;
+		ch->n = n - off < size ? n - off : size;
+		ch->last = off + ch->n == n;
+		ch->why = why;
+		int prc = rc;
+		if (!(ch->res = calloc((size_t)ch->n, sizeof(*ch->res))))
+			fatal("a chunk", -ENOMEM);
+		if (prc == 0)
+			prc = submit_local(ag, ch, &tk, c.p, layout,
+					   f->local_id);
+		if (prc) {
+			/* Every item of the piece fails with it (answered
+			 * in order). */
+			ch->status = prc;
+			for (uint64_t i = 0; i < ch->n; i++)
+				ch->res[i].status = prc;
+		}
+		queue_piece(ag, ch);
 	}
-	if (ag->tail)
-		ag->tail->next = ch;
-	else
-		ag->head = ch;
-	ag->tail = ch;
+	items_put(arr);
 	return 0;
 }
 
@@ -424,11 +468,12 @@ static void answer(struct agent *ag, struct agent_chunk *ch)
 							     : RESULT_ITEMS_MAX;
 		struct pool_msg m = { .type = POOL_MSG_RESULT,
 				      .aux = (uint32_t)k, .id = ch->id };
+		uint64_t at = ch->off + first; /* index within the chunk */
 		msg_begin(ag);
 		if (out_reserve(ag, sizeof(m) + 8))
 			fatal("a result message", -ENOMEM);
 		out_put(ag, &m, sizeof(m));
-		out_put(ag, &first, sizeof(first));
+		out_put(ag, &at, sizeof(at));
 		for (uint64_t i = first; i < first + k;) {
 			const struct mproc_pool_result *r = &ch->res[i];
 			struct pool_item_res h = { .status = r->status };
@@ -468,7 +513,7 @@ static void answer(struct agent *ag, struct agent_chunk *ch)
 			i++;
 		}
 		msg_end(ag);
-		if (first + k == ch->n)
+		if (first + k == ch->n && ch->last)
 			ag->out_done++;
 		if (ag->out_len >= MPI_PIECE)
 			flush_out(ag);
