@@ -213,6 +213,12 @@ int bench_mpi_launcher(char *out, size_t len, char *why, size_t why_len)
 	bool found = false;
 	if (env && *env) {
 		snprintf(path, sizeof path, "%s", env);
+		if (access(path, X_OK) != 0 &&
+		    !bench__find_in_path(env, path, sizeof path)) {
+			snprintf(why, why_len, "MPIEXEC=%.100s: no such launcher",
+				 env);
+			return BENCH_SKIP;
+		}
 		found = true;
 	}
 	for (int i = 0; !found && names[i]; i++)
