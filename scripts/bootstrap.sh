@@ -4,7 +4,7 @@
 # those that are missing: a machine that has them all is left untouched
 # (no apt-get update, no root needed).  Safe to run any number of times.
 #
-# usage: scripts/bootstrap.sh [--required-only] [--peers]
+# usage: scripts/bootstrap.sh [--required-only] [--peers] [--mpi]
 #
 # Required: the compiler, meson/ninja/pkg-config, liburcu, Criterion and
 # OpenSSL's libcrypto (HMAC of the Listener's handshake).
@@ -21,6 +21,11 @@
 # about 250 packages; reconfigure the build afterwards (meson setup
 # --reconfigure build) so that meson finds them.
 #
+# --mpi also installs, as optional packages, Debian's default MPI (Open
+# MPI: openmpi-bin, libopenmpi-dev) for the Pool over MPI and its suite
+# `mpi`, and python3-mpi4py for mproc-bench's python_mpi4py row;
+# reconfigure the build afterwards so that meson finds MPI.
+#
 # Runs apt-get directly as root, through sudo otherwise.
 set -eu
 
@@ -29,14 +34,17 @@ optional="clang libclang-rt-14-dev gnuplot-nox mandoc cmake build-essential dpkg
 # libdpdk-dev, not dpdk-dev: the headers and pkg-config file, without the
 # Python tools dpdk-dev adds on top.
 peers="libdpdk-dev libck-dev libboost-dev libzmq3-dev libnng-dev"
+mpi="openmpi-bin libopenmpi-dev python3-mpi4py"
 
 with_optional=yes
 with_peers=no
+with_mpi=no
 for arg in "$@"; do
 	case $arg in
 	--required-only) with_optional=no ;;
 	--with-optional) with_optional=yes ;;
 	--peers) with_peers=yes ;;
+	--mpi) with_mpi=yes ;;
 	-h | --help)
 		awk 'NR > 1 && /^# shellcheck/ { next } NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"
 		exit 0
@@ -76,6 +84,7 @@ need=$(missing $required)
 want=
 [ "$with_optional" = yes ] && want=$(missing $optional)
 [ "$with_peers" = yes ] && want="$want$(missing $peers)"
+[ "$with_mpi" = yes ] && want="$want$(missing $mpi)"
 # With nothing required missing, only optional packages this release
 # offers are worth an update: do not refresh the lists on every run for
 # one that does not exist here (the clang runtime's name has a version).

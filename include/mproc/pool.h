@@ -496,6 +496,89 @@ MPROC_API int mproc_pool_join(mproc_pool *pool, int64_t timeout_ns);
  */
 MPROC_API void mproc_pool_destroy(mproc_pool *pool);
 
+/* ---- pools over MPI ---------------------------------------------------- */
+
+/*
+ * The same Pool across hosts.  Launch the program with an MPI launcher,
+ * `mpiexec -n K+1 ./app` (or srun): rank 0 runs main() and is the head;
+ * every other rank is an agent, which runs an ordinary local pool and
+ * never returns from mproc_pool_mpi_main.  On the head,
+ * mproc_get_context("mpi", &ctx) and a pool created with attr.ctx = ctx
+ * spread the pool's work over the agents, with the whole API: apply,
+ * apply_async, the map family, imap, close / terminate / join,
+ * callbacks and progress.  Task functions travel as in a local pool,
+ * by (loaded object, offset) with a build-id check: every rank runs the
+ * same binary.  The library must have been built with MPI (meson option
+ * mpi); otherwise mproc_get_context("mpi") returns -ENOTSUP.
+ *
+ * How it runs.  Each agent is one slot of the head's pool with a window
+ * of two chunks per agent worker to start with, which grows (up to 256)
+ * while the agent drains it faster than chunks arrive.  The head's pool
+ * thread is the only thread of the head that calls MPI (it initialises
+ * MPI at create, with MPI_THREAD_FUNNELED, and finalises it when the pool
+ * has stopped), so the program must not initialise MPI itself.  An agent starts its
+ * local pool before it initialises MPI; local workers never call MPI.
+ *
+ * What differs from a local pool:
+ *   - attributes: processes, initializer, maxtasksperchild and
+ *     task_timeout_ns are the agents' (mproc_pool_mpi_main's @agent_attr);
+ *     set on the head they make create fail with -ENOTSUP.  window,
+ *     ring_capacity apply to the head's slot of each agent.
+ *   - mproc_pool_processes counts agents (slots), and the default map
+ *     chunksize is ceil(count / (4 * agents)); each agent splits its
+ *     chunks again over its local workers the same way.  worker_pids
+ *     gives the agents' process ids, each on its own host.
+ *   - callers never do the pool thread's work themselves (as they may in
+ *     a local pool): only the pool thread calls MPI.
+ *   - a local worker that dies inside an agent fails only its task, with
+ *     -MPROC_EWORKERLOST, as in a local pool; the failure's message names
+ *     the signal, but mproc_async_signal() gives 0, and of the failing
+ *     items of one piece of a chunk (an agent cuts each chunk into
+ *     ceil(n / (4 * its workers)) items per piece) only the first keeps
+ *     its message.
+ *   - the death of a whole rank ends the MPI job (MPI does not survive
+ *     it), and so does a frame between ranks that breaks the protocol
+ *     (the rank that reads it calls MPI_Abort).
+ *   - mproc_pool_stats: workers_started counts the agents' workers at
+ *     create; deaths and replacements inside an agent are its local
+ *     pool's business and are not counted.
+ *   - one MPI pool per program run (MPI cannot be initialised twice): a
+ *     second create returns -EALREADY.  Destroy (or terminate and join)
+ *     it before main returns; if the program does not, an exit handler
+ *     terminates it, and one that never made a pool still lets the agents
+ *     go, so that the job ends.
+ * Errors of create with the mpi context, besides those of a local pool:
+ * -ENOTSUP (an attribute above), -ESRCH (not started by an MPI launcher
+ * with at least one agent rank), -EPROTO (called on an agent rank: main()
+ * does not call mproc_pool_mpi_main), -EALREADY, -EBUSY (the program
+ * initialised MPI itself), -ETIMEDOUT (an agent did not report within two
+ * minutes), -EIO (MPI failed), or an agent's error starting its local
+ * pool.
+ */
+
+/**
+ * mproc_pool_mpi_main - call first in main(), with main's arguments, in a
+ * program that runs a pool over MPI (instead of mproc_main, which it
+ * calls).
+ * @agent_attr: the local pool of each agent rank; NULL for the defaults.
+ *     Its processes 0 means this node's usable CPUs divided by the agents
+ *     on the node.  Its ctx, initializer, maxtasksperchild,
+ *     task_timeout_ns, ring_capacity and window are those of a local pool.
+ *
+ * On an agent rank (an MPI launcher's environment names a rank above 0)
+ * it never returns: it runs the agent until the head's pool ends, then
+ * exits.  On the head or outside MPI it returns 0; on the head it also
+ * registers an exit handler that terminates an MPI pool still running at
+ * exit, or lets the agents go when the program made none, so that the job
+ * ends (see "pools over MPI" in <mproc/pool.h>).  Returns -ENOTSUP on an
+ * agent rank when the library was built without MPI (the program should
+ * then exit), -ENOMEM.  A program that calls plain mproc_main is never
+ * turned into an agent, so that mproc programs run under mpiexec as
+ * independent copies behave as they always did.
+ */
+MPROC_API int mproc_pool_mpi_main(int argc, char **argv,
+				  const struct mproc_pool_attr *agent_attr);
+
 MPROC_END_DECLS
 
 #endif /* MPROC_POOL_H */

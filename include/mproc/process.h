@@ -195,11 +195,16 @@ MPROC_API int mproc_get_all_start_methods(const char **names, size_t max);
 /**
  * mproc_get_context - the context of a start method.
  * @method: "fork", "spawn", "forkserver", or NULL for the default method
- *     (which fixes it, as mproc_get_start_method(false) does).
+ *     (which fixes it, as mproc_get_start_method(false) does); or "mpi",
+ *     which is not a start method: a pool created with it runs over MPI
+ *     (mproc/pool.h, "pools over MPI"), and processes, queues and pipes
+ *     created with it start by fork (mproc_context_get_start_method says
+ *     "fork").
  * @out: receives a context that lives as long as the program; it is never
  *     freed.  Pass it to mproc_process_create (and, in the same way, to the
  *     creating calls of queues, pipes and pools).
- * Returns 0, -EINVAL (unknown name or NULL @out).  Thread-safe.
+ * Returns 0, -EINVAL (unknown name or NULL @out), -ENOTSUP ("mpi" in a
+ * library built without MPI).  Thread-safe.
  */
 MPROC_API int mproc_get_context(const char *method, mproc_context **out);
 

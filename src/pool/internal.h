@@ -105,6 +105,9 @@ struct pool_job {
 	/* Completion (NULL for imap). */
 	mproc_async *async;
 	bool in_block;  /* lives in its chunk's item block (pool_own_new) */
+	/* Added to item indices in task messages (mproc_task_index): an MPI
+	 * agent runs a chunk of a larger call as a job of its own. */
+	uint64_t index_base;
 };
 
 /* Items copied at submission (apply_async, imap), shared by the chunks
@@ -154,16 +157,17 @@ struct pool_chunk {
  * proto.h on every transport, so the task encoder (job.c) and the result
  * parser (pool_on_message) are shared.
  *
- * One transport today, "local" (local.c with zygote.c): worker processes
- * on this machine, forked by the pool's zygote, fed through an SPSC ring
- * per slot and direction in the pool segment.  The next one (MPI, issue
- * 14) makes each slot an agent rank that runs a local pool of its own:
- * start means the rank said hello, send is an MPI_Isend of the task bytes
- * (a resumable pool_tx, as here), collect tests the receives posted per
- * agent, sleep polls them with a backoff, the slot's window is about twice
- * the agent's workers, and a lost worker inside an agent comes back as a
- * failed item in a result message, never as EXITED (a dead rank ends the
- * whole MPI job).
+ * Two transports: "local" (local.c with zygote.c): worker processes on
+ * this machine, forked by the pool's zygote, fed through an SPSC ring per
+ * slot and direction in the pool segment; and "mpi" (src/mpi/head.c),
+ * where each slot is an agent rank that runs a local pool of its own:
+ * start is the rank's hello, send stages the task bytes into a frame that
+ * publish sends with MPI_Isend, collect tests the receives posted per
+ * agent, sleep polls them with a backoff, the slot's window starts at
+ * twice the agent's workers, a lost worker inside an agent comes back as
+ * a failed item in a result message, and EXITED comes only when the
+ * agent's pool was closed or terminated (a dead rank ends the whole MPI
+ * job).
  *
  * Threads.  wake may be called from any thread of the parent; has_news
  * from the pool thread without the engine (it may only read what may be
@@ -201,6 +205,9 @@ struct pool_running {
 
 struct pool_transport_ops {
 	const char *name;
+	/* Every op that needs the engine runs on the pool thread: callers
+	 * never help (MPI's THREAD_FUNNELED: only that thread calls MPI). */
+	bool pool_thread_only;
 	/* Set up for p->nslots slots (create, before the pool thread runs)
 	 * with the initializer of @attr run once in every worker.  It may
 	 * set the windows (p->window, p->window_max and each slot's window)
@@ -365,6 +372,7 @@ struct mproc_pool {
 	/* The transport and its state (see "The transport seam"). */
 	const struct pool_transport_ops *tp;
 	struct pool_local local;
+	struct mproc__mpi_head *mpi; /* the MPI transport's (src/mpi/) */
 
 	/* Submission: wait-free queue, and the state it is gated by. */
 	struct cds_wfcq_head q_head;

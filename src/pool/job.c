@@ -182,7 +182,7 @@ int pool_encode_task(struct pool_slot *s, struct pool_chunk *c)
 		.fn_id = c->job->fn_id,
 		.layout = c->job->layout,
 		.nitems = c->n,
-		.first = c->first,
+		.first = c->job->index_base + c->first,
 		.item_size = c->job->item_size,
 	};
 	memcpy(e->head, &m, sizeof(m));

@@ -37,8 +37,10 @@
 #include "common/bits.h"
 #include "common/clock.h"
 #include "common/fork.h"
+#include "mpi/hooks.h"
 #include "pool/fn.h"
 #include "pool/internal.h"
+#include "process/context.h"
 
 #define DEFAULT_RING_CAP (256 * 1024)
 #define MIN_RING_CAP 4096
@@ -898,6 +900,8 @@ void pool_help(mproc_pool *p, bool (*done)(void *), void *arg,
 
 bool pool_engine_try(mproc_pool *p)
 {
+	if (p->tp->pool_thread_only)
+		return false;
 	if (pthread_mutex_trylock(&p->engine) != 0)
 		return false;
 	if (p->stopped) {
@@ -1080,6 +1084,8 @@ MPROC_API int mproc_pool_create(const struct mproc_pool_attr *attr,
 	cds_wfcq_init(&p->q_head, &p->q_tail);
 	p->owner_pid = mproc__self_pid();
 	int rc = plan(attr, p);
+	if (!rc && mproc__proc_context_is_mpi(attr->ctx))
+		rc = mproc__mpi_plan(p, attr); /* its transport, its slots */
 	if (rc) {
 		pool_free(p);
 		return rc;
@@ -1092,7 +1098,8 @@ MPROC_API int mproc_pool_create(const struct mproc_pool_attr *attr,
 	}
 	for (unsigned i = 0; i < p->nslots; i++)
 		p->slots[i].window = p->window;
-	p->tp = &pool_local_transport;
+	if (!p->tp)
+		p->tp = &pool_local_transport;
 	if ((rc = p->tp->open(p, attr)) != 0) {
 		pool_free(p);
 		return rc;

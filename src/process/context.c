@@ -9,6 +9,7 @@
  */
 #include <errno.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <string.h>
 
@@ -28,6 +29,25 @@ static mproc_context contexts[] = {
 };
 
 #define NCONTEXTS (sizeof(contexts) / sizeof(contexts[0]))
+
+/* The "mpi" context is not a start method: it marks a pool that runs over
+ * MPI (src/mpi/).  Processes, queues and pipes created through it, and
+ * the zygote of such a pool on the head rank, start by fork.  It exists
+ * only in a library built with MPI. */
+#ifdef MPROC_HAVE_MPI
+static mproc_context mpi_context = { &mproc__proc_fork_method };
+#endif
+
+bool mproc__proc_context_is_mpi(const mproc_context *ctx)
+{
+#ifdef MPROC_HAVE_MPI
+	return ctx == &mpi_context;
+#else
+	(void)ctx;
+	return false;
+#endif
+}
+
 #define DEFAULT_METHOD (&mproc__proc_fork_method)
 
 /* NULL until fixed.  Only compare-and-swap and plain stores change it; it
@@ -133,6 +153,14 @@ MPROC_API int mproc_get_context(const char *method, mproc_context **out)
 				return 0;
 			}
 		return -EINVAL; /* unreachable: every method has a context */
+	}
+	if (!strcmp(method, "mpi")) {
+#ifdef MPROC_HAVE_MPI
+		*out = &mpi_context;
+		return 0;
+#else
+		return -ENOTSUP;
+#endif
 	}
 	mproc_context *c = lookup(method);
 	if (!c)

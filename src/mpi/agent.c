@@ -1,0 +1,728 @@
+/*
+ * An agent rank of a pool over MPI.  It runs an ordinary local pool --
+ * started before MPI is initialised, so that its zygote and workers are
+ * forked from a process that has not touched MPI, and never call MPI --
+ * and serves the head (head.c) over one link (link.h):
+ *
+ *   DEFINE   resolves the function in this image (the build-id check of
+ *            the function reference guards it) and notes it under the
+ *            head's id;
+ *   TASK     is cut into pieces for the local workers (Python's size,
+ *            ceil(n / (4 * workers))), each a job of the local pool
+ *            over items read in place from the received frame; a
+ *            piece's index base makes mproc_task_index give the item's
+ *            index in the head's call;
+ *   RESULT   goes back piece by piece, in the order the chunks came (what
+ *            the head's engine expects of a slot), in the encoding a
+ *            worker uses (proto.h), each item's status carried through
+ *            -- -MPROC_EWORKERLOST for the task of a local worker that
+ *            died;
+ *   CLOSE    once every chunk is answered: close and join the local pool,
+ *            say GONE, finalise MPI, exit;
+ *   TERMINATE  terminate the local pool at once, say GONE, and exit.
+ *
+ * One thread (main's) calls MPI; the local pool's own thread never does.
+ * The loop polls -- MPI has nothing to sleep on -- with the link's backoff.
+ */
+/* Only with MPI: meson compiles this file then alone, but tools that
+ * compile every source of the library (the fuzz build) see it too. */
+#ifdef MPROC_HAVE_MPI
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "common/clock.h"
+#include "mpi/agent.h"
+#include "mpi/env.h"
+#include "mpi/link.h"
+#include "pool/fn.h"
+#include "pool/internal.h"
+
+/* Results of one chunk go back in messages of at most this many items
+ * (a RESULT message counts its items in 32 bits). */
+#define RESULT_ITEMS_MAX (1u << 16)
+
+/* A function the head defined. */
+struct agent_fn {
+	int local_id;  /* in the local pool, or the error of resolving it */
+	char why[128];
+};
+
+/* A received frame, shared by the chunks whose items point into it. */
+struct agent_frame {
+	unsigned refs;
+	unsigned char *body;
+};
+
+/* The item arrays of one TASK, shared by its pieces. */
+struct agent_items {
+	unsigned refs;
+	struct iovec *iov;       /* VAR (or padded FIXED) items; STAR args */
+	const struct iovec **star;
+	size_t *nargs;
+};
+
+/* A piece of one chunk of the head's, in flight here: a chunk is cut
+ * into pieces for the local workers, each a job of the local pool, and
+ * answered piece by piece, so that results flow back while later pieces
+ * still run. */
+struct agent_chunk {
+	struct agent_chunk *next;
+	uint64_t id;             /* the head's chunk id */
+	uint64_t off;            /* first item of the piece in the chunk */
+	uint64_t n;              /* items of the piece */
+	bool last;               /* the chunk's last piece */
+	struct agent_frame *frame; /* holds the TASK message: items point
+				    * into it */
+	struct agent_items *items; /* NULL for FIXED items read in place */
+	struct mproc_pool_result *res;
+	mproc_async *a;          /* NULL: failed without running */
+	int status;              /* then: why */
+	const char *why;
+};
+
+struct agent {
+	mproc_pool *pool;
+	unsigned workers;
+	struct mpi_link link;
+	MPI_Request rreq;
+	bool rdone;         /* rreq completed with rst, not yet absorbed */
+	MPI_Status rst;
+	bool kick;          /* work submitted without ringing the pool */
+	struct agent_fn *fns;
+	uint32_t nfns;
+	struct agent_chunk *head, *tail;
+	bool closing;
+	unsigned char *out; /* the frame of RESULT messages being built */
+	size_t out_len, out_cap;
+	uint32_t out_msgs;
+	uint64_t out_done;  /* chunks whose last message is in it */
+	size_t msg_start;   /* where the message being built starts */
+};
+
+static void items_put(struct agent_items *it)
+{
+	if (it && --it->refs == 0) {
+		free(it->iov);
+		free(it->star);
+		free(it->nargs);
+		free(it);
+	}
+}
+
+static void frame_put(struct agent_frame *f)
+{
+	if (f && --f->refs == 0) {
+		free(f->body);
+		free(f);
+	}
+}
+
+static _Noreturn void fatal(const char *what, int rc)
+{
+	fprintf(stderr, "mproc: MPI pool agent %d: %s: %s\n",
+		mproc__mpi_env_rank(), what, mproc_strerror(rc));
+	MPI_Abort(MPI_COMM_WORLD, 70);
+	abort();
+}
+
+/* ---- DEFINE ------------------------------------------------------------------ */
+
+static int define_fn(struct agent *ag, uint32_t id, const void *body,
+		     uint64_t len)
+{
+	if (id >= POOL_MAX_FNS || id > ag->nfns)
+		return -EPROTO;
+	if (id == ag->nfns) {
+		struct agent_fn *f = realloc(ag->fns, (id + 1) * sizeof(*f));
+		if (!f)
+			return -ENOMEM;
+		ag->fns = f;
+		ag->nfns = id + 1;
+	}
+	struct agent_fn *f = &ag->fns[id];
+	void *fn = NULL;
+	f->why[0] = '\0';
+	int rc = pool_fn_unpack(body, (size_t)len, &fn, f->why, sizeof(f->why));
+	if (rc == -MPROC_ECORRUPT)
+		return -EPROTO;
+	if (rc == 0)
+		rc = pool_fn_id(ag->pool, fn);
+	f->local_id = rc;
+	return 0;
+}
+
+/* ---- TASK ---------------------------------------------------------------------- */
+
+struct cursor {
+	const unsigned char *p, *end;
+};
+
+static int take_u64(struct cursor *c, uint64_t *v)
+{
+	if ((size_t)(c->end - c->p) < sizeof(*v))
+		return -EPROTO;
+	memcpy(v, c->p, sizeof(*v));
+	c->p += sizeof(*v);
+	return 0;
+}
+
+static int take_bytes(struct cursor *c, uint64_t len, struct iovec *v)
+{
+	uint64_t padded = pool_pad8(len);
+	if (len > padded || padded > (uint64_t)(c->end - c->p))
+		return -EPROTO;
+	v->iov_base = (void *)(uintptr_t)c->p;
+	v->iov_len = (size_t)len;
+	c->p += padded;
+	return 0;
+}
+
+/* Point the chunk's item arrays into its frame.  -EPROTO for a body that
+ * does not hold what it announces, -ENOMEM. */
+static int decode_items(struct agent_items *ch, const struct pool_task *tk,
+			struct cursor *c, int *layout)
+{
+	uint64_t n = tk->nitems;
+	if (tk->layout == POOL_ITEMS_FIXED) {
+		uint64_t stride = pool_pad8(tk->item_size);
+		if (tk->item_size > stride ||
+		    (stride && n > (uint64_t)(c->end - c->p) / stride))
+			return -EPROTO;
+		if (tk->item_size % 8 == 0) {
+			*layout = POOL_ITEMS_FIXED; /* read in place */
+			return 0;
+		}
+		if (!(ch->iov = calloc((size_t)n, sizeof(*ch->iov))))
+			return -ENOMEM;
+		for (uint64_t i = 0; i < n; i++) {
+			ch->iov[i].iov_base = (void *)(uintptr_t)(c->p + i * stride);
+			ch->iov[i].iov_len = (size_t)tk->item_size;
+		}
+		*layout = POOL_ITEMS_VAR;
+		return 0;
+	}
+	if (n > (uint64_t)(c->end - c->p) / 8)
+		return -EPROTO; /* every item takes at least a word */
+	if (tk->layout == POOL_ITEMS_VAR) {
+		if (!(ch->iov = calloc((size_t)n, sizeof(*ch->iov))))
+			return -ENOMEM;
+		for (uint64_t i = 0; i < n; i++) {
+			uint64_t len;
+			int rc = take_u64(c, &len);
+			if (!rc)
+				rc = take_bytes(c, len, &ch->iov[i]);
+			if (rc)
+				return rc;
+		}
+		*layout = POOL_ITEMS_VAR;
+		return 0;
+	}
+	/* STAR: first count the arguments, then point at them. */
+	struct cursor scan = *c;
+	uint64_t total = 0;
+	for (uint64_t i = 0; i < n; i++) {
+		uint64_t nargs;
+		if (take_u64(&scan, &nargs) || nargs > POOL_MAX_ARGS)
+			return -EPROTO;
+		for (uint64_t k = 0; k < nargs; k++) {
+			uint64_t len;
+			struct iovec v;
+			if (take_u64(&scan, &len) || take_bytes(&scan, len, &v))
+				return -EPROTO;
+		}
+		total += nargs;
+	}
+	ch->star = calloc((size_t)n, sizeof(*ch->star));
+	ch->nargs = calloc((size_t)n, sizeof(*ch->nargs));
+	ch->iov = calloc(total ? (size_t)total : 1, sizeof(*ch->iov));
+	if (!ch->star || !ch->nargs || !ch->iov)
+		return -ENOMEM;
+	struct iovec *v = ch->iov;
+	/* The scan above checked every read below. */
+	for (uint64_t i = 0; i < n; i++) {
+		uint64_t nargs = 0, len = 0;
+		take_u64(c, &nargs);
+		ch->star[i] = v;
+		ch->nargs[i] = (size_t)nargs;
+		for (uint64_t k = 0; k < nargs; k++, v++) {
+			take_u64(c, &len);
+			take_bytes(c, len, v);
+		}
+	}
+	*layout = POOL_ITEMS_STAR;
+	return 0;
+}
+
+/* Submit the items of piece @ch (at @items / @arr, offset ch->off) to
+ * the local pool as one job of one chunk.  Returns 0 or the error every
+ * item of the piece then fails with. */
+static int submit_local(struct agent *ag, struct agent_chunk *ch,
+			const struct pool_task *tk, const unsigned char *items,
+			int layout, int fn_id)
+{
+	size_t n = (size_t)ch->n, off = (size_t)ch->off;
+	struct agent_items *arr = ch->items;
+	struct pool_job *job = pool_job_new(ag->pool, layout, POOL_OUT_VRES,
+					    fn_id, n);
+	mproc_async *a = pool_async_new(ag->pool, NULL, NULL, NULL);
+	if (!job || !a) {
+		free(job);
+		if (a) {
+			pool_async_unref(a);
+			pool_async_unref(a);
+		}
+		return -ENOMEM;
+	}
+	job->index_base = tk->first + off;
+	job->item_size = (size_t)tk->item_size;
+	if (layout == POOL_ITEMS_FIXED)
+		job->items = items + off * job->item_size;
+	else if (layout == POOL_ITEMS_VAR)
+		job->iov = arr->iov + off;
+	else {
+		job->star = arr->star + off;
+		job->nargs = arr->nargs + off;
+	}
+	job->vres = ch->res;
+	job->async = a;
+	struct pool_chunk *c = pool_make_chunks(job, n);
+	/* Without the doorbell: the loop helps the local pool right after
+	 * (or kicks its thread when it cannot). */
+	int rc = c ? pool_submit_ex(ag->pool, c, n, false) : -ENOMEM;
+	ag->kick |= rc == 0;
+	if (rc) {
+		pool_chunks_free(c);
+		free(job);
+		pool_async_unref(a);
+		pool_async_unref(a);
+		return rc;
+	}
+	ch->a = a;
+	return 0;
+}
+
+static void chunk_free(struct agent_chunk *ch)
+{
+	if (ch->a)
+		mproc_async_free(ch->a);
+	for (uint64_t i = 0; ch->res && i < ch->n; i++)
+		free(ch->res[i].data);
+	free(ch->res);
+	items_put(ch->items);
+	frame_put(ch->frame);
+	free(ch);
+}
+
+static void queue_piece(struct agent *ag, struct agent_chunk *ch)
+{
+	if (ag->tail)
+		ag->tail->next = ch;
+	else
+		ag->head = ch;
+	ag->tail = ch;
+}
+
+/* A TASK message (@msg, @len) of frame @fr: its chunk, cut into pieces
+ * of Python's size over the local workers, ceil(n / (4 * workers)). */
+static int take_task(struct agent *ag, struct agent_frame *fr,
+		     const unsigned char *msg, uint64_t len)
+{
+	struct pool_msg m;
+	struct pool_task tk;
+	if (!ag->pool || len < sizeof(m) + sizeof(tk))
+		return -EPROTO;
+	memcpy(&m, msg, sizeof(m));
+	memcpy(&tk, msg + sizeof(m), sizeof(tk));
+	if (tk.nitems == 0 || tk.nitems > POOL_MAX_ITEMS ||
+	    tk.nitems > SIZE_MAX / sizeof(struct mproc_pool_result) ||
+	    tk.layout < POOL_ITEMS_FIXED || tk.layout > POOL_ITEMS_STAR ||
+	    tk.fn_id >= ag->nfns)
+		return -EPROTO;
+	struct agent_items *arr = calloc(1, sizeof(*arr));
+	if (!arr)
+		return -ENOMEM;
+	arr->refs = 1;
+	struct cursor c = { msg + sizeof(m) + sizeof(tk), msg + len };
+	int layout = 0;
+	int rc = decode_items(arr, &tk, &c, &layout);
+	if (rc == -EPROTO) {
+		items_put(arr);
+		return rc;
+	}
+	const struct agent_fn *f = &ag->fns[tk.fn_id];
+	const char *why = NULL;
+	if (rc == 0 && f->local_id < 0) {
+		rc = f->local_id;
+		why = f->why;
+	}
+	uint64_t n = tk.nitems, per = 4 * (uint64_t)ag->workers;
+	uint64_t size = rc ? n : n / per + (n % per != 0);
+	for (uint64_t off = 0; off < n; off += size) {
+		struct agent_chunk *ch = calloc(1, sizeof(*ch));
+		if (!ch)
+			fatal("a chunk", -ENOMEM);
+		fr->refs++;
+		ch->frame = fr;
+		arr->refs++;
+		ch->items = arr;
+		ch->id = m.id;
+		ch->off = off;
+		ch->n = n - off < size ? n - off : size;
+		ch->last = off + ch->n == n;
+		ch->why = why;
+		int prc = rc;
+		if (!(ch->res = calloc((size_t)ch->n, sizeof(*ch->res))))
+			fatal("a chunk", -ENOMEM);
+		if (prc == 0)
+			prc = submit_local(ag, ch, &tk, c.p, layout,
+					   f->local_id);
+		if (prc) {
+			/* Every item of the piece fails with it (answered
+			 * in order). */
+			ch->status = prc;
+			for (uint64_t i = 0; i < ch->n; i++)
+				ch->res[i].status = prc;
+		}
+		queue_piece(ag, ch);
+	}
+	items_put(arr);
+	return 0;
+}
+
+/* ---- RESULT ------------------------------------------------------------------- */
+
+static int out_reserve(struct agent *ag, size_t more)
+{
+	if (ag->out_len + more <= ag->out_cap)
+		return 0;
+	size_t cap = ag->out_cap ? ag->out_cap : 4096;
+	while (cap < ag->out_len + more)
+		cap *= 2;
+	unsigned char *p = realloc(ag->out, cap);
+	if (!p)
+		return -ENOMEM;
+	ag->out = p;
+	ag->out_cap = cap;
+	return 0;
+}
+
+static void out_put(struct agent *ag, const void *p, size_t len)
+{
+	memcpy(ag->out + ag->out_len, p, len);
+	memset(ag->out + ag->out_len + len, 0, (size_t)pool_pad8(len) - len);
+	ag->out_len += (size_t)pool_pad8(len);
+}
+
+/* Start a message in the frame being built: its length word, then the
+ * message (the word is filled in by msg_end). */
+static void msg_begin(struct agent *ag)
+{
+	if (!ag->out_len) {
+		/* The frame's header, then the count of chunks it ends. */
+		if (out_reserve(ag, sizeof(struct mpi_frame) + 8))
+			fatal("a result message", -ENOMEM);
+		ag->out_len = sizeof(struct mpi_frame) + 8;
+	}
+	if (out_reserve(ag, 8))
+		fatal("a result message", -ENOMEM);
+	ag->msg_start = ag->out_len;
+	ag->out_len += 8;
+}
+
+static void msg_end(struct agent *ag)
+{
+	uint64_t len = ag->out_len - ag->msg_start - 8;
+	memcpy(ag->out + ag->msg_start, &len, sizeof(len));
+	ag->out_msgs++;
+}
+
+/* Send the frame of RESULT messages built so far. */
+static void flush_out(struct agent *ag)
+{
+	if (!ag->out_msgs)
+		return;
+	memcpy(ag->out + sizeof(struct mpi_frame), &ag->out_done,
+	       sizeof(ag->out_done));
+	ag->out_done = 0;
+	int rc = mpi_link_send_owned(&ag->link, MPI_FRAME_POOL, ag->out_msgs,
+				     ag->out, ag->out_len);
+	ag->out = NULL;
+	ag->out_len = ag->out_cap = 0;
+	ag->out_msgs = 0;
+	if (rc)
+		fatal("MPI_Isend", rc);
+}
+
+/* Answer a finished chunk: its items in RESULT messages, in order. */
+static void answer(struct agent *ag, struct agent_chunk *ch)
+{
+	const char *msg = ch->a ? mproc_async_error_message(ch->a)
+				: ch->why ? ch->why : "";
+	bool msg_sent = false;
+	for (uint64_t first = 0; first < ch->n;) {
+		uint64_t k = ch->n - first < RESULT_ITEMS_MAX ? ch->n - first
+							     : RESULT_ITEMS_MAX;
+		struct pool_msg m = { .type = POOL_MSG_RESULT,
+				      .aux = (uint32_t)k, .id = ch->id };
+		uint64_t at = ch->off + first; /* index within the chunk */
+		msg_begin(ag);
+		if (out_reserve(ag, sizeof(m) + 8))
+			fatal("a result message", -ENOMEM);
+		out_put(ag, &m, sizeof(m));
+		out_put(ag, &at, sizeof(at));
+		for (uint64_t i = first; i < first + k;) {
+			const struct mproc_pool_result *r = &ch->res[i];
+			struct pool_item_res h = { .status = r->status };
+			if (r->status == 0) {
+				/* A run: successes of one small length share
+				 * a header (proto.h). */
+				uint64_t j = i + 1;
+				while (r->len <= POOL_RUN_MAX_LEN &&
+				       j < first + k && ch->res[j].status == 0 &&
+				       ch->res[j].len == r->len)
+					j++;
+				h.n = (uint32_t)(j - i);
+				h.len = r->len;
+				if (out_reserve(ag, sizeof(h) +
+							    (j - i) * pool_pad8(h.len)))
+					fatal("a result message", -ENOMEM);
+				out_put(ag, &h, sizeof(h));
+				for (; h.len && i < j; i++)
+					out_put(ag, ch->res[i].data,
+						(size_t)h.len);
+				i = j;
+				continue;
+			}
+			const char *text = "";
+			if (!msg_sent && *msg) {
+				/* The local job keeps the message of its
+				 * first failing item: it goes with that one. */
+				text = msg;
+				msg_sent = true;
+				h.n = (uint32_t)strnlen(text, POOL_MSG_MAX);
+			}
+			if (out_reserve(ag, sizeof(h) + pool_pad8(h.n)))
+				fatal("a result message", -ENOMEM);
+			out_put(ag, &h, sizeof(h));
+			if (h.n)
+				out_put(ag, text, h.n);
+			i++;
+		}
+		msg_end(ag);
+		if (first + k == ch->n && ch->last)
+			ag->out_done++;
+		if (ag->out_len >= MPI_PIECE)
+			flush_out(ag);
+		first += k;
+	}
+}
+
+/* Answer the chunks at the front that are finished.  True if any. */
+static bool answer_ready(struct agent *ag)
+{
+	bool moved = false;
+	while (ag->head && (!ag->head->a || mproc_async_ready(ag->head->a))) {
+		struct agent_chunk *ch = ag->head;
+		ag->head = ch->next;
+		if (!ag->head)
+			ag->tail = NULL;
+		answer(ag, ch);
+		chunk_free(ch);
+		moved = true;
+	}
+	flush_out(ag);
+	return moved;
+}
+
+/* ---- the loop -------------------------------------------------------------------- */
+
+/* Whether the head's receive completed (kept until absorbed: a completed
+ * request reads as complete again, without a status). */
+static bool poll_recv(struct agent *ag)
+{
+	if (!ag->rdone) {
+		int done = 0;
+		if (MPI_Test(&ag->rreq, &done, &ag->rst) != MPI_SUCCESS)
+			fatal("MPI_Test", -EIO);
+		ag->rdone = done;
+	}
+	return ag->rdone;
+}
+
+/* Something for the loop: the oldest chunk finished, or a frame came. */
+static bool agent_news(void *arg)
+{
+	struct agent *ag = arg;
+	if (ag->head && (!ag->head->a || mproc_async_ready(ag->head->a)))
+		return true;
+	return poll_recv(ag);
+}
+
+/* How long the loop works as its local pool's engine at a time (pool.h's
+ * helping: it hands the tasks to the workers and collects their results
+ * itself, instead of waking the local pool thread for each). */
+#define HELP_SLICE_NS (200 * 1000)
+
+static _Noreturn void leave(struct agent *ag, bool terminate, int code)
+{
+	if (ag->pool) {
+		if (terminate)
+			mproc_pool_terminate(ag->pool);
+		else
+			mproc_pool_close(ag->pool);
+		mproc_pool_join(ag->pool, -1);
+	}
+	while (ag->head) {
+		struct agent_chunk *ch = ag->head;
+		ag->head = ch->next;
+		chunk_free(ch);
+	}
+	if (mpi_link_send(&ag->link, MPI_FRAME_GONE, 0, NULL, 0, NULL, 0))
+		fatal("MPI_Isend", -EIO);
+	mpi_link_shut(&ag->link);
+	MPI_Finalize();
+	mproc_pool_destroy(ag->pool);
+	free(ag->fns);
+	free(ag->out);
+	exit(code);
+}
+
+/* A whole frame from the head.  Returns 0, or the frame's error. */
+static int take_frame(struct agent *ag, const struct mpi_frame *f,
+		      unsigned char *body)
+{
+	switch (f->kind) {
+	case MPI_FRAME_POOL: {
+		struct agent_frame *fr = malloc(sizeof(*fr));
+		if (!fr) {
+			free(body);
+			return -ENOMEM;
+		}
+		fr->refs = 1;
+		fr->body = body;
+		const unsigned char *p = body, *end = body + f->len;
+		int rc = f->aux ? 0 : -EPROTO;
+		for (uint32_t k = 0; k < f->aux && !rc; k++) {
+			uint64_t len;
+			struct pool_msg m;
+			if ((size_t)(end - p) < sizeof(len)) {
+				rc = -EPROTO;
+				break;
+			}
+			memcpy(&len, p, sizeof(len));
+			p += sizeof(len);
+			if (len < sizeof(m) || len % 8 ||
+			    len > (uint64_t)(end - p)) {
+				rc = -EPROTO;
+				break;
+			}
+			memcpy(&m, p, sizeof(m));
+			if (m.type == POOL_MSG_TASK)
+				rc = take_task(ag, fr, p, len);
+			else if (m.type == POOL_MSG_DEFINE)
+				rc = define_fn(ag, m.aux, p + sizeof(m),
+					       len - sizeof(m));
+			else
+				rc = -EPROTO;
+			p += len;
+		}
+		frame_put(fr);
+		return rc;
+	}
+	case MPI_FRAME_CLOSE:
+		free(body);
+		ag->closing = true;
+		return 0;
+	case MPI_FRAME_TERMINATE:
+		free(body);
+		leave(ag, true, 0);
+	default:
+		free(body);
+		return -EPROTO;
+	}
+}
+
+_Noreturn void mproc__mpi_agent_main(const struct mproc_pool_attr *attr)
+{
+	static struct agent ag;
+	struct mproc_pool_attr a;
+	if (attr)
+		a = *attr;
+	else
+		mproc_pool_attr_init(&a);
+	if (!a.processes) {
+		int cpus = mproc_cpu_count();
+		int share = (cpus > 0 ? cpus : 1) / mproc__mpi_env_local_agents();
+		a.processes = share > 0 ? (unsigned)share : 1;
+	}
+	/* The local pool first: its zygote forks from a process that has not
+	 * initialised MPI. */
+	int status = mproc_pool_create(&a, &ag.pool);
+	if (status)
+		ag.pool = NULL;
+	ag.workers = status ? 0 : a.processes;
+	int provided;
+	if (MPI_Init_thread(NULL, NULL, MPI_THREAD_FUNNELED, &provided) !=
+	    MPI_SUCCESS) {
+		fprintf(stderr, "mproc: MPI pool agent: MPI_Init failed\n");
+		exit(70);
+	}
+	MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN);
+	if (mpi_link_init(&ag.link, 0, &ag.rreq) || mpi_link_post(&ag.link))
+		fatal("the link to the head", -ENOMEM);
+	struct mpi_hello hello = { .magic = MPI_HELLO_MAGIC,
+				   .version = MPI_HELLO_VERSION,
+				   .status = status,
+				   .workers = ag.workers,
+				   .pid = (int32_t)getpid() };
+	if (status)
+		fprintf(stderr, "mproc: MPI pool agent %d: local pool: %s\n",
+			mproc__mpi_env_rank(), mproc_strerror(status));
+	if (mpi_link_send(&ag.link, MPI_FRAME_HELLO, 0, &hello, sizeof(hello),
+			  NULL, 0))
+		fatal("MPI_Isend", -EIO);
+	int64_t idle_from = mproc__now_ns();
+	for (;;) {
+		bool moved = false;
+		if (poll_recv(&ag)) {
+			struct mpi_frame f;
+			unsigned char *body = NULL;
+			ag.rdone = false;
+			int rc = mpi_link_absorb(&ag.link, &ag.rst, &f, &body);
+			if (rc == 1)
+				rc = take_frame(&ag, &f, body);
+			if (rc < 0)
+				fatal("a frame from the head", rc);
+			moved = true;
+		}
+		bool helped = false;
+		if (ag.pool && ag.head && !agent_news(&ag) &&
+		    pool_engine_try(ag.pool)) {
+			/* The helper takes the submissions in. */
+			struct mproc__deadline d;
+			mproc__deadline_init(&d, HELP_SLICE_NS);
+			pool_help_locked(ag.pool, agent_news, &ag, &d);
+			helped = true;
+		}
+		if (ag.kick && !helped)
+			pool_kick(ag.pool);
+		ag.kick = false;
+		if (ag.pool)
+			moved |= answer_ready(&ag);
+		mpi_link_sends_done(&ag.link);
+		if (ag.closing && !ag.head)
+			leave(&ag, false, 0);
+		int64_t now = mproc__now_ns();
+		if (moved)
+			idle_from = now;
+		mpi_backoff(now - idle_from);
+	}
+}
+
+#else
+typedef int mproc__mpi_absent; /* no empty translation unit */
+#endif /* MPROC_HAVE_MPI */

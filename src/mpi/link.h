@@ -1,0 +1,123 @@
+/*
+ * Internal: one rank's conversation with another over MPI -- the head's
+ * with each agent, an agent's with the head.  Both directions carry
+ * frames: a struct mpi_frame and @len bytes of body.  A frame travels as
+ * one or more MPI messages ("pieces") of at most MPI_PIECE bytes, all
+ * with one tag on MPI_COMM_WORLD, so MPI's non-overtaking rule (messages
+ * between two ranks with one tag and communicator match in send order)
+ * keeps the pieces of a frame, and the frames, in order.  The piece size
+ * keeps every count far below the MPI count limit (INT_MAX elements),
+ * whatever the size of the frame.
+ *
+ * Receiving: one MPI_Irecv is kept posted per link into its piece buffer
+ * (the head tests all of its links' receives with one MPI_Testsome); a
+ * completed piece is absorbed (copied into the frame being reassembled)
+ * and the receive is posted again at once.  Everything received is
+ * checked: a piece that breaks the framing makes the link broken, never
+ * an out-of-bounds access.
+ *
+ * Sending: a frame is copied into one buffer with its header and sent as
+ * MPI_Isend pieces; the buffer lives on the link's send list until every
+ * piece completed.
+ *
+ * Invariants.  A link has at most one receive posted; msg_len/msg_got
+ * describe the frame being reassembled (msg NULL between frames); the
+ * send list is in send order, and a send's buffer is freed only after
+ * all its requests completed.  A link is used by one thread only (the
+ * one that initialised MPI), so none of this needs atomics.
+ */
+#ifndef MPROC_MPI_LINK_H
+#define MPROC_MPI_LINK_H
+
+#include <mpi.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+/* The one tag of mproc's traffic. */
+#define MPI_TAG_MPROC 0x6d70
+/* Largest MPI message (a piece of a frame). */
+#define MPI_PIECE (1u << 20)
+/* Largest frame body accepted (a pool message: items or results). */
+#define MPI_FRAME_MAX (UINT64_C(1) << 40)
+
+/* Frame kinds. */
+enum {
+	MPI_FRAME_POOL = 1,      /* pool ring messages (proto.h), aux of them,
+				  * each a uint64 length and the message
+				  * padded to 8 bytes; from an agent, after
+				  * a uint64 count of the chunks whose last
+				  * results the frame carries */
+	MPI_FRAME_HELLO = 2,     /* agent -> head: body struct mpi_hello */
+	MPI_FRAME_CLOSE = 3,     /* head -> agent: finish, then go */
+	MPI_FRAME_TERMINATE = 4, /* head -> agent: stop now, then go */
+	MPI_FRAME_GONE = 5,      /* agent -> head: its pool is down */
+};
+
+struct mpi_frame {
+	uint64_t len;  /* body bytes that follow */
+	uint32_t kind; /* MPI_FRAME_* */
+	uint32_t aux;
+};
+
+#define MPI_HELLO_MAGIC 0x6d70726fu /* "mpro" */
+#define MPI_HELLO_VERSION 1u
+
+struct mpi_hello {
+	uint32_t magic;
+	uint32_t version;
+	int32_t status;  /* 0, or why the agent's local pool did not start */
+	uint32_t workers; /* the agent's local workers */
+	int32_t pid;     /* the agent's process, on its host */
+	uint32_t reserved;
+};
+
+struct mpi_send {
+	struct mpi_send *next;
+	unsigned char *buf;
+	int npieces;
+	MPI_Request req[]; /* one per piece */
+};
+
+struct mpi_link {
+	int peer;
+	MPI_Request *rreq;     /* the posted receive (the owner's storage) */
+	unsigned char *piece;  /* its buffer, MPI_PIECE bytes */
+	/* The frame being reassembled. */
+	struct mpi_frame frame;
+	unsigned char *msg;
+	uint64_t msg_got;
+	bool broken;           /* the peer broke the framing */
+	struct mpi_send *sq_head, *sq_tail;
+};
+
+/* Set up @l towards @peer with its receive request at @rreq; 0 or
+ * -ENOMEM. */
+int mpi_link_init(struct mpi_link *l, int peer, MPI_Request *rreq);
+/* Post the receive (if none is); 0, or -EIO. */
+int mpi_link_post(struct mpi_link *l);
+/* The receive of @l completed with @st: take the piece in and post the
+ * receive again.  Returns 1 with a whole frame (*@frame, and the body in
+ * *@body, malloc'd, the caller's to free; NULL when len is 0), 0 when the
+ * frame is not whole yet, -EPROTO (the link is broken), -ENOMEM, -EIO. */
+int mpi_link_absorb(struct mpi_link *l, const MPI_Status *st,
+		    struct mpi_frame *frame, unsigned char **body);
+/* Send a frame of @kind, @aux whose body is @a then @b.  Returns 0,
+ * -ENOMEM, -EIO.  Never blocks. */
+int mpi_link_send(struct mpi_link *l, uint32_t kind, uint32_t aux,
+		  const void *a, uint64_t alen, const void *b, uint64_t blen);
+/* Send a frame whose @total bytes are at @buf: the header's room
+ * (sizeof(struct mpi_frame)), then the body; the link fills the header
+ * and owns @buf from now on, also on failure.  Returns 0, -EIO. */
+int mpi_link_send_owned(struct mpi_link *l, uint32_t kind, uint32_t aux,
+			unsigned char *buf, uint64_t total);
+/* Free the sends that completed; true when none is left. */
+bool mpi_link_sends_done(struct mpi_link *l);
+/* Wait for every send, cancel the posted receive, free everything. */
+void mpi_link_shut(struct mpi_link *l);
+
+/* Pause after @idle_ns without progress: spin a little, then yield the
+ * CPU, then sleep up to a millisecond (MPI offers nothing to block on
+ * that would not spin itself). */
+void mpi_backoff(int64_t idle_ns);
+
+#endif /* MPROC_MPI_LINK_H */

@@ -1,0 +1,411 @@
+/*
+ * mpi_pool - the Pool over MPI, run by tests/mpi/run.sh under mpiexec
+ * (head + 2 agents).  One case per run, named by argv[1]; rank 0 checks
+ * and exits 0 when it passes, prints "FAIL: ..." and exits 1 otherwise.
+ *
+ * A plain program rather than a Criterion suite: Criterion runs each test
+ * in a process it forks from its runner, while an MPI rank must be the
+ * process the launcher started, with every rank entering the same main().
+ *
+ *   map            map of 10^5 items, every result checked, task indices
+ *                  those of the head's call
+ *   imap           imap_unordered yields every index once
+ *   apply_async    callbacks of 2000 apply_async, successes and failures
+ *                  with their messages; then a close and join
+ *   kill           a task that SIGKILLs its own worker inside an agent
+ *                  fails alone with -MPROC_EWORKERLOST, the rest complete
+ *   terminate      terminate in the middle of a map of slow tasks: the
+ *                  call ends, unfinished items fail with -ECANCELED, and
+ *                  the job ends (the agents exit)
+ *   nopool         main returns without making a pool: the exit handler
+ *                  lets the agents go, and the job ends
+ *   running        main returns with its pool still running: the exit
+ *                  handler terminates it, and the job ends
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <mproc.h>
+
+static int failures;
+
+/* Open MPI unloads its plugins in MPI_Finalize; LeakSanitizer can then
+ * no longer name the memory they keep until exit, and no suppression
+ * matches an unnamed module.  This program keeps them loaded (its dlclose
+ * takes the place of libc's for the whole process), so that lsan.supp
+ * can name them and mproc's own leaks are still reported. */
+int dlclose(void *handle);
+mproc_pool *mpi_pool_kept;
+int dlclose(void *handle)
+{
+	(void)handle;
+	return 0;
+}
+
+#define CHECK(cond, ...)                                                  \
+	do {                                                              \
+		if (!(cond)) {                                            \
+			printf("FAIL: %s:%d: ", __FILE__, __LINE__);      \
+			printf(__VA_ARGS__);                              \
+			printf("\n");                                     \
+			failures++;                                       \
+		}                                                         \
+	} while (0)
+
+/* ---- task functions (resolved in the agents by reference) --------------- */
+
+/* x -> x * 3 + 1, and the item's index must be x (items are 0..n-1). */
+static int triple(mproc_task *t, const void *arg, size_t len)
+{
+	uint64_t x;
+	if (len != sizeof x)
+		return -EINVAL;
+	memcpy(&x, arg, sizeof x);
+	if (mproc_task_index(t) != x)
+		return -EBADMSG;
+	x = x * 3 + 1;
+	return mproc_task_return(t, &x, sizeof x);
+}
+
+/* Odd x fails with a message; even x returns x + 1. */
+static int even_only(mproc_task *t, const void *arg, size_t len)
+{
+	uint64_t x;
+	if (len != sizeof x)
+		return -EINVAL;
+	memcpy(&x, arg, sizeof x);
+	if (x & 1) {
+		mproc_task_set_error(t, "odd");
+		return -EDOM;
+	}
+	x++;
+	return mproc_task_return(t, &x, sizeof x);
+}
+
+/* x == 7 kills its own worker; others return x + 1. */
+static int kill_seven(mproc_task *t, const void *arg, size_t len)
+{
+	uint64_t x;
+	if (len != sizeof x)
+		return -EINVAL;
+	memcpy(&x, arg, sizeof x);
+	if (x == 7)
+		raise(SIGKILL);
+	x++;
+	return mproc_task_return(t, &x, sizeof x);
+}
+
+/* Sleep 20 ms, then x + 1. */
+static int slow(mproc_task *t, const void *arg, size_t len)
+{
+	uint64_t x;
+	if (len != sizeof x)
+		return -EINVAL;
+	memcpy(&x, arg, sizeof x);
+	usleep(20 * 1000);
+	x++;
+	return mproc_task_return(t, &x, sizeof x);
+}
+
+/* ---- cases ------------------------------------------------------------------ */
+
+static void case_map(mproc_pool *pool)
+{
+	size_t n = 100000;
+	uint64_t *in = malloc(n * sizeof *in), *out = malloc(n * sizeof *out);
+	int *st = malloc(n * sizeof *st);
+	for (size_t i = 0; i < n; i++)
+		in[i] = i;
+	ssize_t failed = mproc_pool_map(pool, triple, in, n, sizeof *in, out,
+					sizeof *out, st, NULL);
+	CHECK(failed == 0, "map: %zd", failed);
+	size_t bad = 0;
+	for (size_t i = 0; i < n; i++)
+		if (st[i] != 0 || out[i] != i * 3 + 1)
+			bad++;
+	CHECK(bad == 0, "%zu wrong results of %zu", bad, n);
+	/* map_iov (variable-size layout) with a small chunksize, too. */
+	struct iovec *iov = malloc(1000 * sizeof *iov);
+	struct mproc_pool_result *r = calloc(1000, sizeof *r);
+	for (size_t i = 0; i < 1000; i++)
+		iov[i] = (struct iovec){ &in[i], sizeof in[i] };
+	struct mproc_map_opts o = { .chunksize = 7 };
+	failed = mproc_pool_map_iov(pool, triple, iov, 1000, r, &o);
+	CHECK(failed == 0, "map_iov: %zd", failed);
+	for (size_t i = 0; i < 1000; i++) {
+		uint64_t y = 0;
+		if (r[i].len == sizeof y)
+			memcpy(&y, r[i].data, sizeof y);
+		CHECK(r[i].status == 0 && y == i * 3 + 1, "map_iov item %zu", i);
+		free(r[i].data);
+	}
+	free(iov);
+	free(r);
+	free(in);
+	free(out);
+	free(st);
+}
+
+struct src {
+	uint64_t next, n, item;
+};
+
+static int pull(void *arg, const void **item, size_t *len)
+{
+	struct src *s = arg;
+	if (s->next == s->n)
+		return 0;
+	s->item = s->next++;
+	*item = &s->item;
+	*len = sizeof s->item;
+	return 1;
+}
+
+static void case_imap(mproc_pool *pool)
+{
+	enum { N = 5000 };
+	static unsigned char seen[N];
+	struct src s = { .n = N };
+	mproc_imap *it;
+	struct mproc_map_opts o = { .chunksize = 3 };
+	int rc = mproc_pool_imap_unordered(pool, triple, pull, &s, &o, &it);
+	CHECK(rc == 0, "imap_unordered: %s", mproc_strerror(rc));
+	if (rc)
+		return;
+	size_t got = 0;
+	for (;;) {
+		struct mproc_pool_result r;
+		size_t index;
+		rc = mproc_imap_next(it, 60 * MPROC_SEC, &r, &index);
+		if (rc == -MPROC_EEOF)
+			break;
+		CHECK(rc == 0, "next: %s", mproc_strerror(rc));
+		if (rc)
+			break;
+		uint64_t y = 0;
+		if (r.len == sizeof y)
+			memcpy(&y, r.data, sizeof y);
+		CHECK(index < N && r.status == 0 && y == index * 3 + 1,
+		      "item %zu: status %d", index, r.status);
+		if (index < N) {
+			CHECK(!seen[index], "index %zu twice", index);
+			seen[index] = 1;
+		}
+		got++;
+	}
+	CHECK(got == N, "%zu results for %d items", got, N);
+	mproc_imap_free(it);
+}
+
+struct cb_counts {
+	atomic_int ok, err, bad;
+};
+
+static void on_ok(mproc_async *a, void *ud)
+{
+	struct cb_counts *c = ud;
+	const void *data;
+	size_t len;
+	uint64_t y;
+	if (mproc_async_get(a, 0, &data, &len) == 0 && len == sizeof y) {
+		memcpy(&y, data, sizeof y);
+		if (y & 1)
+			atomic_fetch_add(&c->ok, 1);
+		else
+			atomic_fetch_add(&c->bad, 1);
+	} else {
+		atomic_fetch_add(&c->bad, 1);
+	}
+}
+
+static void on_err(mproc_async *a, void *ud)
+{
+	struct cb_counts *c = ud;
+	if (mproc_async_get(a, 0, NULL, NULL) == -EDOM &&
+	    strcmp(mproc_async_error_message(a), "odd") == 0)
+		atomic_fetch_add(&c->err, 1);
+	else
+		atomic_fetch_add(&c->bad, 1);
+}
+
+static void case_apply_async(mproc_pool *pool)
+{
+	enum { N = 2000 };
+	static mproc_async *a[N];
+	struct cb_counts c = { 0 };
+	for (uint64_t i = 0; i < N; i++) {
+		int rc = mproc_pool_apply_async(pool, even_only, &i, sizeof i,
+						on_ok, on_err, &c, &a[i]);
+		CHECK(rc == 0, "apply_async %llu: %s", (unsigned long long)i,
+		      mproc_strerror(rc));
+		if (rc)
+			return;
+	}
+	for (int i = 0; i < N; i++) {
+		int rc = mproc_async_wait(a[i], 60 * MPROC_SEC);
+		CHECK(rc == 0, "wait %d: %s", i, mproc_strerror(rc));
+	}
+	/* Callbacks run on the pool thread before... the results are set
+	 * first: give them their moment through close + join. */
+	CHECK(mproc_pool_close(pool) == 0, "close");
+	CHECK(mproc_pool_join(pool, 60 * MPROC_SEC) == 0, "join");
+	CHECK(atomic_load(&c.ok) == N / 2 && atomic_load(&c.err) == N / 2 &&
+		      atomic_load(&c.bad) == 0,
+	      "callbacks: %d ok, %d err, %d bad", atomic_load(&c.ok),
+	      atomic_load(&c.err), atomic_load(&c.bad));
+	for (int i = 0; i < N; i++)
+		mproc_async_free(a[i]);
+	uint64_t x = 1;
+	CHECK(mproc_pool_apply(pool, even_only, &x, sizeof x, NULL, 0) ==
+		      -EPIPE,
+	      "apply after close");
+}
+
+static void case_kill(mproc_pool *pool)
+{
+	enum { N = 40 };
+	uint64_t in[N], out[N];
+	int st[N];
+	for (int i = 0; i < N; i++)
+		in[i] = (uint64_t)i;
+	struct mproc_map_opts o = { .chunksize = 1 };
+	ssize_t failed = mproc_pool_map(pool, kill_seven, in, N, sizeof *in,
+					out, sizeof *out, st, &o);
+	CHECK(failed == 1, "map: %zd failed", failed);
+	for (int i = 0; i < N; i++) {
+		if (i == 7)
+			CHECK(st[i] == -MPROC_EWORKERLOST, "item 7: %s",
+			      mproc_strerror(st[i]));
+		else
+			CHECK(st[i] == 0 && out[i] == (uint64_t)i + 1,
+			      "item %d: %s", i, mproc_strerror(st[i]));
+	}
+	/* The same through apply_async: the message names the signal. */
+	uint64_t x = 7;
+	mproc_async *a;
+	CHECK(mproc_pool_apply_async(pool, kill_seven, &x, sizeof x, NULL, NULL,
+				     NULL, &a) == 0,
+	      "apply_async");
+	CHECK(mproc_async_get(a, 60 * MPROC_SEC, NULL, NULL) ==
+		      -MPROC_EWORKERLOST,
+	      "apply_async of 7");
+	CHECK(strstr(mproc_async_error_message(a), "signal 9") != NULL,
+	      "message: '%s'", mproc_async_error_message(a));
+	mproc_async_free(a);
+	x = 8;
+	uint64_t y = 0;
+	CHECK(mproc_pool_apply(pool, kill_seven, &x, sizeof x, &y, sizeof y) ==
+			      sizeof y &&
+		      y == 9,
+	      "apply after the death");
+}
+
+struct term {
+	mproc_pool *pool;
+};
+
+static void progress(size_t done, size_t total, void *ud)
+{
+	struct term *t = ud;
+	(void)total;
+	/* From a callback on the pool thread: terminate goes on after it. */
+	if (done >= 4 && t->pool) {
+		mproc_pool_terminate(t->pool);
+		t->pool = NULL;
+	}
+}
+
+static void case_terminate(mproc_pool *pool)
+{
+	enum { N = 400 };
+	uint64_t in[N], out[N];
+	int st[N];
+	for (int i = 0; i < N; i++)
+		in[i] = (uint64_t)i;
+	struct term t = { pool };
+	struct mproc_map_opts o = { .chunksize = 1, .progress = progress,
+				    .userdata = &t };
+	ssize_t failed = mproc_pool_map(pool, slow, in, N, sizeof *in, out,
+					sizeof *out, st, &o);
+	CHECK(failed > 0 && failed < N, "map: %zd failed", failed);
+	size_t cancelled = 0, done = 0;
+	for (int i = 0; i < N; i++) {
+		if (st[i] == 0 && out[i] == (uint64_t)i + 1)
+			done++;
+		else if (st[i] == -ECANCELED)
+			cancelled++;
+	}
+	CHECK(done >= 4 && done + cancelled == N, "%zu done, %zu cancelled",
+	      done, cancelled);
+	CHECK(mproc_pool_join(pool, 60 * MPROC_SEC) == 0, "join");
+	uint64_t x = 1;
+	CHECK(mproc_pool_apply(pool, slow, &x, sizeof x, NULL, 0) == -EPIPE,
+	      "apply after terminate");
+}
+
+int main(int argc, char **argv)
+{
+	if (mproc_pool_mpi_main(argc, argv, NULL) < 0)
+		return 1;
+	setvbuf(stdout, NULL, _IOLBF, 0);
+	const char *which = argc > 1 ? argv[1] : "map";
+	if (!strcmp(which, "nopool")) {
+		printf("ok: %s\n", which);
+		return 0;
+	}
+	mproc_context *ctx;
+	int rc = mproc_get_context("mpi", &ctx);
+	CHECK(rc == 0, "get_context: %s", mproc_strerror(rc));
+	struct mproc_pool_attr attr;
+	mproc_pool_attr_init(&attr);
+	attr.ctx = ctx;
+	/* What the transport cannot honour is refused clearly. */
+	attr.maxtasksperchild = 1;
+	mproc_pool *pool = NULL;
+	CHECK(mproc_pool_create(&attr, &pool) == -ENOTSUP,
+	      "maxtasksperchild refused");
+	attr.maxtasksperchild = 0;
+	rc = mproc_pool_create(&attr, &pool);
+	CHECK(rc == 0, "create: %s", mproc_strerror(rc));
+	if (rc)
+		return 1;
+	CHECK(mproc_pool_processes(pool) == 2, "processes: %d",
+	      mproc_pool_processes(pool));
+	if (!strcmp(which, "map"))
+		case_map(pool);
+	else if (!strcmp(which, "imap"))
+		case_imap(pool);
+	else if (!strcmp(which, "apply_async"))
+		case_apply_async(pool);
+	else if (!strcmp(which, "kill"))
+		case_kill(pool);
+	else if (!strcmp(which, "terminate"))
+		case_terminate(pool);
+	else if (!strcmp(which, "running"))
+		case_map(pool);
+	else
+		CHECK(0, "unknown case %s", which);
+	if (!strcmp(which, "running")) {
+		/* Left running on purpose: the exit handler's job.  Kept in a
+		 * global so that LeakSanitizer sees it still referenced. */
+		mpi_pool_kept = pool;
+		if (failures)
+			return 1;
+		printf("ok: %s\n", which);
+		return 0;
+	}
+	mproc_pool_destroy(pool);
+	mproc_pool *again;
+	CHECK(mproc_pool_create(&attr, &again) == -EALREADY,
+	      "a second MPI pool");
+	if (failures)
+		return 1;
+	printf("ok: %s\n", which);
+	return 0;
+}
