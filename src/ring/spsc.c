@@ -1,6 +1,6 @@
 /*
- * The SPSC record ring: see spsc.h for the invariants (I1-I6) and the
- * memory-ordering edges (E1-E4) that the comments below refer to, and
+ * The SPSC record ring: see spsc.h for the invariants (I1-I8) and the
+ * memory-ordering edges (E1-E5) that the comments below refer to, and
  * ring.h for the contract of each verb.
  */
 #include <errno.h>
@@ -172,6 +172,16 @@ static inline void tag_store(const struct mproc__ring_spsc *r, uint64_t pos)
 			      memory_order_release);
 }
 
+/* I8, E5: clear the tag slot of @pos, the position after the record about
+ * to be tagged, so that a consumer reaching @pos before its record is
+ * committed does not read stale bytes there as a tag.  Zero never matches
+ * (I6).  Relaxed: the release store of that record's tag orders it. */
+static inline void tag_clear(const struct mproc__ring_spsc *r, uint64_t pos)
+{
+	atomic_store_explicit(tag_at(r, pos & r->mask), 0,
+			      memory_order_relaxed);
+}
+
 /* ------------------------------------------------------------------ */
 /* Producer                                                            */
 
@@ -340,14 +350,24 @@ void mproc__ring_spsc_commit(struct mproc__ring_spsc *r, uint64_t token,
 	if (len > r->res_len)
 		len = r->res_len;
 	hdr_store(r, r->res_off & r->mask, (uint32_t)len, flags);
+	uint64_t end = r->res_off + mproc__ring_spsc_rec_size(len);
 	/* Tag the pad (if any) and then the record, now: the positions come
 	 * from private state, never from the ring, which another process may
 	 * have scribbled on since.  A batch's records so become visible one
-	 * by one; head and the wake-up still wait for publish. */
-	if (r->res_pad)
+	 * by one; head and the wake-up still wait for publish.  Each tag
+	 * follows the clearing of the slot after its record (I8, E5): the
+	 * record's own slot behind a pad (reserved, so ours), and the slot at
+	 * the new end when we own it (it lies below cached_tail + cap; at
+	 * exactly that bound it still holds the whole tag of the unconsumed
+	 * record a lap back). */
+	if (r->res_pad) {
+		tag_clear(r, r->res_off);
 		tag_store(r, r->res_pad_pos);
+	}
+	if (end - r->cached_tail < r->cap)
+		tag_clear(r, end);
 	tag_store(r, r->res_off);
-	r->pend_head = r->res_off + mproc__ring_spsc_rec_size(len);
+	r->pend_head = end;
 	if (!(flags & MPROC__RING_REC_MORE))
 		r->pend_msgs++;
 	r->reserved = false;
