@@ -358,8 +358,8 @@ void mproc__ring_spsc_commit(struct mproc__ring_spsc *r, uint64_t token,
 	 * follows the clearing of the slot after its record (I8, E5): the
 	 * record's own slot behind a pad (reserved, so ours), and the slot at
 	 * the new end when we own it (it lies below cached_tail + cap; at
-	 * exactly that bound it still holds the whole tag of the unconsumed
-	 * record a lap back). */
+	 * exactly that bound it is the slot of the record at cached_tail,
+	 * still whole: nothing was written there since). */
 	if (r->res_pad) {
 		tag_clear(r, r->res_off);
 		tag_store(r, r->res_pad_pos);
