@@ -111,9 +111,24 @@ int mproc__ring_spsc_attach(struct mproc__ring_spsc *r,
 	r->max_payload = g->max_payload;
 	/* Acquire: this view may be made long after the segment was
 	 * published, by a process that never synchronised with the current
-	 * producer/consumer; pairs with their release stores (E1, E2). */
+	 * producer/consumer; pairs with their release stores (E1, E2).
+	 * I2 and I7 bound head and tail as they stand at one instant; two
+	 * loads of a busy ring are two instants, and the consumer may move
+	 * tail more than cap past the head loaded first (it already runs up
+	 * to cap ahead of head inside a batch).  So take the pair only when
+	 * head did not move around the tail load: then it was head's value
+	 * when tail was read.  Bounded: a ring whose head moves on every
+	 * look is judged on the last pair. */
 	uint64_t head = atomic_load_explicit(&sh->head, memory_order_acquire);
-	uint64_t tail = atomic_load_explicit(&sh->tail, memory_order_acquire);
+	uint64_t tail;
+	for (int tries = 0;; tries++) {
+		tail = atomic_load_explicit(&sh->tail, memory_order_acquire);
+		uint64_t again = atomic_load_explicit(&sh->head,
+						      memory_order_acquire);
+		if (again == head || tries == 64)
+			break;
+		head = again;
+	}
 	/* I2 with the skews a live or dead producer leaves (I7): head may
 	 * lag the tagged records, so tail may lie up to cap ahead of it. */
 	if (!skew_ok(head, tail, cap) ||
