@@ -1,6 +1,6 @@
 /*
- * The SPSC record ring: see spsc.h for the invariants (I1-I6) and the
- * memory-ordering edges (E1-E4) that the comments below refer to, and
+ * The SPSC record ring: see spsc.h for the invariants (I1-I8) and the
+ * memory-ordering edges (E1-E5) that the comments below refer to, and
  * ring.h for the contract of each verb.
  */
 #include <errno.h>
@@ -112,9 +112,24 @@ int mproc__ring_spsc_attach(struct mproc__ring_spsc *r,
 	r->max_payload = g->max_payload;
 	/* Acquire: this view may be made long after the segment was
 	 * published, by a process that never synchronised with the current
-	 * producer/consumer; pairs with their release stores (E1, E2). */
+	 * producer/consumer; pairs with their release stores (E1, E2).
+	 * I2 and I7 bound head and tail as they stand at one instant; two
+	 * loads of a busy ring are two instants, and the consumer may move
+	 * tail more than cap past the head loaded first (it already runs up
+	 * to cap ahead of head inside a batch).  So take the pair only when
+	 * head did not move around the tail load: then it was head's value
+	 * when tail was read.  Bounded: a ring whose head moves on every
+	 * look is judged on the last pair. */
 	uint64_t head = atomic_load_explicit(&sh->head, memory_order_acquire);
-	uint64_t tail = atomic_load_explicit(&sh->tail, memory_order_acquire);
+	uint64_t tail;
+	for (int tries = 0;; tries++) {
+		tail = atomic_load_explicit(&sh->tail, memory_order_acquire);
+		uint64_t again = atomic_load_explicit(&sh->head,
+						      memory_order_acquire);
+		if (again == head || tries == 64)
+			break;
+		head = again;
+	}
 	/* I2 with the skews a live or dead producer leaves (I7): head may
 	 * lag the tagged records, so tail may lie up to cap ahead of it. */
 	if (!skew_ok(head, tail, cap) ||
@@ -171,6 +186,16 @@ static inline void tag_store(const struct mproc__ring_spsc *r, uint64_t pos)
 {
 	atomic_store_explicit(tag_at(r, pos & r->mask), pos ^ r->secret,
 			      memory_order_release);
+}
+
+/* I8, E5: clear the tag slot of @pos, the position after the record about
+ * to be tagged, so that a consumer reaching @pos before its record is
+ * committed does not read stale bytes there as a tag.  Zero never matches
+ * (I6).  Relaxed: the release store of that record's tag orders it. */
+static inline void tag_clear(const struct mproc__ring_spsc *r, uint64_t pos)
+{
+	atomic_store_explicit(tag_at(r, pos & r->mask), 0,
+			      memory_order_relaxed);
 }
 
 /* ------------------------------------------------------------------ */
@@ -353,14 +378,24 @@ void mproc__ring_spsc_commit(struct mproc__ring_spsc *r, uint64_t token,
 	if (len > r->res_len)
 		len = r->res_len;
 	hdr_store(r, r->res_off & r->mask, (uint32_t)len, flags);
+	uint64_t end = r->res_off + mproc__ring_spsc_rec_size(len);
 	/* Tag the pad (if any) and then the record, now: the positions come
 	 * from private state, never from the ring, which another process may
 	 * have scribbled on since.  A batch's records so become visible one
-	 * by one; head and the wake-up still wait for publish. */
-	if (r->res_pad)
+	 * by one; head and the wake-up still wait for publish.  Each tag
+	 * follows the clearing of the slot after its record (I8, E5): the
+	 * record's own slot behind a pad (reserved, so ours), and the slot at
+	 * the new end when we own it (it lies below cached_tail + cap; at
+	 * exactly that bound it is the slot of the record at cached_tail,
+	 * still whole: nothing was written there since). */
+	if (r->res_pad) {
+		tag_clear(r, r->res_off);
 		tag_store(r, r->res_pad_pos);
+	}
+	if (end - r->cached_tail < r->cap)
+		tag_clear(r, end);
 	tag_store(r, r->res_off);
-	r->pend_head = r->res_off + mproc__ring_spsc_rec_size(len);
+	r->pend_head = end;
 	if (!(flags & MPROC__RING_REC_MORE))
 		r->pend_msgs++;
 	r->reserved = false;

@@ -20,11 +20,19 @@
  *       consumer drains;
  *   I6  a record at position pos is published when its tag equals
  *       pos ^ secret (secret: a random odd 64-bit word chosen when the ring
- *       is created).  Positions never repeat (2^64 bytes), so a tag left
- *       over from an earlier lap never matches, and payload bytes that
- *       happen to lie where a header will go match only by a 2^-64 chance;
- *       the secret is odd and positions are multiples of 16, so the zeroed
- *       ring of a new segment never matches either;
+ *       is created).  Positions never repeat (2^64 bytes), so a whole tag
+ *       left over from an earlier lap never matches, and eight payload
+ *       bytes that happen to lie where a tag will go match only by a 2^-64
+ *       chance; the secret is odd and positions are multiples of 16, so
+ *       zero never matches, nor does the zeroed ring of a new segment.  A
+ *       word made of both does not have that 2^-64 guarantee: a payload
+ *       that ends a few bytes into an old tag (its record's padding keeps
+ *       the rest) leaves that tag's high bytes, and the tag of the same
+ *       offset a lap or two later differs from the old one only in its low
+ *       bits (positions cap apart), so two payload bytes can make a match
+ *       with a 2^-16 chance.  Only the slot at the producer's next position is
+ *       ever read before it is tagged (the consumer has caught up; or it
+ *       follows a PAD to the record after it), and I8 keeps it clean;
  *   I7  the records are the truth, head a summary of it: every record
  *       whose tag matches is committed, whether or not head covers it.
  *       A producer stores head after tagging (a batch: after all its
@@ -36,7 +44,11 @@
  *       producer word on head's line names another view or process) first
  *       walks the tags from head to their end, publishes what it found,
  *       names itself, and continues there: nothing committed is
- *       overwritten or lost.
+ *       overwritten or lost;
+ *   I8  before a record's tag is stored, the tag slot of the position
+ *       right after it holds zero or a whole tag (E5): zero when the
+ *       producer owns that position, else the whole tag the slot got a lap
+ *       earlier, from the unconsumed record at position - cap.
  *
  * Why tags: the consumer learns that a record is there from the record's
  * own cache line, which it must fetch anyway, instead of from the head
@@ -63,6 +75,11 @@
  *       nothing sent before the close is missed).
  *   E4  sleep/wake: the event protocol of shm/futex.h, after the head
  *       store (data_ready) or tail store (space_ready).
+ *   E5  producer: store(0) into the tag slot of the position after a
+ *       record (I8; relaxed), then that record's store(tag, release)
+ *       -> consumer: load(tag, acquire) sees the record, so its next look
+ *       at the following slot reads the zero or a later value (the true
+ *       tag), never the stale bytes under it.
  *
  * The producer keeps a private cached copy of tail and reloads the shared
  * one only when the cache says full; the consumer never reads head on its

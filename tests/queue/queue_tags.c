@@ -1,0 +1,155 @@
+/*
+ * SPSC ring: a consumer that has caught up with its producer reads the tag
+ * slot of the next position before anything is written there (spsc.h,
+ * I6 and I8).  These tests leave in that slot what a stream leaves by
+ * chance once in a while -- a payload that ended two bytes into an old
+ * tag, the two bytes being the low bytes of the tag due two laps later --
+ * and check that the consumer still sees an empty ring.  Without I8 it
+ * took the word for a tag and read payload bytes as a header: a false
+ * -MPROC_ECORRUPT (seen in queue_stress's sleepers_spsc), or a message
+ * nobody sent.
+ */
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <stdint.h>
+#include <string.h>
+#include <sys/mman.h>
+
+#include "mproc/common.h"
+#include "ring/ring.h"
+
+#define CAP 256u
+
+struct ring_pair {
+	struct mproc__ring prod, cons;
+	void *mem;
+	size_t size;
+};
+
+static void ring_pair_new(struct ring_pair *rp)
+{
+	struct mproc__ring_geom g;
+	cr_assert_eq(mproc__ring_plan(MPROC__RING_SPSC, CAP, 0, CAP, &g), 0);
+	size_t shsz = mproc__ring_shared_size(MPROC__RING_SPSC);
+	rp->size = shsz + mproc__ring_buf_size(MPROC__RING_SPSC, &g);
+	unsigned char *m = mmap(NULL, rp->size, PROT_READ | PROT_WRITE,
+				MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	cr_assert_neq(m, MAP_FAILED);
+	rp->mem = m;
+	/* Positions start at 0, so the ones below are buffer offsets plus
+	 * whole laps. */
+	mproc__ring_init_shared(MPROC__RING_SPSC, m, m + shsz, &g, 0);
+	cr_assert_eq(mproc__ring_attach(&rp->prod, MPROC__RING_SPSC, m,
+					m + shsz, &g, false), 0);
+	cr_assert_eq(mproc__ring_attach(&rp->cons, MPROC__RING_SPSC, m,
+					m + shsz, &g, false), 0);
+}
+
+/* Put one record of @len bytes at the producer's next position, which
+ * must be @pos; its payload is @bytes, or 0x5a bytes when NULL. */
+static void put_at(struct ring_pair *rp, uint64_t pos, const void *bytes,
+		   uint64_t len)
+{
+	uint64_t tok;
+	void *p;
+	int rc = mproc__ring_reserve(&rp->prod, len, &tok, &p);
+	cr_assert_eq(rc, 0, "reserve: %s", mproc_strerror(rc));
+	cr_assert_eq(tok, pos, "record at %llu, not %llu",
+		     (unsigned long long)tok, (unsigned long long)pos);
+	if (bytes)
+		memcpy(p, bytes, len);
+	else
+		memset(p, 0x5a, len);
+	mproc__ring_commit(&rp->prod, tok, len, 0, true);
+}
+
+/* Take the next record, which must be at @pos and @len bytes long. */
+static void get_at(struct ring_pair *rp, uint64_t pos, uint64_t len)
+{
+	uint64_t tok, n;
+	const void *p;
+	uint32_t flags;
+	int rc = mproc__ring_peek(&rp->cons, UINT64_MAX, &tok, &p, &n, &flags);
+	cr_assert_eq(rc, 0, "peek at %llu: %s", (unsigned long long)pos,
+		     mproc_strerror(rc));
+	cr_assert_eq(tok, pos);
+	cr_assert_eq(n, len);
+	mproc__ring_release(&rp->cons, tok, true);
+}
+
+static void put_get(struct ring_pair *rp, uint64_t pos, uint64_t len)
+{
+	put_at(rp, pos, NULL, len);
+	get_at(rp, pos, len);
+}
+
+/* @hdr: the 8 payload bytes that land on the header of position 64 (the
+ * low 4 bytes are read as a length, the high 4 as flags). */
+static void stale_slot_at_the_frontier(uint64_t hdr)
+{
+	struct ring_pair rp;
+	ring_pair_new(&rp);
+	const uint64_t target = 64 + 2 * CAP; /* the frontier, lap 2 */
+	uint64_t secret = rp.prod.u.spsc.secret;
+
+	/* Lap 0: a record at offset 64, whose tag (64 ^ secret) fills the
+	 * slot at offset 72. */
+	put_get(&rp, 0, 48);
+	put_get(&rp, 64, 48);
+	put_get(&rp, 128, 48);
+	put_get(&rp, 192, 48);
+
+	/* Lap 1: a record at offset 48 with a 10-byte payload, offsets 64 to
+	 * 73: its first 8 bytes cover the header of offset 64, its last 2 the
+	 * low bytes of the tag slot at 72.  They are the low bytes of the tag
+	 * of the target; its high bytes equal the old tag's, which stay
+	 * (64 and 64 + 2 * CAP differ below bit 16 only). */
+	unsigned char pl[10];
+	uint64_t want = target ^ secret;
+	memcpy(pl, &hdr, 8);
+	pl[8] = (unsigned char)want;
+	pl[9] = (unsigned char)(want >> 8);
+	put_get(&rp, CAP + 0, 32);
+	put_at(&rp, CAP + 48, pl, sizeof(pl));
+	get_at(&rp, CAP + 48, sizeof(pl));
+	put_get(&rp, CAP + 80, 48);
+	put_get(&rp, CAP + 144, 48);
+	put_get(&rp, CAP + 208, 32);
+	const unsigned char *slot =
+		(const unsigned char *)rp.cons.u.spsc.buf + 64 + 8;
+	cr_assert_eq(memcmp(slot, &want, 8), 0,
+		     "the test's premise: the slot reads as the target's tag");
+
+	/* Lap 2: one record that ends at the target; the consumer takes it
+	 * and so has caught up. */
+	put_get(&rp, 2 * CAP, 48);
+
+	uint64_t tok, n;
+	const void *p;
+	uint32_t flags;
+	int rc = mproc__ring_peek(&rp.cons, UINT64_MAX, &tok, &p, &n, &flags);
+	cr_assert_eq(rc, -EAGAIN,
+		     "an empty ring read as %s (len %llu)", mproc_strerror(rc),
+		     (unsigned long long)(rc == 0 ? n : 0));
+	uint64_t len;
+	rc = mproc__ring_next_len(&rp.cons, &len);
+	cr_assert_eq(rc, -EAGAIN, "next_len: %s", mproc_strerror(rc));
+
+	/* The producer's next record is delivered as usual. */
+	put_get(&rp, target, 24);
+	munmap(rp.mem, rp.size);
+}
+
+TestSuite(spsc_tags, .timeout = 30);
+
+/* A header no record has: without I8, -MPROC_ECORRUPT. */
+Test(spsc_tags, stale_bytes_with_a_bad_header_are_no_record)
+{
+	stale_slot_at_the_frontier(UINT64_C(0xb6c5a1f3e9d20874));
+}
+
+/* A valid header {len 4, flags 0}: without I8, a message never sent. */
+Test(spsc_tags, stale_bytes_with_a_valid_header_are_no_record)
+{
+	stale_slot_at_the_frontier(4);
+}
