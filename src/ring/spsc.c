@@ -462,11 +462,18 @@ int mproc__ring_spsc_write_many(struct mproc__ring_spsc *r,
 			       msgs[i].iov_base, len);
 		hdr_store(r, off, (uint32_t)len, 0);
 		/* E1: each tag store releases its record's bytes (and the
-		 * PAD's header); positions come from private state only. */
-		if (pad)
+		 * PAD's header); positions come from private state only.
+		 * Each tag follows the clearing of the slot after its record
+		 * (I8, E5), exactly as in commit. */
+		uint64_t end = pos + rec;
+		if (pad) {
+			tag_clear(r, pos);
 			tag_store(r, pad_pos);
+		}
+		if (end - r->cached_tail < r->cap)
+			tag_clear(r, end);
 		tag_store(r, pos);
-		pos += rec;
+		pos = end;
 		/* Private until publish, as for commit(publish=false). */
 		r->pend_head = pos;
 		r->pend_msgs++;
