@@ -27,7 +27,7 @@ static void usage(FILE *f)
 "\n"
 "Options:\n"
 "  --quick          fewer sizes (64 B, 4 KiB, 1 MiB), 5 repetitions of 60 ms;\n"
-"                   finishes in well under a minute on 2 cores\n"
+"                   finishes in about a minute on 2 cores\n"
 "  --json FILE      write a JSON array, one object per measurement\n"
 "  --plot FILE.svg  plot throughput (bytes/s, log scale) against message size\n"
 "                   for every throughput row (gnuplot if installed, else a\n"
