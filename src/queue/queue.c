@@ -517,6 +517,22 @@ static inline mproc__alive_fn producers_hook(const mproc_queue *q)
 	return q->producers ? mproc__queue_producers_alive : NULL;
 }
 
+/* Wait for a message, watching the producers when the queue does (Q2,
+ * layout.h).  A death ends the wait but stands only if one more look
+ * still finds the ring empty: it sets *dead and returns 0 (look again),
+ * and the caller reports -MPROC_EPEERDIED when that look finds nothing.
+ * Otherwise returns the wait's result. */
+static int wait_data(mproc_queue *q, const struct mproc__deadline *d,
+		     bool *dead)
+{
+	int rc = mproc__ring_wait_data(&q->ring, d, producers_hook(q),
+				       q->producers);
+	if (rc != -MPROC_EPEERDIED)
+		return rc;
+	*dead = true;
+	return 0;
+}
+
 static int peek_wait(mproc_queue *q, uint64_t cap, uint64_t *tok,
 		     const void **p, uint64_t *len, struct mproc__lazy_deadline *l)
 {
@@ -536,11 +552,8 @@ static int peek_wait(mproc_queue *q, uint64_t cap, uint64_t *tok,
 			return rc;
 		if (mproc__lazy_nowait(l))
 			return -EAGAIN;
-		rc = mproc__ring_wait_data(&q->ring, mproc__lazy_get(l),
-					   producers_hook(q), q->producers);
-		if (rc == -MPROC_EPEERDIED)
-			dead = true; /* look once more (Q2) */
-		else if (rc)
+		rc = wait_data(q, mproc__lazy_get(l), &dead);
+		if (rc)
 			return rc;
 	}
 }
@@ -604,12 +617,8 @@ static ssize_t get_many_mpmc(mproc_queue *q, const struct iovec *bufs,
 		if (rc == -EAGAIN && dead && done == 0)
 			return -MPROC_EPEERDIED;
 		if (rc == -EAGAIN && done == 0 && !mproc__lazy_nowait(l)) {
-			rc = mproc__ring_wait_data(&q->ring, mproc__lazy_get(l),
-						   producers_hook(q),
-						   q->producers);
-			if (rc == -MPROC_EPEERDIED)
-				dead = true;
-			if (rc == 0 || dead)
+			rc = wait_data(q, mproc__lazy_get(l), &dead);
+			if (rc == 0)
 				continue;
 		}
 		if (rc) {
@@ -660,12 +669,8 @@ static ssize_t get_many_spsc(mproc_queue *q, const struct iovec *bufs,
 		if (rc == -EAGAIN && dead)
 			return -MPROC_EPEERDIED;
 		if (rc == -EAGAIN && !mproc__lazy_nowait(l)) {
-			rc = mproc__ring_wait_data(&q->ring, mproc__lazy_get(l),
-						   producers_hook(q),
-						   q->producers);
-			if (rc == -MPROC_EPEERDIED)
-				dead = true;
-			if (rc == 0 || dead)
+			rc = wait_data(q, mproc__lazy_get(l), &dead);
+			if (rc == 0)
 				continue;
 		}
 		if (rc)
@@ -727,11 +732,8 @@ MPROC_API ssize_t mproc_queue_next_size(mproc_queue *q, int64_t timeout_ns)
 			return rc;
 		if (d.nowait)
 			return -EAGAIN;
-		rc = mproc__ring_wait_data(&q->ring, &d, producers_hook(q),
-					   q->producers);
-		if (rc == -MPROC_EPEERDIED)
-			dead = true; /* look once more (Q2) */
-		else if (rc)
+		rc = wait_data(q, &d, &dead);
+		if (rc)
 			return rc;
 		waited = true;
 	}
