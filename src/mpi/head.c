@@ -116,7 +116,13 @@ struct mproc__mpi_head {
 
 /* MPI can be initialised once per process: one MPI pool per program.
  * used: an MPI pool was planned (or the exit handler ran); live: the
- * pool whose thread owns MPI now, for the exit handler. */
+ * pool whose thread owns MPI now, for the exit handler.  Sequentially
+ * consistent (the plain atomic_* calls): the pool thread stores them, and
+ * create and the exit handler, on other threads, read them; the
+ * exchange on used makes "plan a pool" and "release the agents at exit"
+ * exclusive, and a handler that loads live == NULL after the pool thread
+ * cleared it finds MPI already finalised by that thread.  Nothing else is
+ * published through them. */
 static atomic_bool used;
 static _Atomic(mproc_pool *) live;
 

@@ -434,6 +434,9 @@ static ssize_t put_many_spsc(mproc_queue *q, const struct iovec *msgs,
 		count_put(q, n);
 		int rc = mproc__ring_write_many(&q->ring, msgs, n, &done);
 		if ((q->flags & MPROC_QUEUE_JOINABLE) && done < n)
+			/* Relaxed: as count_put's add, which it undoes for
+			 * messages never tagged, so nobody can have seen
+			 * them (see above). */
 			atomic_fetch_sub_explicit(&q->ctl->unfinished, n - done,
 						  memory_order_relaxed);
 		if (rc == -EAGAIN && !mproc__lazy_nowait(l)) {
