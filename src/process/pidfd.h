@@ -22,12 +22,8 @@ int mproc__proc_pidfd_for_child(pid_t pid);
  * for it in p->pid and p->pidfd.  Returns 0, or (the child killed and
  * reaped, as above) a negative errno. */
 int mproc__proc_pidfd_adopt(mproc_process *p, pid_t pid);
-/* Send @sig.  Returns 0 (also when the process already ended), or a
- * negative errno. */
-/* Reap the child behind @pidfd, waiting for it if @block.  Returns 1 and
- * its exit code in Python's form (-N for signal N) in *exitcode, 0 if it
- * still runs (only without @block), -ECHILD if someone else reaped it, or
- * another negative errno. */
+/* Signalling and reaping through a pidfd are common/os.h's
+ * (mproc__pidfd_signal, mproc__pidfd_reap). */
 /* The poll_status of methods whose children are the caller's own (fork,
  * spawn): reap through p->pidfd.  p->lock held. */
 int mproc__proc_reap_own_child(mproc_process *p);
