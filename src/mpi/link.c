@@ -18,14 +18,67 @@ int mpi_link_init(struct mpi_link *l, int peer, MPI_Request *rreq)
 	l->peer = peer;
 	l->rreq = rreq;
 	*rreq = MPI_REQUEST_NULL;
-	l->piece = malloc(MPI_PIECE);
+	uint64_t cap;
+	l->piece = mpi_link_buf(l, MPI_PIECE, &cap);
 	return l->piece ? 0 : -ENOMEM;
+}
+
+unsigned char *mpi_link_buf(struct mpi_link *l, uint64_t want, uint64_t *cap)
+{
+	/* The smallest spare that is large enough. */
+	unsigned best = l->nspare;
+	for (unsigned i = 0; i < l->nspare; i++)
+		if (l->spare[i].cap >= want &&
+		    (best == l->nspare || l->spare[i].cap < l->spare[best].cap))
+			best = i;
+	if (best < l->nspare) {
+		unsigned char *b = l->spare[best].buf;
+		*cap = l->spare[best].cap;
+		l->spare[best] = l->spare[--l->nspare];
+		return b;
+	}
+	unsigned char *b = malloc(want ? want : 1);
+	*cap = b ? want : 0;
+	return b;
+}
+
+void mpi_link_keep(struct mpi_link *l, unsigned char *buf, uint64_t cap)
+{
+	if (!buf)
+		return;
+	if (cap < MPI_SPARE_MIN) {
+		free(buf); /* malloc keeps small ones well itself */
+		return;
+	}
+	if (l->nspare < MPI_LINK_SPARES) {
+		l->spare[l->nspare].buf = buf;
+		l->spare[l->nspare++].cap = cap;
+		return;
+	}
+	/* Full: keep the larger buffers. */
+	unsigned small = 0;
+	for (unsigned i = 1; i < l->nspare; i++)
+		if (l->spare[i].cap < l->spare[small].cap)
+			small = i;
+	if (l->spare[small].cap < cap) {
+		free(l->spare[small].buf);
+		l->spare[small].buf = buf;
+		l->spare[small].cap = cap;
+	} else {
+		free(buf);
+	}
 }
 
 int mpi_link_post(struct mpi_link *l)
 {
 	if (*l->rreq != MPI_REQUEST_NULL)
 		return 0;
+	if (!l->piece) {
+		uint64_t cap;
+		/* At least MPI_PIECE bytes (a spare that is, or new). */
+		if (!(l->piece = mpi_link_buf(l, MPI_PIECE, &cap)))
+			return -ENOMEM;
+	}
 	return MPI_Irecv(l->piece, MPI_PIECE, MPI_BYTE, l->peer, MPI_TAG_MPROC,
 			 MPI_COMM_WORLD, l->rreq) == MPI_SUCCESS ? 0 : -EIO;
 }
@@ -39,7 +92,7 @@ static int broken(struct mpi_link *l)
 }
 
 int mpi_link_absorb(struct mpi_link *l, const MPI_Status *st,
-		    struct mpi_frame *frame, unsigned char **body)
+		    struct mpi_frame *frame, struct mpi_body *body)
 {
 	int count;
 	if (l->broken)
@@ -61,6 +114,16 @@ int mpi_link_absorb(struct mpi_link *l, const MPI_Status *st,
 		    l->frame.len > MPI_FRAME_MAX ||
 		    n != (l->frame.len < first ? l->frame.len : first))
 			return broken(l);
+		if (n && n == l->frame.len) {
+			/* Whole in one piece: hand the piece buffer over. */
+			*frame = l->frame;
+			body->own = l->piece;
+			body->cap = MPI_PIECE;
+			body->p = l->piece + sizeof(struct mpi_frame);
+			l->piece = NULL;
+			l->frame.kind = 0;
+			return mpi_link_post(l) < 0 ? -EIO : 1;
+		}
 		if (l->frame.len && !(l->msg = malloc(l->frame.len))) {
 			l->frame.kind = 0;
 			return -ENOMEM;
@@ -80,7 +143,8 @@ int mpi_link_absorb(struct mpi_link *l, const MPI_Status *st,
 	if (l->msg_got < l->frame.len)
 		return 0;
 	*frame = l->frame;
-	*body = l->msg;
+	body->own = body->p = l->msg;
+	body->cap = l->frame.len;
 	l->msg = NULL;
 	l->msg_got = 0;
 	l->frame.kind = 0;
@@ -88,7 +152,7 @@ int mpi_link_absorb(struct mpi_link *l, const MPI_Status *st,
 }
 
 int mpi_link_send_owned(struct mpi_link *l, uint32_t kind, uint32_t aux,
-			unsigned char *buf, uint64_t total)
+			unsigned char *buf, uint64_t cap, uint64_t total)
 {
 	struct mpi_frame f = { .len = total - sizeof(f), .kind = kind,
 			       .aux = aux };
@@ -101,6 +165,7 @@ int mpi_link_send_owned(struct mpi_link *l, uint32_t kind, uint32_t aux,
 	memcpy(buf, &f, sizeof(f));
 	s->next = NULL;
 	s->buf = buf;
+	s->cap = cap;
 	s->npieces = (int)np;
 	for (uint64_t i = 0; i < np; i++) {
 		uint64_t off = i * MPI_PIECE;
@@ -128,17 +193,17 @@ int mpi_link_send_owned(struct mpi_link *l, uint32_t kind, uint32_t aux,
 int mpi_link_send(struct mpi_link *l, uint32_t kind, uint32_t aux,
 		  const void *a, uint64_t alen, const void *b, uint64_t blen)
 {
-	uint64_t total = sizeof(struct mpi_frame) + alen + blen;
+	uint64_t total = sizeof(struct mpi_frame) + alen + blen, cap;
 	if (alen + blen > MPI_FRAME_MAX)
 		return -EMSGSIZE;
-	unsigned char *buf = malloc(total);
+	unsigned char *buf = mpi_link_buf(l, total, &cap);
 	if (!buf)
 		return -ENOMEM;
 	if (alen)
 		memcpy(buf + sizeof(struct mpi_frame), a, alen);
 	if (blen)
 		memcpy(buf + sizeof(struct mpi_frame) + alen, b, blen);
-	return mpi_link_send_owned(l, kind, aux, buf, total);
+	return mpi_link_send_owned(l, kind, aux, buf, cap, total);
 }
 
 bool mpi_link_sends_done(struct mpi_link *l)
@@ -153,7 +218,7 @@ bool mpi_link_sends_done(struct mpi_link *l)
 		l->sq_head = s->next;
 		if (!l->sq_head)
 			l->sq_tail = NULL;
-		free(s->buf);
+		mpi_link_keep(l, s->buf, s->cap);
 		free(s);
 	}
 	return true;
@@ -173,9 +238,23 @@ void mpi_link_shut(struct mpi_link *l)
 		MPI_Cancel(l->rreq);
 		MPI_Wait(l->rreq, MPI_STATUS_IGNORE);
 	}
+	mpi_link_free(l);
+}
+
+void mpi_link_free(struct mpi_link *l)
+{
+	while (l->sq_head) {
+		struct mpi_send *s = l->sq_head;
+		l->sq_head = s->next;
+		free(s->buf);
+		free(s);
+	}
+	l->sq_tail = NULL;
 	free(l->piece);
 	free(l->msg);
 	l->piece = l->msg = NULL;
+	while (l->nspare)
+		free(l->spare[--l->nspare].buf);
 }
 
 void mpi_backoff(int64_t idle_ns)

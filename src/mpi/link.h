@@ -11,20 +11,30 @@
  *
  * Receiving: one MPI_Irecv is kept posted per link into its piece buffer
  * (the head tests all of its links' receives with one MPI_Testsome); a
- * completed piece is absorbed (copied into the frame being reassembled)
- * and the receive is posted again at once.  Everything received is
- * checked: a piece that breaks the framing makes the link broken, never
- * an out-of-bounds access.
+ * completed piece is absorbed and the receive is posted again at once.
+ * A frame that came whole in one piece -- nearly all of them, a piece
+ * being large -- is handed over in its piece buffer, without a copy, and
+ * the next receive goes into another buffer; only a frame of several
+ * pieces is copied together.  Everything received is checked: a piece
+ * that breaks the framing makes the link broken, never an out-of-bounds
+ * access.
  *
- * Sending: a frame is copied into one buffer with its header and sent as
- * MPI_Isend pieces; the buffer lives on the link's send list until every
- * piece completed.
+ * Sending: a frame is built in one buffer with room for its header and
+ * sent as MPI_Isend pieces; the buffer lives on the link's send list
+ * until every piece completed.
  *
- * Invariants.  A link has at most one receive posted; msg_len/msg_got
- * describe the frame being reassembled (msg NULL between frames); the
- * send list is in send order, and a send's buffer is freed only after
- * all its requests completed.  A link is used by one thread only (the
- * one that initialised MPI), so none of this needs atomics.
+ * Spares.  Buffers given back (sent, or received and consumed) are kept,
+ * a few, for the next frame built or the next receive: a buffer of a
+ * large frame is new memory otherwise, and the page faults of touching
+ * it cost more than the frame's copies.
+ *
+ * Invariants.  A link has at most one receive posted, into piece (NULL
+ * only between a hand-over and the next post); msg/msg_got describe the
+ * frame being reassembled from several pieces (msg NULL otherwise); the
+ * send list is in send order, and a send's buffer is reused or freed
+ * only after all its requests completed; a spare is referenced by nothing
+ * else.  A link is used by one thread only (the one that initialised
+ * MPI), so none of this needs atomics.
  */
 #ifndef MPROC_MPI_LINK_H
 #define MPROC_MPI_LINK_H
@@ -35,8 +45,13 @@
 
 /* The one tag of mproc's traffic. */
 #define MPI_TAG_MPROC 0x6d70
-/* Largest MPI message (a piece of a frame). */
-#define MPI_PIECE (1u << 20)
+/* Largest MPI message (a piece of a frame): a map's chunk of a million
+ * 8-byte items, with the others of its frame, travels in one. */
+#define MPI_PIECE (16u << 20)
+/* Buffers a link keeps for reuse. */
+#define MPI_LINK_SPARES 8
+/* Smallest buffer kept as a spare. */
+#define MPI_SPARE_MIN 4096u
 /* Largest frame body accepted (a pool message: items or results). */
 #define MPI_FRAME_MAX (UINT64_C(1) << 40)
 
@@ -74,6 +89,7 @@ struct mpi_hello {
 struct mpi_send {
 	struct mpi_send *next;
 	unsigned char *buf;
+	uint64_t cap;      /* its size, for reuse */
 	int npieces;
 	MPI_Request req[]; /* one per piece */
 };
@@ -88,6 +104,19 @@ struct mpi_link {
 	uint64_t msg_got;
 	bool broken;           /* the peer broke the framing */
 	struct mpi_send *sq_head, *sq_tail;
+	struct {
+		unsigned char *buf;
+		uint64_t cap;
+	} spare[MPI_LINK_SPARES];
+	unsigned nspare;
+};
+
+/* A received frame's body: @len bytes at @p, inside @own (@cap bytes),
+ * which goes back with mpi_link_keep (own NULL when len is 0). */
+struct mpi_body {
+	unsigned char *own;
+	uint64_t cap;
+	unsigned char *p;
 };
 
 /* Set up @l towards @peer with its receive request at @rreq; 0 or
@@ -96,24 +125,36 @@ int mpi_link_init(struct mpi_link *l, int peer, MPI_Request *rreq);
 /* Post the receive (if none is); 0, or -EIO. */
 int mpi_link_post(struct mpi_link *l);
 /* The receive of @l completed with @st: take the piece in and post the
- * receive again.  Returns 1 with a whole frame (*@frame, and the body in
- * *@body, malloc'd, the caller's to free; NULL when len is 0), 0 when the
- * frame is not whole yet, -EPROTO (the link is broken), -ENOMEM, -EIO. */
+ * receive again.  Returns 1 with a whole frame (*@frame, and its body in
+ * *@body, the caller's until it gives body->own back), 0 when the frame
+ * is not whole yet, -EPROTO (the link is broken), -ENOMEM, -EIO. */
 int mpi_link_absorb(struct mpi_link *l, const MPI_Status *st,
-		    struct mpi_frame *frame, unsigned char **body);
+		    struct mpi_frame *frame, struct mpi_body *body);
+/* A buffer of at least @want bytes for a frame: a spare, or new memory;
+ * its size in *@cap.  NULL without memory. */
+unsigned char *mpi_link_buf(struct mpi_link *l, uint64_t want,
+			    uint64_t *cap);
+/* Give back @buf of @cap bytes (NULL: nothing): kept as a spare, or
+ * freed. */
+void mpi_link_keep(struct mpi_link *l, unsigned char *buf, uint64_t cap);
 /* Send a frame of @kind, @aux whose body is @a then @b.  Returns 0,
  * -ENOMEM, -EIO.  Never blocks. */
 int mpi_link_send(struct mpi_link *l, uint32_t kind, uint32_t aux,
 		  const void *a, uint64_t alen, const void *b, uint64_t blen);
-/* Send a frame whose @total bytes are at @buf: the header's room
- * (sizeof(struct mpi_frame)), then the body; the link fills the header
- * and owns @buf from now on, also on failure.  Returns 0, -EIO. */
+/* Send a frame whose @total bytes are at @buf (of @cap bytes): the
+ * header's room (sizeof(struct mpi_frame)), then the body; the link fills
+ * the header and owns @buf from now on, also on failure.  Returns 0,
+ * -ENOMEM, -EIO. */
 int mpi_link_send_owned(struct mpi_link *l, uint32_t kind, uint32_t aux,
-			unsigned char *buf, uint64_t total);
-/* Free the sends that completed; true when none is left. */
+			unsigned char *buf, uint64_t cap, uint64_t total);
+/* Take back the buffers of the sends that completed; true when none is
+ * left. */
 bool mpi_link_sends_done(struct mpi_link *l);
 /* Wait for every send, cancel the posted receive, free everything. */
 void mpi_link_shut(struct mpi_link *l);
+/* Free the link's memory without calling MPI (MPI is gone, or never came
+ * up); nothing may be in flight. */
+void mpi_link_free(struct mpi_link *l);
 
 /* Pause after @idle_ns without progress: spin a little, then yield the
  * CPU, then sleep up to a millisecond (MPI offers nothing to block on
