@@ -130,6 +130,7 @@ struct agent {
 	mproc_pool *pool;
 	unsigned workers;
 	struct mpi_link link;
+	struct mpi_bufs bufs;
 	MPI_Request rreq;
 	bool rdone;         /* rreq completed with rst, not yet absorbed */
 	MPI_Status rst;
@@ -751,6 +752,7 @@ static _Noreturn void leave(struct agent *ag, bool terminate, int code)
 	if (mpi_link_send(&ag->link, MPI_FRAME_GONE, 0, NULL, 0, NULL, 0))
 		fatal("MPI_Isend", -EIO);
 	mpi_link_shut(&ag->link);
+	mpi_bufs_free(&ag->bufs);
 	MPI_Finalize();
 	mproc_pool_destroy(ag->pool);
 	free(ag->fns);
@@ -839,7 +841,9 @@ _Noreturn void mproc__mpi_agent_main(const struct mproc_pool_attr *attr)
 		exit(70);
 	}
 	MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN);
-	if (mpi_link_init(&ag.link, 0, &ag.rreq) || mpi_link_post(&ag.link))
+	if (mpi_bufs_warm(&ag.bufs) ||
+	    mpi_link_init(&ag.link, 0, &ag.rreq, &ag.bufs) ||
+	    mpi_link_post(&ag.link))
 		fatal("the link to the head", -ENOMEM);
 	struct mpi_hello hello = { .magic = MPI_HELLO_MAGIC,
 				   .version = MPI_HELLO_VERSION,

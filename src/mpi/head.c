@@ -63,6 +63,9 @@
  * it faster than chunks arrive (pool.c's collect): a chunk's round trip
  * over MPI and through the agent's own pool is long next to a tiny task. */
 #define WINDOW_MAX 256
+/* Staged task messages of this many bytes go without waiting for the
+ * engine's publish. */
+#define STAGE_FLUSH (64u << 10)
 /* How long the pool thread keeps polling after the last traffic before
  * it sleeps: the next apply usually comes sooner, and a sleeping pool
  * thread costs it a wake-up. */
@@ -113,6 +116,7 @@ struct mproc__mpi_head {
 	/* The pool thread's sleep when nothing is on the wire. */
 	struct mproc__event doorbell;
 	struct mproc__spin spin;
+	struct mpi_bufs bufs;  /* every link's buffers */
 };
 
 /* MPI can be initialised once per process: one MPI pool per program.
@@ -372,8 +376,11 @@ static void begin(mproc_pool *p)
 		    size != (int)h->n + 1)
 			rc = -EPROTO;
 	}
+	if (rc == 0)
+		rc = mpi_bufs_warm(&h->bufs);
 	for (unsigned i = 0; rc == 0 && i < h->n; i++) {
-		rc = mpi_link_init(&h->ag[i].link, (int)i + 1, &h->rreqs[i]);
+		rc = mpi_link_init(&h->ag[i].link, (int)i + 1, &h->rreqs[i],
+				   &h->bufs);
 		if (rc == 0)
 			rc = mpi_link_post(&h->ag[i].link);
 	}
@@ -464,6 +471,7 @@ static void mpi_destroy(mproc_pool *p)
 		mpi_link_free(&a->link);
 		free(a->stage);
 	}
+	mpi_bufs_free(&h->bufs);
 	free(h->ag);
 	free(h->rreqs);
 	free(h->idx);
@@ -613,6 +621,10 @@ static int mpi_send(mproc_pool *p, unsigned slot, struct pool_tx *tx)
 		a->at_agent++;
 	a->stage_len += need;
 	a->staged++;
+	/* A large task goes at once: the agent starts on it while the
+	 * next ones are staged (small ones wait for publish, together). */
+	if (a->stage_len >= STAGE_FLUSH)
+		flush_stage(a);
 	return 1;
 }
 

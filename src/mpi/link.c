@@ -12,73 +12,77 @@
 #include "common/compiler.h"
 #include "mpi/link.h"
 
-int mpi_link_init(struct mpi_link *l, int peer, MPI_Request *rreq)
+int mpi_bufs_warm(struct mpi_bufs *b)
+{
+	while (b->n < MPI_BUFS_WARM) {
+		unsigned char *p = malloc(MPI_PIECE);
+		if (!p)
+			return -ENOMEM;
+		memset(p, 0, MPI_BUFS_WARM_BYTES);
+		b->slab[b->n].buf = p;
+		b->slab[b->n++].cap = MPI_PIECE;
+	}
+	return 0;
+}
+
+void mpi_bufs_free(struct mpi_bufs *b)
+{
+	while (b->n)
+		free(b->slab[--b->n].buf);
+}
+
+int mpi_link_init(struct mpi_link *l, int peer, MPI_Request *rreq,
+		  struct mpi_bufs *b)
 {
 	memset(l, 0, sizeof(*l));
 	l->peer = peer;
 	l->rreq = rreq;
+	l->bufs = b;
 	*rreq = MPI_REQUEST_NULL;
-	uint64_t cap;
-	l->piece = mpi_link_buf(l, MPI_PIECE, &cap);
+	l->piece = mpi_link_buf(l, MPI_PIECE, &l->piece_cap);
 	return l->piece ? 0 : -ENOMEM;
 }
 
 unsigned char *mpi_link_buf(struct mpi_link *l, uint64_t want, uint64_t *cap)
 {
-	/* The smallest spare that is large enough. */
-	unsigned best = l->nspare;
-	for (unsigned i = 0; i < l->nspare; i++)
-		if (l->spare[i].cap >= want &&
-		    (best == l->nspare || l->spare[i].cap < l->spare[best].cap))
-			best = i;
-	if (best < l->nspare) {
-		unsigned char *b = l->spare[best].buf;
-		*cap = l->spare[best].cap;
-		l->spare[best] = l->spare[--l->nspare];
-		return b;
-	}
-	unsigned char *b = malloc(want ? want : 1);
-	*cap = b ? want : 0;
-	return b;
+	struct mpi_bufs *b = l->bufs;
+	/* The most recently cached slab that is large enough: the likeliest
+	 * to be warm, in the cache and in memory. */
+	for (unsigned i = b->n; i-- > 0;)
+		if (b->slab[i].cap >= want) {
+			unsigned char *p = b->slab[i].buf;
+			*cap = b->slab[i].cap;
+			memmove(&b->slab[i], &b->slab[i + 1],
+				(b->n - i - 1) * sizeof(b->slab[0]));
+			b->n--;
+			return p;
+		}
+	uint64_t size = want < MPI_PIECE ? MPI_PIECE : want;
+	unsigned char *p = malloc(size);
+	*cap = p ? size : 0;
+	return p;
 }
 
 void mpi_link_keep(struct mpi_link *l, unsigned char *buf, uint64_t cap)
 {
+	struct mpi_bufs *b = l->bufs;
 	if (!buf)
 		return;
-	if (cap < MPI_SPARE_MIN) {
-		free(buf); /* malloc keeps small ones well itself */
+	if (!b || cap < MPI_PIECE || b->n == MPI_BUFS_MAX) {
+		free(buf); /* not a slab (a small message), or enough */
 		return;
 	}
-	if (l->nspare < MPI_LINK_SPARES) {
-		l->spare[l->nspare].buf = buf;
-		l->spare[l->nspare++].cap = cap;
-		return;
-	}
-	/* Full: keep the larger buffers. */
-	unsigned small = 0;
-	for (unsigned i = 1; i < l->nspare; i++)
-		if (l->spare[i].cap < l->spare[small].cap)
-			small = i;
-	if (l->spare[small].cap < cap) {
-		free(l->spare[small].buf);
-		l->spare[small].buf = buf;
-		l->spare[small].cap = cap;
-	} else {
-		free(buf);
-	}
+	b->slab[b->n].buf = buf;
+	b->slab[b->n++].cap = cap;
 }
 
 int mpi_link_post(struct mpi_link *l)
 {
 	if (*l->rreq != MPI_REQUEST_NULL)
 		return 0;
-	if (!l->piece) {
-		uint64_t cap;
-		/* At least MPI_PIECE bytes (a spare that is, or new). */
-		if (!(l->piece = mpi_link_buf(l, MPI_PIECE, &cap)))
-			return -ENOMEM;
-	}
+	if (!l->piece &&
+	    !(l->piece = mpi_link_buf(l, MPI_PIECE, &l->piece_cap)))
+		return -ENOMEM;
 	return MPI_Irecv(l->piece, MPI_PIECE, MPI_BYTE, l->peer, MPI_TAG_MPROC,
 			 MPI_COMM_WORLD, l->rreq) == MPI_SUCCESS ? 0 : -EIO;
 }
@@ -118,7 +122,7 @@ int mpi_link_absorb(struct mpi_link *l, const MPI_Status *st,
 			/* Whole in one piece: hand the piece buffer over. */
 			*frame = l->frame;
 			body->own = l->piece;
-			body->cap = MPI_PIECE;
+			body->cap = l->piece_cap;
 			body->p = l->piece + sizeof(struct mpi_frame);
 			l->piece = NULL;
 			l->frame.kind = 0;
@@ -253,8 +257,6 @@ void mpi_link_free(struct mpi_link *l)
 	free(l->piece);
 	free(l->msg);
 	l->piece = l->msg = NULL;
-	while (l->nspare)
-		free(l->spare[--l->nspare].buf);
 }
 
 void mpi_backoff(int64_t idle_ns)

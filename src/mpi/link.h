@@ -23,17 +23,21 @@
  * sent as MPI_Isend pieces; the buffer lives on the link's send list
  * until every piece completed.
  *
- * Spares.  Buffers given back (sent, or received and consumed) are kept,
- * a few, for the next frame built or the next receive: a buffer of a
- * large frame is new memory otherwise, and the page faults of touching
- * it cost more than the frame's copies.
+ * Buffers.  A frame's buffer is a slab of MPI_PIECE bytes (or, for a
+ * larger frame, its own size).  Slabs given back (sent, or received and
+ * consumed) are kept for the next frame built or the next receive, in a
+ * cache that all links of a rank share (struct mpi_bufs), and a few are
+ * touched at start: a fresh buffer is new memory, and the page faults of
+ * touching it cost more than the frame's copies -- a map's first chunks
+ * would pay them on every layer (the head's staging, the agent's
+ * receive, the agent's answer, the head's receive).
  *
  * Invariants.  A link has at most one receive posted, into piece (NULL
  * only between a hand-over and the next post); msg/msg_got describe the
  * frame being reassembled from several pieces (msg NULL otherwise); the
  * send list is in send order, and a send's buffer is reused or freed
- * only after all its requests completed; a spare is referenced by nothing
- * else.  A link is used by one thread only (the one that initialised
+ * only after all its requests completed; a cached slab is referenced by
+ * nothing else.  A link is used by one thread only (the one that initialised
  * MPI), so none of this needs atomics.
  */
 #ifndef MPROC_MPI_LINK_H
@@ -45,13 +49,13 @@
 
 /* The one tag of mproc's traffic. */
 #define MPI_TAG_MPROC 0x6d70
-/* Largest MPI message (a piece of a frame): a map's chunk of a million
- * 8-byte items, with the others of its frame, travels in one. */
-#define MPI_PIECE (16u << 20)
-/* Buffers a link keeps for reuse. */
-#define MPI_LINK_SPARES 8
-/* Smallest buffer kept as a spare. */
-#define MPI_SPARE_MIN 4096u
+/* Largest MPI message (a piece of a frame), and the size of a slab. */
+#define MPI_PIECE (4u << 20)
+/* Slabs a rank keeps for reuse; slabs touched at start, and how much of
+ * each (a map's chunk of 10^5 8-byte items and its headers). */
+#define MPI_BUFS_MAX 16
+#define MPI_BUFS_WARM 8
+#define MPI_BUFS_WARM_BYTES ((1u << 20) + (8u << 10))
 /* Largest frame body accepted (a pool message: items or results). */
 #define MPI_FRAME_MAX (UINT64_C(1) << 40)
 
@@ -94,21 +98,27 @@ struct mpi_send {
 	MPI_Request req[]; /* one per piece */
 };
 
+/* The cache of slabs of one rank (its MPI thread only). */
+struct mpi_bufs {
+	struct {
+		unsigned char *buf;
+		uint64_t cap;
+	} slab[MPI_BUFS_MAX];
+	unsigned n;
+};
+
 struct mpi_link {
 	int peer;
+	struct mpi_bufs *bufs; /* the rank's */
 	MPI_Request *rreq;     /* the posted receive (the owner's storage) */
-	unsigned char *piece;  /* its buffer, MPI_PIECE bytes */
+	unsigned char *piece;  /* its buffer, at least MPI_PIECE bytes */
+	uint64_t piece_cap;
 	/* The frame being reassembled. */
 	struct mpi_frame frame;
 	unsigned char *msg;
 	uint64_t msg_got;
 	bool broken;           /* the peer broke the framing */
 	struct mpi_send *sq_head, *sq_tail;
-	struct {
-		unsigned char *buf;
-		uint64_t cap;
-	} spare[MPI_LINK_SPARES];
-	unsigned nspare;
 };
 
 /* A received frame's body: @len bytes at @p, inside @own (@cap bytes),
@@ -119,9 +129,15 @@ struct mpi_body {
 	unsigned char *p;
 };
 
-/* Set up @l towards @peer with its receive request at @rreq; 0 or
- * -ENOMEM. */
-int mpi_link_init(struct mpi_link *l, int peer, MPI_Request *rreq);
+/* Fill @b with slabs, the first bytes of each touched; 0 or -ENOMEM. */
+int mpi_bufs_warm(struct mpi_bufs *b);
+/* Free the cached slabs. */
+void mpi_bufs_free(struct mpi_bufs *b);
+
+/* Set up @l towards @peer with its receive request at @rreq and its
+ * buffers from @b; 0 or -ENOMEM. */
+int mpi_link_init(struct mpi_link *l, int peer, MPI_Request *rreq,
+		  struct mpi_bufs *b);
 /* Post the receive (if none is); 0, or -EIO. */
 int mpi_link_post(struct mpi_link *l);
 /* The receive of @l completed with @st: take the piece in and post the
@@ -130,12 +146,11 @@ int mpi_link_post(struct mpi_link *l);
  * is not whole yet, -EPROTO (the link is broken), -ENOMEM, -EIO. */
 int mpi_link_absorb(struct mpi_link *l, const MPI_Status *st,
 		    struct mpi_frame *frame, struct mpi_body *body);
-/* A buffer of at least @want bytes for a frame: a spare, or new memory;
- * its size in *@cap.  NULL without memory. */
+/* A buffer of at least @want bytes for a frame: a cached slab, or new
+ * memory; its size in *@cap.  NULL without memory. */
 unsigned char *mpi_link_buf(struct mpi_link *l, uint64_t want,
 			    uint64_t *cap);
-/* Give back @buf of @cap bytes (NULL: nothing): kept as a spare, or
- * freed. */
+/* Give back @buf of @cap bytes (NULL: nothing): cached, or freed. */
 void mpi_link_keep(struct mpi_link *l, unsigned char *buf, uint64_t cap);
 /* Send a frame of @kind, @aux whose body is @a then @b.  Returns 0,
  * -ENOMEM, -EIO.  Never blocks. */
