@@ -47,8 +47,9 @@ unsigned char *mpi_link_buf(struct mpi_link *l, uint64_t want, uint64_t *cap)
 {
 	struct mpi_bufs *b = l->bufs;
 	/* The most recently cached slab that is large enough: the likeliest
-	 * to be warm, in the cache and in memory. */
-	for (unsigned i = b->n; i-- > 0;)
+	 * to be warm, in the cache and in memory.  A small buffer is plain
+	 * memory, which malloc recycles well. */
+	for (unsigned i = b->n; want > MPI_SMALL_FRAME && i-- > 0;)
 		if (b->slab[i].cap >= want) {
 			unsigned char *p = b->slab[i].buf;
 			*cap = b->slab[i].cap;
@@ -57,8 +58,10 @@ unsigned char *mpi_link_buf(struct mpi_link *l, uint64_t want, uint64_t *cap)
 			b->n--;
 			return p;
 		}
-	uint64_t size = want < MPI_PIECE ? MPI_PIECE : want;
-	unsigned char *p = malloc(size);
+	uint64_t size = want <= MPI_SMALL_FRAME ? want
+		      : want < MPI_PIECE  ? MPI_PIECE
+					  : want;
+	unsigned char *p = malloc(size ? size : 1);
 	*cap = p ? size : 0;
 	return p;
 }
@@ -118,8 +121,10 @@ int mpi_link_absorb(struct mpi_link *l, const MPI_Status *st,
 		    l->frame.len > MPI_FRAME_MAX ||
 		    n != (l->frame.len < first ? l->frame.len : first))
 			return broken(l);
-		if (n && n == l->frame.len) {
-			/* Whole in one piece: hand the piece buffer over. */
+		if (n && n == l->frame.len && n > MPI_SMALL_FRAME) {
+			/* Whole in one piece: hand the piece buffer over (a
+			 * small frame is copied instead: a slab held per
+			 * small frame would soon be a new one per frame). */
 			*frame = l->frame;
 			body->own = l->piece;
 			body->cap = l->piece_cap;

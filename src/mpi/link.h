@@ -12,10 +12,10 @@
  * Receiving: one MPI_Irecv is kept posted per link into its piece buffer
  * (the head tests all of its links' receives with one MPI_Testsome); a
  * completed piece is absorbed and the receive is posted again at once.
- * A frame that came whole in one piece -- nearly all of them, a piece
- * being large -- is handed over in its piece buffer, without a copy, and
- * the next receive goes into another buffer; only a frame of several
- * pieces is copied together.  Everything received is checked: a piece
+ * A large frame that came whole in one piece -- nearly all of them, a
+ * piece being large -- is handed over in its piece buffer, without a
+ * copy, and the next receive goes into another buffer; a small frame is
+ * copied out, and a frame of several pieces is copied together.  Everything received is checked: a piece
  * that breaks the framing makes the link broken, never an out-of-bounds
  * access.
  *
@@ -23,8 +23,8 @@
  * sent as MPI_Isend pieces; the buffer lives on the link's send list
  * until every piece completed.
  *
- * Buffers.  A frame's buffer is a slab of MPI_PIECE bytes (or, for a
- * larger frame, its own size).  Slabs given back (sent, or received and
+ * Buffers.  A large frame's buffer is a slab of MPI_PIECE bytes (or, for
+ * a larger frame, its own size); a small one's is plain memory.  Slabs given back (sent, or received and
  * consumed) are kept for the next frame built or the next receive, in a
  * cache that all links of a rank share (struct mpi_bufs), and a few are
  * touched at start: a fresh buffer is new memory, and the page faults of
@@ -54,6 +54,8 @@
 /* Slabs a rank keeps for reuse; slabs touched at start, and how much of
  * each (a map's chunk of 10^5 8-byte items and its headers). */
 #define MPI_BUFS_MAX 16
+/* Frames up to this size live in plain malloc'd buffers, not slabs. */
+#define MPI_SMALL_FRAME (64u << 10)
 #define MPI_BUFS_WARM 8
 #define MPI_BUFS_WARM_BYTES ((1u << 20) + (8u << 10))
 /* Largest frame body accepted (a pool message: items or results). */
