@@ -160,6 +160,27 @@ int mpi_link_absorb(struct mpi_link *l, const MPI_Status *st,
 	return 1;
 }
 
+/* MPI_Waitall and MPI_Testall without statuses, one request at a time:
+ * MPICH's MPI_STATUSES_IGNORE is (MPI_Status *)1, which GCC 12 reads as
+ * an empty array where the calls write (-Wstringop-overflow).  A
+ * completed request becomes MPI_REQUEST_NULL, which tests complete. */
+static void wait_all(MPI_Request *req, int n)
+{
+	for (int i = 0; i < n; i++)
+		MPI_Wait(&req[i], MPI_STATUS_IGNORE);
+}
+
+static bool test_all(MPI_Request *req, int n)
+{
+	for (int i = 0; i < n; i++) {
+		int done = 0;
+		if (MPI_Test(&req[i], &done, MPI_STATUS_IGNORE) != MPI_SUCCESS ||
+		    !done)
+			return false;
+	}
+	return true;
+}
+
 int mpi_link_send_owned(struct mpi_link *l, uint32_t kind, uint32_t aux,
 			unsigned char *buf, uint64_t cap, uint64_t total)
 {
@@ -185,7 +206,7 @@ int mpi_link_send_owned(struct mpi_link *l, uint32_t kind, uint32_t aux,
 			/* Pieces already out must complete before the buffer
 			 * goes; the frame is cut short, which the peer sees
 			 * as a broken link. */
-			MPI_Waitall((int)i, s->req, MPI_STATUSES_IGNORE);
+			wait_all(s->req, (int)i);
 			free(buf);
 			free(s);
 			return -EIO;
@@ -219,10 +240,7 @@ bool mpi_link_sends_done(struct mpi_link *l)
 {
 	while (l->sq_head) {
 		struct mpi_send *s = l->sq_head;
-		int done = 0;
-		if (MPI_Testall(s->npieces, s->req, &done, MPI_STATUSES_IGNORE) !=
-			    MPI_SUCCESS ||
-		    !done)
+		if (!test_all(s->req, s->npieces))
 			return false;
 		l->sq_head = s->next;
 		if (!l->sq_head)
@@ -237,7 +255,7 @@ void mpi_link_shut(struct mpi_link *l)
 {
 	while (l->sq_head) {
 		struct mpi_send *s = l->sq_head;
-		MPI_Waitall(s->npieces, s->req, MPI_STATUSES_IGNORE);
+		wait_all(s->req, s->npieces);
 		l->sq_head = s->next;
 		free(s->buf);
 		free(s);
