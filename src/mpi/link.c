@@ -12,6 +12,8 @@
 #include "common/compiler.h"
 #include "mpi/link.h"
 
+_Static_assert(MPI_BUFS_WARM_BYTES <= MPI_PIECE, "warm bytes fit a slab");
+
 int mpi_bufs_warm(struct mpi_bufs *b)
 {
 	while (b->n < MPI_BUFS_WARM) {
