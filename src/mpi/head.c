@@ -12,7 +12,9 @@
  *               host) or START_FAILED (its local pool did not start);
  *               a READY message follows, as from a worker;
  *   send        appends the whole task message to the slot's frame in
- *               the making (link.h: a frame carries several messages);
+ *               the making (link.h: a frame carries several messages),
+ *               and sends the frame at once when it reached STAGE_FLUSH
+ *               bytes (a large chunk need not wait for the next ones);
  *   publish     sends that frame (MPI_Isend, in pieces);
  *   collect     tests the receives posted per agent (MPI_Testsome) and
  *               hands each message of a received frame to pool_on_message,
