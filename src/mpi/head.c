@@ -68,6 +68,8 @@
 /* Staged task messages of this many bytes go without waiting for the
  * engine's publish. */
 #define STAGE_FLUSH (64u << 10)
+/* How recent a progress call stands for a new one (progress_fresh). */
+#define PROGRESS_FRESH_NS (2 * 1000)
 /* How long the pool thread keeps polling after the last traffic before
  * it sleeps: the next apply usually comes sooner, and a sleeping pool
  * thread costs it a wake-up. */
@@ -119,6 +121,7 @@ struct mproc__mpi_head {
 	struct mproc__event doorbell;
 	struct mproc__spin spin;
 	struct mpi_bufs bufs;  /* every link's buffers */
+	int64_t progressed_ns; /* when progress last ran */
 };
 
 /* MPI can be initialised once per process: one MPI pool per program.
@@ -248,6 +251,7 @@ static bool progress(struct mproc__mpi_head *h)
 {
 	if (!h->up || h->dead)
 		return false;
+	h->progressed_ns = mproc__now_ns();
 	int outcount = 0;
 	if (MPI_Testsome((int)h->n, h->rreqs, &outcount, h->idx, h->st) !=
 	    MPI_SUCCESS)
@@ -267,6 +271,17 @@ static bool progress(struct mproc__mpi_head *h)
 	for (unsigned i = 0; i < h->n; i++)
 		mpi_link_sends_done(&h->ag[i].link);
 	return outcount > 0;
+}
+
+/* progress, unless it ran less than PROGRESS_FRESH_NS ago: the engine
+ * collects every slot and asks for news in one pass, and each call into
+ * MPI runs its progress engine (microseconds here), while one call takes
+ * in every agent's frames. */
+static bool progress_fresh(struct mproc__mpi_head *h)
+{
+	if (mproc__now_ns() - h->progressed_ns < PROGRESS_FRESH_NS)
+		return false;
+	return progress(h);
 }
 
 /* Whether anything is still to come from, or to go to, an agent. */
@@ -638,7 +653,7 @@ static void mpi_publish(mproc_pool *p, unsigned slot)
 static int mpi_collect(mproc_pool *p, unsigned slot)
 {
 	struct agent *a = &p->mpi->ag[slot];
-	progress(p->mpi);
+	progress_fresh(p->mpi);
 	while (a->in_head) {
 		struct inbound *m = a->in_head;
 		int rc = pool_on_message(p, slot, m->msg, m->len);
@@ -656,7 +671,7 @@ static int mpi_collect(mproc_pool *p, unsigned slot)
 static bool mpi_has_news(const mproc_pool *p)
 {
 	struct mproc__mpi_head *h = p->mpi;
-	progress(h);
+	progress_fresh(h);
 	if (h->ev_head != h->ev_tail)
 		return true;
 	for (unsigned i = 0; i < h->n; i++)
