@@ -355,7 +355,8 @@ static void put_ok(struct agent_chunk *ch, size_t n,
 			memcpy(dst, data + i * stride, k * dl);
 		} else {
 			for (size_t j = 0; j < k; j++) {
-				memcpy(dst + j * dl, data + (i + j) * stride, len);
+				memcpy(dst + j * dl, data + (i + j) * stride,
+				       len);
 				memset(dst + j * dl + len, 0, dl - len);
 			}
 		}
@@ -581,10 +582,9 @@ static int take_task(struct agent *ag, struct agent_frame *fr,
 		ch->last = off + ch->n == n;
 		/* Room for 8-byte results, in a spare buffer if one is
 		 * large enough (the sink grows it if need be). */
-		ch->buf = mpi_link_buf(&ag->link,
-				       ANSWER_HDR + sizeof(struct pool_item_res) +
-					       8 * ch->n,
-				       &ch->cap);
+		uint64_t want = ANSWER_HDR + sizeof(struct pool_item_res) +
+				8 * ch->n;
+		ch->buf = mpi_link_buf(&ag->link, want, &ch->cap);
 		if (!ch->buf)
 			fatal("a chunk", -ENOMEM);
 		ch->len = ANSWER_HDR;

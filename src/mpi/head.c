@@ -210,8 +210,8 @@ static int take_messages(struct agent *a, const struct mpi_frame *f,
 		    len > (uint64_t)(end - p))
 			return -EPROTO;
 		bool last = k + 1 == f->aux;
-		inbound_push(a, last ? body->own : NULL, last ? body->cap : 0, p,
-			     len);
+		inbound_push(a, last ? body->own : NULL,
+			     last ? body->cap : 0, p, len);
 		p += len;
 	}
 	return p == end ? 0 : -EPROTO;

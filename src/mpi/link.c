@@ -176,7 +176,8 @@ static bool test_all(MPI_Request *req, int n)
 {
 	for (int i = 0; i < n; i++) {
 		int done = 0;
-		if (MPI_Test(&req[i], &done, MPI_STATUS_IGNORE) != MPI_SUCCESS ||
+		if (MPI_Test(&req[i], &done, MPI_STATUS_IGNORE) !=
+			    MPI_SUCCESS ||
 		    !done)
 			return false;
 	}

@@ -15,18 +15,19 @@
  * A large frame that came whole in one piece -- nearly all of them, a
  * piece being large -- is handed over in its piece buffer, without a
  * copy, and the next receive goes into another buffer; a small frame is
- * copied out, and a frame of several pieces is copied together.  Everything received is checked: a piece
- * that breaks the framing makes the link broken, never an out-of-bounds
- * access.
+ * copied out, and a frame of several pieces is copied together.
+ * Everything received is checked: a piece that breaks the framing makes
+ * the link broken, never an out-of-bounds access.
  *
  * Sending: a frame is built in one buffer with room for its header and
  * sent as MPI_Isend pieces; the buffer lives on the link's send list
  * until every piece completed.
  *
  * Buffers.  A large frame's buffer is a slab of MPI_PIECE bytes (or, for
- * a larger frame, its own size); a small one's is plain memory.  Slabs given back (sent, or received and
- * consumed) are kept for the next frame built or the next receive, in a
- * cache that all links of a rank share (struct mpi_bufs), and a few are
+ * a larger frame, its own size); a small one's is plain memory.  Slabs
+ * given back (sent, or received and consumed) are kept for the next frame
+ * built or the next receive, in a cache that all links of a rank share
+ * (struct mpi_bufs), and a few are
  * touched at start: a fresh buffer is new memory, and the page faults of
  * touching it cost more than the frame's copies -- a map's first chunks
  * would pay them on every layer (the head's staging, the agent's

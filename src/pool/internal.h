@@ -573,9 +573,9 @@ static inline void pool_store_fixed(struct pool_job *job, size_t index,
 
 /* The common case of pool_deliver, inline: up to @n successful items
  * from @index on, each @len bytes every @stride in @data, into a fixed
- * result array or a sink, as long as they neither complete the job nor are due a
- * progress call (pool_deliver handles those).  Returns how many it took
- * (0: none, pool_deliver must handle the next). */
+ * result array or a sink, as long as they neither complete the job nor
+ * are due a progress call (pool_deliver handles those).  Returns how
+ * many it took (0: none, pool_deliver must handle the next). */
 static inline size_t pool_deliver_fast(struct pool_job *job, size_t index,
 				       size_t n, const unsigned char *data,
 				       size_t len, size_t stride)

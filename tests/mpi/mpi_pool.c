@@ -369,7 +369,8 @@ static void case_kill_piece(mproc_pool *pool)
 			CHECK(r->status == -EDOM, "item %d: %s", i,
 			      mproc_strerror(r->status));
 		} else {
-			bool ok = r->status == 0 && r->len == piece_len((uint64_t)i);
+			bool ok = r->status == 0 &&
+				  r->len == piece_len((uint64_t)i);
 			for (size_t j = 0; ok && j < r->len; j++)
 				ok = ((const unsigned char *)r->data)[j] ==
 				     piece_byte((uint64_t)i, j);
