@@ -129,14 +129,18 @@ static int mpi4py_prepare(struct bench_case *c, char *why, size_t why_len)
 				       "scripts/bootstrap.sh --mpi)");
 		return BENCH_SKIP;
 	}
-	return bench_mpi_launcher(launcher, sizeof launcher, why, why_len);
+	/* mpi4py runs on the MPI it was built against: Debian's default,
+	 * whose launcher is plain mpiexec. */
+	return bench_mpi_launcher(false, launcher, sizeof launcher, why,
+				  why_len);
 }
 
 static int mpi4py_run(struct bench_case *c, struct bench_sample *s)
 {
 	char launcher[PATH_MAX + 64];
-	if (!find_interp() || bench_mpi_launcher(launcher, sizeof launcher,
-						 s->note, sizeof s->note) != 0)
+	if (!find_interp() ||
+	    bench_mpi_launcher(false, launcher, sizeof launcher, s->note,
+			       sizeof s->note) != 0)
 		return BENCH_SKIP;
 	char path[] = "/tmp/mproc-bench-mpi4py-XXXXXX.py";
 	int fd = mkstemps(path, 3);

@@ -7,6 +7,7 @@
 #ifndef MPROC_BENCH_MPI_H
 #define MPROC_BENCH_MPI_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "bench.h"
@@ -15,9 +16,13 @@
 #define BENCH_MPI_RANKS 3
 
 /* The launcher's command prefix ("mpiexec [flags] -n 3") into @out, with
- * the environment Open MPI needs as root set in this process.  Returns 0,
- * or BENCH_SKIP with why in @why (no launcher in PATH). */
-int bench_mpi_launcher(char *out, size_t len, char *why, size_t why_len);
+ * the environment Open MPI needs as root set in this process: $MPIEXEC,
+ * else (@own) the launcher of the MPI mproc was built against
+ * (BENCH_MPIEXEC, from meson), else the first of mpiexec, mpiexec.mpich,
+ * mpiexec.openmpi in PATH.  Returns 0, or BENCH_SKIP with why in @why
+ * (no launcher). */
+int bench_mpi_launcher(bool own, char *out, size_t len, char *why,
+		       size_t why_len);
 
 /* Run the shell command @cmd (stderr joined to stdout), give up after
  * @timeout_s, and read its "NAME=VALUE" lines into @s as

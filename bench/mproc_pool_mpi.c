@@ -204,7 +204,12 @@ int main(int argc, char **argv)
 #include "bench_mpi.h"
 #include "harness.h"
 
-int bench_mpi_launcher(char *out, size_t len, char *why, size_t why_len)
+#ifndef BENCH_MPIEXEC
+#define BENCH_MPIEXEC ""
+#endif
+
+int bench_mpi_launcher(bool own, char *out, size_t len, char *why,
+		       size_t why_len)
 {
 	static const char *const names[] = { "mpiexec", "mpiexec.mpich",
 					     "mpiexec.openmpi", NULL };
@@ -219,6 +224,13 @@ int bench_mpi_launcher(char *out, size_t len, char *why, size_t why_len)
 				 env);
 			return BENCH_SKIP;
 		}
+		found = true;
+	}
+	/* An MPICH build started by Open MPI's mpiexec (or the reverse)
+	 * runs K+1 independent singletons: the launcher must match. */
+	if (!found && own && BENCH_MPIEXEC[0] &&
+	    access(BENCH_MPIEXEC, X_OK) == 0) {
+		snprintf(path, sizeof path, "%s", BENCH_MPIEXEC);
 		found = true;
 	}
 	for (int i = 0; !found && names[i]; i++)
@@ -329,13 +341,14 @@ static int mpi_prepare(struct bench_case *c, char *why, size_t why_len)
 				       "mproc-bench");
 		return BENCH_SKIP;
 	}
-	return bench_mpi_launcher(launcher, sizeof launcher, why, why_len);
+	return bench_mpi_launcher(true, launcher, sizeof launcher, why,
+				  why_len);
 }
 
 static int mpi_run(struct bench_case *c, struct bench_sample *s)
 {
 	char launcher[PATH_MAX + 64], drv[PATH_MAX], cmd[2 * PATH_MAX + 256];
-	if (bench_mpi_launcher(launcher, sizeof launcher, s->note,
+	if (bench_mpi_launcher(true, launcher, sizeof launcher, s->note,
 			       sizeof s->note) != 0 ||
 	    driver_path(drv, sizeof drv) != 0)
 		return BENCH_SKIP;

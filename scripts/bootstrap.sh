@@ -4,7 +4,7 @@
 # those that are missing: a machine that has them all is left untouched
 # (no apt-get update, no root needed).  Safe to run any number of times.
 #
-# usage: scripts/bootstrap.sh [--required-only] [--peers] [--mpi]
+# usage: scripts/bootstrap.sh [--required-only] [--peers] [--mpi] [--mpich]
 #
 # Required: the compiler, meson/ninja/pkg-config, liburcu, Criterion and
 # OpenSSL's libcrypto (HMAC of the Listener's handshake).
@@ -26,6 +26,11 @@
 # `mpi`, and python3-mpi4py for mproc-bench's python_mpi4py row;
 # reconfigure the build afterwards so that meson finds MPI.
 #
+# --mpich also installs MPICH (mpich, libmpich-dev), optional, beside
+# Open MPI: Debian's alternatives keep Open MPI as the default mpicc and
+# mpiexec (priority 50 against MPICH's 40).  Build against it in a build
+# directory of its own: meson setup build-mpich -Dmpi_impl=mpich.
+#
 # Runs apt-get directly as root, through sudo otherwise.
 set -eu
 
@@ -35,16 +40,19 @@ optional="clang libclang-rt-14-dev gnuplot-nox mandoc cmake build-essential dpkg
 # Python tools dpdk-dev adds on top.
 peers="libdpdk-dev libck-dev libboost-dev libzmq3-dev libnng-dev"
 mpi="openmpi-bin libopenmpi-dev python3-mpi4py"
+mpich="mpich libmpich-dev"
 
 with_optional=yes
 with_peers=no
 with_mpi=no
+with_mpich=no
 for arg in "$@"; do
 	case $arg in
 	--required-only) with_optional=no ;;
 	--with-optional) with_optional=yes ;;
 	--peers) with_peers=yes ;;
 	--mpi) with_mpi=yes ;;
+	--mpich) with_mpich=yes ;;
 	-h | --help)
 		awk 'NR > 1 && /^# shellcheck/ { next } NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"
 		exit 0
@@ -85,6 +93,7 @@ want=
 [ "$with_optional" = yes ] && want=$(missing $optional)
 [ "$with_peers" = yes ] && want="$want$(missing $peers)"
 [ "$with_mpi" = yes ] && want="$want$(missing $mpi)"
+[ "$with_mpich" = yes ] && want="$want$(missing $mpich)"
 # With nothing required missing, only optional packages this release
 # offers are worth an update: do not refresh the lists on every run for
 # one that does not exist here (the clang runtime's name has a version).

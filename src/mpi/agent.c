@@ -8,15 +8,21 @@
  *            the function reference guards it) and notes it under the
  *            head's id;
  *   TASK     is cut into pieces for the local workers (Python's size,
- *            ceil(n / (4 * workers))), each a job of the local pool
- *            over items read in place from the received frame; a
- *            piece's index base makes mproc_task_index give the item's
- *            index in the head's call;
+ *            ceil(n / (4 * workers)), at most PIECE_ITEMS_MAX), each a
+ *            job of the local pool over items read in place from the
+ *            received frame; a piece's index base makes mproc_task_index
+ *            give the item's index in the head's call;
  *   RESULT   goes back piece by piece, in the order the chunks came (what
  *            the head's engine expects of a slot), in the encoding a
  *            worker uses (proto.h), each item's status carried through
  *            -- -MPROC_EWORKERLOST for the task of a local worker that
- *            died;
+ *            died.  A piece's job is a sink job (pool/internal.h): the
+ *            local engine hands its results, as they come from the
+ *            worker, to the piece, which encodes them at once into the
+ *            buffer that goes to the head -- a worker's run of results
+ *            in one copy, no allocation per result.  A large piece's
+ *            buffer is sent as a frame of its own; small ones are
+ *            gathered into one frame;
  *   CLOSE    once every chunk is answered: close and join the local pool,
  *            say GONE, finalise MPI, exit;
  *   TERMINATE  terminate the local pool at once, say GONE, and exit.
@@ -41,9 +47,22 @@
 #include "pool/fn.h"
 #include "pool/internal.h"
 
-/* Results of one chunk go back in messages of at most this many items
- * (a RESULT message counts its items in 32 bits). */
-#define RESULT_ITEMS_MAX (1u << 16)
+/* Largest piece: its RESULT message counts its items in 32 bits, and so
+ * does a run of results (proto.h). */
+#define PIECE_ITEMS_MAX (1u << 20)
+/* A piece's answer of at most this many bytes is copied into the frame
+ * being gathered; a larger one is sent from its own buffer. */
+#define ANSWER_COPY_MAX (16u << 10)
+/* Where the records of a piece's answer start in its buffer: the
+ * frame's header, the count of chunks it ends, the message's length
+ * word, the RESULT message's header and its first index. */
+enum {
+	ANSWER_DONE = sizeof(struct mpi_frame),
+	ANSWER_MLEN = ANSWER_DONE + 8,
+	ANSWER_MSG = ANSWER_MLEN + 8,
+	ANSWER_AT = ANSWER_MSG + sizeof(struct pool_msg),
+	ANSWER_HDR = ANSWER_AT + 8,
+};
 
 /* A function the head defined. */
 struct agent_fn {
@@ -54,7 +73,18 @@ struct agent_fn {
 /* A received frame, shared by the chunks whose items point into it. */
 struct agent_frame {
 	unsigned refs;
-	unsigned char *body;
+	struct mpi_body body;
+};
+
+/* A result that came ahead of its turn (a dead worker's item fails
+ * before the items requeued ahead of it run): kept aside until the
+ * items before it are encoded. */
+struct parked {
+	struct parked *next;   /* by index */
+	uint64_t index;        /* within the piece */
+	int status;
+	size_t len;            /* the result's bytes, or the message's */
+	unsigned char bytes[];
 };
 
 /* The item arrays of one TASK, shared by its pieces. */
@@ -68,7 +98,16 @@ struct agent_items {
 /* A piece of one chunk of the head's, in flight here: a chunk is cut
  * into pieces for the local workers, each a job of the local pool, and
  * answered piece by piece, so that results flow back while later pieces
- * still run. */
+ * still run.
+ *
+ * The answer (buf .. parked) is written by whoever holds the local
+ * pool's engine, through the sink, until the piece's async result is
+ * ready, and read by the loop only after that (mproc_async_ready's
+ * acquire pairs with the publication that follows the last delivery);
+ * the loop's own fields (next) are never touched by the sink.  Invariant:
+ * items [0, encoded) are in buf, in order; parked holds results of later
+ * items, sorted by index; oom: an item could not be kept (the agent
+ * gives up on it at answer time). */
 struct agent_chunk {
 	struct agent_chunk *next;
 	uint64_t id;             /* the head's chunk id */
@@ -78,16 +117,20 @@ struct agent_chunk {
 	struct agent_frame *frame; /* holds the TASK message: items point
 				    * into it */
 	struct agent_items *items; /* NULL for FIXED items read in place */
-	struct mproc_pool_result *res;
 	mproc_async *a;          /* NULL: failed without running */
-	int status;              /* then: why */
-	const char *why;
+	unsigned char *buf;      /* ANSWER_HDR bytes, then the records */
+	uint64_t cap, len;
+	uint64_t run_at;         /* the open run's header in buf, 0: none */
+	uint64_t encoded;
+	struct parked *parked;
+	bool oom;
 };
 
 struct agent {
 	mproc_pool *pool;
 	unsigned workers;
 	struct mpi_link link;
+	struct mpi_bufs bufs;
 	MPI_Request rreq;
 	bool rdone;         /* rreq completed with rst, not yet absorbed */
 	MPI_Status rst;
@@ -100,7 +143,6 @@ struct agent {
 	size_t out_len, out_cap;
 	uint32_t out_msgs;
 	uint64_t out_done;  /* chunks whose last message is in it */
-	size_t msg_start;   /* where the message being built starts */
 };
 
 static void items_put(struct agent_items *it)
@@ -113,10 +155,10 @@ static void items_put(struct agent_items *it)
 	}
 }
 
-static void frame_put(struct agent_frame *f)
+static void frame_put(struct agent *ag, struct agent_frame *f)
 {
 	if (f && --f->refs == 0) {
-		free(f->body);
+		mpi_link_keep(&ag->link, f->body.own, f->body.cap);
 		free(f);
 	}
 }
@@ -257,16 +299,176 @@ static int decode_items(struct agent_items *ch, const struct pool_task *tk,
 	return 0;
 }
 
+/* ---- a piece's answer ------------------------------------------------------- */
+
+/* Room for @more bytes in the piece's answer; false (and oom) without
+ * memory. */
+static bool answer_room(struct agent_chunk *ch, uint64_t more)
+{
+	if (ch->len + more <= ch->cap)
+		return true;
+	uint64_t cap = ch->cap ? ch->cap : 4096;
+	while (cap < ch->len + more)
+		cap *= 2;
+	unsigned char *b = realloc(ch->buf, cap);
+	if (!b) {
+		ch->oom = true;
+		return false;
+	}
+	ch->buf = b;
+	ch->cap = cap;
+	return true;
+}
+
+/* Append @n successes of @len bytes, every @stride bytes at @data; a
+ * stride of pool_pad8(len) means the padding is there too (a worker's
+ * run, proto.h) and the run goes in one copy.  Runs of one small length
+ * grow the open run (at most PIECE_ITEMS_MAX items: its count fits). */
+static void put_ok(struct agent_chunk *ch, size_t n,
+		   const unsigned char *data, size_t len, size_t stride)
+{
+	uint64_t dl = pool_pad8(len);
+	bool small = len <= POOL_RUN_MAX_LEN;
+	struct pool_item_res h;
+	if (ch->run_at) {
+		memcpy(&h, ch->buf + ch->run_at, sizeof(h));
+		if (!small || h.len != len)
+			ch->run_at = 0;
+	}
+	for (size_t i = 0; i < n;) {
+		/* A larger result is a record of its own. */
+		size_t k = small ? n - i : 1;
+		if (!answer_room(ch, sizeof(h) + k * dl))
+			return;
+		if (!ch->run_at) {
+			h = (struct pool_item_res){ .n = small ? 0 : 1,
+						    .len = len };
+			if (small)
+				ch->run_at = ch->len;
+			memcpy(ch->buf + ch->len, &h, sizeof(h));
+			ch->len += sizeof(h);
+		}
+		unsigned char *dst = ch->buf + ch->len;
+		if (!dl) {
+			/* Empty results: the header says it all. */
+		} else if (stride == dl) {
+			memcpy(dst, data + i * stride, k * dl);
+		} else {
+			for (size_t j = 0; j < k; j++) {
+				memcpy(dst + j * dl, data + (i + j) * stride,
+				       len);
+				memset(dst + j * dl + len, 0, dl - len);
+			}
+		}
+		ch->len += k * dl;
+		if (ch->run_at) {
+			memcpy(&h, ch->buf + ch->run_at, sizeof(h));
+			h.n += (uint32_t)k;
+			memcpy(ch->buf + ch->run_at, &h, sizeof(h));
+		}
+		i += k;
+	}
+}
+
+/* Append one failed item, with its message (@msg, may be NULL). */
+static void put_fail(struct agent_chunk *ch, int status, const char *msg)
+{
+	size_t mlen = msg ? strnlen(msg, POOL_MSG_MAX) : 0;
+	struct pool_item_res h = { .status = status, .n = (uint32_t)mlen };
+	ch->run_at = 0;
+	if (!answer_room(ch, sizeof(h) + pool_pad8(mlen)))
+		return;
+	memcpy(ch->buf + ch->len, &h, sizeof(h));
+	ch->len += sizeof(h);
+	memcpy(ch->buf + ch->len, msg ? msg : "", mlen);
+	memset(ch->buf + ch->len + mlen, 0, pool_pad8(mlen) - mlen);
+	ch->len += pool_pad8(mlen);
+}
+
+/* Encode the parked results whose turn came. */
+static void unpark(struct agent_chunk *ch)
+{
+	while (ch->parked && ch->parked->index == ch->encoded) {
+		struct parked *pk = ch->parked;
+		ch->parked = pk->next;
+		if (pk->status == 0)
+			put_ok(ch, 1, pk->bytes, pk->len, pk->len);
+		else
+			put_fail(ch, pk->status, (const char *)pk->bytes);
+		ch->encoded++;
+		free(pk);
+	}
+}
+
+static void park(struct agent_chunk *ch, uint64_t index, int status,
+		 const void *data, size_t len, const char *msg)
+{
+	if (status)
+		len = msg ? strnlen(msg, POOL_MSG_MAX) : 0;
+	struct parked *pk = malloc(sizeof(*pk) + len + 1);
+	if (!pk) {
+		ch->oom = true;
+		return;
+	}
+	pk->index = index;
+	pk->status = status;
+	pk->len = len;
+	if (len)
+		memcpy(pk->bytes, status ? (const void *)msg : data, len);
+	pk->bytes[len] = '\0';
+	struct parked **at = &ch->parked;
+	while (*at && (*at)->index < index)
+		at = &(*at)->next;
+	pk->next = *at;
+	*at = pk;
+}
+
+static void sink_item(void *arg, size_t index, int status, const void *data,
+		      size_t len, const char *msg)
+{
+	struct agent_chunk *ch = arg;
+	if (index != ch->encoded) {
+		park(ch, index, status, data, len, msg);
+		return;
+	}
+	if (status == 0)
+		put_ok(ch, 1, data, len, len);
+	else
+		put_fail(ch, status, msg);
+	ch->encoded++;
+	unpark(ch);
+}
+
+static void sink_run(void *arg, size_t index, size_t n,
+		     const unsigned char *data, size_t len, size_t stride)
+{
+	struct agent_chunk *ch = arg;
+	if (index != ch->encoded) {
+		for (size_t i = 0; i < n; i++)
+			park(ch, index + i, 0, data + i * stride, len, NULL);
+		return;
+	}
+	put_ok(ch, n, data, len, stride);
+	ch->encoded += n;
+	unpark(ch);
+}
+
+static const struct pool_sink answer_sink = { .item = sink_item,
+					      .run = sink_run };
+
+/* ---- TASK, continued --------------------------------------------------------- */
+
 /* Submit the items of piece @ch (at @items / @arr, offset ch->off) to
- * the local pool as one job of one chunk.  Returns 0 or the error every
- * item of the piece then fails with. */
+ * the local pool as one job of one chunk, its results going to the
+ * piece.  Returns 0 or the error every item of the piece then fails
+ * with. */
 static int submit_local(struct agent *ag, struct agent_chunk *ch,
 			const struct pool_task *tk, const unsigned char *items,
 			int layout, int fn_id)
 {
 	size_t n = (size_t)ch->n, off = (size_t)ch->off;
 	struct agent_items *arr = ch->items;
-	struct pool_job *job = pool_job_new(ag->pool, layout, POOL_OUT_VRES,
+	struct pool_job *job = pool_job_new(ag->pool, layout, POOL_OUT_SINK,
 					    fn_id, n);
 	mproc_async *a = pool_async_new(ag->pool, NULL, NULL, NULL);
 	if (!job || !a) {
@@ -287,7 +489,8 @@ static int submit_local(struct agent *ag, struct agent_chunk *ch,
 		job->star = arr->star + off;
 		job->nargs = arr->nargs + off;
 	}
-	job->vres = ch->res;
+	job->sink = &answer_sink;
+	job->sink_arg = ch;
 	job->async = a;
 	struct pool_chunk *c = pool_make_chunks(job, n);
 	/* Without the doorbell: the loop helps the local pool right after
@@ -305,15 +508,18 @@ static int submit_local(struct agent *ag, struct agent_chunk *ch,
 	return 0;
 }
 
-static void chunk_free(struct agent_chunk *ch)
+static void chunk_free(struct agent *ag, struct agent_chunk *ch)
 {
 	if (ch->a)
 		mproc_async_free(ch->a);
-	for (uint64_t i = 0; ch->res && i < ch->n; i++)
-		free(ch->res[i].data);
-	free(ch->res);
+	while (ch->parked) {
+		struct parked *pk = ch->parked;
+		ch->parked = pk->next;
+		free(pk);
+	}
+	mpi_link_keep(&ag->link, ch->buf, ch->cap);
 	items_put(ch->items);
-	frame_put(ch->frame);
+	frame_put(ag, ch->frame);
 	free(ch);
 }
 
@@ -338,7 +544,6 @@ static int take_task(struct agent *ag, struct agent_frame *fr,
 	memcpy(&m, msg, sizeof(m));
 	memcpy(&tk, msg + sizeof(m), sizeof(tk));
 	if (tk.nitems == 0 || tk.nitems > POOL_MAX_ITEMS ||
-	    tk.nitems > SIZE_MAX / sizeof(struct mproc_pool_result) ||
 	    tk.layout < POOL_ITEMS_FIXED || tk.layout > POOL_ITEMS_STAR ||
 	    tk.fn_id >= ag->nfns)
 		return -EPROTO;
@@ -360,7 +565,9 @@ static int take_task(struct agent *ag, struct agent_frame *fr,
 		why = f->why;
 	}
 	uint64_t n = tk.nitems, per = 4 * (uint64_t)ag->workers;
-	uint64_t size = rc ? n : n / per + (n % per != 0);
+	uint64_t size = n / per + (n % per != 0);
+	if (size > PIECE_ITEMS_MAX)
+		size = PIECE_ITEMS_MAX;
 	for (uint64_t off = 0; off < n; off += size) {
 		struct agent_chunk *ch = calloc(1, sizeof(*ch));
 		if (!ch)
@@ -373,19 +580,24 @@ static int take_task(struct agent *ag, struct agent_frame *fr,
 		ch->off = off;
 		ch->n = n - off < size ? n - off : size;
 		ch->last = off + ch->n == n;
-		ch->why = why;
-		int prc = rc;
-		if (!(ch->res = calloc((size_t)ch->n, sizeof(*ch->res))))
+		/* Room for 8-byte results, in a spare buffer if one is
+		 * large enough (the sink grows it if need be). */
+		uint64_t want = ANSWER_HDR + sizeof(struct pool_item_res) +
+				8 * ch->n;
+		ch->buf = mpi_link_buf(&ag->link, want, &ch->cap);
+		if (!ch->buf)
 			fatal("a chunk", -ENOMEM);
+		ch->len = ANSWER_HDR;
+		int prc = rc;
 		if (prc == 0)
 			prc = submit_local(ag, ch, &tk, c.p, layout,
 					   f->local_id);
 		if (prc) {
-			/* Every item of the piece fails with it (answered
-			 * in order). */
-			ch->status = prc;
+			/* Every item of the piece fails with it; the first
+			 * carries the reason. */
 			for (uint64_t i = 0; i < ch->n; i++)
-				ch->res[i].status = prc;
+				put_fail(ch, prc, i == 0 ? why : NULL);
+			ch->encoded = ch->n;
 		}
 		queue_piece(ag, ch);
 	}
@@ -397,9 +609,17 @@ static int take_task(struct agent *ag, struct agent_frame *fr,
 
 static int out_reserve(struct agent *ag, size_t more)
 {
+	if (!ag->out) {
+		uint64_t cap;
+		ag->out = mpi_link_buf(&ag->link, more < 4096 ? 4096 : more,
+				       &cap);
+		if (!ag->out)
+			return -ENOMEM;
+		ag->out_cap = (size_t)cap;
+	}
 	if (ag->out_len + more <= ag->out_cap)
 		return 0;
-	size_t cap = ag->out_cap ? ag->out_cap : 4096;
+	size_t cap = ag->out_cap;
 	while (cap < ag->out_len + more)
 		cap *= 2;
 	unsigned char *p = realloc(ag->out, cap);
@@ -410,37 +630,7 @@ static int out_reserve(struct agent *ag, size_t more)
 	return 0;
 }
 
-static void out_put(struct agent *ag, const void *p, size_t len)
-{
-	memcpy(ag->out + ag->out_len, p, len);
-	memset(ag->out + ag->out_len + len, 0, (size_t)pool_pad8(len) - len);
-	ag->out_len += (size_t)pool_pad8(len);
-}
-
-/* Start a message in the frame being built: its length word, then the
- * message (the word is filled in by msg_end). */
-static void msg_begin(struct agent *ag)
-{
-	if (!ag->out_len) {
-		/* The frame's header, then the count of chunks it ends. */
-		if (out_reserve(ag, sizeof(struct mpi_frame) + 8))
-			fatal("a result message", -ENOMEM);
-		ag->out_len = sizeof(struct mpi_frame) + 8;
-	}
-	if (out_reserve(ag, 8))
-		fatal("a result message", -ENOMEM);
-	ag->msg_start = ag->out_len;
-	ag->out_len += 8;
-}
-
-static void msg_end(struct agent *ag)
-{
-	uint64_t len = ag->out_len - ag->msg_start - 8;
-	memcpy(ag->out + ag->msg_start, &len, sizeof(len));
-	ag->out_msgs++;
-}
-
-/* Send the frame of RESULT messages built so far. */
+/* Send the frame of RESULT messages gathered so far. */
 static void flush_out(struct agent *ag)
 {
 	if (!ag->out_msgs)
@@ -449,7 +639,7 @@ static void flush_out(struct agent *ag)
 	       sizeof(ag->out_done));
 	ag->out_done = 0;
 	int rc = mpi_link_send_owned(&ag->link, MPI_FRAME_POOL, ag->out_msgs,
-				     ag->out, ag->out_len);
+				     ag->out, ag->out_cap, ag->out_len);
 	ag->out = NULL;
 	ag->out_len = ag->out_cap = 0;
 	ag->out_msgs = 0;
@@ -457,68 +647,46 @@ static void flush_out(struct agent *ag)
 		fatal("MPI_Isend", rc);
 }
 
-/* Answer a finished chunk: its items in RESULT messages, in order. */
+/* Answer a finished piece: its RESULT message, from the piece's buffer
+ * (a frame of its own) or copied into the frame being gathered. */
 static void answer(struct agent *ag, struct agent_chunk *ch)
 {
-	const char *msg = ch->a ? mproc_async_error_message(ch->a)
-				: ch->why ? ch->why : "";
-	bool msg_sent = false;
-	for (uint64_t first = 0; first < ch->n;) {
-		uint64_t k = ch->n - first < RESULT_ITEMS_MAX ? ch->n - first
-							     : RESULT_ITEMS_MAX;
-		struct pool_msg m = { .type = POOL_MSG_RESULT,
-				      .aux = (uint32_t)k, .id = ch->id };
-		uint64_t at = ch->off + first; /* index within the chunk */
-		msg_begin(ag);
-		if (out_reserve(ag, sizeof(m) + 8))
-			fatal("a result message", -ENOMEM);
-		out_put(ag, &m, sizeof(m));
-		out_put(ag, &at, sizeof(at));
-		for (uint64_t i = first; i < first + k;) {
-			const struct mproc_pool_result *r = &ch->res[i];
-			struct pool_item_res h = { .status = r->status };
-			if (r->status == 0) {
-				/* A run: successes of one small length share
-				 * a header (proto.h). */
-				uint64_t j = i + 1;
-				while (r->len <= POOL_RUN_MAX_LEN &&
-				       j < first + k && ch->res[j].status == 0 &&
-				       ch->res[j].len == r->len)
-					j++;
-				h.n = (uint32_t)(j - i);
-				h.len = r->len;
-				if (out_reserve(ag, sizeof(h) +
-							    (j - i) * pool_pad8(h.len)))
-					fatal("a result message", -ENOMEM);
-				out_put(ag, &h, sizeof(h));
-				for (; h.len && i < j; i++)
-					out_put(ag, ch->res[i].data,
-						(size_t)h.len);
-				i = j;
-				continue;
-			}
-			const char *text = "";
-			if (!msg_sent && *msg) {
-				/* The local job keeps the message of its
-				 * first failing item: it goes with that one. */
-				text = msg;
-				msg_sent = true;
-				h.n = (uint32_t)strnlen(text, POOL_MSG_MAX);
-			}
-			if (out_reserve(ag, sizeof(h) + pool_pad8(h.n)))
+	if (ch->oom || ch->encoded != ch->n)
+		fatal("a result message", -ENOMEM);
+	uint64_t done = ch->last, mlen = ch->len - ANSWER_MSG, at = ch->off;
+	uint64_t whole = ch->len - ANSWER_MLEN; /* the message with its word */
+	struct pool_msg m = { .type = POOL_MSG_RESULT, .aux = (uint32_t)ch->n,
+			      .id = ch->id };
+	memcpy(ch->buf + ANSWER_DONE, &done, 8);
+	memcpy(ch->buf + ANSWER_MLEN, &mlen, 8);
+	memcpy(ch->buf + ANSWER_MSG, &m, sizeof(m));
+	memcpy(ch->buf + ANSWER_AT, &at, 8);
+	if (whole <= ANSWER_COPY_MAX) {
+		if (!ag->out_len) {
+			/* The frame's header, then the count of chunks it
+			 * ends. */
+			if (out_reserve(ag, sizeof(struct mpi_frame) + 8))
 				fatal("a result message", -ENOMEM);
-			out_put(ag, &h, sizeof(h));
-			if (h.n)
-				out_put(ag, text, h.n);
-			i++;
+			ag->out_len = sizeof(struct mpi_frame) + 8;
 		}
-		msg_end(ag);
-		if (first + k == ch->n && ch->last)
-			ag->out_done++;
-		if (ag->out_len >= MPI_PIECE)
+		if (out_reserve(ag, whole))
+			fatal("a result message", -ENOMEM);
+		memcpy(ag->out + ag->out_len, ch->buf + ANSWER_MLEN, whole);
+		ag->out_len += whole;
+		ag->out_msgs++;
+		ag->out_done += done;
+		if (ag->out_len >= MPI_PIECE / 2)
 			flush_out(ag);
-		first += k;
+		return;
 	}
+	/* Large: what was gathered goes first, then this frame. */
+	flush_out(ag);
+	int rc = mpi_link_send_owned(&ag->link, MPI_FRAME_POOL, 1, ch->buf,
+				     ch->cap, ch->len);
+	ch->buf = NULL;
+	ch->cap = 0;
+	if (rc)
+		fatal("MPI_Isend", rc);
 }
 
 /* Answer the chunks at the front that are finished.  True if any. */
@@ -531,7 +699,7 @@ static bool answer_ready(struct agent *ag)
 		if (!ag->head)
 			ag->tail = NULL;
 		answer(ag, ch);
-		chunk_free(ch);
+		chunk_free(ag, ch);
 		moved = true;
 	}
 	flush_out(ag);
@@ -579,11 +747,12 @@ static _Noreturn void leave(struct agent *ag, bool terminate, int code)
 	while (ag->head) {
 		struct agent_chunk *ch = ag->head;
 		ag->head = ch->next;
-		chunk_free(ch);
+		chunk_free(ag, ch);
 	}
 	if (mpi_link_send(&ag->link, MPI_FRAME_GONE, 0, NULL, 0, NULL, 0))
 		fatal("MPI_Isend", -EIO);
 	mpi_link_shut(&ag->link);
+	mpi_bufs_free(&ag->bufs);
 	MPI_Finalize();
 	mproc_pool_destroy(ag->pool);
 	free(ag->fns);
@@ -593,18 +762,18 @@ static _Noreturn void leave(struct agent *ag, bool terminate, int code)
 
 /* A whole frame from the head.  Returns 0, or the frame's error. */
 static int take_frame(struct agent *ag, const struct mpi_frame *f,
-		      unsigned char *body)
+		      const struct mpi_body *body)
 {
 	switch (f->kind) {
 	case MPI_FRAME_POOL: {
 		struct agent_frame *fr = malloc(sizeof(*fr));
 		if (!fr) {
-			free(body);
+			mpi_link_keep(&ag->link, body->own, body->cap);
 			return -ENOMEM;
 		}
 		fr->refs = 1;
-		fr->body = body;
-		const unsigned char *p = body, *end = body + f->len;
+		fr->body = *body;
+		const unsigned char *p = body->p, *end = body->p + f->len;
 		int rc = f->aux ? 0 : -EPROTO;
 		for (uint32_t k = 0; k < f->aux && !rc; k++) {
 			uint64_t len;
@@ -630,18 +799,18 @@ static int take_frame(struct agent *ag, const struct mpi_frame *f,
 				rc = -EPROTO;
 			p += len;
 		}
-		frame_put(fr);
+		frame_put(ag, fr);
 		return rc;
 	}
 	case MPI_FRAME_CLOSE:
-		free(body);
+		mpi_link_keep(&ag->link, body->own, body->cap);
 		ag->closing = true;
 		return 0;
 	case MPI_FRAME_TERMINATE:
-		free(body);
+		mpi_link_keep(&ag->link, body->own, body->cap);
 		leave(ag, true, 0);
 	default:
-		free(body);
+		mpi_link_keep(&ag->link, body->own, body->cap);
 		return -EPROTO;
 	}
 }
@@ -672,7 +841,9 @@ _Noreturn void mproc__mpi_agent_main(const struct mproc_pool_attr *attr)
 		exit(70);
 	}
 	MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN);
-	if (mpi_link_init(&ag.link, 0, &ag.rreq) || mpi_link_post(&ag.link))
+	if (mpi_bufs_warm(&ag.bufs) ||
+	    mpi_link_init(&ag.link, 0, &ag.rreq, &ag.bufs) ||
+	    mpi_link_post(&ag.link))
 		fatal("the link to the head", -ENOMEM);
 	struct mpi_hello hello = { .magic = MPI_HELLO_MAGIC,
 				   .version = MPI_HELLO_VERSION,
@@ -690,11 +861,11 @@ _Noreturn void mproc__mpi_agent_main(const struct mproc_pool_attr *attr)
 		bool moved = false;
 		if (poll_recv(&ag)) {
 			struct mpi_frame f;
-			unsigned char *body = NULL;
+			struct mpi_body body;
 			ag.rdone = false;
 			int rc = mpi_link_absorb(&ag.link, &ag.rst, &f, &body);
 			if (rc == 1)
-				rc = take_frame(&ag, &f, body);
+				rc = take_frame(&ag, &f, &body);
 			if (rc < 0)
 				fatal("a frame from the head", rc);
 			moved = true;

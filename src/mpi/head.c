@@ -12,7 +12,9 @@
  *               host) or START_FAILED (its local pool did not start);
  *               a READY message follows, as from a worker;
  *   send        appends the whole task message to the slot's frame in
- *               the making (link.h: a frame carries several messages);
+ *               the making (link.h: a frame carries several messages),
+ *               and sends the frame at once when it reached STAGE_FLUSH
+ *               bytes (a large chunk need not wait for the next ones);
  *   publish     sends that frame (MPI_Isend, in pieces);
  *   collect     tests the receives posted per agent (MPI_Testsome) and
  *               hands each message of a received frame to pool_on_message,
@@ -63,6 +65,11 @@
  * it faster than chunks arrive (pool.c's collect): a chunk's round trip
  * over MPI and through the agent's own pool is long next to a tiny task. */
 #define WINDOW_MAX 256
+/* Staged task messages of this many bytes go without waiting for the
+ * engine's publish. */
+#define STAGE_FLUSH (64u << 10)
+/* How recent a progress call stands for a new one (progress_fresh). */
+#define PROGRESS_FRESH_NS (2 * 1000)
 /* How long the pool thread keeps polling after the last traffic before
  * it sleeps: the next apply usually comes sooner, and a sleeping pool
  * thread costs it a wake-up. */
@@ -72,7 +79,8 @@
  * message owns the frame's buffer (frames are taken in order). */
 struct inbound {
 	struct inbound *next;
-	unsigned char *own; /* free after this message, or NULL */
+	unsigned char *own; /* give back after this message, or NULL */
+	uint64_t cap;       /* own's size */
 	const unsigned char *msg;
 	uint64_t len;
 };
@@ -112,6 +120,8 @@ struct mproc__mpi_head {
 	/* The pool thread's sleep when nothing is on the wire. */
 	struct mproc__event doorbell;
 	struct mproc__spin spin;
+	struct mpi_bufs bufs;  /* every link's buffers */
+	int64_t progressed_ns; /* when progress last ran */
 };
 
 /* MPI can be initialised once per process: one MPI pool per program.
@@ -147,7 +157,7 @@ static void push_event(struct mproc__mpi_head *h, int kind, unsigned slot,
 
 /* ---- received messages ------------------------------------------------------ */
 
-static void inbound_push(struct agent *a, unsigned char *own,
+static void inbound_push(struct agent *a, unsigned char *own, uint64_t cap,
 			 const unsigned char *msg, uint64_t len)
 {
 	struct inbound *m = malloc(sizeof(*m));
@@ -155,6 +165,7 @@ static void inbound_push(struct agent *a, unsigned char *own,
 		fatal("a result frame", -ENOMEM);
 	m->next = NULL;
 	m->own = own;
+	m->cap = cap;
 	m->msg = msg;
 	m->len = len;
 	if (a->in_tail)
@@ -169,7 +180,7 @@ static void inbound_drop(struct agent *a)
 	while (a->in_head) {
 		struct inbound *m = a->in_head;
 		a->in_head = m->next;
-		free(m->own);
+		mpi_link_keep(&a->link, m->own, m->cap);
 		free(m);
 	}
 	a->in_tail = NULL;
@@ -178,15 +189,15 @@ static void inbound_drop(struct agent *a)
 /* Split a POOL frame (@f, @body, ours) into its @f->aux messages; the
  * body starts with the number of chunks the frame finishes. */
 static int take_messages(struct agent *a, const struct mpi_frame *f,
-			 unsigned char *body)
+			 const struct mpi_body *body)
 {
-	const unsigned char *p = body, *end = body + f->len;
+	const unsigned char *p = body->p, *end = body->p + f->len;
 	uint64_t done;
 	if (f->len < sizeof(done))
 		return -EPROTO;
 	memcpy(&done, p, sizeof(done));
 	p += sizeof(done);
-	if (done > a->at_agent)
+	if (done > a->at_agent || !f->aux)
 		return -EPROTO;
 	a->at_agent -= done;
 	for (uint32_t k = 0; k < f->aux; k++) {
@@ -198,30 +209,30 @@ static int take_messages(struct agent *a, const struct mpi_frame *f,
 		if (len < sizeof(struct pool_msg) || len % 8 ||
 		    len > (uint64_t)(end - p))
 			return -EPROTO;
-		inbound_push(a, k + 1 == f->aux ? body : NULL, p, len);
+		bool last = k + 1 == f->aux;
+		inbound_push(a, last ? body->own : NULL,
+			     last ? body->cap : 0, p, len);
 		p += len;
 	}
-	if (!f->aux)
-		free(body);
 	return p == end ? 0 : -EPROTO;
 }
 
 /* A whole frame from agent @i. */
 static void take_frame(struct mproc__mpi_head *h, unsigned i,
-		       const struct mpi_frame *f, unsigned char *body)
+		       const struct mpi_frame *f, const struct mpi_body *body)
 {
 	struct agent *a = &h->ag[i];
 	switch (f->kind) {
 	case MPI_FRAME_POOL:
 		if (a->drop) {
-			free(body);
+			mpi_link_keep(&a->link, body->own, body->cap);
 			return;
 		}
 		if (take_messages(a, f, body) < 0)
 			fatal("a malformed result frame", -EPROTO);
 		return;
 	case MPI_FRAME_GONE:
-		free(body);
+		mpi_link_keep(&a->link, body->own, body->cap);
 		a->gone = a->drop = true;
 		a->at_agent = 0;
 		inbound_drop(a);
@@ -230,7 +241,6 @@ static void take_frame(struct mproc__mpi_head *h, unsigned i,
 			push_event(h, POOL_TE_EXITED, i, a->pid, 0);
 		return;
 	default:
-		free(body);
 		fatal("an unexpected frame", -EPROTO);
 	}
 }
@@ -241,6 +251,7 @@ static bool progress(struct mproc__mpi_head *h)
 {
 	if (!h->up || h->dead)
 		return false;
+	h->progressed_ns = mproc__now_ns();
 	int outcount = 0;
 	if (MPI_Testsome((int)h->n, h->rreqs, &outcount, h->idx, h->st) !=
 	    MPI_SUCCESS)
@@ -250,16 +261,27 @@ static bool progress(struct mproc__mpi_head *h)
 	for (int k = 0; k < outcount; k++) {
 		unsigned i = (unsigned)h->idx[k];
 		struct mpi_frame f;
-		unsigned char *body;
+		struct mpi_body body;
 		int rc = mpi_link_absorb(&h->ag[i].link, &h->st[k], &f, &body);
 		if (rc < 0)
 			fatal("a frame from an agent", rc);
 		if (rc == 1)
-			take_frame(h, i, &f, body);
+			take_frame(h, i, &f, &body);
 	}
 	for (unsigned i = 0; i < h->n; i++)
 		mpi_link_sends_done(&h->ag[i].link);
 	return outcount > 0;
+}
+
+/* progress, unless it ran less than PROGRESS_FRESH_NS ago: the engine
+ * collects every slot and asks for news in one pass, and each call into
+ * MPI runs its progress engine (microseconds here), while one call takes
+ * in every agent's frames. */
+static bool progress_fresh(struct mproc__mpi_head *h)
+{
+	if (mproc__now_ns() - h->progressed_ns < PROGRESS_FRESH_NS)
+		return false;
+	return progress(h);
 }
 
 /* Whether anything is still to come from, or to go to, an agent. */
@@ -279,13 +301,13 @@ static bool outstanding(const struct mproc__mpi_head *h)
 /* ---- meeting the agents ------------------------------------------------------- */
 
 static int check_hello(struct agent *a, const struct mpi_frame *f,
-		       const unsigned char *body)
+		       const struct mpi_body *body)
 {
 	struct mpi_hello hello;
 	if (a->said_hello || f->kind != MPI_FRAME_HELLO ||
 	    f->len != sizeof(hello))
 		return -EPROTO;
-	memcpy(&hello, body, sizeof(hello));
+	memcpy(&hello, body->p, sizeof(hello));
 	if (hello.magic != MPI_HELLO_MAGIC || hello.version != MPI_HELLO_VERSION ||
 	    hello.status > 0 || (hello.status == 0 && hello.workers == 0) ||
 	    hello.workers > MPROC_POOL_MAX_PROCESSES || hello.pid <= 0)
@@ -314,12 +336,13 @@ static int meet_agents(struct mproc__mpi_head *h)
 		for (int k = 0; k < outcount; k++) {
 			unsigned i = (unsigned)h->idx[k];
 			struct mpi_frame f;
-			unsigned char *body = NULL;
+			struct mpi_body body;
 			int rc = mpi_link_absorb(&h->ag[i].link, &h->st[k], &f,
 						 &body);
 			if (rc == 1) {
-				rc = check_hello(&h->ag[i], &f, body);
-				free(body);
+				rc = check_hello(&h->ag[i], &f, &body);
+				mpi_link_keep(&h->ag[i].link, body.own,
+					      body.cap);
 				met += rc == 0;
 			}
 			if (rc < 0)
@@ -370,8 +393,11 @@ static void begin(mproc_pool *p)
 		    size != (int)h->n + 1)
 			rc = -EPROTO;
 	}
+	if (rc == 0)
+		rc = mpi_bufs_warm(&h->bufs);
 	for (unsigned i = 0; rc == 0 && i < h->n; i++) {
-		rc = mpi_link_init(&h->ag[i].link, (int)i + 1, &h->rreqs[i]);
+		rc = mpi_link_init(&h->ag[i].link, (int)i + 1, &h->rreqs[i],
+				   &h->bufs);
 		if (rc == 0)
 			rc = mpi_link_post(&h->ag[i].link);
 	}
@@ -445,8 +471,7 @@ static void mpi_stop(mproc_pool *p)
 		}
 	}
 	for (unsigned i = 0; i < h->n; i++)
-		if (h->ag[i].link.piece)
-			mpi_link_shut(&h->ag[i].link);
+		mpi_link_shut(&h->ag[i].link);
 	MPI_Finalize();
 	h->up = false;
 	atomic_store(&live, NULL);
@@ -459,11 +484,11 @@ static void mpi_destroy(mproc_pool *p)
 		return;
 	for (unsigned i = 0; h->ag && i < h->n; i++) {
 		struct agent *a = &h->ag[i];
-		free(a->link.piece);
-		free(a->link.msg);
-		free(a->stage);
 		inbound_drop(a);
+		mpi_link_free(&a->link);
+		free(a->stage);
 	}
+	mpi_bufs_free(&h->bufs);
 	free(h->ag);
 	free(h->rreqs);
 	free(h->idx);
@@ -551,7 +576,7 @@ static void flush_stage(struct agent *a)
 	if (!a->staged)
 		return;
 	int rc = mpi_link_send_owned(&a->link, MPI_FRAME_POOL, a->staged,
-				     a->stage, a->stage_len);
+				     a->stage, a->stage_cap, a->stage_len);
 	a->stage = NULL;
 	a->stage_len = a->stage_cap = 0;
 	a->staged = 0;
@@ -581,10 +606,18 @@ static int mpi_send(mproc_pool *p, unsigned slot, struct pool_tx *tx)
 	/* The whole message at once: the window bounds what is staged. */
 	uint64_t len = tx->total, padded = pool_pad8(len);
 	uint64_t need = sizeof(uint64_t) + padded;
-	if (!a->stage_len)
+	if (!a->stage) {
+		/* A spare of the link's, likely large enough for the
+		 * frame: its pages are touched already. */
+		uint64_t want = sizeof(struct mpi_frame) + need;
+		a->stage = mpi_link_buf(&a->link, want < 4096 ? 4096 : want,
+					&a->stage_cap);
+		if (!a->stage)
+			return 0; /* nothing taken: the engine tries again */
 		a->stage_len = sizeof(struct mpi_frame);
+	}
 	if (a->stage_len + need > a->stage_cap) {
-		uint64_t cap = a->stage_cap ? a->stage_cap : 4096;
+		uint64_t cap = a->stage_cap;
 		while (cap < a->stage_len + need)
 			cap *= 2;
 		unsigned char *b = realloc(a->stage, cap);
@@ -605,6 +638,10 @@ static int mpi_send(mproc_pool *p, unsigned slot, struct pool_tx *tx)
 		a->at_agent++;
 	a->stage_len += need;
 	a->staged++;
+	/* A large task goes at once: the agent starts on it while the
+	 * next ones are staged (small ones wait for publish, together). */
+	if (a->stage_len >= STAGE_FLUSH)
+		flush_stage(a);
 	return 1;
 }
 
@@ -616,14 +653,14 @@ static void mpi_publish(mproc_pool *p, unsigned slot)
 static int mpi_collect(mproc_pool *p, unsigned slot)
 {
 	struct agent *a = &p->mpi->ag[slot];
-	progress(p->mpi);
+	progress_fresh(p->mpi);
 	while (a->in_head) {
 		struct inbound *m = a->in_head;
 		int rc = pool_on_message(p, slot, m->msg, m->len);
 		a->in_head = m->next;
 		if (!a->in_head)
 			a->in_tail = NULL;
-		free(m->own);
+		mpi_link_keep(&a->link, m->own, m->cap);
 		free(m);
 		if (rc)
 			return rc;
@@ -634,7 +671,7 @@ static int mpi_collect(mproc_pool *p, unsigned slot)
 static bool mpi_has_news(const mproc_pool *p)
 {
 	struct mproc__mpi_head *h = p->mpi;
-	progress(h);
+	progress_fresh(h);
 	if (h->ev_head != h->ev_tail)
 		return true;
 	for (unsigned i = 0; i < h->n; i++)
@@ -723,7 +760,7 @@ static void started(mproc_pool *p, unsigned slot)
 		return;
 	}
 	memcpy(buf, &ready, sizeof(ready));
-	inbound_push(a, buf, buf, sizeof(ready));
+	inbound_push(a, buf, sizeof(ready), buf, sizeof(ready));
 	push_event(h, POOL_TE_STARTED, slot, a->pid, 0);
 }
 

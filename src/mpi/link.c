@@ -12,20 +12,82 @@
 #include "common/compiler.h"
 #include "mpi/link.h"
 
-int mpi_link_init(struct mpi_link *l, int peer, MPI_Request *rreq)
+_Static_assert(MPI_BUFS_WARM_BYTES <= MPI_PIECE, "warm bytes fit a slab");
+
+int mpi_bufs_warm(struct mpi_bufs *b)
+{
+	while (b->n < MPI_BUFS_WARM) {
+		unsigned char *p = malloc(MPI_PIECE);
+		if (!p)
+			return -ENOMEM;
+		memset(p, 0, MPI_BUFS_WARM_BYTES);
+		b->slab[b->n].buf = p;
+		b->slab[b->n++].cap = MPI_PIECE;
+	}
+	return 0;
+}
+
+void mpi_bufs_free(struct mpi_bufs *b)
+{
+	while (b->n)
+		free(b->slab[--b->n].buf);
+}
+
+int mpi_link_init(struct mpi_link *l, int peer, MPI_Request *rreq,
+		  struct mpi_bufs *b)
 {
 	memset(l, 0, sizeof(*l));
 	l->peer = peer;
 	l->rreq = rreq;
+	l->bufs = b;
 	*rreq = MPI_REQUEST_NULL;
-	l->piece = malloc(MPI_PIECE);
+	l->piece = mpi_link_buf(l, MPI_PIECE, &l->piece_cap);
 	return l->piece ? 0 : -ENOMEM;
+}
+
+unsigned char *mpi_link_buf(struct mpi_link *l, uint64_t want, uint64_t *cap)
+{
+	struct mpi_bufs *b = l->bufs;
+	/* The most recently cached slab that is large enough: the likeliest
+	 * to be warm, in the cache and in memory.  A small buffer is plain
+	 * memory, which malloc recycles well. */
+	for (unsigned i = b->n; want > MPI_SMALL_FRAME && i-- > 0;)
+		if (b->slab[i].cap >= want) {
+			unsigned char *p = b->slab[i].buf;
+			*cap = b->slab[i].cap;
+			memmove(&b->slab[i], &b->slab[i + 1],
+				(b->n - i - 1) * sizeof(b->slab[0]));
+			b->n--;
+			return p;
+		}
+	uint64_t size = want <= MPI_SMALL_FRAME ? want
+		      : want < MPI_PIECE  ? MPI_PIECE
+					  : want;
+	unsigned char *p = malloc(size ? size : 1);
+	*cap = p ? size : 0;
+	return p;
+}
+
+void mpi_link_keep(struct mpi_link *l, unsigned char *buf, uint64_t cap)
+{
+	struct mpi_bufs *b = l->bufs;
+	if (!buf)
+		return;
+	if (!b || cap < MPI_PIECE || b->n == MPI_BUFS_MAX) {
+		free(buf); /* not a slab (a small message), or enough */
+		return;
+	}
+	b->slab[b->n].buf = buf;
+	b->slab[b->n++].cap = cap;
 }
 
 int mpi_link_post(struct mpi_link *l)
 {
 	if (*l->rreq != MPI_REQUEST_NULL)
 		return 0;
+	if (!l->piece &&
+	    !(l->piece = mpi_link_buf(l, MPI_PIECE, &l->piece_cap)))
+		return -ENOMEM;
 	return MPI_Irecv(l->piece, MPI_PIECE, MPI_BYTE, l->peer, MPI_TAG_MPROC,
 			 MPI_COMM_WORLD, l->rreq) == MPI_SUCCESS ? 0 : -EIO;
 }
@@ -39,7 +101,7 @@ static int broken(struct mpi_link *l)
 }
 
 int mpi_link_absorb(struct mpi_link *l, const MPI_Status *st,
-		    struct mpi_frame *frame, unsigned char **body)
+		    struct mpi_frame *frame, struct mpi_body *body)
 {
 	int count;
 	if (l->broken)
@@ -61,6 +123,18 @@ int mpi_link_absorb(struct mpi_link *l, const MPI_Status *st,
 		    l->frame.len > MPI_FRAME_MAX ||
 		    n != (l->frame.len < first ? l->frame.len : first))
 			return broken(l);
+		if (n && n == l->frame.len && n > MPI_SMALL_FRAME) {
+			/* Whole in one piece: hand the piece buffer over (a
+			 * small frame is copied instead: a slab held per
+			 * small frame would soon be a new one per frame). */
+			*frame = l->frame;
+			body->own = l->piece;
+			body->cap = l->piece_cap;
+			body->p = l->piece + sizeof(struct mpi_frame);
+			l->piece = NULL;
+			l->frame.kind = 0;
+			return mpi_link_post(l) < 0 ? -EIO : 1;
+		}
 		if (l->frame.len && !(l->msg = malloc(l->frame.len))) {
 			l->frame.kind = 0;
 			return -ENOMEM;
@@ -80,15 +154,38 @@ int mpi_link_absorb(struct mpi_link *l, const MPI_Status *st,
 	if (l->msg_got < l->frame.len)
 		return 0;
 	*frame = l->frame;
-	*body = l->msg;
+	body->own = body->p = l->msg;
+	body->cap = l->frame.len;
 	l->msg = NULL;
 	l->msg_got = 0;
 	l->frame.kind = 0;
 	return 1;
 }
 
+/* MPI_Waitall and MPI_Testall without statuses, one request at a time:
+ * MPICH's MPI_STATUSES_IGNORE is (MPI_Status *)1, which GCC 12 reads as
+ * an empty array where the calls write (-Wstringop-overflow).  A
+ * completed request becomes MPI_REQUEST_NULL, which tests complete. */
+static void wait_all(MPI_Request *req, int n)
+{
+	for (int i = 0; i < n; i++)
+		MPI_Wait(&req[i], MPI_STATUS_IGNORE);
+}
+
+static bool test_all(MPI_Request *req, int n)
+{
+	for (int i = 0; i < n; i++) {
+		int done = 0;
+		if (MPI_Test(&req[i], &done, MPI_STATUS_IGNORE) !=
+			    MPI_SUCCESS ||
+		    !done)
+			return false;
+	}
+	return true;
+}
+
 int mpi_link_send_owned(struct mpi_link *l, uint32_t kind, uint32_t aux,
-			unsigned char *buf, uint64_t total)
+			unsigned char *buf, uint64_t cap, uint64_t total)
 {
 	struct mpi_frame f = { .len = total - sizeof(f), .kind = kind,
 			       .aux = aux };
@@ -101,6 +198,7 @@ int mpi_link_send_owned(struct mpi_link *l, uint32_t kind, uint32_t aux,
 	memcpy(buf, &f, sizeof(f));
 	s->next = NULL;
 	s->buf = buf;
+	s->cap = cap;
 	s->npieces = (int)np;
 	for (uint64_t i = 0; i < np; i++) {
 		uint64_t off = i * MPI_PIECE;
@@ -111,7 +209,7 @@ int mpi_link_send_owned(struct mpi_link *l, uint32_t kind, uint32_t aux,
 			/* Pieces already out must complete before the buffer
 			 * goes; the frame is cut short, which the peer sees
 			 * as a broken link. */
-			MPI_Waitall((int)i, s->req, MPI_STATUSES_IGNORE);
+			wait_all(s->req, (int)i);
 			free(buf);
 			free(s);
 			return -EIO;
@@ -128,32 +226,29 @@ int mpi_link_send_owned(struct mpi_link *l, uint32_t kind, uint32_t aux,
 int mpi_link_send(struct mpi_link *l, uint32_t kind, uint32_t aux,
 		  const void *a, uint64_t alen, const void *b, uint64_t blen)
 {
-	uint64_t total = sizeof(struct mpi_frame) + alen + blen;
+	uint64_t total = sizeof(struct mpi_frame) + alen + blen, cap;
 	if (alen + blen > MPI_FRAME_MAX)
 		return -EMSGSIZE;
-	unsigned char *buf = malloc(total);
+	unsigned char *buf = mpi_link_buf(l, total, &cap);
 	if (!buf)
 		return -ENOMEM;
 	if (alen)
 		memcpy(buf + sizeof(struct mpi_frame), a, alen);
 	if (blen)
 		memcpy(buf + sizeof(struct mpi_frame) + alen, b, blen);
-	return mpi_link_send_owned(l, kind, aux, buf, total);
+	return mpi_link_send_owned(l, kind, aux, buf, cap, total);
 }
 
 bool mpi_link_sends_done(struct mpi_link *l)
 {
 	while (l->sq_head) {
 		struct mpi_send *s = l->sq_head;
-		int done = 0;
-		if (MPI_Testall(s->npieces, s->req, &done, MPI_STATUSES_IGNORE) !=
-			    MPI_SUCCESS ||
-		    !done)
+		if (!test_all(s->req, s->npieces))
 			return false;
 		l->sq_head = s->next;
 		if (!l->sq_head)
 			l->sq_tail = NULL;
-		free(s->buf);
+		mpi_link_keep(l, s->buf, s->cap);
 		free(s);
 	}
 	return true;
@@ -163,7 +258,7 @@ void mpi_link_shut(struct mpi_link *l)
 {
 	while (l->sq_head) {
 		struct mpi_send *s = l->sq_head;
-		MPI_Waitall(s->npieces, s->req, MPI_STATUSES_IGNORE);
+		wait_all(s->req, s->npieces);
 		l->sq_head = s->next;
 		free(s->buf);
 		free(s);
@@ -173,6 +268,18 @@ void mpi_link_shut(struct mpi_link *l)
 		MPI_Cancel(l->rreq);
 		MPI_Wait(l->rreq, MPI_STATUS_IGNORE);
 	}
+	mpi_link_free(l);
+}
+
+void mpi_link_free(struct mpi_link *l)
+{
+	while (l->sq_head) {
+		struct mpi_send *s = l->sq_head;
+		l->sq_head = s->next;
+		free(s->buf);
+		free(s);
+	}
+	l->sq_tail = NULL;
 	free(l->piece);
 	free(l->msg);
 	l->piece = l->msg = NULL;

@@ -74,6 +74,22 @@ enum pool_out {
 	POOL_OUT_FIXED,     /* results[i * result_size], status[i] */
 	POOL_OUT_VRES,      /* vres[i] (malloc'd data) */
 	POOL_OUT_IMAP,      /* to the iterator */
+	POOL_OUT_SINK,      /* to job->sink (an MPI agent's result encoder) */
+};
+
+/* Where a POOL_OUT_SINK job's results go: called by whoever holds the
+ * engine, before the job's accounting of the same items, so everything
+ * they store is published with the job's async result.  item takes one
+ * item (status 0: @data, @len; else the message @msg, may be NULL); run
+ * takes @n successes from @index on, @len bytes each every @stride bytes
+ * at @data.  Items may come out of index order (a dead worker's running
+ * item fails before the items requeued ahead of it).  A sink that cannot
+ * store keeps that to itself: the engine's accounting goes on. */
+struct pool_sink {
+	void (*item)(void *arg, size_t index, int status, const void *data,
+		     size_t len, const char *msg);
+	void (*run)(void *arg, size_t index, size_t n,
+		    const unsigned char *data, size_t len, size_t stride);
 };
 
 struct pool_job {
@@ -94,6 +110,8 @@ struct pool_job {
 	int *status;
 	struct mproc_pool_result *vres;
 	struct mproc_imap *imap;
+	const struct pool_sink *sink;
+	void *sink_arg;
 	/* Progress, touched by the pool thread only. */
 	size_t done;
 	size_t failed;
@@ -555,14 +573,15 @@ static inline void pool_store_fixed(struct pool_job *job, size_t index,
 
 /* The common case of pool_deliver, inline: up to @n successful items
  * from @index on, each @len bytes every @stride in @data, into a fixed
- * result array, as long as they neither complete the job nor are due a
- * progress call (pool_deliver handles those).  Returns how many it took
- * (0: none, pool_deliver must handle the next). */
+ * result array or a sink, as long as they neither complete the job nor
+ * are due a progress call (pool_deliver handles those).  Returns how
+ * many it took (0: none, pool_deliver must handle the next). */
 static inline size_t pool_deliver_fast(struct pool_job *job, size_t index,
 				       size_t n, const unsigned char *data,
 				       size_t len, size_t stride)
 {
-	if (job->out != POOL_OUT_FIXED || len > job->result_size)
+	bool sink = job->out == POOL_OUT_SINK;
+	if (!sink && (job->out != POOL_OUT_FIXED || len > job->result_size))
 		return 0;
 	/* done < count while items are out, and done < progress_next. */
 	size_t room = job->count - job->done - 1;
@@ -577,7 +596,9 @@ static inline size_t pool_deliver_fast(struct pool_job *job, size_t index,
 		n = room;
 	if (!n)
 		return 0;
-	if (len == job->result_size && len == stride) {
+	if (sink) {
+		job->sink->run(job->sink_arg, index, n, data, len, stride);
+	} else if (len == job->result_size && len == stride) {
 		if (len)
 			memcpy(job->results + index * len, data, n * len);
 	} else {

@@ -301,6 +301,9 @@ void pool_deliver(struct pool_job *job, size_t index, int status,
 		r->status = status;
 		break;
 	}
+	case POOL_OUT_SINK:
+		job->sink->item(job->sink_arg, index, status, data, len, msg);
+		break;
 	}
 	pool->completed_local++;
 	if (status) {

@@ -14,6 +14,10 @@
  *                  with their messages; then a close and join
  *   kill           a task that SIGKILLs its own worker inside an agent
  *                  fails alone with -MPROC_EWORKERLOST, the rest complete
+ *   kill_piece     the same in the middle of an agent's large pieces,
+ *                  with results of three lengths (empty, 8 bytes, and
+ *                  longer than a run may be) in runs and alone, and
+ *                  failures with messages: every result in its place
  *   terminate      terminate in the middle of a map of slow tasks: the
  *                  call ends, unfinished items fail with -ECANCELED, and
  *                  the job ends (the agents exit)
@@ -99,6 +103,39 @@ static int kill_seven(mproc_task *t, const void *arg, size_t len)
 		raise(SIGKILL);
 	x++;
 	return mproc_task_return(t, &x, sizeof x);
+}
+
+/* The result of item x in kill_piece: runs of 40 items of one length,
+ * 0, 8 or 100 bytes, each byte a mix of x and its place. */
+static size_t piece_len(uint64_t x)
+{
+	static const size_t lens[] = { 0, 8, 100 };
+	return lens[x / 40 % 3];
+}
+
+static unsigned char piece_byte(uint64_t x, size_t j)
+{
+	return (unsigned char)(x * 31 + j);
+}
+
+/* x % 1000 == 333 kills its own worker, x % 1000 == 777 fails with a
+ * message; the others return their piece_len bytes. */
+static int kill_in_piece(mproc_task *t, const void *arg, size_t len)
+{
+	uint64_t x;
+	unsigned char out[100];
+	if (len != sizeof x)
+		return -EINVAL;
+	memcpy(&x, arg, sizeof x);
+	if (x % 1000 == 333)
+		raise(SIGKILL);
+	if (x % 1000 == 777) {
+		mproc_task_set_error(t, "seven seven seven");
+		return -EDOM;
+	}
+	for (size_t j = 0; j < piece_len(x); j++)
+		out[j] = piece_byte(x, j);
+	return mproc_task_return(t, out, piece_len(x));
 }
 
 /* Sleep 20 ms, then x + 1. */
@@ -306,6 +343,55 @@ static void case_kill(mproc_pool *pool)
 	      "apply after the death");
 }
 
+static void case_kill_piece(mproc_pool *pool)
+{
+	enum { N = 3000 };
+	static uint64_t in[N];
+	static struct iovec items[N];
+	static struct mproc_pool_result res[N];
+	for (int i = 0; i < N; i++) {
+		in[i] = (uint64_t)i;
+		items[i] = (struct iovec){ &in[i], sizeof in[i] };
+	}
+	/* Default chunks (375 items), cut by each agent into pieces that
+	 * each run on its one worker: a death leaves the items after the
+	 * dead one, and any done but not yet reported before it, to run
+	 * again after the dead one's failure came back. */
+	ssize_t failed = mproc_pool_map_iov(pool, kill_in_piece, items, N, res,
+					    NULL);
+	CHECK(failed == 6, "map: %zd failed", failed);
+	for (int i = 0; i < N; i++) {
+		const struct mproc_pool_result *r = &res[i];
+		if (i % 1000 == 333) {
+			CHECK(r->status == -MPROC_EWORKERLOST, "item %d: %s", i,
+			      mproc_strerror(r->status));
+		} else if (i % 1000 == 777) {
+			CHECK(r->status == -EDOM, "item %d: %s", i,
+			      mproc_strerror(r->status));
+		} else {
+			bool ok = r->status == 0 &&
+				  r->len == piece_len((uint64_t)i);
+			for (size_t j = 0; ok && j < r->len; j++)
+				ok = ((const unsigned char *)r->data)[j] ==
+				     piece_byte((uint64_t)i, j);
+			CHECK(ok, "item %d: status %s, %zu bytes", i,
+			      mproc_strerror(r->status), r->len);
+		}
+		free(r->data);
+	}
+	/* The first failure's message comes through too. */
+	uint64_t x = 777;
+	mproc_async *a;
+	CHECK(mproc_pool_apply_async(pool, kill_in_piece, &x, sizeof x, NULL,
+				     NULL, NULL, &a) == 0,
+	      "apply_async");
+	CHECK(mproc_async_get(a, 60 * MPROC_SEC, NULL, NULL) == -EDOM,
+	      "apply_async of 777");
+	CHECK(strcmp(mproc_async_error_message(a), "seven seven seven") == 0,
+	      "message: '%s'", mproc_async_error_message(a));
+	mproc_async_free(a);
+}
+
 struct term {
 	mproc_pool *pool;
 };
@@ -385,6 +471,8 @@ int main(int argc, char **argv)
 		case_apply_async(pool);
 	else if (!strcmp(which, "kill"))
 		case_kill(pool);
+	else if (!strcmp(which, "kill_piece"))
+		case_kill_piece(pool);
 	else if (!strcmp(which, "terminate"))
 		case_terminate(pool);
 	else if (!strcmp(which, "running"))
