@@ -339,6 +339,39 @@ static void commit_one(mproc_queue *q, uint64_t tok, size_t len, bool batch)
 	mproc__ring_commit(&q->ring, tok, len, 0, !batch);
 }
 
+/* Take back count_put's @n for messages that were never tagged, so no
+ * consumer can have seen them.  Relaxed: as count_put's add. */
+static void uncount_put(mproc_queue *q, uint64_t n)
+{
+	if (q->flags & MPROC_QUEUE_JOINABLE)
+		atomic_fetch_sub_explicit(&q->ctl->unfinished, n,
+					  memory_order_relaxed);
+}
+
+/* put on the SPSC ring: the ring reserves, copies, commits and publishes
+ * in one call (mproc__ring_put), one call instead of three on the path
+ * of every message.  Joinable: the message is counted before its tag
+ * makes it visible and taken back when it did not fit (as in
+ * put_many_spsc). */
+static ssize_t put_spsc(mproc_queue *q, const void *buf, size_t len,
+			struct mproc__lazy_deadline *l)
+{
+	register_producer(q);
+	for (;;) {
+		count_put(q, 1);
+		int rc = mproc__ring_put(&q->ring, buf, len);
+		if (mproc__likely(rc == 0))
+			return (ssize_t)len;
+		uncount_put(q, 1);
+		if (rc != -EAGAIN || mproc__lazy_nowait(l))
+			return rc;
+		rc = mproc__ring_wait_space(&q->ring, len, mproc__lazy_get(l),
+					    NULL, NULL);
+		if (rc)
+			return rc;
+	}
+}
+
 MPROC_API ssize_t mproc_queue_put(mproc_queue *q, const void *buf, size_t len,
 				  int64_t timeout_ns)
 {
@@ -350,6 +383,8 @@ MPROC_API ssize_t mproc_queue_put(mproc_queue *q, const void *buf, size_t len,
 		return -EINVAL;
 	struct mproc__lazy_deadline l;
 	mproc__lazy_init(&l, timeout_ns);
+	if (q->ring.kind == MPROC__RING_SPSC)
+		return put_spsc(q, buf, len, &l);
 	void *p;
 	uint64_t pos = 0;
 	int rc = reserve_wait(q, len, &pos, &p, &l);
@@ -433,12 +468,8 @@ static ssize_t put_many_spsc(mproc_queue *q, const struct iovec *msgs,
 		size_t done = 0;
 		count_put(q, n);
 		int rc = mproc__ring_write_many(&q->ring, msgs, n, &done);
-		if ((q->flags & MPROC_QUEUE_JOINABLE) && done < n)
-			/* Relaxed: as count_put's add, which it undoes for
-			 * messages never tagged, so nobody can have seen
-			 * them (see above). */
-			atomic_fetch_sub_explicit(&q->ctl->unfinished, n - done,
-						  memory_order_relaxed);
+		if (done < n)
+			uncount_put(q, n - done);
 		if (rc == -EAGAIN && !mproc__lazy_nowait(l)) {
 			rc = mproc__ring_wait_space(&q->ring, msgs[0].iov_len,
 						    mproc__lazy_get(l), NULL,
@@ -561,6 +592,31 @@ static int peek_wait(mproc_queue *q, uint64_t cap, uint64_t *tok,
 	}
 }
 
+/* get on the SPSC ring: the ring peeks, copies and releases in one call
+ * (mproc__ring_get); otherwise as peek_wait. */
+static ssize_t get_spsc(mproc_queue *q, void *buf, size_t cap,
+			struct mproc__lazy_deadline *l)
+{
+	bool dead = false;
+	for (;;) {
+		if (mproc__unlikely(discarded(q)))
+			return -MPROC_EEOF;
+		uint64_t len;
+		int rc = mproc__ring_get(&q->ring, buf, cap, &len);
+		if (mproc__likely(rc == 0))
+			return (ssize_t)len;
+		/* A wait ended with -MPROC_EPEERDIED: that stands only if
+		 * this last look still finds the ring empty (Q2, layout.h). */
+		if (rc == -EAGAIN && dead)
+			return -MPROC_EPEERDIED;
+		if (rc != -EAGAIN || mproc__lazy_nowait(l))
+			return rc;
+		rc = wait_data(q, mproc__lazy_get(l), &dead);
+		if (rc)
+			return rc;
+	}
+}
+
 MPROC_API ssize_t mproc_queue_get(mproc_queue *q, void *buf, size_t cap,
 				  int64_t timeout_ns)
 {
@@ -571,6 +627,8 @@ MPROC_API ssize_t mproc_queue_get(mproc_queue *q, void *buf, size_t cap,
 		return -EINVAL;
 	struct mproc__lazy_deadline l;
 	mproc__lazy_init(&l, timeout_ns);
+	if (q->ring.kind == MPROC__RING_SPSC)
+		return get_spsc(q, buf, cap, &l);
 	const void *p;
 	uint64_t len, pos = 0;
 	int rc = peek_wait(q, cap, &pos, &p, &len, &l);
