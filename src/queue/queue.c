@@ -592,31 +592,6 @@ static int peek_wait(mproc_queue *q, uint64_t cap, uint64_t *tok,
 	}
 }
 
-/* get on the SPSC ring: the ring peeks, copies and releases in one call
- * (mproc__ring_get); otherwise as peek_wait. */
-static ssize_t get_spsc(mproc_queue *q, void *buf, size_t cap,
-			struct mproc__lazy_deadline *l)
-{
-	bool dead = false;
-	for (;;) {
-		if (mproc__unlikely(discarded(q)))
-			return -MPROC_EEOF;
-		uint64_t len;
-		int rc = mproc__ring_get(&q->ring, buf, cap, &len);
-		if (mproc__likely(rc == 0))
-			return (ssize_t)len;
-		/* A wait ended with -MPROC_EPEERDIED: that stands only if
-		 * this last look still finds the ring empty (Q2, layout.h). */
-		if (rc == -EAGAIN && dead)
-			return -MPROC_EPEERDIED;
-		if (rc != -EAGAIN || mproc__lazy_nowait(l))
-			return rc;
-		rc = wait_data(q, mproc__lazy_get(l), &dead);
-		if (rc)
-			return rc;
-	}
-}
-
 MPROC_API ssize_t mproc_queue_get(mproc_queue *q, void *buf, size_t cap,
 				  int64_t timeout_ns)
 {
@@ -627,8 +602,6 @@ MPROC_API ssize_t mproc_queue_get(mproc_queue *q, void *buf, size_t cap,
 		return -EINVAL;
 	struct mproc__lazy_deadline l;
 	mproc__lazy_init(&l, timeout_ns);
-	if (q->ring.kind == MPROC__RING_SPSC)
-		return get_spsc(q, buf, cap, &l);
 	const void *p;
 	uint64_t len, pos = 0;
 	int rc = peek_wait(q, cap, &pos, &p, &len, &l);

@@ -218,14 +218,6 @@ static inline int mproc__ring_put(struct mproc__ring *r, const void *buf,
 	return mproc__ring_spsc_put(&r->u.spsc, buf, len);
 }
 
-/* SPSC only: one message copied out and released, published (peek, copy,
- * release in one call); see mproc__ring_spsc_get. */
-static inline int mproc__ring_get(struct mproc__ring *r, void *buf,
-				  uint64_t cap, uint64_t *len)
-{
-	return mproc__ring_spsc_get(&r->u.spsc, buf, cap, len);
-}
-
 /* SPSC only: write up to @n messages and tag them, unpublished; see
  * mproc__ring_spsc_write_many. */
 static inline int mproc__ring_write_many(struct mproc__ring *r,

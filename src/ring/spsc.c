@@ -559,8 +559,7 @@ int mproc__ring_spsc_wait_space(struct mproc__ring_spsc *r, uint64_t len,
 /* ------------------------------------------------------------------ */
 /* Consumer                                                            */
 
-static inline __attribute__((always_inline)) void
-publish_tail(struct mproc__ring_spsc *r)
+static void publish_tail(struct mproc__ring_spsc *r)
 {
 	struct mproc__ring_spsc_shared *sh = r->sh;
 	if (r->rd_msgs) {
@@ -578,10 +577,9 @@ publish_tail(struct mproc__ring_spsc *r)
 	mproc__event_signal(&sh->space_ready);
 }
 
-/* peek's body, also the first half of get: see ring.h. */
-static inline __attribute__((always_inline)) int
-peek_at(struct mproc__ring_spsc *r, uint64_t cap, uint64_t *token,
-	const void **payload, uint64_t *len, uint32_t *flags)
+int mproc__ring_spsc_peek(struct mproc__ring_spsc *r, uint64_t cap,
+			  uint64_t *token, const void **payload,
+			  uint64_t *len, uint32_t *flags)
 {
 	/* The view holds one peek: a second one would hand out the same
 	 * record again, and releasing both would consume two. */
@@ -650,13 +648,6 @@ peek_at(struct mproc__ring_spsc *r, uint64_t cap, uint64_t *token,
 	}
 }
 
-int mproc__ring_spsc_peek(struct mproc__ring_spsc *r, uint64_t cap,
-			  uint64_t *token, const void **payload,
-			  uint64_t *len, uint32_t *flags)
-{
-	return peek_at(r, cap, token, payload, len, flags);
-}
-
 void mproc__ring_spsc_release(struct mproc__ring_spsc *r, uint64_t token,
 			      bool publish)
 {
@@ -672,26 +663,6 @@ void mproc__ring_spsc_release(struct mproc__ring_spsc *r, uint64_t token,
 void mproc__ring_spsc_release_publish(struct mproc__ring_spsc *r)
 {
 	publish_tail(r);
-}
-
-int mproc__ring_spsc_get(struct mproc__ring_spsc *r, void *buf,
-			 uint64_t cap, uint64_t *len)
-{
-	uint64_t tok;
-	const void *p;
-	uint32_t flags;
-	int rc = peek_at(r, cap, &tok, &p, len, &flags);
-	if (rc)
-		return rc;
-	if (*len)
-		memcpy(buf, p, *len);
-	/* release(publish=true): E2 after the copy. */
-	r->rd_tail += r->peek_rec;
-	r->peek_rec = 0;
-	if (!(flags & MPROC__RING_REC_MORE))
-		r->rd_msgs++;
-	publish_tail(r);
-	return 0;
 }
 
 int mproc__ring_spsc_read_many(struct mproc__ring_spsc *r,

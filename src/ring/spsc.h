@@ -247,12 +247,6 @@ static inline void mproc__ring_spsc_unpeek(struct mproc__ring_spsc *r,
 void mproc__ring_spsc_release(struct mproc__ring_spsc *r, uint64_t token,
 			      bool publish);
 void mproc__ring_spsc_release_publish(struct mproc__ring_spsc *r);
-/* Get of one message: peek, copy it into @buf (at most @cap bytes), and
- * release with publish (E2, E4) in one call.  Returns 0 with *@len set,
- * or peek's errors (-EMSGSIZE with *@len set, the message stays; -EAGAIN,
- * -MPROC_EEOF, -EBUSY, -MPROC_ECORRUPT). */
-int mproc__ring_spsc_get(struct mproc__ring_spsc *r, void *buf,
-			 uint64_t cap, uint64_t *len);
 /* Batch get: copy up to @n messages out, message i into @bufs[i]
  * (@lens[i] its length), each released privately: the caller publishes
  * once (release_publish; E2).  Stops before a message that is not there
