@@ -348,14 +348,16 @@ static void uncount_put(mproc_queue *q, uint64_t n)
 					  memory_order_relaxed);
 }
 
-/* put on the SPSC ring: the ring reserves, copies, commits and publishes
- * in one call (mproc__ring_put), one call instead of three on the path
- * of every message.  Joinable: the message is counted before its tag
- * makes it visible and taken back when it did not fit (as in
- * put_many_spsc). */
-static ssize_t put_spsc(mproc_queue *q, const void *buf, size_t len,
-			struct mproc__lazy_deadline *l)
+/* put on the SPSC ring (@timeout_ns as for mproc_queue_put): the ring
+ * reserves, copies, commits and publishes in one call (mproc__ring_put),
+ * one call instead of three on the path of every message.  Joinable: the
+ * message is counted before its tag makes it visible and taken back when
+ * it did not fit (as in put_many_spsc). */
+static __attribute__((noinline)) ssize_t
+put_spsc(mproc_queue *q, const void *buf, size_t len, int64_t timeout_ns)
 {
+	struct mproc__lazy_deadline l;
+	mproc__lazy_init(&l, timeout_ns);
 	register_producer(q);
 	for (;;) {
 		count_put(q, 1);
@@ -363,13 +365,30 @@ static ssize_t put_spsc(mproc_queue *q, const void *buf, size_t len,
 		if (mproc__likely(rc == 0))
 			return (ssize_t)len;
 		uncount_put(q, 1);
-		if (rc != -EAGAIN || mproc__lazy_nowait(l))
+		if (rc != -EAGAIN || mproc__lazy_nowait(&l))
 			return rc;
-		rc = mproc__ring_wait_space(&q->ring, len, mproc__lazy_get(l),
+		rc = mproc__ring_wait_space(&q->ring, len, mproc__lazy_get(&l),
 					    NULL, NULL);
 		if (rc)
 			return rc;
 	}
+}
+
+/* put on the MPMC ring: reserve, copy, commit. */
+static __attribute__((noinline)) ssize_t
+put_mpmc(mproc_queue *q, const void *buf, size_t len, int64_t timeout_ns)
+{
+	struct mproc__lazy_deadline l;
+	mproc__lazy_init(&l, timeout_ns);
+	void *p;
+	uint64_t pos = 0;
+	int rc = reserve_wait(q, len, &pos, &p, &l);
+	if (rc)
+		return rc;
+	if (len)
+		memcpy(p, buf, len);
+	commit_one(q, pos, len, false);
+	return (ssize_t)len;
 }
 
 MPROC_API ssize_t mproc_queue_put(mproc_queue *q, const void *buf, size_t len,
@@ -381,19 +400,11 @@ MPROC_API ssize_t mproc_queue_put(mproc_queue *q, const void *buf, size_t len,
 		return -EMSGSIZE;
 	if (timeout_ns < -1)
 		return -EINVAL;
-	struct mproc__lazy_deadline l;
-	mproc__lazy_init(&l, timeout_ns);
+	/* Each ring's put has its own frame (noinline), so that this stays
+	 * a check and a jump. */
 	if (q->ring.kind == MPROC__RING_SPSC)
-		return put_spsc(q, buf, len, &l);
-	void *p;
-	uint64_t pos = 0;
-	int rc = reserve_wait(q, len, &pos, &p, &l);
-	if (rc)
-		return rc;
-	if (len)
-		memcpy(p, buf, len);
-	commit_one(q, pos, len, false);
-	return (ssize_t)len;
+		return put_spsc(q, buf, len, timeout_ns);
+	return put_mpmc(q, buf, len, timeout_ns);
 }
 
 MPROC_API ssize_t mproc_queue_put_nowait(mproc_queue *q, const void *buf,
