@@ -126,6 +126,15 @@ MPROC_API ssize_t mproc_conn_send_bytes(mproc_conn *c, const void *buf,
 	mproc__lazy_init(&u, c->timeout_ns);
 	if (len > mproc__ring_max_payload(&c->tx))
 		return send_stream(c, buf, len, &u);
+	/* The common case in one ring call (reserve, copy, commit, publish);
+	 * a full or closed ring takes the waiting path below. */
+	rc = mproc__ring_put(&c->tx, buf, len);
+	if (mproc__likely(rc == 0)) {
+		mproc__note_signal(c, false);
+		return (ssize_t)len;
+	}
+	if (rc != -EAGAIN && rc != -EPIPE)
+		return rc;
 	void *p;
 	uint64_t tok;
 	rc = tx_reserve(c, len, &p, &u, &tok);

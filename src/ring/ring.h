@@ -210,6 +210,14 @@ static inline void mproc__ring_publish_n(struct mproc__ring *r, uint64_t n)
 		mproc__ring_mpmc_publish_n(&r->u.mpmc, n);
 }
 
+/* SPSC only: one whole message copied in and published (reserve, copy,
+ * commit, publish in one call); see mproc__ring_spsc_put. */
+static inline int mproc__ring_put(struct mproc__ring *r, const void *buf,
+				  uint64_t len)
+{
+	return mproc__ring_spsc_put(&r->u.spsc, buf, len);
+}
+
 /* SPSC only: write up to @n messages and tag them, unpublished; see
  * mproc__ring_spsc_write_many. */
 static inline int mproc__ring_write_many(struct mproc__ring *r,

@@ -403,7 +403,9 @@ void mproc__ring_spsc_commit(struct mproc__ring_spsc *r, uint64_t token,
 		mproc__ring_spsc_publish(r);
 }
 
-void mproc__ring_spsc_publish(struct mproc__ring_spsc *r)
+/* publish's body, inlined into put (see ring.h). */
+static inline __attribute__((always_inline)) void
+publish_head(struct mproc__ring_spsc *r)
 {
 	struct mproc__ring_spsc_shared *sh = r->sh;
 	if (r->pend_msgs) {
@@ -421,6 +423,76 @@ void mproc__ring_spsc_publish(struct mproc__ring_spsc *r)
 	mproc__event_signal(&sh->data_ready);
 }
 
+void mproc__ring_spsc_publish(struct mproc__ring_spsc *r)
+{
+	publish_head(r);
+}
+
+/* Room for @need bytes at @pos: 0, -EAGAIN, or -MPROC_ECORRUPT (a tail
+ * that breaks I2).  The cached tail first; the shared one only when the
+ * cache says full. */
+static inline __attribute__((always_inline)) int
+room_at(struct mproc__ring_spsc *r, uint64_t pos, uint64_t need)
+{
+	if (mproc__likely(r->cap - (pos - r->cached_tail) >= need))
+		return 0;
+	int rc = load_tail(r, pos);
+	if (rc)
+		return rc;
+	return r->cap - (pos - r->cached_tail) < need ? -EAGAIN : 0;
+}
+
+/* Write a whole record of @len bytes from @src at @pos, where room_at
+ * found room for it: a PAD first where it would cross the end (I4), the
+ * payload, the header, then the tags (E1), each after clearing the slot
+ * after its record (I8, E5), exactly as reserve and commit do.  Positions
+ * come from private state only.  Returns the position after it; the
+ * caller stores it in pend_head and publishes when it likes. */
+static inline __attribute__((always_inline)) uint64_t
+write_rec(struct mproc__ring_spsc *r, uint64_t pos, uint64_t rec,
+	  const void *src, uint64_t len)
+{
+	uint64_t off = pos & r->mask, pad_pos = pos;
+	bool pad = off + rec > r->cap;
+	if (mproc__unlikely(pad)) {
+		hdr_store(r, off, (uint32_t)(r->cap - off - MPROC__RING_REC_HDR),
+			  MPROC__RING_REC_PAD);
+		pos += r->cap - off;
+		off = 0;
+	}
+	if (len)
+		memcpy(r->buf + off + MPROC__RING_REC_HDR, src, len);
+	hdr_store(r, off, (uint32_t)len, 0);
+	uint64_t end = pos + rec;
+	if (mproc__unlikely(pad)) {
+		tag_clear(r, pos);
+		tag_store(r, pad_pos);
+	}
+	if (end - r->cached_tail < r->cap)
+		tag_clear(r, end);
+	tag_store(r, pos);
+	return end;
+}
+
+int mproc__ring_spsc_put(struct mproc__ring_spsc *r, const void *buf,
+			 uint64_t len)
+{
+	if (len > r->max_payload)
+		return -EMSGSIZE;
+	int rc = prod_enter(r);
+	if (rc)
+		return rc;
+	uint64_t pos = r->pend_head;
+	uint64_t rec = mproc__ring_spsc_rec_size(len);
+	rc = room_at(r, pos, need_at(r, pos, rec));
+	if (rc)
+		return rc;
+	r->pend_head = write_rec(r, pos, rec, buf, len);
+	r->pend_msgs++;
+	publish_head(r);
+	return 0;
+}
+
 int mproc__ring_spsc_write_many(struct mproc__ring_spsc *r,
 				const struct iovec *msgs, size_t n,
 				size_t *done)
@@ -436,44 +508,12 @@ int mproc__ring_spsc_write_many(struct mproc__ring_spsc *r,
 		if (len > r->max_payload)
 			break;
 		uint64_t rec = mproc__ring_spsc_rec_size(len);
-		uint64_t need = need_at(r, pos, rec);
-		if (r->cap - (pos - r->cached_tail) < need) {
-			rc = load_tail(r, pos);
-			if (rc && !i)
-				return rc;
-			if (rc)
-				break; /* report the batch; the next call fails */
-			if (r->cap - (pos - r->cached_tail) < need)
-				break;
-		}
-		uint64_t off = pos & r->mask, pad_pos = pos;
-		bool pad = off + rec > r->cap;
-		if (pad) {
-			/* I4: a PAD to the end first, tagged just before the
-			 * record (as reserve and commit do). */
-			hdr_store(r, off,
-				  (uint32_t)(r->cap - off - MPROC__RING_REC_HDR),
-				  MPROC__RING_REC_PAD);
-			pos += r->cap - off;
-			off = 0;
-		}
-		if (len)
-			memcpy(r->buf + off + MPROC__RING_REC_HDR,
-			       msgs[i].iov_base, len);
-		hdr_store(r, off, (uint32_t)len, 0);
-		/* E1: each tag store releases its record's bytes (and the
-		 * PAD's header); positions come from private state only.
-		 * Each tag follows the clearing of the slot after its record
-		 * (I8, E5), exactly as in commit. */
-		uint64_t end = pos + rec;
-		if (pad) {
-			tag_clear(r, pos);
-			tag_store(r, pad_pos);
-		}
-		if (end - r->cached_tail < r->cap)
-			tag_clear(r, end);
-		tag_store(r, pos);
-		pos = end;
+		rc = room_at(r, pos, need_at(r, pos, rec));
+		if (rc == -MPROC_ECORRUPT && !i)
+			return rc;
+		if (rc)
+			break; /* full, or corrupt: the next call reports it */
+		pos = write_rec(r, pos, rec, msgs[i].iov_base, len);
 		/* Private until publish, as for commit(publish=false). */
 		r->pend_head = pos;
 		r->pend_msgs++;

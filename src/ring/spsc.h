@@ -217,6 +217,12 @@ void mproc__ring_spsc_publish(struct mproc__ring_spsc *r);
 int mproc__ring_spsc_wait_space(struct mproc__ring_spsc *r, uint64_t len,
 				const struct mproc__deadline *d,
 				mproc__alive_fn alive, void *alive_arg);
+/* Put of one whole message: reserve, copy @len bytes from @buf, commit
+ * and publish (E1, E4) in one call, with reserve's checks and errors
+ * (-EAGAIN, -EMSGSIZE, -EPIPE, -EBUSY, -MPROC_ECORRUPT); the record is
+ * the same as reserve+commit(publish=true) would write. */
+int mproc__ring_spsc_put(struct mproc__ring_spsc *r, const void *buf,
+			 uint64_t len);
 /* Batch put: copy up to @n messages into records, each tagged (visible)
  * as it is written, none published: the caller publishes once (E1 as
  * for commit(publish=false)).  *@done is how many were written; stops
