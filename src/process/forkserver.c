@@ -353,14 +353,30 @@ out:
 	return rc;
 }
 
+/* One non-blocking read of the status socket. */
+static ssize_t recv_status(int fd, struct status_msg *m)
+{
+	ssize_t k;
+	do
+		k = recv(fd, m, sizeof(*m), MSG_DONTWAIT);
+	while (k < 0 && errno == EINTR);
+	return k;
+}
+
 static int forkserver_poll_status(mproc_process *p)
 {
 	if (!p->status_lost) {
 		struct status_msg m;
-		ssize_t k;
-		do
-			k = recv(p->status_fd, &m, sizeof(m), MSG_DONTWAIT);
-		while (k < 0 && errno == EINTR);
+		ssize_t k = recv_status(p->status_fd, &m);
+		/* A non-blocking read of a SEQPACKET socket looks at the queue
+		 * and then, if it was empty, at the peer's close: a server
+		 * that sends the status and closes in between makes it report
+		 * end-of-file with the status queued (Linux's unix socket
+		 * code; seen under perf record as a false "peer process
+		 * died").  The close we saw came after the send, so a second
+		 * read finds the status if there is one. */
+		if (k == 0)
+			k = recv_status(p->status_fd, &m);
 		if (k == (ssize_t)sizeof(m) && m.magic == STATUS_MAGIC) {
 			p->exitcode = m.exitcode;
 			p->done = true;
