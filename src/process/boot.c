@@ -6,7 +6,10 @@
  * numbers of the shared segments it was given).  The parent
  * writes it into a memfd that the child inherits; a memfd rather than a
  * pipe so that the parent never blocks on a child that is slow to read
- * (or never reads) and never gets SIGPIPE from one that died.
+ * (or never reads) and never gets SIGPIPE from one that died.  The
+ * forkserver sends small start data inside its request instead (the
+ * child inherits the server's copy); both go through the same encoder and
+ * decoder.
  *
  * The child trusts nothing in it: every length is checked against what is
  * left before it is used, and a malformed blob is a clean error.
@@ -80,8 +83,8 @@ static void put_str(struct wbuf *w, const char *s)
 	put(w, s, n);
 }
 
-int mproc__proc_boot_write(const mproc_process *p, const int *fds,
-			   size_t nfds)
+int mproc__proc_boot_encode(const mproc_process *p, const int *fds,
+			    size_t nfds, uint8_t **out, size_t *out_len)
 {
 	struct mproc__fnref ref;
 	const void *body = p->run ? (const void *)(uintptr_t)p->run
@@ -120,14 +123,33 @@ int mproc__proc_boot_write(const mproc_process *p, const int *fds,
 		free(w.p);
 		return w.err;
 	}
+	*out = w.p;
+	*out_len = w.len;
+	return 0;
+}
 
+int mproc__proc_boot_write(const mproc_process *p, const int *fds,
+			   size_t nfds)
+{
+	uint8_t *buf;
+	size_t len;
+	int rc = mproc__proc_boot_encode(p, fds, nfds, &buf, &len);
+	if (rc)
+		return rc;
+	int fd = mproc__proc_boot_memfd(buf, len);
+	free(buf);
+	return fd;
+}
+
+int mproc__proc_boot_memfd(const uint8_t *buf, size_t len)
+{
+	int rc = 0;
 	int fd = memfd_create("mproc-boot", MFD_CLOEXEC);
 	if (fd < 0) {
 		rc = -errno;
-	} else if ((rc = mproc__write_all(fd, w.p, w.len)) != 0) {
+	} else if ((rc = mproc__write_all(fd, buf, len)) != 0) {
 		close(fd);
 	}
-	free(w.p);
 	return rc ? rc : fd;
 }
 
@@ -233,14 +255,25 @@ int mproc__proc_boot_read(int fd, const struct mproc__proc_method *method,
 			 mproc_strerror(rc));
 		return rc;
 	}
+	rc = mproc__proc_boot_decode(buf, len, method, self_out, parent,
+				     fds_out, nfds_out, why, why_len);
+	free(buf);
+	return rc;
+}
+
+int mproc__proc_boot_decode(const uint8_t *buf, size_t len,
+			    const struct mproc__proc_method *method,
+			    mproc_process **self_out,
+			    struct mproc__proc_parent *parent, int **fds_out,
+			    size_t *nfds_out, char *why, size_t why_len)
+{
+	int rc;
 	mproc_process *p = mproc__proc_alloc();
 	struct mproc__fnref ref = { 0 };
 	int *fds = NULL;
 	int err = 0;
-	if (!p) {
-		free(buf);
+	if (!p)
 		return -ENOMEM;
-	}
 	struct rbuf r = { buf, len, 0, false };
 	if (get_u64(&r) != BOOT_MAGIC || get_u32(&r) != BOOT_VERSION)
 		r.bad = true;
@@ -318,7 +351,6 @@ int mproc__proc_boot_read(int fd, const struct mproc__proc_method *method,
 	else
 		p->target = (mproc_target_fn)(uintptr_t)body;
 	mproc__fnref_clear(&ref);
-	free(buf);
 	*self_out = p;
 	*fds_out = fds;
 	*nfds_out = nfds;
@@ -328,7 +360,6 @@ fail:
 	parent->name = NULL;
 	mproc__fnref_clear(&ref);
 	free(fds);
-	free(buf);
 	mproc__proc_release(p);
 	return rc;
 }

@@ -12,7 +12,9 @@
  * more messages (SCM_RIGHTS carries at most 253 descriptors per message)
  * holding descriptors and, for each, the number it must have in the child:
  *   - a new per-child status socket (role STATUS),
- *   - a memfd with the start data (role BOOT, see boot.c),
+ *   - the start data (see boot.c): up to BOOT_INLINE_MAX bytes of it
+ *     inside the first message, after the numbers; more in a memfd (role
+ *     BOOT),
  *   - the owner's stdin, stdout and stderr, to become 0, 1, 2,
  *   - the anonymous segments, to keep their numbers,
  *   - a pidfd of the owner, the child's sentinel on its parent (the
@@ -63,15 +65,21 @@
 #define STATUS_MAGIC 0x5453534du /* "MSST" */
 #define FDS_PER_MSG 250          /* below the kernel's SCM_MAX_FD (253) */
 #define MAX_REQ_FDS (1u << 20)
+/* Start data up to this size rides in the request: no memfd to create,
+ * pass, read and close per child.  Far below a socket's send buffer. */
+#define BOOT_INLINE_MAX 16384u
 
 #define ROLE_STATUS (-1)
 #define ROLE_BOOT (-2)
 
+/* A request message: this header, then count int32_t target numbers,
+ * then boot_len bytes of start data (the first message only; 0 when a
+ * BOOT memfd carries them). */
 struct req_hdr {
 	uint32_t magic;
-	uint32_t total; /* descriptors in the whole request */
-	uint32_t count; /* descriptors in this message */
-	int32_t targets[FDS_PER_MSG];
+	uint32_t total;    /* descriptors in the whole request */
+	uint32_t count;    /* descriptors in this message */
+	uint32_t boot_len; /* start data bytes in this message */
 };
 
 struct reply {
@@ -171,20 +179,24 @@ static void stop_server_locked(void)
 /* Send a request; *partial tells whether some of it went out before an
  * error (then the stream is out of step and the server must go). */
 static int send_request_locked(const int *fds, const int32_t *targets,
-			       size_t n, bool *partial)
+			       size_t n, const uint8_t *boot, size_t boot_len,
+			       bool *partial)
 {
 	*partial = false;
 	for (size_t off = 0; off < n; off += FDS_PER_MSG) {
 		size_t cnt = n - off < FDS_PER_MSG ? n - off : FDS_PER_MSG;
-		struct req_hdr h;
-		h.magic = REQ_MAGIC;
-		h.total = (uint32_t)n;
-		h.count = (uint32_t)cnt;
-		memcpy(h.targets, targets + off, cnt * sizeof(int32_t));
-		struct iovec iov = {
-			.iov_base = &h,
-			.iov_len = offsetof(struct req_hdr, targets) +
-				   cnt * sizeof(int32_t),
+		size_t blen = off == 0 ? boot_len : 0;
+		struct req_hdr h = {
+			.magic = REQ_MAGIC,
+			.total = (uint32_t)n,
+			.count = (uint32_t)cnt,
+			.boot_len = (uint32_t)blen,
+		};
+		struct iovec iov[3] = {
+			{ .iov_base = &h, .iov_len = sizeof(h) },
+			{ .iov_base = (void *)(targets + off),
+			  .iov_len = cnt * sizeof(int32_t) },
+			{ .iov_base = (void *)boot, .iov_len = blen },
 		};
 		union {
 			char buf[CMSG_SPACE(sizeof(int) * FDS_PER_MSG)];
@@ -192,8 +204,8 @@ static int send_request_locked(const int *fds, const int32_t *targets,
 		} cm;
 		memset(&cm, 0, sizeof(cm));
 		struct msghdr msg = {
-			.msg_iov = &iov,
-			.msg_iovlen = 1,
+			.msg_iov = iov,
+			.msg_iovlen = blen ? 3 : 2,
 			.msg_control = cm.buf,
 			.msg_controllen = CMSG_SPACE(sizeof(int) * cnt),
 		};
@@ -257,10 +269,24 @@ static int forkserver_start(mproc_process *p)
 	int rc = mproc__proc_inheritable_fds(&mem, &nmem);
 	if (rc)
 		return rc;
-	int boot = mproc__proc_boot_write(p, mem, nmem);
-	if (boot < 0) {
+	uint8_t *blob;
+	size_t blob_len;
+	rc = mproc__proc_boot_encode(p, mem, nmem, &blob, &blob_len);
+	if (rc) {
 		free(mem);
-		return boot;
+		return rc;
+	}
+	/* Small start data goes inside the request; larger in a memfd. */
+	int boot = -1;
+	if (blob_len > BOOT_INLINE_MAX) {
+		boot = mproc__proc_boot_memfd(blob, blob_len);
+		free(blob);
+		blob = NULL;
+		blob_len = 0;
+		if (boot < 0) {
+			free(mem);
+			return boot;
+		}
 	}
 	int sv[2] = { -1, -1 };
 	int *fds = malloc((nmem + 6) * sizeof(*fds));
@@ -276,8 +302,10 @@ static int forkserver_start(mproc_process *p)
 	size_t n = 0;
 	fds[n] = sv[1];
 	targets[n++] = ROLE_STATUS;
-	fds[n] = boot;
-	targets[n++] = ROLE_BOOT;
+	if (boot >= 0) {
+		fds[n] = boot;
+		targets[n++] = ROLE_BOOT;
+	}
 	/* The child writes where we write now, not where the server's
 	 * stdio pointed when it was started; a closed one stays closed. */
 	for (int s = 0; s <= 2; s++)
@@ -301,7 +329,8 @@ static int forkserver_start(mproc_process *p)
 		if (fs_ctl < 0 && (rc = start_server_locked()) != 0)
 			break;
 		bool partial;
-		rc = send_request_locked(fds, targets, n, &partial);
+		rc = send_request_locked(fds, targets, n, blob, blob_len,
+					 &partial);
 		if (!rc)
 			break;
 		/* A dead server shows up as EPIPE/ECONNRESET: start a new
@@ -346,21 +375,39 @@ out:
 		close(sv[0]);
 	if (sv[1] >= 0)
 		close(sv[1]);
-	close(boot);
+	if (boot >= 0)
+		close(boot);
+	free(blob);
 	free(fds);
 	free(targets);
 	free(mem);
 	return rc;
 }
 
+/* One non-blocking read of the status socket. */
+static ssize_t recv_status(int fd, struct status_msg *m)
+{
+	ssize_t k;
+	do
+		k = recv(fd, m, sizeof(*m), MSG_DONTWAIT);
+	while (k < 0 && errno == EINTR);
+	return k;
+}
+
 static int forkserver_poll_status(mproc_process *p)
 {
 	if (!p->status_lost) {
 		struct status_msg m;
-		ssize_t k;
-		do
-			k = recv(p->status_fd, &m, sizeof(m), MSG_DONTWAIT);
-		while (k < 0 && errno == EINTR);
+		ssize_t k = recv_status(p->status_fd, &m);
+		/* A non-blocking read of a SEQPACKET socket looks at the queue
+		 * and then, if it was empty, at the peer's close: a server
+		 * that sends the status and closes in between makes it report
+		 * end-of-file with the status queued (Linux's unix socket
+		 * code; seen under perf record as a false "peer process
+		 * died").  The close we saw came after the send, so a second
+		 * read finds the status if there is one. */
+		if (k == 0)
+			k = recv_status(p->status_fd, &m);
 		if (k == (ssize_t)sizeof(m) && m.magic == STATUS_MAGIC) {
 			p->exitcode = m.exitcode;
 			p->done = true;
@@ -415,8 +462,11 @@ static _Noreturn void child_fail(const char *what, int err)
 }
 
 /* In the freshly forked child: put the received descriptors where they
- * belong, drop everything of the server's, and run the body. */
+ * belong, drop everything of the server's, and run the body.  The start
+ * data is @blob (@blob_len bytes, the server's copy) or, if @blob is
+ * NULL, in the BOOT memfd. */
 static _Noreturn void child_main(int *fds, const int32_t *targets, size_t n,
+				 const uint8_t *blob, size_t blob_len,
 				 pid_t server)
 {
 	/* 1. Move what we keep above every target number, so that installing
@@ -429,6 +479,12 @@ static _Noreturn void child_main(int *fds, const int32_t *targets, size_t n,
 	for (size_t i = 0; i < n; i++) {
 		if (targets[i] == ROLE_STATUS) {
 			fds[i] = -1; /* the server's business */
+			continue;
+		}
+		if (fds[i] >= hi) {
+			/* Already above: stays where it is. */
+			if (targets[i] == ROLE_BOOT)
+				boot = fds[i];
 			continue;
 		}
 		int m = fcntl(fds[i], F_DUPFD_CLOEXEC, hi);
@@ -461,20 +517,22 @@ static _Noreturn void child_main(int *fds, const int32_t *targets, size_t n,
 	}
 	close_range(from, ~0u, 0);
 	free(keep);
-	/* 3. Install at the target numbers; dup2 leaves the new descriptor
-	 * without close-on-exec, right for stdio; segments get it back, as
-	 * in a spawned child. */
+	/* 3. Install at the target numbers: stdio without close-on-exec,
+	 * segments and the parent's pidfd with it, as in a spawned child.
+	 * Then close the copies, all at hi or above (but the memfd). */
 	for (size_t i = 0; i < n; i++) {
 		if (targets[i] < 0)
 			continue;
-		if (dup2(fds[i], targets[i]) < 0)
+		if (dup3(fds[i], targets[i], targets[i] > 2 ? O_CLOEXEC : 0) < 0)
 			child_fail("installing descriptors", -errno);
-		if (targets[i] > 2)
-			fcntl(targets[i], F_SETFD, FD_CLOEXEC);
 	}
-	for (size_t i = 0; i < n; i++)
-		if (targets[i] >= 0)
-			close(fds[i]);
+	if (boot < 0) {
+		close_range((unsigned)hi, ~0u, 0);
+	} else {
+		if (boot > hi)
+			close_range((unsigned)hi, (unsigned)boot - 1, 0);
+		close_range((unsigned)boot + 1, ~0u, 0);
+	}
 	/* 4. Undo what the server changed for itself.  A SIGINT sent since
 	 * the fork (the owner may interrupt as soon as it has the pid) was
 	 * held pending by the mask, and acts now, with the default action. */
@@ -490,10 +548,18 @@ static _Noreturn void child_main(int *fds, const int32_t *targets, size_t n,
 	struct mproc__proc_parent parent = { 0, NULL, -1 };
 	int *segs;
 	size_t nsegs;
-	int rc = mproc__proc_boot_read(boot, &mproc__proc_forkserver_method,
-				       &self, &parent, &segs, &nsegs, why,
-				       sizeof(why));
-	close(boot);
+	int rc;
+	if (blob) {
+		rc = mproc__proc_boot_decode(blob, blob_len,
+					     &mproc__proc_forkserver_method, &self,
+					     &parent, &segs, &nsegs, why,
+					     sizeof(why));
+	} else {
+		rc = mproc__proc_boot_read(boot, &mproc__proc_forkserver_method,
+					   &self, &parent, &segs, &nsegs, why,
+					   sizeof(why));
+		close(boot);
+	}
 	if (rc)
 		child_fail(why, rc == -MPROC_ENOSYMBOL ? 0 : rc);
 	free(segs);
@@ -517,9 +583,17 @@ static void close_all(int *fds, size_t n)
  * end-of-file or out of step (the server then exits). */
 static int serve(int ctl, struct kid **kids, size_t *nkids, size_t *cap)
 {
+	/* One message at most: a larger one arrives with MSG_TRUNC.  Static:
+	 * the server has one thread, and the buffer is large. */
+	static union {
+		uint8_t b[sizeof(struct req_hdr) + FDS_PER_MSG * sizeof(int32_t) +
+			  BOOT_INLINE_MAX];
+		struct req_hdr align;
+	} rq;
 	int *fds = NULL;
 	int32_t *targets = NULL;
-	size_t total = 0, got = 0;
+	uint8_t *blob = NULL;
+	size_t total = 0, got = 0, blob_len = 0;
 	do {
 		struct req_hdr h;
 		int cfds[FDS_PER_MSG];
@@ -527,7 +601,7 @@ static int serve(int ctl, struct kid **kids, size_t *nkids, size_t *cap)
 			char buf[CMSG_SPACE(sizeof(int) * FDS_PER_MSG)];
 			struct cmsghdr align;
 		} cm;
-		struct iovec iov = { .iov_base = &h, .iov_len = sizeof(h) };
+		struct iovec iov = { .iov_base = rq.b, .iov_len = sizeof(rq.b) };
 		struct msghdr msg = {
 			.msg_iov = &iov,
 			.msg_iovlen = 1,
@@ -557,27 +631,41 @@ static int serve(int ctl, struct kid **kids, size_t *nkids, size_t *cap)
 				}
 			}
 		}
-		size_t hsz = offsetof(struct req_hdr, targets);
+		size_t hsz = sizeof(h);
+		if (k >= (ssize_t)hsz)
+			memcpy(&h, rq.b, hsz);
+		/* Start data only in the first message, and not more of it
+		 * than a sender may put there. */
 		bool ok = k >= (ssize_t)hsz && !(msg.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) &&
 			  h.magic == REQ_MAGIC && h.count <= FDS_PER_MSG &&
-			  (size_t)k == hsz + h.count * sizeof(int32_t) &&
-			  nc == h.count && h.total >= 2 && h.total <= MAX_REQ_FDS &&
+			  h.boot_len <= (got == 0 ? BOOT_INLINE_MAX : 0) &&
+			  (size_t)k == hsz + h.count * sizeof(int32_t) + h.boot_len &&
+			  nc == h.count && h.total >= 1 && h.total <= MAX_REQ_FDS &&
 			  (got == 0 || h.total == total) && got + h.count <= h.total;
 		if (ok && got == 0) {
 			total = h.total;
 			fds = malloc(total * sizeof(*fds));
 			targets = malloc(total * sizeof(*targets));
 			ok = fds && targets;
+			if (ok && h.boot_len) {
+				blob_len = h.boot_len;
+				blob = malloc(blob_len);
+				ok = blob != NULL;
+				if (ok)
+					memcpy(blob, rq.b + hsz + h.count * sizeof(int32_t),
+					       blob_len);
+			}
 		}
 		if (!ok) {
 			close_all(cfds, nc);
 			close_all(fds, got);
 			free(fds);
 			free(targets);
+			free(blob);
 			return -1;
 		}
 		memcpy(fds + got, cfds, nc * sizeof(int));
-		memcpy(targets + got, h.targets, nc * sizeof(int32_t));
+		memcpy(targets + got, rq.b + hsz, nc * sizeof(int32_t));
 		got += nc;
 	} while (got < total);
 
@@ -591,10 +679,12 @@ static int serve(int ctl, struct kid **kids, size_t *nkids, size_t *cap)
 		else if (targets[i] < 0)
 			bad = true; /* a role twice, or an unknown one */
 	}
-	if (bad || status_i < 0 || boot_i < 0) {
+	/* The start data comes one way: inline or in a memfd. */
+	if (bad || status_i < 0 || (boot_i < 0) == (blob == NULL)) {
 		close_all(fds, total);
 		free(fds);
 		free(targets);
+		free(blob);
 		return -1;
 	}
 	int status_fd = fds[status_i];
@@ -602,7 +692,7 @@ static int serve(int ctl, struct kid **kids, size_t *nkids, size_t *cap)
 	pid_t server = mproc__self_pid();
 	pid_t pid = fork();
 	if (pid == 0)
-		child_main(fds, targets, total, server);
+		child_main(fds, targets, total, blob, blob_len, server);
 	int err = pid < 0 ? -errno : 0;
 	int pidfd = -1;
 	if (!err && (pidfd = mproc__proc_pidfd_for_child(pid)) < 0)
@@ -631,6 +721,7 @@ static int serve(int ctl, struct kid **kids, size_t *nkids, size_t *cap)
 	close_all(fds, total);
 	free(fds);
 	free(targets);
+	free(blob);
 	if (err) {
 		close(status_fd);
 		return 0;
