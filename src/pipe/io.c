@@ -128,7 +128,7 @@ MPROC_API ssize_t mproc_conn_send_bytes(mproc_conn *c, const void *buf,
 		return send_stream(c, buf, len, &u);
 	/* The common case in one ring call (reserve, copy, commit, publish);
 	 * a full or closed ring takes the waiting path below. */
-	rc = mproc__ring_put(&c->tx, buf, len);
+	rc = mproc__ring_put(&c->tx, buf, len, NULL);
 	if (mproc__likely(rc == 0)) {
 		mproc__note_signal(c, false);
 		return (ssize_t)len;

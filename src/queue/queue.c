@@ -339,20 +339,19 @@ static void commit_one(mproc_queue *q, uint64_t tok, size_t len, bool batch)
 	mproc__ring_commit(&q->ring, tok, len, 0, !batch);
 }
 
-/* Take back count_put's @n for messages that were never tagged, so no
- * consumer can have seen them.  Relaxed: as count_put's add. */
-static void uncount_put(mproc_queue *q, uint64_t n)
+/* The count the SPSC ring raises before each tag (mproc__ring_put,
+ * mproc__ring_write_many): a joinable queue's unfinished, else NULL. */
+static _Atomic uint64_t *put_count(mproc_queue *q)
 {
-	if (q->flags & MPROC_QUEUE_JOINABLE)
-		atomic_fetch_sub_explicit(&q->ctl->unfinished, n,
-					  memory_order_relaxed);
+	return (q->flags & MPROC_QUEUE_JOINABLE) ? &q->ctl->unfinished : NULL;
 }
 
 /* put on the SPSC ring (@timeout_ns as for mproc_queue_put): the ring
  * reserves, copies, commits and publishes in one call (mproc__ring_put),
  * one call instead of three on the path of every message.  Joinable: the
- * message is counted before its tag makes it visible and taken back when
- * it did not fit (as in put_many_spsc). */
+ * ring counts the message just before its tag makes it visible, as
+ * commit_one does, so a producer killed in the call leaves the count
+ * exact. */
 static __attribute__((noinline)) ssize_t
 put_spsc(mproc_queue *q, const void *buf, size_t len, int64_t timeout_ns)
 {
@@ -360,11 +359,9 @@ put_spsc(mproc_queue *q, const void *buf, size_t len, int64_t timeout_ns)
 	mproc__lazy_init(&l, timeout_ns);
 	register_producer(q);
 	for (;;) {
-		count_put(q, 1);
-		int rc = mproc__ring_put(&q->ring, buf, len);
+		int rc = mproc__ring_put(&q->ring, buf, len, put_count(q));
 		if (mproc__likely(rc == 0))
 			return (ssize_t)len;
-		uncount_put(q, 1);
 		if (rc != -EAGAIN || mproc__lazy_nowait(&l))
 			return rc;
 		rc = mproc__ring_wait_space(&q->ring, len, mproc__lazy_get(&l),
@@ -449,14 +446,15 @@ static ssize_t put_many_mpmc(mproc_queue *q, const struct iovec *msgs,
 				break;
 			return rc;
 		}
-		count_put(q, got);
+		/* Each message counted just before its commit (commit_one),
+		 * so a producer killed among the copies leaves no count for
+		 * a slot it never committed. */
 		for (uint64_t i = 0; i < got; i++) {
 			const struct iovec *m = &msgs[done + i];
 			if (m->iov_len)
 				memcpy(mproc__ring_payload(&q->ring, first + i),
 				       m->iov_base, m->iov_len);
-			mproc__ring_commit(&q->ring, first + i, m->iov_len, 0,
-					   false);
+			commit_one(q, first + i, m->iov_len, true);
 		}
 		done += got;
 	}
@@ -468,19 +466,16 @@ static ssize_t put_many_mpmc(mproc_queue *q, const struct iovec *msgs,
 /* put_many on the SPSC ring: the ring writes the whole batch in one call
  * (mproc__ring_write_many: one set of producer checks, then a header,
  * the copy and a tag per message), and it is published once.  Joinable:
- * a message must be counted before its tag makes it visible, so the
- * batch is counted first and what did not fit is taken back at once (a
- * join may wait a moment longer, never return early; the count is never
- * held across a wait). */
+ * the ring counts each message just before its tag makes it visible, so
+ * the count is never ahead of the ring by more than the one message
+ * being tagged, and a producer killed in the call leaves it exact. */
 static ssize_t put_many_spsc(mproc_queue *q, const struct iovec *msgs,
 			     size_t n, struct mproc__lazy_deadline *l)
 {
 	for (;;) {
 		size_t done = 0;
-		count_put(q, n);
-		int rc = mproc__ring_write_many(&q->ring, msgs, n, &done);
-		if (done < n)
-			uncount_put(q, n - done);
+		int rc = mproc__ring_write_many(&q->ring, msgs, n, &done,
+						put_count(q));
 		if (rc == -EAGAIN && !mproc__lazy_nowait(l)) {
 			rc = mproc__ring_wait_space(&q->ring, msgs[0].iov_len,
 						    mproc__lazy_get(l), NULL,

@@ -211,20 +211,21 @@ static inline void mproc__ring_publish_n(struct mproc__ring *r, uint64_t n)
 }
 
 /* SPSC only: one whole message copied in and published (reserve, copy,
- * commit, publish in one call); see mproc__ring_spsc_put. */
+ * commit, publish in one call); @count NULL or raised before the tag;
+ * see mproc__ring_spsc_put. */
 static inline int mproc__ring_put(struct mproc__ring *r, const void *buf,
-				  uint64_t len)
+				  uint64_t len, _Atomic uint64_t *count)
 {
-	return mproc__ring_spsc_put(&r->u.spsc, buf, len);
+	return mproc__ring_spsc_put(&r->u.spsc, buf, len, count);
 }
 
 /* SPSC only: write up to @n messages and tag them, unpublished; see
  * mproc__ring_spsc_write_many. */
 static inline int mproc__ring_write_many(struct mproc__ring *r,
 					 const struct iovec *msgs, size_t n,
-					 size_t *done)
+					 size_t *done, _Atomic uint64_t *count)
 {
-	return mproc__ring_spsc_write_many(&r->u.spsc, msgs, n, done);
+	return mproc__ring_spsc_write_many(&r->u.spsc, msgs, n, done, count);
 }
 
 /* SPSC only: copy out and release up to @n messages, unpublished; see

@@ -447,10 +447,17 @@ room_at(struct mproc__ring_spsc *r, uint64_t pos, uint64_t need)
  * payload, the header, then the tags (E1), each after clearing the slot
  * after its record (I8, E5), exactly as reserve and commit do.  Positions
  * come from private state only.  Returns the position after it; the
- * caller stores it in pend_head and publishes when it likes. */
+ * caller stores it in pend_head and publishes when it likes.
+ *
+ * @count (a joinable queue's unfinished count, or NULL) is raised by one
+ * after the header and before the tags, where commit's caller raises it:
+ * nothing can fail after that point, so the count is never taken back,
+ * and a producer that dies before it leaves no message and no count.
+ * Relaxed: the release of the record's tag orders it before any
+ * consumer's task_done for the message. */
 static inline __attribute__((always_inline)) uint64_t
 write_rec(struct mproc__ring_spsc *r, uint64_t pos, uint64_t rec,
-	  const void *src, uint64_t len)
+	  const void *src, uint64_t len, _Atomic uint64_t *count)
 {
 	uint64_t off = pos & r->mask, pad_pos = pos;
 	bool pad = off + rec > r->cap;
@@ -464,6 +471,8 @@ write_rec(struct mproc__ring_spsc *r, uint64_t pos, uint64_t rec,
 		memcpy(r->buf + off + MPROC__RING_REC_HDR, src, len);
 	hdr_store(r, off, (uint32_t)len, 0);
 	uint64_t end = pos + rec;
+	if (count)
+		atomic_fetch_add_explicit(count, 1, memory_order_relaxed);
 	if (mproc__unlikely(pad)) {
 		tag_clear(r, pos);
 		tag_store(r, pad_pos);
@@ -475,7 +484,7 @@ write_rec(struct mproc__ring_spsc *r, uint64_t pos, uint64_t rec,
 }
 
 int mproc__ring_spsc_put(struct mproc__ring_spsc *r, const void *buf,
-			 uint64_t len)
+			 uint64_t len, _Atomic uint64_t *count)
 {
 	if (len > r->max_payload)
 		return -EMSGSIZE;
@@ -487,7 +496,7 @@ int mproc__ring_spsc_put(struct mproc__ring_spsc *r, const void *buf,
 	rc = room_at(r, pos, need_at(r, pos, rec));
 	if (rc)
 		return rc;
-	r->pend_head = write_rec(r, pos, rec, buf, len);
+	r->pend_head = write_rec(r, pos, rec, buf, len, count);
 	r->pend_msgs++;
 	publish_head(r);
 	return 0;
@@ -495,7 +504,7 @@ int mproc__ring_spsc_put(struct mproc__ring_spsc *r, const void *buf,
 
 int mproc__ring_spsc_write_many(struct mproc__ring_spsc *r,
 				const struct iovec *msgs, size_t n,
-				size_t *done)
+				size_t *done, _Atomic uint64_t *count)
 {
 	*done = 0;
 	int rc = prod_enter(r);
@@ -513,7 +522,7 @@ int mproc__ring_spsc_write_many(struct mproc__ring_spsc *r,
 			return rc;
 		if (rc)
 			break; /* full, or corrupt: the next call reports it */
-		pos = write_rec(r, pos, rec, msgs[i].iov_base, len);
+		pos = write_rec(r, pos, rec, msgs[i].iov_base, len, count);
 		/* Private until publish, as for commit(publish=false). */
 		r->pend_head = pos;
 		r->pend_msgs++;

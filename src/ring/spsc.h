@@ -220,19 +220,23 @@ int mproc__ring_spsc_wait_space(struct mproc__ring_spsc *r, uint64_t len,
 /* Put of one whole message: reserve, copy @len bytes from @buf, commit
  * and publish (E1, E4) in one call, with reserve's checks and errors
  * (-EAGAIN, -EMSGSIZE, -EPIPE, -EBUSY, -MPROC_ECORRUPT); the record is
- * the same as reserve+commit(publish=true) would write. */
+ * the same as reserve+commit(publish=true) would write.  @count, when
+ * not NULL, is raised by one (relaxed) just before the record's tag, so
+ * it counts exactly the messages made visible, even when the producer
+ * dies mid-call (a joinable queue's unfinished count). */
 int mproc__ring_spsc_put(struct mproc__ring_spsc *r, const void *buf,
-			 uint64_t len);
+			 uint64_t len, _Atomic uint64_t *count);
 /* Batch put: copy up to @n messages into records, each tagged (visible)
  * as it is written, none published: the caller publishes once (E1 as
  * for commit(publish=false)).  *@done is how many were written; stops
  * at the first that does not fit now or is longer than max_payload.
  * Returns 0 with *@done >= 1, or the first message's error as reserve
- * (-EAGAIN, -EMSGSIZE, -EPIPE, -EBUSY, -MPROC_ECORRUPT). */
+ * (-EAGAIN, -EMSGSIZE, -EPIPE, -EBUSY, -MPROC_ECORRUPT).  @count as for
+ * mproc__ring_spsc_put, once per message before its tag. */
 struct iovec;
 int mproc__ring_spsc_write_many(struct mproc__ring_spsc *r,
 				const struct iovec *msgs, size_t n,
-				size_t *done);
+				size_t *done, _Atomic uint64_t *count);
 
 /* --- consumer --- */
 int mproc__ring_spsc_peek(struct mproc__ring_spsc *r, uint64_t cap,

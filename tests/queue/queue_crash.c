@@ -477,3 +477,75 @@ Test(mpmc_crash, qsize_of_a_busy_queue_is_never_zero)
 	cr_assert_geq(low, 5, "qsize said %llu of at least 5 (%llu calls)",
 		      (unsigned long long)low, (unsigned long long)calls);
 }
+
+/* ---- a joinable queue's count when a producer dies inside put ---- */
+
+enum put_call { PUT_ONE, PUT_MANY };
+
+/* A producer that dies inside the copy of a put (its source runs into
+ * an unmapped page, so it takes SIGSEGV there) leaves no message, and so
+ * no count: join returns at once, and the queue keeps working.  The
+ * one-call SPSC put once counted the message before its copy, and a
+ * producer killed in that window left join waiting for ever. */
+static void producer_dies_in_copy(unsigned flags, enum put_call call)
+{
+	const size_t half = 128 << 10;
+	struct mproc_queue_attr a;
+	mproc_queue_attr_init(&a);
+	a.flags = flags | MPROC_QUEUE_JOINABLE;
+	a.max_msg = 2 * half;
+	a.capacity = 8 * (2 * half + 64);
+	mproc_queue *q;
+	cr_assert_eq(mproc_queue_create(&a, &q), 0);
+	pid_t pid = fork();
+	cr_assert_geq(pid, 0);
+	if (pid == 0) {
+		unsigned char *src = mmap(NULL, 2 * half, PROT_READ | PROT_WRITE,
+					  MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		if (src == MAP_FAILED || munmap(src + half, half))
+			_exit(90);
+		memset(src, 'x', half);
+		struct iovec v[2] = {
+			{.iov_base = "ok", .iov_len = 2},
+			{.iov_base = src, .iov_len = 2 * half},
+		};
+		if (call == PUT_ONE)
+			mproc_queue_put(q, src, 2 * half, 0);
+		else
+			mproc_queue_put_many(q, v + 1, 1, 0);
+		_exit(91); /* the copy did not fault */
+	}
+	int st;
+	cr_assert_eq(waitpid(pid, &st, 0), pid);
+	cr_assert(WIFSIGNALED(st) && WTERMSIG(st) == SIGSEGV,
+		  "the producer should die in the copy (status %#x)", st);
+	cr_assert_eq(mproc_queue_join(q, 200 * MPROC_MSEC), 0,
+		     "a message never made visible must not be waited for");
+	/* Still usable: a message now is counted, delivered and joined. */
+	cr_assert_eq(mproc_queue_put(q, "after", 5, 0), 5);
+	cr_assert_eq(mproc_queue_join(q, 0), -EAGAIN);
+	get_expect(q, "after", 2 * MPROC_SEC);
+	cr_assert_eq(mproc_queue_task_done(q), 0);
+	cr_assert_eq(mproc_queue_join(q, 200 * MPROC_MSEC), 0);
+	mproc_queue_free(q);
+}
+
+Test(spsc_crash, joinable_put_killed_in_its_copy_leaves_no_count)
+{
+	producer_dies_in_copy(MPROC_QUEUE_SPSC, PUT_ONE);
+}
+
+Test(spsc_crash, joinable_put_many_killed_in_its_copy_leaves_no_count)
+{
+	producer_dies_in_copy(MPROC_QUEUE_SPSC, PUT_MANY);
+}
+
+Test(mpmc_crash, joinable_put_killed_in_its_copy_leaves_no_count)
+{
+	producer_dies_in_copy(0, PUT_ONE);
+}
+
+Test(mpmc_crash, joinable_put_many_killed_in_its_copy_leaves_no_count)
+{
+	producer_dies_in_copy(0, PUT_MANY);
+}

@@ -427,3 +427,51 @@ Test(queue_stress, idle_reader_sleeps_mpmc, .timeout = 60)
 {
 	idle_reader(0);
 }
+
+/* A put into a full queue goes through as soon as one message is taken,
+ * even when the consumer then stops: the producer's wait may spin for
+ * more room (mpmc.c, SPACE_SLACK), never sleep for it.  A ring of many
+ * slots, so that the MPMC slack applies.  Here, not in queue-unit: with
+ * this suite's 120 s sleep slice a producer that slept for room it did
+ * not need would miss the 5 s bound, where a 100 ms slice hides it. */
+static void full_put_takes_one_slot(unsigned flags)
+{
+	struct mproc_queue_attr a;
+	mproc_queue_attr_init(&a);
+	a.flags = flags;
+	a.capacity = 512 * 128;
+	a.max_msg = 64;
+	mproc_queue *q = NULL;
+	cr_assert_eq(mproc_queue_create(&a, &q), 0);
+	char buf[64] = { 0 };
+	int n = 0;
+	while (mproc_queue_put_nowait(q, buf, 64) == 64)
+		n++;
+	cr_assert_geq(n, 256, "only %d messages fit", n);
+	pid_t pid = fork();
+	cr_assert_geq(pid, 0);
+	if (pid == 0) {
+		/* Take one message after the parent has started waiting,
+		 * then nothing more. */
+		struct timespec ts = { 0, 50 * 1000 * 1000 };
+		nanosleep(&ts, NULL);
+		_exit(mproc_queue_get_nowait(q, buf, sizeof(buf)) == 64 ? 0 : 1);
+	}
+	int64_t t0 = mproc__now_ns();
+	cr_assert_eq(mproc_queue_put(q, buf, 64, 10 * MPROC_SEC), 64);
+	cr_assert_lt(mproc__now_ns() - t0, 5 * MPROC_SEC);
+	int st;
+	cr_assert_eq(waitpid(pid, &st, 0), pid);
+	cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+	cr_assert_eq(mproc_queue_qsize(q), n);
+	cr_assert_eq(mproc_queue_put_nowait(q, buf, 64), -EAGAIN);
+	mproc_queue_free(q);
+}
+Test(queue_stress, full_put_takes_one_slot_spsc, .timeout = 30)
+{
+	full_put_takes_one_slot(MPROC_QUEUE_SPSC);
+}
+Test(queue_stress, full_put_takes_one_slot_mpmc, .timeout = 30)
+{
+	full_put_takes_one_slot(0);
+}

@@ -66,7 +66,7 @@ static void put_at(struct ring_pair *rp, uint64_t pos, const void *bytes,
 		struct iovec v = { tmp, len };
 		size_t done = 0;
 		cr_assert_eq(rp->prod.u.spsc.pend_head, pos);
-		int rc = mproc__ring_write_many(&rp->prod, &v, 1, &done);
+		int rc = mproc__ring_write_many(&rp->prod, &v, 1, &done, NULL);
 		cr_assert_eq(rc, 0, "write_many: %s", mproc_strerror(rc));
 		cr_assert_eq(done, 1);
 		mproc__ring_publish(&rp->prod);

@@ -111,40 +111,6 @@ static void timeouts(unsigned flags)
 Test(queue, timeouts_spsc) { timeouts(MPROC_QUEUE_SPSC); }
 Test(queue, timeouts_mpmc) { timeouts(0); }
 
-/* A put into a full queue goes through as soon as one message is taken,
- * even when the consumer then stops: the producer's wait may spin for
- * more room (mpmc.c, SPACE_SLACK), never sleep for it.  A ring of many
- * slots, so that the MPMC slack applies. */
-static void full_put_takes_one_slot(unsigned flags)
-{
-	mproc_queue *q = make(flags, 512 * 128, 64);
-	char buf[64] = { 0 };
-	int n = 0;
-	while (mproc_queue_put_nowait(q, buf, 64) == 64)
-		n++;
-	cr_assert_geq(n, 256, "only %d messages fit", n);
-	pid_t pid = fork();
-	cr_assert_geq(pid, 0);
-	if (pid == 0) {
-		/* Take one message after the parent has started waiting,
-		 * then nothing more. */
-		struct timespec ts = { 0, 50 * 1000 * 1000 };
-		nanosleep(&ts, NULL);
-		_exit(mproc_queue_get_nowait(q, buf, sizeof(buf)) == 64 ? 0 : 1);
-	}
-	int64_t t0 = mproc__now_ns();
-	cr_assert_eq(mproc_queue_put(q, buf, 64, 10 * MPROC_SEC), 64);
-	cr_assert_lt(mproc__now_ns() - t0, 5 * MPROC_SEC);
-	int st;
-	cr_assert_eq(waitpid(pid, &st, 0), pid);
-	cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0);
-	cr_assert_eq(mproc_queue_qsize(q), n);
-	cr_assert_eq(mproc_queue_put_nowait(q, buf, 64), -EAGAIN);
-	mproc_queue_free(q);
-}
-Test(queue, full_put_takes_one_slot_spsc) { full_put_takes_one_slot(MPROC_QUEUE_SPSC); }
-Test(queue, full_put_takes_one_slot_mpmc) { full_put_takes_one_slot(0); }
-
 static void close_drain(unsigned flags)
 {
 	mproc_queue *q = make(flags, 4096, 64);
