@@ -22,6 +22,12 @@
  *                  items whose results reach KBs: frames over 64 KiB
  *                  handed over without a copy and frames of several
  *                  MPI pieces (over 4 MiB), every result in its place
+ *   nomem          agents that find no memory for a result over 4096
+ *                  bytes nor to park a result that came early
+ *                  (MPROC_TEST_MPI_NOMEM_OVER, set here for every rank):
+ *                  those items fail alone with -ENOMEM, amid runs of
+ *                  small results, and the rest come back whole; the
+ *                  pool goes on
  *   terminate      terminate in the middle of a map of slow tasks: the
  *                  call ends, unfinished items fail with -ECANCELED, and
  *                  the job ends (the agents exit)
@@ -169,6 +175,27 @@ static int kill_in_large(mproc_task *t, const void *arg, size_t len)
 	for (size_t j = 0; j < large_len(x); j++)
 		out[j] = piece_byte(x, j);
 	return mproc_task_return(t, out, large_len(x));
+}
+
+/* Case nomem: x % 100 == 50 returns 5000 bytes, x % 1000 == 333 kills
+ * its own worker, the others return 8 bytes, all piece_byte's. */
+static size_t nomem_len(uint64_t x)
+{
+	return x % 100 == 50 ? 5000 : 8;
+}
+
+static int nomem_task(mproc_task *t, const void *arg, size_t len)
+{
+	uint64_t x;
+	unsigned char out[5000];
+	if (len != sizeof x)
+		return -EINVAL;
+	memcpy(&x, arg, sizeof x);
+	if (x % 1000 == 333)
+		raise(SIGKILL);
+	for (size_t j = 0; j < nomem_len(x); j++)
+		out[j] = piece_byte(x, j);
+	return mproc_task_return(t, out, nomem_len(x));
 }
 
 /* Sleep 20 ms, then x + 1. */
@@ -476,6 +503,46 @@ static void case_large(mproc_pool *pool)
 	free(res);
 }
 
+static void case_nomem(mproc_pool *pool)
+{
+	enum { N = 3000 };
+	static uint64_t in[N];
+	static struct iovec items[N];
+	static struct mproc_pool_result res[N];
+	for (int i = 0; i < N; i++) {
+		in[i] = (uint64_t)i;
+		items[i] = (struct iovec){ &in[i], sizeof in[i] };
+	}
+	/* Twice: the pool and its agents go on after the lost items. */
+	for (int round = 0; round < 2; round++) {
+		ssize_t failed = mproc_pool_map_iov(pool, nomem_task, items, N,
+						    res, NULL);
+		CHECK(failed == N / 100 + N / 1000, "map: %zd failed", failed);
+		for (int i = 0; i < N; i++) {
+			const struct mproc_pool_result *r = &res[i];
+			bool ok;
+			if (i % 1000 == 333) {
+				/* Its failure, which comes ahead of the
+				 * items requeued before it, cannot be parked
+				 * (nearly always so, not every time). */
+				ok = r->status == -MPROC_EWORKERLOST ||
+				     r->status == -ENOMEM;
+			} else if (i % 100 == 50) {
+				ok = r->status == -ENOMEM;
+			} else {
+				ok = r->status == 0 &&
+				     r->len == nomem_len((uint64_t)i);
+				for (size_t j = 0; ok && j < r->len; j++)
+					ok = ((const unsigned char *)r->data)[j] ==
+					     piece_byte((uint64_t)i, j);
+			}
+			CHECK(ok, "item %d: status %s, %zu bytes", i,
+			      mproc_strerror(r->status), r->len);
+			free(r->data);
+		}
+	}
+}
+
 struct term {
 	mproc_pool *pool;
 };
@@ -521,6 +588,9 @@ static void case_terminate(mproc_pool *pool)
 
 int main(int argc, char **argv)
 {
+	/* Before the agents start (each rank runs this main). */
+	if (argc > 1 && !strcmp(argv[1], "nomem"))
+		setenv("MPROC_TEST_MPI_NOMEM_OVER", "4096", 1);
 	if (mproc_pool_mpi_main(argc, argv, NULL) < 0)
 		return 1;
 	setvbuf(stdout, NULL, _IOLBF, 0);
@@ -557,6 +627,8 @@ int main(int argc, char **argv)
 		case_kill(pool);
 	else if (!strcmp(which, "kill_piece"))
 		case_kill_piece(pool);
+	else if (!strcmp(which, "nomem"))
+		case_nomem(pool);
 	else if (!strcmp(which, "large"))
 		case_large(pool);
 	else if (!strcmp(which, "terminate"))
