@@ -699,6 +699,17 @@ static void flush_out(struct agent *ag)
 		fatal("MPI_Isend", rc);
 }
 
+/* Start the frame of RESULT messages if none is being gathered: its
+ * header, then the count of chunks it ends. */
+static void out_open(struct agent *ag)
+{
+	if (ag->out_len)
+		return;
+	if (out_reserve(ag, sizeof(struct mpi_frame) + 8))
+		fatal("a result message", -ENOMEM);
+	ag->out_len = sizeof(struct mpi_frame) + 8;
+}
+
 /* Append to the frame being gathered a RESULT message of chunk @id for
  * @aux items from @at: @rlen bytes of records at @rec, or (@rec NULL)
  * one item failed with -ENOMEM. */
@@ -713,12 +724,7 @@ static void out_result(struct agent *ag, uint64_t id, uint64_t at,
 	struct pool_msg m = { .type = POOL_MSG_RESULT, .aux = (uint32_t)aux,
 			      .id = id };
 	uint64_t mlen = sizeof(m) + 8 + rlen;
-	if (!ag->out_len) {
-		/* The frame's header, then the count of chunks it ends. */
-		if (out_reserve(ag, sizeof(struct mpi_frame) + 8))
-			fatal("a result message", -ENOMEM);
-		ag->out_len = sizeof(struct mpi_frame) + 8;
-	}
+	out_open(ag);
 	if (out_reserve(ag, 8 + mlen))
 		fatal("a result message", -ENOMEM);
 	unsigned char *o = ag->out + ag->out_len;
@@ -791,13 +797,7 @@ static void answer(struct agent *ag, struct agent_chunk *ch)
 	memcpy(ch->buf + ANSWER_MSG, &m, sizeof(m));
 	memcpy(ch->buf + ANSWER_AT, &at, 8);
 	if (whole <= ANSWER_COPY_MAX) {
-		if (!ag->out_len) {
-			/* The frame's header, then the count of chunks it
-			 * ends. */
-			if (out_reserve(ag, sizeof(struct mpi_frame) + 8))
-				fatal("a result message", -ENOMEM);
-			ag->out_len = sizeof(struct mpi_frame) + 8;
-		}
+		out_open(ag);
 		if (out_reserve(ag, whole))
 			fatal("a result message", -ENOMEM);
 		memcpy(ag->out + ag->out_len, ch->buf + ANSWER_MLEN, whole);

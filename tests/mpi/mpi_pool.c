@@ -530,11 +530,11 @@ static void case_nomem(mproc_pool *pool)
 			} else if (i % 100 == 50) {
 				ok = r->status == -ENOMEM;
 			} else {
+				const unsigned char *d = r->data;
 				ok = r->status == 0 &&
 				     r->len == nomem_len((uint64_t)i);
 				for (size_t j = 0; ok && j < r->len; j++)
-					ok = ((const unsigned char *)r->data)[j] ==
-					     piece_byte((uint64_t)i, j);
+					ok = d[j] == piece_byte((uint64_t)i, j);
 			}
 			CHECK(ok, "item %d: status %s, %zu bytes", i,
 			      mproc_strerror(r->status), r->len);
