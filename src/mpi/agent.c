@@ -105,9 +105,12 @@ struct agent_items {
  * ready, and read by the loop only after that (mproc_async_ready's
  * acquire pairs with the publication that follows the last delivery);
  * the loop's own fields (next) are never touched by the sink.  Invariant:
- * items [0, encoded) are in buf, in order; parked holds results of later
- * items, sorted by index; oom: an item could not be kept (the agent
- * gives up on it at answer time). */
+ * items [0, encoded) are in buf, in order, but for the lost ones; parked
+ * holds results of later items, sorted by index; lost (a bit per item,
+ * nlost of them set) marks the items whose result could not be kept for
+ * want of memory, which have no record in buf and fail alone with -ENOMEM
+ * when the piece is answered; a run in buf never spans a lost item (the
+ * open run is closed where one is passed). */
 struct agent_chunk {
 	struct agent_chunk *next;
 	uint64_t id;             /* the head's chunk id */
@@ -123,7 +126,8 @@ struct agent_chunk {
 	uint64_t run_at;         /* the open run's header in buf, 0: none */
 	uint64_t encoded;
 	struct parked *parked;
-	bool oom;
+	uint64_t *lost;
+	uint64_t nlost;
 };
 
 struct agent {
@@ -162,6 +166,11 @@ static void frame_put(struct agent *ag, struct agent_frame *f)
 		free(f);
 	}
 }
+
+/* MPROC_TEST_MPI_NOMEM_OVER=N (tests only): the agent finds no memory
+ * to encode a result of more than N bytes, nor to park any result (a
+ * result that came ahead of its turn); 0: off. */
+static uint64_t nomem_over;
 
 static _Noreturn void fatal(const char *what, int rc)
 {
@@ -301,8 +310,7 @@ static int decode_items(struct agent_items *ch, const struct pool_task *tk,
 
 /* ---- a piece's answer ------------------------------------------------------- */
 
-/* Room for @more bytes in the piece's answer; false (and oom) without
- * memory. */
+/* Room for @more bytes in the piece's answer; false without memory. */
 static bool answer_room(struct agent_chunk *ch, uint64_t more)
 {
 	if (ch->len + more <= ch->cap)
@@ -311,19 +319,39 @@ static bool answer_room(struct agent_chunk *ch, uint64_t more)
 	while (cap < ch->len + more)
 		cap *= 2;
 	unsigned char *b = realloc(ch->buf, cap);
-	if (!b) {
-		ch->oom = true;
+	if (!b)
 		return false;
-	}
 	ch->buf = b;
 	ch->cap = cap;
 	return true;
 }
 
-/* Append @n successes of @len bytes, every @stride bytes at @data; a
- * stride of pool_pad8(len) means the padding is there too (a worker's
- * run, proto.h) and the run goes in one copy.  Runs of one small length
- * grow the open run (at most PIECE_ITEMS_MAX items: its count fits). */
+static bool is_lost(const struct agent_chunk *ch, uint64_t index)
+{
+	return ch->lost[index / 64] >> (index % 64) & 1;
+}
+
+/* Item @index's result could not be kept: it fails alone with -ENOMEM. */
+static void mark_lost(struct agent_chunk *ch, uint64_t index)
+{
+	ch->lost[index / 64] |= UINT64_C(1) << (index % 64);
+	ch->nlost++;
+}
+
+/* Item ch->encoded, next in turn, is lost: pass it. */
+static void pass_lost(struct agent_chunk *ch)
+{
+	mark_lost(ch, ch->encoded);
+	ch->run_at = 0;
+	ch->encoded++;
+}
+
+/* Append @n successes of @len bytes, every @stride bytes at @data, items
+ * ch->encoded on (which it advances); a stride of pool_pad8(len) means
+ * the padding is there too (a worker's run, proto.h) and the run goes in
+ * one copy.  Runs of one small length grow the open run (at most
+ * PIECE_ITEMS_MAX items: its count fits).  Without memory for a run it
+ * goes item by item; an item without room is lost. */
 static void put_ok(struct agent_chunk *ch, size_t n,
 		   const unsigned char *data, size_t len, size_t stride)
 {
@@ -335,11 +363,20 @@ static void put_ok(struct agent_chunk *ch, size_t n,
 		if (!small || h.len != len)
 			ch->run_at = 0;
 	}
+	bool one = !small || (nomem_over && len > nomem_over);
 	for (size_t i = 0; i < n;) {
 		/* A larger result is a record of its own. */
-		size_t k = small ? n - i : 1;
-		if (!answer_room(ch, sizeof(h) + k * dl))
-			return;
+		size_t k = one ? 1 : n - i;
+		if ((nomem_over && len > nomem_over) ||
+		    !answer_room(ch, sizeof(h) + k * dl)) {
+			if (k > 1) {
+				one = true; /* try the items one by one */
+				continue;
+			}
+			pass_lost(ch);
+			i++;
+			continue;
+		}
 		if (!ch->run_at) {
 			h = (struct pool_item_res){ .n = small ? 0 : 1,
 						    .len = len };
@@ -367,35 +404,49 @@ static void put_ok(struct agent_chunk *ch, size_t n,
 			memcpy(ch->buf + ch->run_at, &h, sizeof(h));
 		}
 		i += k;
+		ch->encoded += k;
 	}
 }
 
-/* Append one failed item, with its message (@msg, may be NULL). */
+/* Append item ch->encoded (which it advances), failed, with its message
+ * (@msg, may be NULL); lost without room. */
 static void put_fail(struct agent_chunk *ch, int status, const char *msg)
 {
 	size_t mlen = msg ? strnlen(msg, POOL_MSG_MAX) : 0;
 	struct pool_item_res h = { .status = status, .n = (uint32_t)mlen };
 	ch->run_at = 0;
-	if (!answer_room(ch, sizeof(h) + pool_pad8(mlen)))
+	if (!answer_room(ch, sizeof(h) + pool_pad8(mlen))) {
+		pass_lost(ch);
 		return;
+	}
 	memcpy(ch->buf + ch->len, &h, sizeof(h));
 	ch->len += sizeof(h);
 	memcpy(ch->buf + ch->len, msg ? msg : "", mlen);
 	memset(ch->buf + ch->len + mlen, 0, pool_pad8(mlen) - mlen);
 	ch->len += pool_pad8(mlen);
+	ch->encoded++;
 }
 
-/* Encode the parked results whose turn came. */
+/* Encode the parked results whose turn came, and pass the lost items. */
 static void unpark(struct agent_chunk *ch)
 {
-	while (ch->parked && ch->parked->index == ch->encoded) {
+	while (ch->encoded < ch->n) {
+		if (is_lost(ch, ch->encoded)) {
+			/* Lost while parking: no record; the open run
+			 * ends here. */
+			ch->run_at = 0;
+			ch->encoded++;
+			continue;
+		}
 		struct parked *pk = ch->parked;
+		if (!pk || pk->index != ch->encoded)
+			break;
 		ch->parked = pk->next;
+		/* Marked lost here, if it is, by put_ok or put_fail. */
 		if (pk->status == 0)
 			put_ok(ch, 1, pk->bytes, pk->len, pk->len);
 		else
 			put_fail(ch, pk->status, (const char *)pk->bytes);
-		ch->encoded++;
 		free(pk);
 	}
 }
@@ -405,9 +456,10 @@ static void park(struct agent_chunk *ch, uint64_t index, int status,
 {
 	if (status)
 		len = msg ? strnlen(msg, POOL_MSG_MAX) : 0;
-	struct parked *pk = malloc(sizeof(*pk) + len + 1);
+	struct parked *pk = nomem_over ? NULL
+				       : malloc(sizeof(*pk) + len + 1);
 	if (!pk) {
-		ch->oom = true;
+		mark_lost(ch, index); /* passed when its turn comes */
 		return;
 	}
 	pk->index = index;
@@ -435,7 +487,6 @@ static void sink_item(void *arg, size_t index, int status, const void *data,
 		put_ok(ch, 1, data, len, len);
 	else
 		put_fail(ch, status, msg);
-	ch->encoded++;
 	unpark(ch);
 }
 
@@ -449,7 +500,6 @@ static void sink_run(void *arg, size_t index, size_t n,
 		return;
 	}
 	put_ok(ch, n, data, len, stride);
-	ch->encoded += n;
 	unpark(ch);
 }
 
@@ -518,6 +568,7 @@ static void chunk_free(struct agent *ag, struct agent_chunk *ch)
 		free(pk);
 	}
 	mpi_link_keep(&ag->link, ch->buf, ch->cap);
+	free(ch->lost);
 	items_put(ch->items);
 	frame_put(ag, ch->frame);
 	free(ch);
@@ -585,7 +636,9 @@ static int take_task(struct agent *ag, struct agent_frame *fr,
 		uint64_t want = ANSWER_HDR + sizeof(struct pool_item_res) +
 				8 * ch->n;
 		ch->buf = mpi_link_buf(&ag->link, want, &ch->cap);
-		if (!ch->buf)
+		ch->lost = calloc((size_t)(ch->n + 63) / 64,
+				  sizeof(*ch->lost));
+		if (!ch->buf || !ch->lost)
 			fatal("a chunk", -ENOMEM);
 		ch->len = ANSWER_HDR;
 		int prc = rc;
@@ -597,7 +650,6 @@ static int take_task(struct agent *ag, struct agent_frame *fr,
 			 * carries the reason. */
 			for (uint64_t i = 0; i < ch->n; i++)
 				put_fail(ch, prc, i == 0 ? why : NULL);
-			ch->encoded = ch->n;
 		}
 		queue_piece(ag, ch);
 	}
@@ -647,12 +699,95 @@ static void flush_out(struct agent *ag)
 		fatal("MPI_Isend", rc);
 }
 
+/* Start the frame of RESULT messages if none is being gathered: its
+ * header, then the count of chunks it ends. */
+static void out_open(struct agent *ag)
+{
+	if (ag->out_len)
+		return;
+	if (out_reserve(ag, sizeof(struct mpi_frame) + 8))
+		fatal("a result message", -ENOMEM);
+	ag->out_len = sizeof(struct mpi_frame) + 8;
+}
+
+/* Append to the frame being gathered a RESULT message of chunk @id for
+ * @aux items from @at: @rlen bytes of records at @rec, or (@rec NULL)
+ * one item failed with -ENOMEM. */
+static void out_result(struct agent *ag, uint64_t id, uint64_t at,
+		       uint64_t aux, const unsigned char *rec, uint64_t rlen)
+{
+	struct pool_item_res fail = { .status = -ENOMEM };
+	if (!rec) {
+		rec = (const unsigned char *)&fail;
+		rlen = sizeof(fail);
+	}
+	struct pool_msg m = { .type = POOL_MSG_RESULT, .aux = (uint32_t)aux,
+			      .id = id };
+	uint64_t mlen = sizeof(m) + 8 + rlen;
+	out_open(ag);
+	if (out_reserve(ag, 8 + mlen))
+		fatal("a result message", -ENOMEM);
+	unsigned char *o = ag->out + ag->out_len;
+	memcpy(o, &mlen, 8);
+	memcpy(o + 8, &m, sizeof(m));
+	memcpy(o + 8 + sizeof(m), &at, 8);
+	memcpy(o + 16 + sizeof(m), rec, rlen);
+	ag->out_len += 8 + mlen;
+	ag->out_msgs++;
+}
+
+/* Answer a piece with lost items: its records cut where an item is lost,
+ * each lost item a message of its own that fails it with -ENOMEM, all
+ * copied into the frame being gathered.  The records are the agent's
+ * own, written in order (put_ok, put_fail), a run never spanning a lost
+ * item. */
+static void answer_lost(struct agent *ag, struct agent_chunk *ch)
+{
+	const unsigned char *r = ch->buf + ANSWER_HDR,
+			    *end = ch->buf + ch->len;
+	uint64_t i = 0;
+	while (i < ch->n) {
+		if (is_lost(ch, i)) {
+			out_result(ag, ch->id, ch->off + i, 1, NULL, 0);
+			i++;
+			continue;
+		}
+		const unsigned char *from = r;
+		uint64_t first = i;
+		while (i < ch->n && !is_lost(ch, i)) {
+			struct pool_item_res h;
+			if (r > end || (size_t)(end - r) < sizeof(h))
+				fatal("a result message", -EPROTO);
+			memcpy(&h, r, sizeof(h));
+			r += sizeof(h);
+			if (h.status) {
+				r += pool_pad8(h.n);
+				i++;
+			} else {
+				r += h.n * pool_pad8(h.len);
+				i += h.n;
+			}
+		}
+		if (r > end || i > ch->n)
+			fatal("a result message", -EPROTO);
+		out_result(ag, ch->id, ch->off + first, i - first, from,
+			   (uint64_t)(r - from));
+	}
+	ag->out_done += ch->last;
+	if (ag->out_len >= MPI_PIECE / 2)
+		flush_out(ag);
+}
+
 /* Answer a finished piece: its RESULT message, from the piece's buffer
  * (a frame of its own) or copied into the frame being gathered. */
 static void answer(struct agent *ag, struct agent_chunk *ch)
 {
-	if (ch->oom || ch->encoded != ch->n)
-		fatal("a result message", -ENOMEM);
+	if (ch->encoded != ch->n)
+		fatal("a result message", -EPROTO);
+	if (ch->nlost) {
+		answer_lost(ag, ch);
+		return;
+	}
 	uint64_t done = ch->last, mlen = ch->len - ANSWER_MSG, at = ch->off;
 	uint64_t whole = ch->len - ANSWER_MLEN; /* the message with its word */
 	struct pool_msg m = { .type = POOL_MSG_RESULT, .aux = (uint32_t)ch->n,
@@ -662,13 +797,7 @@ static void answer(struct agent *ag, struct agent_chunk *ch)
 	memcpy(ch->buf + ANSWER_MSG, &m, sizeof(m));
 	memcpy(ch->buf + ANSWER_AT, &at, 8);
 	if (whole <= ANSWER_COPY_MAX) {
-		if (!ag->out_len) {
-			/* The frame's header, then the count of chunks it
-			 * ends. */
-			if (out_reserve(ag, sizeof(struct mpi_frame) + 8))
-				fatal("a result message", -ENOMEM);
-			ag->out_len = sizeof(struct mpi_frame) + 8;
-		}
+		out_open(ag);
 		if (out_reserve(ag, whole))
 			fatal("a result message", -ENOMEM);
 		memcpy(ag->out + ag->out_len, ch->buf + ANSWER_MLEN, whole);
@@ -830,6 +959,8 @@ _Noreturn void mproc__mpi_agent_main(const struct mproc_pool_attr *attr)
 	}
 	/* The local pool first: its zygote forks from a process that has not
 	 * initialised MPI. */
+	const char *over = getenv("MPROC_TEST_MPI_NOMEM_OVER");
+	nomem_over = over ? strtoull(over, NULL, 10) : 0;
 	int status = mproc_pool_create(&a, &ag.pool);
 	if (status)
 		ag.pool = NULL;

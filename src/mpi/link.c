@@ -5,6 +5,7 @@
 
 #include <errno.h>
 #include <sched.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -16,6 +17,8 @@ _Static_assert(MPI_BUFS_WARM_BYTES <= MPI_PIECE, "warm bytes fit a slab");
 
 int mpi_bufs_warm(struct mpi_bufs *b)
 {
+	const char *check = getenv("MPROC_TEST_MPI_BUFS");
+	b->check = check && !strcmp(check, "check");
 	while (b->n < MPI_BUFS_WARM) {
 		unsigned char *p = malloc(MPI_PIECE);
 		if (!p)
@@ -31,6 +34,13 @@ void mpi_bufs_free(struct mpi_bufs *b)
 {
 	while (b->n)
 		free(b->slab[--b->n].buf);
+	if (b->check && b->largest > MPI_PIECE) {
+		fprintf(stderr,
+			"mproc: MPI buffer cache held %llu bytes in one buffer, "
+			"over a slab's %u\n",
+			(unsigned long long)b->largest, MPI_PIECE);
+		abort();
+	}
 }
 
 int mpi_link_init(struct mpi_link *l, int peer, MPI_Request *rreq,
@@ -48,18 +58,16 @@ int mpi_link_init(struct mpi_link *l, int peer, MPI_Request *rreq,
 unsigned char *mpi_link_buf(struct mpi_link *l, uint64_t want, uint64_t *cap)
 {
 	struct mpi_bufs *b = l->bufs;
-	/* The most recently cached slab that is large enough: the likeliest
-	 * to be warm, in the cache and in memory.  A small buffer is plain
-	 * memory, which malloc recycles well. */
-	for (unsigned i = b->n; want > MPI_SMALL_FRAME && i-- > 0;)
-		if (b->slab[i].cap >= want) {
-			unsigned char *p = b->slab[i].buf;
-			*cap = b->slab[i].cap;
-			memmove(&b->slab[i], &b->slab[i + 1],
-				(b->n - i - 1) * sizeof(b->slab[0]));
-			b->n--;
-			return p;
-		}
+	/* The most recently cached slab: the likeliest to be warm, in the
+	 * cache and in memory.  A small buffer is plain memory, which malloc
+	 * recycles well; a buffer over a slab is its own (mpi_link_keep
+	 * frees it). */
+	if (want > MPI_SMALL_FRAME && want <= MPI_PIECE && b->n) {
+		/* Every cached slab is MPI_PIECE bytes: the last one. */
+		b->n--;
+		*cap = b->slab[b->n].cap;
+		return b->slab[b->n].buf;
+	}
 	uint64_t size = want <= MPI_SMALL_FRAME ? want
 		      : want < MPI_PIECE  ? MPI_PIECE
 					  : want;
@@ -73,12 +81,16 @@ void mpi_link_keep(struct mpi_link *l, unsigned char *buf, uint64_t cap)
 	struct mpi_bufs *b = l->bufs;
 	if (!buf)
 		return;
-	if (!b || cap < MPI_PIECE || b->n == MPI_BUFS_MAX) {
-		free(buf); /* not a slab (a small message), or enough */
+	if (!b || cap != MPI_PIECE || b->n == MPI_BUFS_MAX) {
+		/* Not a slab (a small message, a frame of several pieces, a
+		 * buffer grown past a slab), or enough of them. */
+		free(buf);
 		return;
 	}
 	b->slab[b->n].buf = buf;
 	b->slab[b->n++].cap = cap;
+	if (cap > b->largest)
+		b->largest = cap;
 }
 
 int mpi_link_post(struct mpi_link *l)

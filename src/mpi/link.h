@@ -27,7 +27,8 @@
  * a larger frame, its own size); a small one's is plain memory.  Slabs
  * given back (sent, or received and consumed) are kept for the next frame
  * built or the next receive, in a cache that all links of a rank share
- * (struct mpi_bufs), and a few are
+ * (struct mpi_bufs), bounded in count and size -- a larger buffer is
+ * freed when given back --, and a few are
  * touched at start: a fresh buffer is new memory, and the page faults of
  * touching it cost more than the frame's copies -- a map's first chunks
  * would pay them on every layer (the head's staging, the agent's
@@ -101,13 +102,23 @@ struct mpi_send {
 	MPI_Request req[]; /* one per piece */
 };
 
-/* The cache of slabs of one rank (its MPI thread only). */
+/* The cache of slabs of one rank (its MPI thread only).  It keeps only
+ * slabs of exactly MPI_PIECE bytes, so it never holds more than
+ * MPI_BUFS_MAX * MPI_PIECE bytes, and any of them serves any request of
+ * up to MPI_PIECE bytes: a larger buffer (a frame of several pieces, an
+ * answer or staging buffer grown past a slab) is freed when given back,
+ * never kept to be handed to a small frame.  largest is a statistic for
+ * the tests: the largest buffer the cache ever held; with the environment
+ * variable MPROC_TEST_MPI_BUFS=check, mpi_bufs_free aborts the rank if it
+ * was not a slab (check is read by mpi_bufs_warm). */
 struct mpi_bufs {
 	struct {
 		unsigned char *buf;
 		uint64_t cap;
 	} slab[MPI_BUFS_MAX];
 	unsigned n;
+	uint64_t largest;
+	bool check;
 };
 
 struct mpi_link {
@@ -134,7 +145,8 @@ struct mpi_body {
 
 /* Fill @b with slabs, the first bytes of each touched; 0 or -ENOMEM. */
 int mpi_bufs_warm(struct mpi_bufs *b);
-/* Free the cached slabs. */
+/* Free the cached slabs (and, under MPROC_TEST_MPI_BUFS=check, abort if
+ * the cache ever held a buffer that was not a slab). */
 void mpi_bufs_free(struct mpi_bufs *b);
 
 /* Set up @l towards @peer with its receive request at @rreq and its
@@ -149,11 +161,13 @@ int mpi_link_post(struct mpi_link *l);
  * is not whole yet, -EPROTO (the link is broken), -ENOMEM, -EIO. */
 int mpi_link_absorb(struct mpi_link *l, const MPI_Status *st,
 		    struct mpi_frame *frame, struct mpi_body *body);
-/* A buffer of at least @want bytes for a frame: a cached slab, or new
- * memory; its size in *@cap.  NULL without memory. */
+/* A buffer of at least @want bytes for a frame: a cached slab (for a
+ * @want over MPI_SMALL_FRAME and up to MPI_PIECE), or new memory; its
+ * size in *@cap.  NULL without memory. */
 unsigned char *mpi_link_buf(struct mpi_link *l, uint64_t want,
 			    uint64_t *cap);
-/* Give back @buf of @cap bytes (NULL: nothing): cached, or freed. */
+/* Give back @buf of @cap bytes (NULL: nothing): cached if it is a slab
+ * of MPI_PIECE bytes and the cache has room, else freed. */
 void mpi_link_keep(struct mpi_link *l, unsigned char *buf, uint64_t cap);
 /* Send a frame of @kind, @aux whose body is @a then @b.  Returns 0,
  * -ENOMEM, -EIO.  Never blocks. */

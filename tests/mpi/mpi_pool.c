@@ -18,6 +18,16 @@
  *                  with results of three lengths (empty, 8 bytes, and
  *                  longer than a run may be) in runs and alone, and
  *                  failures with messages: every result in its place
+ *   large          kill_piece's deaths and failures in chunks of 10^5
+ *                  items whose results reach KBs: frames over 64 KiB
+ *                  handed over without a copy and frames of several
+ *                  MPI pieces (over 4 MiB), every result in its place
+ *   nomem          agents that find no memory for a result over 4096
+ *                  bytes nor to park a result that came early
+ *                  (MPROC_TEST_MPI_NOMEM_OVER, set here for every rank):
+ *                  those items fail alone with -ENOMEM, amid runs of
+ *                  small results, and the rest come back whole; the
+ *                  pool goes on
  *   terminate      terminate in the middle of a map of slow tasks: the
  *                  call ends, unfinished items fail with -ECANCELED, and
  *                  the job ends (the agents exit)
@@ -136,6 +146,56 @@ static int kill_in_piece(mproc_task *t, const void *arg, size_t len)
 	for (size_t j = 0; j < piece_len(x); j++)
 		out[j] = piece_byte(x, j);
 	return mproc_task_return(t, out, piece_len(x));
+}
+
+/* The result of item x in case large: runs of 40 items of one length,
+ * 0, 8, 100 or 2000 bytes, each byte a mix of x and its place. */
+static size_t large_len(uint64_t x)
+{
+	static const size_t lens[] = { 0, 8, 100, 2000 };
+	return lens[x / 40 % 4];
+}
+
+/* x % 30000 == 12345 kills its own worker (in the middle of an agent's
+ * piece), x % 1000 == 777 fails with a message; the others return their
+ * large_len bytes. */
+static int kill_in_large(mproc_task *t, const void *arg, size_t len)
+{
+	uint64_t x;
+	unsigned char out[2000];
+	if (len != sizeof x)
+		return -EINVAL;
+	memcpy(&x, arg, sizeof x);
+	if (x % 30000 == 12345)
+		raise(SIGKILL);
+	if (x % 1000 == 777) {
+		mproc_task_set_error(t, "seven seven seven");
+		return -EDOM;
+	}
+	for (size_t j = 0; j < large_len(x); j++)
+		out[j] = piece_byte(x, j);
+	return mproc_task_return(t, out, large_len(x));
+}
+
+/* Case nomem: x % 100 == 50 returns 5000 bytes, x % 1000 == 333 kills
+ * its own worker, the others return 8 bytes, all piece_byte's. */
+static size_t nomem_len(uint64_t x)
+{
+	return x % 100 == 50 ? 5000 : 8;
+}
+
+static int nomem_task(mproc_task *t, const void *arg, size_t len)
+{
+	uint64_t x;
+	unsigned char out[5000];
+	if (len != sizeof x)
+		return -EINVAL;
+	memcpy(&x, arg, sizeof x);
+	if (x % 1000 == 333)
+		raise(SIGKILL);
+	for (size_t j = 0; j < nomem_len(x); j++)
+		out[j] = piece_byte(x, j);
+	return mproc_task_return(t, out, nomem_len(x));
 }
 
 /* Sleep 20 ms, then x + 1. */
@@ -392,6 +452,97 @@ static void case_kill_piece(mproc_pool *pool)
 	mproc_async_free(a);
 }
 
+static void case_large(mproc_pool *pool)
+{
+	/* A chunk of 10^5 items to one agent, cut there into pieces of
+	 * 25000 whose answers (about 13 MB) go as frames of several MPI
+	 * pieces; a chunk of 20000 to the other, whose pieces' answers
+	 * (about 2.6 MB) are frames of one piece, handed over whole.  The
+	 * head's TASK frames (800 KB) are handed over whole as well. */
+	enum { N = 120000 };
+	uint64_t *in = malloc(N * sizeof *in);
+	struct iovec *items = malloc(N * sizeof *items);
+	struct mproc_pool_result *res = malloc(N * sizeof *res);
+	if (!in || !items || !res) {
+		CHECK(0, "out of memory");
+		free(in);
+		free(items);
+		free(res);
+		return;
+	}
+	for (int i = 0; i < N; i++) {
+		in[i] = (uint64_t)i;
+		items[i] = (struct iovec){ &in[i], sizeof in[i] };
+	}
+	struct mproc_map_opts o = { .chunksize = 100000 };
+	ssize_t failed = mproc_pool_map_iov(pool, kill_in_large, items, N, res,
+					    &o);
+	CHECK(failed == N / 1000 + N / 30000, "map: %zd failed", failed);
+	int bad = 0;
+	for (int i = 0; i < N; i++) {
+		const struct mproc_pool_result *r = &res[i];
+		bool ok;
+		if (i % 30000 == 12345) {
+			ok = r->status == -MPROC_EWORKERLOST;
+		} else if (i % 1000 == 777) {
+			ok = r->status == -EDOM;
+		} else {
+			ok = r->status == 0 && r->len == large_len((uint64_t)i);
+			for (size_t j = 0; ok && j < r->len; j++)
+				ok = ((const unsigned char *)r->data)[j] ==
+				     piece_byte((uint64_t)i, j);
+		}
+		if (!ok && bad++ < 10)
+			CHECK(0, "item %d: status %s, %zu bytes", i,
+			      mproc_strerror(r->status), r->len);
+		free(r->data);
+	}
+	CHECK(bad == 0, "%d items wrong", bad);
+	free(in);
+	free(items);
+	free(res);
+}
+
+static void case_nomem(mproc_pool *pool)
+{
+	enum { N = 3000 };
+	static uint64_t in[N];
+	static struct iovec items[N];
+	static struct mproc_pool_result res[N];
+	for (int i = 0; i < N; i++) {
+		in[i] = (uint64_t)i;
+		items[i] = (struct iovec){ &in[i], sizeof in[i] };
+	}
+	/* Twice: the pool and its agents go on after the lost items. */
+	for (int round = 0; round < 2; round++) {
+		ssize_t failed = mproc_pool_map_iov(pool, nomem_task, items, N,
+						    res, NULL);
+		CHECK(failed == N / 100 + N / 1000, "map: %zd failed", failed);
+		for (int i = 0; i < N; i++) {
+			const struct mproc_pool_result *r = &res[i];
+			bool ok;
+			if (i % 1000 == 333) {
+				/* Its failure, which comes ahead of the
+				 * items requeued before it, cannot be parked
+				 * (nearly always so, not every time). */
+				ok = r->status == -MPROC_EWORKERLOST ||
+				     r->status == -ENOMEM;
+			} else if (i % 100 == 50) {
+				ok = r->status == -ENOMEM;
+			} else {
+				const unsigned char *d = r->data;
+				ok = r->status == 0 &&
+				     r->len == nomem_len((uint64_t)i);
+				for (size_t j = 0; ok && j < r->len; j++)
+					ok = d[j] == piece_byte((uint64_t)i, j);
+			}
+			CHECK(ok, "item %d: status %s, %zu bytes", i,
+			      mproc_strerror(r->status), r->len);
+			free(r->data);
+		}
+	}
+}
+
 struct term {
 	mproc_pool *pool;
 };
@@ -437,6 +588,9 @@ static void case_terminate(mproc_pool *pool)
 
 int main(int argc, char **argv)
 {
+	/* Before the agents start (each rank runs this main). */
+	if (argc > 1 && !strcmp(argv[1], "nomem"))
+		setenv("MPROC_TEST_MPI_NOMEM_OVER", "4096", 1);
 	if (mproc_pool_mpi_main(argc, argv, NULL) < 0)
 		return 1;
 	setvbuf(stdout, NULL, _IOLBF, 0);
@@ -473,6 +627,10 @@ int main(int argc, char **argv)
 		case_kill(pool);
 	else if (!strcmp(which, "kill_piece"))
 		case_kill_piece(pool);
+	else if (!strcmp(which, "nomem"))
+		case_nomem(pool);
+	else if (!strcmp(which, "large"))
+		case_large(pool);
 	else if (!strcmp(which, "terminate"))
 		case_terminate(pool);
 	else if (!strcmp(which, "running"))
