@@ -934,7 +934,12 @@ void pool_help_locked(mproc_pool *p, bool (*done)(void *), void *arg,
 	p->tp->watch(p, true);
 	for (;;) {
 		engine_pass(p);
+		/* A terminated pool's work ends in shutdown_step, the pool
+		 * thread's alone: give the engine back to it.  (Its kick
+		 * stays unseen until then, so help_ready would hold us here,
+		 * and the pool thread out, until our deadline.) */
 		if (done(arg) || mproc__deadline_passed(d) ||
+		    get_state(p) == POOL_TERMINATED ||
 		    !pool_spin(help_ready, &h, HELP_IDLE_NS))
 			break;
 	}
