@@ -14,23 +14,9 @@
  * once the zygote counted a message (zygote_msgs, after the send), so the
  * report of the death is queued when that read says end of file.
  */
-#include <stdatomic.h>
-#include <sys/socket.h>
-
 #include "pool_test.h"
 #include "pool/internal.h"
-
-/* The descriptor whose next non-blocking read says end-of-file, once. */
-static _Atomic int eof_once_fd = -1;
-
-ssize_t recv(int fd, void *buf, size_t len, int flags)
-{
-	int want = atomic_load(&eof_once_fd);
-	if (want >= 0 && fd == want && (flags & MSG_DONTWAIT) &&
-	    atomic_compare_exchange_strong(&eof_once_fd, &want, -1))
-		return 0;
-	return recvfrom(fd, buf, len, flags, NULL, NULL);
-}
+#include "../common/common_recv_eof.h"
 
 TestSuite(zygote_eof, .init = forget_worker_marker);
 
