@@ -10,7 +10,8 @@
  * drained the ring in the moment before its kill arrived).
  *
  * This test builds that moment instead of waiting for it.  The one worker
- * is held in a gated task while an 8 MiB chunk fills its 256 KiB ring;
+ * is held in a gated task while an 8 MiB chunk fills its 256 KiB ring
+ * (the test waits until the pool thread has the task half sent);
  * this binary defines send(2) (libmproc is linked statically, so its calls
  * come here) and drops the pool's kill request to the zygote, so after
  * terminate the worker lives on; the test unmaps the items once the map
@@ -90,9 +91,13 @@ Test(terminate_send, a_half_sent_task_is_not_sent_on_after_terminate,
 					  sizeof(uint64_t), results,
 					  sizeof(uint64_t), status, &o, &map),
 		     0);
-	/* Time for the pool thread to fill the ring (a shorter wait only
-	 * makes the test prove less, never fail). */
-	pt_sleep_ms(100);
+	/* Wait until the pool thread has the task half sent: tx_kind is
+	 * still set between its rounds only when the ring was full (it is
+	 * the pool thread's; the test only reads it, atomically). */
+	cr_assert(POLL_UNTIL(__atomic_load_n(&p->slots[0].tx_kind,
+					     __ATOMIC_RELAXED) == POOL_MSG_TASK,
+			     30000),
+		  "the task was never half sent: the test proves nothing");
 
 	atomic_store(&drop_kills, true);
 	pthread_t t;
