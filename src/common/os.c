@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -171,4 +172,26 @@ int mproc__read_all(int fd, void *buf, size_t n)
 		n -= (size_t)k;
 	}
 	return 0;
+}
+
+/* One read: the length, 0 at end of file, or -errno. */
+static ssize_t recv_once(int fd, void *buf, size_t len)
+{
+	for (;;) {
+		ssize_t k = recv(fd, buf, len, MSG_DONTWAIT);
+		if (k >= 0)
+			return k;
+		if (errno != EINTR)
+			return -errno;
+	}
+}
+
+ssize_t mproc__recv_seqpacket(int fd, void *buf, size_t len)
+{
+	ssize_t k = recv_once(fd, buf, len);
+	/* An end of file may have been seen before the last message was
+	 * (os.h): the second read is the one to believe. */
+	if (k == 0)
+		k = recv_once(fd, buf, len);
+	return k;
 }

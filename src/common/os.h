@@ -63,4 +63,18 @@ int mproc__write_all(int fd, const void *buf, size_t n);
  * -EPIPE when end of file comes first. */
 int mproc__read_all(int fd, void *buf, size_t n);
 
+/* One non-blocking recv(2) of a message from a SOCK_SEQPACKET socket,
+ * retrying EINTR: its length, 0 at end of file (the peer closed and
+ * nothing is queued), or -errno (-EAGAIN: nothing yet).
+ *
+ * Linux's non-blocking read of such a socket looks at the queue and
+ * only then, if it was empty, at the peer's close, without a lock that
+ * holds the two together: a peer that sends its last message and closes
+ * between the two makes that read say end of file with the message
+ * queued.  The close seen came after the send, so one more read finds
+ * the message if there is one; a peer that really closed gives end of
+ * file twice.  (A stream socket checks both under one lock: not
+ * affected.) */
+ssize_t mproc__recv_seqpacket(int fd, void *buf, size_t len);
+
 #endif /* MPROC_COMMON_OS_H */

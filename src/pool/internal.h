@@ -348,7 +348,9 @@ struct pool_slot {
 	struct pool_chunk *inflight, *inflight_tail;
 	unsigned ninflight;
 	unsigned window;          /* chunks it may hold now (pool.c collect) */
-	/* The message being sent; kind says which. */
+	/* The message being sent; kind says which.  A TASK reads the last
+	 * chunk in flight as it goes, so whoever fails or requeues the
+	 * chunks in flight clears tx_kind first (pool.c, forget_send). */
 	struct pool_tx tx;
 	int tx_kind;              /* 0 idle, else POOL_MSG_* */
 	bool unpublished;         /* task records committed, not published */

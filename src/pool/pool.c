@@ -190,6 +190,16 @@ static void inflight_pop(struct pool_slot *s)
 	s->ninflight--;
 }
 
+/* Forget the message being sent to @s.  A task message reads its chunk
+ * as it goes (job.c, the encoder), so whoever frees or hands away the
+ * slot's in-flight chunks calls this first: the rest of a half-sent task
+ * is never asked for, and the worker, killed or gone, never sees its end
+ * (a transport starting the slot anew resets the ring, tp->reset). */
+static void forget_send(struct pool_slot *s)
+{
+	s->tx_kind = 0;
+}
+
 /* Fail the items of @c not yet reported, then free it. */
 static void fail_chunk(struct pool_chunk *c, int status, const char *msg,
 		       int signo)
@@ -200,6 +210,18 @@ static void fail_chunk(struct pool_chunk *c, int status, const char *msg,
 	for (size_t i = c->reported; i < c->n; i++)
 		pool_deliver(c->job, c->first + i, status, NULL, 0, msg, signo);
 	pool_chunk_free(c);
+}
+
+/* Fail every chunk in flight at @s, and the send that may read one. */
+static void fail_inflight(struct pool_slot *s, int status, const char *msg)
+{
+	forget_send(s);
+	for (struct pool_chunk *c = s->inflight, *next; c; c = next) {
+		next = c->next;
+		fail_chunk(c, status, msg, 0);
+	}
+	s->inflight = s->inflight_tail = NULL;
+	s->ninflight = 0;
 }
 
 /* A new chunk for items [a, b) (chunk-relative) of @c. */
@@ -469,6 +491,7 @@ static void slot_died(mproc_pool *p, struct pool_slot *s, int code)
 			 (int)s->pid, code);
 
 	/* Requeue in order: build the list, then put it in front. */
+	forget_send(s);
 	struct pool_chunk *rq = NULL, **rq_tail = &rq;
 	for (struct pool_chunk *c = s->inflight, *next; c; c = next) {
 		next = c->next;
@@ -528,7 +551,6 @@ static void slot_died(mproc_pool *p, struct pool_slot *s, int code)
 	/* A fresh slot. */
 	p->tp->reset(p, slot);
 	set_slot_pid(p, s, 0);
-	s->tx_kind = 0;
 	s->unpublished = false;
 	s->fns_defined = 0;
 	s->tasks_sent = 0;
@@ -555,15 +577,9 @@ static void transport_lost(mproc_pool *p)
 	const char *why = "the pool's zygote process died";
 	for (unsigned i = 0; i < p->nslots; i++) {
 		struct pool_slot *s = &p->slots[i];
-		for (struct pool_chunk *c = s->inflight, *next; c; c = next) {
-			next = c->next;
-			fail_chunk(c, expect == POOL_TERMINATED
-					      ? -ECANCELED
-					      : -MPROC_EWORKERLOST,
-				   why, 0);
-		}
-		s->inflight = s->inflight_tail = NULL;
-		s->ninflight = 0;
+		fail_inflight(s, expect == POOL_TERMINATED ? -ECANCELED
+							   : -MPROC_EWORKERLOST,
+			      why);
 		s->state = SLOT_EMPTY;
 		set_slot_pid(p, s, 0);
 	}
@@ -788,13 +804,7 @@ static bool shutdown_step(mproc_pool *p)
 			struct pool_slot *s = &p->slots[i];
 			if (s->state == SLOT_EMPTY || s->state == SLOT_STARTING)
 				continue;
-			for (struct pool_chunk *c = s->inflight, *next; c;
-			     c = next) {
-				next = c->next;
-				fail_chunk(c, -ECANCELED, NULL, 0);
-			}
-			s->inflight = s->inflight_tail = NULL;
-			s->ninflight = 0;
+			fail_inflight(s, -ECANCELED, NULL);
 			if (s->state != SLOT_STOPPING) {
 				s->state = SLOT_STOPPING;
 				kill_worker(p, s);
@@ -924,7 +934,12 @@ void pool_help_locked(mproc_pool *p, bool (*done)(void *), void *arg,
 	p->tp->watch(p, true);
 	for (;;) {
 		engine_pass(p);
+		/* A terminated pool's work ends in shutdown_step, the pool
+		 * thread's alone: give the engine back to it.  (Its kick
+		 * stays unseen until then, so help_ready would hold us here,
+		 * and the pool thread out, until our deadline.) */
 		if (done(arg) || mproc__deadline_passed(d) ||
+		    get_state(p) == POOL_TERMINATED ||
 		    !pool_spin(help_ready, &h, HELP_IDLE_NS))
 			break;
 	}

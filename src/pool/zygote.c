@@ -222,8 +222,8 @@ static int zygote_main(void *arg, size_t len)
 				reap_worker(&z, slot_of[k]);
 		if (pf[0].revents & (POLLIN | POLLHUP | POLLERR)) {
 			struct pool_zmsg m;
-			ssize_t r = recv(z.sock, &m, sizeof(m), MSG_DONTWAIT);
-			if (r < 0 && (errno == EINTR || errno == EAGAIN))
+			ssize_t r = mproc__recv_seqpacket(z.sock, &m, sizeof(m));
+			if (r == -EAGAIN)
 				continue;
 			if (r != (ssize_t)sizeof(m))
 				break; /* the parent is gone, or nonsense */
@@ -250,16 +250,16 @@ out:
 
 int pool_zygote_recv(mproc_pool *pool, struct pool_zmsg *m)
 {
-	for (;;) {
-		ssize_t r = recv(pool->local.sock, m, sizeof(*m), MSG_DONTWAIT);
-		if (r == (ssize_t)sizeof(*m))
-			return 1;
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r < 0 && errno == EAGAIN)
-			return 0;
-		return -EPIPE;
-	}
+	/* The zygote's last words come just before it closes (the hello
+	 * of an initializer that does not resolve; the exits it reported
+	 * before it died): an end of file is believed only when no message
+	 * follows it (os.h). */
+	ssize_t r = mproc__recv_seqpacket(pool->local.sock, m, sizeof(*m));
+	if (r == (ssize_t)sizeof(*m))
+		return 1;
+	if (r == -EAGAIN)
+		return 0;
+	return -EPIPE;
 }
 
 static int zygote_send(mproc_pool *pool, uint32_t op, uint32_t slot,

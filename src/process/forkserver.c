@@ -384,36 +384,20 @@ out:
 	return rc;
 }
 
-/* One non-blocking read of the status socket. */
-static ssize_t recv_status(int fd, struct status_msg *m)
-{
-	ssize_t k;
-	do
-		k = recv(fd, m, sizeof(*m), MSG_DONTWAIT);
-	while (k < 0 && errno == EINTR);
-	return k;
-}
-
 static int forkserver_poll_status(mproc_process *p)
 {
 	if (!p->status_lost) {
 		struct status_msg m;
-		ssize_t k = recv_status(p->status_fd, &m);
-		/* A non-blocking read of a SEQPACKET socket looks at the queue
-		 * and then, if it was empty, at the peer's close: a server
-		 * that sends the status and closes in between makes it report
-		 * end-of-file with the status queued (Linux's unix socket
-		 * code; seen under perf record as a false "peer process
-		 * died").  The close we saw came after the send, so a second
-		 * read finds the status if there is one. */
-		if (k == 0)
-			k = recv_status(p->status_fd, &m);
+		/* A server sends the status and closes: an end of file read
+		 * before the status is not believed (os.h; seen under perf
+		 * record as a false "peer process died"). */
+		ssize_t k = mproc__recv_seqpacket(p->status_fd, &m, sizeof(m));
 		if (k == (ssize_t)sizeof(m) && m.magic == STATUS_MAGIC) {
 			p->exitcode = m.exitcode;
 			p->done = true;
 			return 1;
 		}
-		if (k < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+		if (k == -EAGAIN)
 			return 0;
 		/* End-of-file or garbage: the server is gone and the status
 		 * with it.  From now on only the pidfd tells us anything. */

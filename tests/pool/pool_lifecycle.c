@@ -4,7 +4,8 @@
  * (prompt, -ECANCELED, callbacks, no worker left), destroy like leaving
  * Python's `with` block; the initializer (once per worker, in the worker
  * itself, under fork and spawn; a failing one makes create fail and
- * leaves no process behind); maxtasksperchild (workers replaced and
+ * leaves no process behind); a waiter on a result does not hold off a
+ * terminate from another thread; maxtasksperchild (workers replaced and
  * counted as retired, never as lost); a pool created inside a child
  * process.
  */
@@ -148,6 +149,46 @@ Test(lifecycle, terminate_cancels_work_in_flight_and_kills_the_workers)
 	for (int i = 0; i < N; i++)
 		mproc_async_free(a[i]);
 	mproc_pool_destroy(p);
+	pt_tmpdir_free(&d);
+}
+
+static void *terminate_thread(void *arg)
+{
+	static int rc;
+	rc = mproc_pool_terminate(arg);
+	return &rc;
+}
+
+/* A thread waiting on a result helps the pool (it does the pool thread's
+ * work while the engine is free).  One that took the engine just after
+ * terminate's kick kept it, spinning on the unseen kick, until its own
+ * deadline, and the pool thread, which alone cancels the work, waited
+ * for it: a wait with no deadline never ended.  The race is won often
+ * by a waiter that starts together with the terminating thread, so the
+ * test tries it many times. */
+Test(lifecycle, a_waiter_does_not_hold_off_terminate_from_another_thread)
+{
+	struct pt_tmpdir d;
+	pt_tmpdir_new(&d);
+	struct pt_file_arg g;
+	pt_file_arg(&g, &d, "never", 0);
+	for (int round = 0; round < 20; round++) {
+		mproc_pool *p = pool_new(NULL, 1);
+		mproc_async *a;
+		cr_assert_eq(mproc_pool_apply_async(p, task_gate, &g, sizeof g,
+						    NULL, NULL, NULL, &a), 0);
+		pthread_t t;
+		cr_assert_eq(pthread_create(&t, NULL, terminate_thread, p), 0);
+		cr_assert_eq(mproc_async_wait(a, 20 * MPROC_SEC), 0,
+			     "round %d: the wait outlived terminate", round);
+		cr_expect_eq(mproc_async_get(a, MPROC_NOWAIT, NULL, NULL),
+			     -ECANCELED);
+		int *rc;
+		cr_assert_eq(pthread_join(t, (void **)&rc), 0);
+		cr_expect_eq(*rc, 0);
+		mproc_async_free(a);
+		mproc_pool_destroy(p);
+	}
 	pt_tmpdir_free(&d);
 }
 

@@ -15,23 +15,10 @@
  */
 #include <errno.h>
 #include <poll.h>
-#include <stdatomic.h>
 #include <time.h>
-#include <sys/socket.h>
 
 #include "process_test.h"
-
-/* The descriptor whose next non-blocking read says end-of-file, once. */
-static _Atomic int eof_once_fd = -1;
-
-ssize_t recv(int fd, void *buf, size_t len, int flags)
-{
-	int want = atomic_load(&eof_once_fd);
-	if (want >= 0 && fd == want && (flags & MSG_DONTWAIT) &&
-	    atomic_compare_exchange_strong(&eof_once_fd, &want, -1))
-		return 0;
-	return recvfrom(fd, buf, len, flags, NULL, NULL);
-}
+#include "../common/common_recv_eof.h"
 
 TestSuite(status_eof, .init = forget_worker_marker);
 
