@@ -332,24 +332,44 @@ static inline int prod_enter(struct mproc__ring_spsc *r)
 	return 0;
 }
 
-int mproc__ring_spsc_reserve(struct mproc__ring_spsc *r, uint64_t len,
-			     uint64_t *token, void **payload)
+/* Room for @need bytes at @pos: 0, -EAGAIN, or -MPROC_ECORRUPT (a tail
+ * that breaks I2).  The cached tail first; the shared one only when the
+ * cache says full. */
+static inline __attribute__((always_inline)) int
+room_at(struct mproc__ring_spsc *r, uint64_t pos, uint64_t need)
+{
+	if (mproc__likely(r->cap - (pos - r->cached_tail) >= need))
+		return 0;
+	int rc = load_tail(r, pos);
+	if (rc)
+		return rc;
+	return r->cap - (pos - r->cached_tail) < need ? -EAGAIN : 0;
+}
+
+/* The start of every producer call that writes one record of @len
+ * bytes: the length, the producer's checks (prod_enter), then room at
+ * pend_head.  On 0, *@pos is where the record goes and *@rec its size. */
+static inline __attribute__((always_inline)) int
+prod_room(struct mproc__ring_spsc *r, uint64_t len, uint64_t *pos,
+	  uint64_t *rec)
 {
 	if (len > r->max_payload)
 		return -EMSGSIZE;
 	int rc = prod_enter(r);
 	if (rc)
 		return rc;
-	uint64_t pos = r->pend_head;
-	uint64_t rec = mproc__ring_spsc_rec_size(len);
-	uint64_t need = need_at(r, pos, rec);
-	if (r->cap - (pos - r->cached_tail) < need) {
-		rc = load_tail(r, pos);
-		if (rc)
-			return rc;
-		if (r->cap - (pos - r->cached_tail) < need)
-			return -EAGAIN;
-	}
+	*pos = r->pend_head;
+	*rec = mproc__ring_spsc_rec_size(len);
+	return room_at(r, *pos, need_at(r, *pos, *rec));
+}
+
+int mproc__ring_spsc_reserve(struct mproc__ring_spsc *r, uint64_t len,
+			     uint64_t *token, void **payload)
+{
+	uint64_t pos, rec;
+	int rc = prod_room(r, len, &pos, &rec);
+	if (rc)
+		return rc;
 	uint64_t off = pos & r->mask;
 	r->res_pad = false;
 	if (off + rec > r->cap) {
@@ -428,20 +448,6 @@ void mproc__ring_spsc_publish(struct mproc__ring_spsc *r)
 	publish_head(r);
 }
 
-/* Room for @need bytes at @pos: 0, -EAGAIN, or -MPROC_ECORRUPT (a tail
- * that breaks I2).  The cached tail first; the shared one only when the
- * cache says full. */
-static inline __attribute__((always_inline)) int
-room_at(struct mproc__ring_spsc *r, uint64_t pos, uint64_t need)
-{
-	if (mproc__likely(r->cap - (pos - r->cached_tail) >= need))
-		return 0;
-	int rc = load_tail(r, pos);
-	if (rc)
-		return rc;
-	return r->cap - (pos - r->cached_tail) < need ? -EAGAIN : 0;
-}
-
 /* Write a whole record of @len bytes from @src at @pos, where room_at
  * found room for it: a PAD first where it would cross the end (I4), the
  * payload, the header, then the tags (E1), each after clearing the slot
@@ -486,14 +492,8 @@ write_rec(struct mproc__ring_spsc *r, uint64_t pos, uint64_t rec,
 int mproc__ring_spsc_put(struct mproc__ring_spsc *r, const void *buf,
 			 uint64_t len, _Atomic uint64_t *count)
 {
-	if (len > r->max_payload)
-		return -EMSGSIZE;
-	int rc = prod_enter(r);
-	if (rc)
-		return rc;
-	uint64_t pos = r->pend_head;
-	uint64_t rec = mproc__ring_spsc_rec_size(len);
-	rc = room_at(r, pos, need_at(r, pos, rec));
+	uint64_t pos, rec;
+	int rc = prod_room(r, len, &pos, &rec);
 	if (rc)
 		return rc;
 	r->pend_head = write_rec(r, pos, rec, buf, len, count);
