@@ -39,6 +39,7 @@
 #include <errno.h>
 #include <signal.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -128,24 +129,43 @@ static unsigned char piece_byte(uint64_t x, size_t j)
 	return (unsigned char)(x * 31 + j);
 }
 
-/* x % 1000 == 333 kills its own worker, x % 1000 == 777 fails with a
- * message; the others return their piece_len bytes. */
-static int kill_in_piece(mproc_task *t, const void *arg, size_t len)
+/* How a shaped task answers item x: it kills its own worker when
+ * x % kill_mod == kill_at, fails with a message when x % 1000 == 777 (if
+ * @fails), and otherwise returns len(x) bytes of piece_byte. */
+struct shape {
+	uint64_t kill_mod, kill_at;
+	bool fails;
+	size_t (*len)(uint64_t x);
+};
+
+static int shaped(mproc_task *t, const void *arg, size_t len,
+		  const struct shape *sh)
 {
 	uint64_t x;
-	unsigned char out[100];
+	unsigned char out[5000];
 	if (len != sizeof x)
 		return -EINVAL;
 	memcpy(&x, arg, sizeof x);
-	if (x % 1000 == 333)
+	if (x % sh->kill_mod == sh->kill_at)
 		raise(SIGKILL);
-	if (x % 1000 == 777) {
+	if (sh->fails && x % 1000 == 777) {
 		mproc_task_set_error(t, "seven seven seven");
 		return -EDOM;
 	}
-	for (size_t j = 0; j < piece_len(x); j++)
+	size_t n = sh->len(x);
+	if (n > sizeof out)
+		return -E2BIG;
+	for (size_t j = 0; j < n; j++)
 		out[j] = piece_byte(x, j);
-	return mproc_task_return(t, out, piece_len(x));
+	return mproc_task_return(t, out, n);
+}
+
+/* Case kill_piece: x % 1000 == 333 dies, 777 fails, the others return
+ * piece_len bytes. */
+static int kill_in_piece(mproc_task *t, const void *arg, size_t len)
+{
+	static const struct shape sh = { 1000, 333, true, piece_len };
+	return shaped(t, arg, len, &sh);
 }
 
 /* The result of item x in case large: runs of 40 items of one length,
@@ -156,25 +176,12 @@ static size_t large_len(uint64_t x)
 	return lens[x / 40 % 4];
 }
 
-/* x % 30000 == 12345 kills its own worker (in the middle of an agent's
- * piece), x % 1000 == 777 fails with a message; the others return their
- * large_len bytes. */
+/* Case large: x % 30000 == 12345 dies (in the middle of an agent's
+ * piece), 777 fails, the others return large_len bytes. */
 static int kill_in_large(mproc_task *t, const void *arg, size_t len)
 {
-	uint64_t x;
-	unsigned char out[2000];
-	if (len != sizeof x)
-		return -EINVAL;
-	memcpy(&x, arg, sizeof x);
-	if (x % 30000 == 12345)
-		raise(SIGKILL);
-	if (x % 1000 == 777) {
-		mproc_task_set_error(t, "seven seven seven");
-		return -EDOM;
-	}
-	for (size_t j = 0; j < large_len(x); j++)
-		out[j] = piece_byte(x, j);
-	return mproc_task_return(t, out, large_len(x));
+	static const struct shape sh = { 30000, 12345, true, large_len };
+	return shaped(t, arg, len, &sh);
 }
 
 /* Case nomem: x % 100 == 50 returns 5000 bytes, x % 1000 == 333 kills
@@ -186,16 +193,8 @@ static size_t nomem_len(uint64_t x)
 
 static int nomem_task(mproc_task *t, const void *arg, size_t len)
 {
-	uint64_t x;
-	unsigned char out[5000];
-	if (len != sizeof x)
-		return -EINVAL;
-	memcpy(&x, arg, sizeof x);
-	if (x % 1000 == 333)
-		raise(SIGKILL);
-	for (size_t j = 0; j < nomem_len(x); j++)
-		out[j] = piece_byte(x, j);
-	return mproc_task_return(t, out, nomem_len(x));
+	static const struct shape sh = { 1000, 333, false, nomem_len };
+	return shaped(t, arg, len, &sh);
 }
 
 /* Sleep 20 ms, then x + 1. */
@@ -403,16 +402,25 @@ static void case_kill(mproc_pool *pool)
 	      "apply after the death");
 }
 
-static void case_kill_piece(mproc_pool *pool)
+/* Items 0 .. SMALL_N - 1, each a uint64_t, for the kill_piece and nomem
+ * cases (one of them runs per program). */
+enum { SMALL_N = 3000 };
+static const struct iovec *small_items(void)
 {
-	enum { N = 3000 };
-	static uint64_t in[N];
-	static struct iovec items[N];
-	static struct mproc_pool_result res[N];
-	for (int i = 0; i < N; i++) {
+	static uint64_t in[SMALL_N];
+	static struct iovec items[SMALL_N];
+	for (int i = 0; i < SMALL_N; i++) {
 		in[i] = (uint64_t)i;
 		items[i] = (struct iovec){ &in[i], sizeof in[i] };
 	}
+	return items;
+}
+
+static void case_kill_piece(mproc_pool *pool)
+{
+	enum { N = SMALL_N };
+	static struct mproc_pool_result res[N];
+	const struct iovec *items = small_items();
 	/* Default chunks (375 items), cut by each agent into pieces that
 	 * each run on its one worker: a death leaves the items after the
 	 * dead one, and any done but not yet reported before it, to run
@@ -505,14 +513,9 @@ static void case_large(mproc_pool *pool)
 
 static void case_nomem(mproc_pool *pool)
 {
-	enum { N = 3000 };
-	static uint64_t in[N];
-	static struct iovec items[N];
+	enum { N = SMALL_N };
 	static struct mproc_pool_result res[N];
-	for (int i = 0; i < N; i++) {
-		in[i] = (uint64_t)i;
-		items[i] = (struct iovec){ &in[i], sizeof in[i] };
-	}
+	const struct iovec *items = small_items();
 	/* Twice: the pool and its agents go on after the lost items. */
 	for (int round = 0; round < 2; round++) {
 		ssize_t failed = mproc_pool_map_iov(pool, nomem_task, items, N,
