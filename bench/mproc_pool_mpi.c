@@ -228,9 +228,10 @@ int bench_mpi_launcher(bool own, char *out, size_t len, char *why,
 	}
 	/* An MPICH build started by Open MPI's mpiexec (or the reverse)
 	 * runs K+1 independent singletons: the launcher must match. */
-	if (!found && own && BENCH_MPIEXEC[0] &&
-	    access(BENCH_MPIEXEC, X_OK) == 0) {
-		snprintf(path, sizeof path, "%s", BENCH_MPIEXEC);
+	static const char built_with[] = BENCH_MPIEXEC;
+	if (!found && own && built_with[0] != '\0' &&
+	    access(built_with, X_OK) == 0) {
+		snprintf(path, sizeof path, "%s", built_with);
 		found = true;
 	}
 	for (int i = 0; !found && names[i]; i++)
