@@ -245,17 +245,21 @@ static void take_frame(struct mproc__mpi_head *h, unsigned i,
 	}
 }
 
-/* Take in completed receives, and free completed sends.  True if any
- * receive completed. */
-static bool progress(struct mproc__mpi_head *h)
+/* What absorb_some does with each whole frame from agent @i: 0, or an
+ * error that stops it. */
+typedef int (*frame_fn)(struct mproc__mpi_head *h, unsigned i,
+			struct mpi_frame *f, struct mpi_body *body, void *arg);
+
+/* Take in the agents' completed receives (one MPI_Testsome), handing
+ * each frame they complete to @on.  Returns how many receives completed,
+ * -EIO when MPI_Testsome failed, or the first error of a frame
+ * (mpi_link_absorb's or @on's). */
+static int absorb_some(struct mproc__mpi_head *h, frame_fn on, void *arg)
 {
-	if (!h->up || h->dead)
-		return false;
-	h->progressed_ns = mproc__now_ns();
 	int outcount = 0;
 	if (MPI_Testsome((int)h->n, h->rreqs, &outcount, h->idx, h->st) !=
 	    MPI_SUCCESS)
-		fatal("MPI_Testsome", -EIO);
+		return -EIO;
 	if (outcount == MPI_UNDEFINED)
 		outcount = 0;
 	for (int k = 0; k < outcount; k++) {
@@ -263,14 +267,35 @@ static bool progress(struct mproc__mpi_head *h)
 		struct mpi_frame f;
 		struct mpi_body body;
 		int rc = mpi_link_absorb(&h->ag[i].link, &h->st[k], &f, &body);
-		if (rc < 0)
-			fatal("a frame from an agent", rc);
 		if (rc == 1)
-			take_frame(h, i, &f, &body);
+			rc = on(h, i, &f, &body, arg);
+		if (rc < 0)
+			return rc;
 	}
+	return outcount;
+}
+
+static int take_frame_cb(struct mproc__mpi_head *h, unsigned i,
+			 struct mpi_frame *f, struct mpi_body *body, void *arg)
+{
+	(void)arg;
+	take_frame(h, i, f, body);
+	return 0;
+}
+
+/* Take in completed receives, and free completed sends.  True if any
+ * receive completed. */
+static bool progress(struct mproc__mpi_head *h)
+{
+	if (!h->up || h->dead)
+		return false;
+	h->progressed_ns = mproc__now_ns();
+	int got = absorb_some(h, take_frame_cb, NULL);
+	if (got < 0)
+		fatal("MPI_Testsome or a frame from an agent", got);
 	for (unsigned i = 0; i < h->n; i++)
 		mpi_link_sends_done(&h->ag[i].link);
-	return outcount > 0;
+	return got > 0;
 }
 
 /* progress, unless it ran less than PROGRESS_FRESH_NS ago: the engine
@@ -319,6 +344,17 @@ static int check_hello(struct agent *a, const struct mpi_frame *f,
 	return 0;
 }
 
+/* absorb_some's frame_fn while meeting the agents: @arg counts the
+ * hellos checked good. */
+static int hello_cb(struct mproc__mpi_head *h, unsigned i,
+		    struct mpi_frame *f, struct mpi_body *body, void *arg)
+{
+	int rc = check_hello(&h->ag[i], f, body);
+	mpi_link_keep(&h->ag[i].link, body->own, body->cap);
+	*(unsigned *)arg += rc == 0;
+	return rc;
+}
+
 /* Wait for every agent's hello; 0 or an error. */
 static int meet_agents(struct mproc__mpi_head *h)
 {
@@ -327,29 +363,11 @@ static int meet_agents(struct mproc__mpi_head *h)
 	unsigned met = 0;
 	int64_t idle_from = mproc__now_ns();
 	while (met < h->n) {
-		int outcount = 0;
-		if (MPI_Testsome((int)h->n, h->rreqs, &outcount, h->idx,
-				 h->st) != MPI_SUCCESS)
-			return -EIO;
-		if (outcount == MPI_UNDEFINED)
-			outcount = 0;
-		for (int k = 0; k < outcount; k++) {
-			unsigned i = (unsigned)h->idx[k];
-			struct mpi_frame f;
-			struct mpi_body body;
-			int rc = mpi_link_absorb(&h->ag[i].link, &h->st[k], &f,
-						 &body);
-			if (rc == 1) {
-				rc = check_hello(&h->ag[i], &f, &body);
-				mpi_link_keep(&h->ag[i].link, body.own,
-					      body.cap);
-				met += rc == 0;
-			}
-			if (rc < 0)
-				return rc;
-		}
+		int got = absorb_some(h, hello_cb, &met);
+		if (got < 0)
+			return got;
 		int64_t now = mproc__now_ns();
-		if (outcount > 0)
+		if (got > 0)
 			idle_from = now;
 		if (met == h->n)
 			break;
