@@ -81,10 +81,14 @@
  *    atexit(3) handlers the target registered run, after the mproc
  *    handlers and the children clean-up, as do any that constructors of
  *    the new image registered before main().
- *  - "forkserver": the same as "spawn".  The child is forked from the
- *    server, a fresh image that ran only constructors and mproc_main, so
- *    it ends with exit(3): the target's atexit(3) handlers run, and so do
- *    those the server image's constructors registered, once in each child.
+ *  - "forkserver": the same as "fork", as Python's forkserver children
+ *    end with os._exit.  The child is forked from the server, whose
+ *    atexit(3) list holds what the server image's constructors
+ *    registered; running it, and the destructors of every object the
+ *    server loaded, in each child would repeat the server's clean-up
+ *    once per child.  So the child ends with _exit(2) after its
+ *    mproc_atexit handlers; handlers its target registers with atexit(3)
+ *    are lost.  stdout and stderr are flushed first, under every method.
  *
  * CONCURRENCY.  Handles are independent of each other.  On one handle,
  * join, is_alive, exitcode, pid, ident, sentinel, terminate, kill and
@@ -444,7 +448,7 @@ MPROC_API int mproc_atexit(mproc_exit_fn fn, void *arg);
  * bits), as if its target or run() had returned @code: run its mproc_atexit
  * handlers, flush stdout and stderr, terminate its daemon children and
  * join the others, then end the way its start method ends a child
- * (_exit(2) under "fork", exit(3) under "spawn" and "forkserver"; see EXIT
+ * (_exit(2) under "fork" and "forkserver", exit(3) under "spawn"; see EXIT
  * HANDLERS above).  In a process that is not an mproc child (the main
  * process) it is exit(@code), which runs the same steps from its atexit(3)
  * hook.  Never returns; blocks while it joins children.  Other threads

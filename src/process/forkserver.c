@@ -550,10 +550,13 @@ static _Noreturn void child_main(int *fds, const int32_t *targets, size_t n,
 	if (self->daemon)
 		mproc__proc_die_with_parent(server);
 	mproc__proc_become(self, &parent);
-	/* The image is the server's, a fresh one that ran no application
-	 * code, so the child ends with exit(3) as a spawn child does: the
-	 * atexit(3) handlers its target registers run. */
-	mproc__proc_child_run(self, true);
+	/* The child ends as a fork child does, with _exit(2) after its
+	 * mproc_atexit handlers and a flush of stdout and stderr, as
+	 * Python's forkserver children end with os._exit: the atexit(3)
+	 * list is the server's (what its constructors registered), and
+	 * running it, and the destructors of every loaded object, in each
+	 * child would repeat the server's clean-up once per child. */
+	mproc__proc_child_run(self, false);
 }
 
 static void close_all(int *fds, size_t n)
