@@ -23,8 +23,12 @@ int mproc__deadline_init(struct mproc__deadline *d, int64_t timeout_ns)
 		return -EINVAL;
 	d->forever = timeout_ns == -1;
 	d->nowait = timeout_ns == 0;
-	clock_gettime(CLOCK_MONOTONIC, &d->at);
+	/* Forever needs no clock: nothing reads at then.  (A process that
+	 * ends joins its children with such a deadline, and in a fresh fork
+	 * the clock read faults in the vDSO's pages.) */
+	d->at = (struct timespec){ 0, 0 };
 	if (!d->forever) {
+		clock_gettime(CLOCK_MONOTONIC, &d->at);
 		int64_t now = mproc__ts_to_ns(&d->at);
 		int64_t end = timeout_ns > INT64_MAX - now ? INT64_MAX
 							   : now + timeout_ns;

@@ -29,7 +29,7 @@ int64_t mproc__coarse_now_ns(void);
 struct mproc__deadline {
 	bool forever;
 	bool nowait;        /* timeout was 0: look once, never spin or sleep */
-	struct timespec at; /* CLOCK_MONOTONIC */
+	struct timespec at; /* CLOCK_MONOTONIC; unset (zero) when forever */
 };
 
 /* Turn a relative timeout (ns; -1 forever; 0 already expired) into an
