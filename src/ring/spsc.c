@@ -586,6 +586,32 @@ static void publish_tail(struct mproc__ring_spsc *r)
 	mproc__event_signal(&sh->space_ready);
 }
 
+/* Slip (spsc.h): the consumer is about to take the record at @pos, of
+ * @rec bytes.  When the next record is there too and head is less than
+ * SLIP_NEAR ahead, let the producer get SLIP_FAR ahead while it streams. */
+static __attribute__((noinline)) void slip(struct mproc__ring_spsc *r,
+					   uint64_t pos, uint64_t rec)
+{
+	uint64_t next = pos + rec;
+	if (atomic_load_explicit(tag_at(r, next & r->mask),
+				 memory_order_relaxed) != (next ^ r->secret))
+		return;
+	uint64_t h = atomic_load_explicit(&r->sh->head, memory_order_relaxed);
+	/* Unsigned: a head behind pos (I7) reads as far ahead. */
+	if (h - pos >= MPROC__SPSC_SLIP_NEAR)
+		return;
+	for (int look = 0; look < MPROC__SPSC_SLIP_LOOKS; look++) {
+		for (int i = 0; i < MPROC__SPSC_SLIP_PAUSES; i++)
+			mproc__cpu_relax();
+		uint64_t now = atomic_load_explicit(&r->sh->head,
+						    memory_order_relaxed);
+		if (now - h < MPROC__SPSC_SLIP_STRIDE ||
+		    now - pos >= MPROC__SPSC_SLIP_FAR)
+			return;
+		h = now;
+	}
+}
+
 int mproc__ring_spsc_peek(struct mproc__ring_spsc *r, uint64_t cap,
 			  uint64_t *token, const void **payload,
 			  uint64_t *len, uint32_t *flags)
@@ -644,6 +670,10 @@ int mproc__ring_spsc_peek(struct mproc__ring_spsc *r, uint64_t cap,
 			if (!batch)
 				publish_tail(r);
 			continue;
+		}
+		if (mproc__unlikely(++r->slip_count >= MPROC__SPSC_SLIP_EVERY)) {
+			r->slip_count = 0;
+			slip(r, pos, rec);
 		}
 		*len = h[0];
 		if (h[0] > cap)

@@ -86,6 +86,27 @@
  * fast path (tags, I6).  So in steady streaming the index lines are each
  * written by one side and read by the other only occasionally.
  *
+ * Slip (consumer, a speed rule with no part in correctness).  A consumer
+ * that streams right behind the producer reads lines the producer is
+ * still writing (a 64-byte message is an 80-byte record, so neighbours
+ * share lines, and the hardware prefetcher runs ahead of the reads):
+ * those lines cross between the cores more than once, and both sides
+ * slow down.  On this project's 2-CPU VM a consumer a few records behind
+ * streamed 42-46 M msg/s, one 100 KiB or more behind 66 M/s and more;
+ * and since the consumer is the faster side once it lags, it catches up,
+ * so the slow state is the stable one.  So, as FastForward's "temporal
+ * slipping" does, every SLIP_EVERY records (the MPROC__SPSC_SLIP_*
+ * constants below) the consumer looks how far behind head it is, but
+ * only when the record after the one it is taking is there too (the
+ * producer is ahead; never in a request/response exchange, where the
+ * ring holds one message).  Nearer than SLIP_NEAR bytes, it lets the
+ * producer run until it is SLIP_FAR behind, for as long as head moves by
+ * SLIP_STRIDE bytes or more from one look to the next (a producer that
+ * slows or stops is never waited for), and for SLIP_LOOKS looks at most.
+ * Relaxed loads of head and of the next tag: hints only, nothing is read
+ * on their strength, and a wrong (or hostile) head costs at most the
+ * bounded wait.
+ *
  * Everything read from shared memory is checked before use: a head/tail
  * that breaks I2, or a record header that breaks I4/I5 or claims more bytes
  * than were published, gives -MPROC_ECORRUPT and never an out-of-bounds
@@ -151,8 +172,20 @@ struct mproc__ring_spsc {
 	uint64_t pub_tail;     /* consumer: the tail it last published */
 	uint64_t peek_rec;     /* consumer: size of the peeked record, or 0 */
 	uint32_t peek_flags;   /* consumer: flags of the peeked record */
+	uint32_t slip_count;   /* consumer: records peeked since the last look */
 	struct mproc__spin spin_rd, spin_wr;
 };
+
+/* Slip (above): how often the consumer looks (records), how near is too
+ * near, how far to let the producer run ahead, the least progress per
+ * look worth waiting for (bytes), the bound on the looks, and the spin
+ * hints between two looks. */
+#define MPROC__SPSC_SLIP_EVERY 64
+#define MPROC__SPSC_SLIP_NEAR 2048
+#define MPROC__SPSC_SLIP_FAR 8192
+#define MPROC__SPSC_SLIP_STRIDE 256
+#define MPROC__SPSC_SLIP_LOOKS 64
+#define MPROC__SPSC_SLIP_PAUSES 16
 
 /* Bytes a record with @len payload bytes occupies. */
 static inline uint64_t mproc__ring_spsc_rec_size(uint64_t len)

@@ -8,9 +8,16 @@
  * took the word for a tag and read payload bytes as a header: a false
  * -MPROC_ECORRUPT (seen in queue_stress's sleepers_spsc), or a message
  * nobody sent.
+ *
+ * The consumer's slip (spsc.h) reads the tag slot after the record it is
+ * taking, and head, and may wait on them: the last tests check that it
+ * hands out every record as it should and that no head, however it
+ * moves, keeps it waiting without bound.
  */
 #include <criterion/criterion.h>
 #include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -187,4 +194,72 @@ Test(spsc_tags, batch_stale_bytes_with_a_valid_header_are_no_record)
 {
 	use_batch = true;
 	stale_slot_at_the_frontier(4);
+}
+
+/* Records of 48 payload bytes (64 in the ring) while the ring holds two
+ * or three, so that when the slip looks, the next record is there and
+ * head is near: it must look once, see a producer that stopped, and go
+ * on.  Every record comes out in order, at its position. */
+Test(spsc_tags, slip_behind_a_stopped_producer_takes_every_record)
+{
+	struct ring_pair rp;
+	ring_pair_new(&rp);
+	put_at(&rp, 0, NULL, 48);
+	put_at(&rp, 64, NULL, 48);
+	uint64_t pos = 0;
+	for (int i = 0; i < 4 * MPROC__SPSC_SLIP_EVERY; i++, pos += 64) {
+		put_at(&rp, pos + 128, NULL, 48);
+		get_at(&rp, pos, 48);
+	}
+	get_at(&rp, pos, 48);
+	get_at(&rp, pos + 64, 48);
+	munmap(rp.mem, rp.size);
+}
+
+struct mover {
+	_Atomic uint64_t *head;
+	uint64_t base;
+	atomic_bool stop;
+};
+
+/* A hostile head: always less than SLIP_FAR ahead of the consumer, and a
+ * new value, at least SLIP_STRIDE from the last, on every store. */
+static void *move_head(void *arg)
+{
+	struct mover *m = arg;
+	uint64_t k = 0;
+	while (!atomic_load(&m->stop)) {
+		k++;
+		uint64_t at = m->base + 16 * (k % 2 ? 1 : 64) +
+			      (k % 7) * MPROC__SPSC_SLIP_STRIDE;
+		atomic_store_explicit(m->head, at, memory_order_relaxed);
+	}
+	return NULL;
+}
+
+Test(spsc_tags, slip_under_a_hostile_head_waits_a_bounded_time)
+{
+	struct ring_pair rp;
+	ring_pair_new(&rp);
+	put_at(&rp, 0, NULL, 48);
+	put_at(&rp, 64, NULL, 48);
+	_Atomic uint64_t *head = &rp.cons.u.spsc.sh->head;
+	uint64_t true_head = atomic_load(head);
+	cr_assert_eq(true_head, 128);
+	/* The next peek looks (slip_count reaches SLIP_EVERY). */
+	rp.cons.u.spsc.slip_count = MPROC__SPSC_SLIP_EVERY - 1;
+	struct mover m = { .head = head, .base = 0 };
+	atomic_init(&m.stop, false);
+	pthread_t t;
+	cr_assert_eq(pthread_create(&t, NULL, move_head, &m), 0);
+	/* Returns (the suite's timeout says how long at most) with the
+	 * record at 0: the slip only waits. */
+	get_at(&rp, 0, 48);
+	atomic_store(&m.stop, true);
+	pthread_join(t, NULL);
+	cr_assert_eq(rp.cons.u.spsc.slip_count, 0, "the slip looked");
+	atomic_store(head, true_head);
+	get_at(&rp, 64, 48);
+	put_get(&rp, 128, 48);
+	munmap(rp.mem, rp.size);
 }
