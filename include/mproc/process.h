@@ -89,6 +89,9 @@
  *    once per child.  So the child ends with _exit(2) after its
  *    mproc_atexit handlers; handlers its target registers with atexit(3)
  *    are lost.  stdout and stderr are flushed first, under every method.
+ *    (Tools that hook exit(3), such as LeakSanitizer's leak check or
+ *    gcov's counters, so see forkserver children as they see fork
+ *    children: not at all.)
  *
  * CONCURRENCY.  Handles are independent of each other.  On one handle,
  * join, is_alive, exitcode, pid, ident, sentinel, terminate, kill and

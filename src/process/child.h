@@ -13,8 +13,9 @@
 
 /* Run the body of @self (the current process) and end with its result
  * (exit.h: its mproc exit handlers, then the children clean-up).
- * @use_exit selects exit(3) (a fresh image: run its atexit(3) handlers)
- * over _exit(2) (a fork: do not run the parent's). */
+ * @use_exit selects exit(3) (spawn, a fresh image: run its atexit(3)
+ * handlers) over _exit(2) (fork and forkserver: do not run the parent's
+ * or the server's). */
 _Noreturn void mproc__proc_child_run(mproc_process *self, bool use_exit);
 /* In a new child: die with SIGKILL when @parent dies (PR_SET_PDEATHSIG),
  * and leave at once if it is already gone. */

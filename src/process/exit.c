@@ -4,8 +4,8 @@
  * mproc keeps its own list of exit handlers rather than relying on
  * atexit(3), because atexit(3)'s list cannot be made per-process: a forked
  * child inherits it and must not run it (that would repeat the parent's
- * clean-up), so a fork child ends with _exit(2) and any atexit(3) handler
- * its target registered is lost.  This list is emptied in every forked
+ * clean-up), so a forked child (fork and forkserver methods) ends with
+ * _exit(2) and any atexit(3) handler its target registered is lost.  This list is emptied in every forked
  * child (an atfork handler), so each process runs only the handlers it
  * registered itself, under every start method, as Python 3.12+ does.
  *
@@ -36,8 +36,8 @@ static struct handler *handlers;
 
 enum end_how {
 	END_MAIN,  /* not an mproc child: exit(3), whose hook does the rest */
-	END_EXIT,  /* a child in a fresh image */
-	END__EXIT, /* a fork child */
+	END_EXIT,  /* a child in a fresh image (spawn) */
+	END__EXIT, /* a forked child (fork, forkserver) */
 };
 /* Written in a child before its body runs (single-threaded then); read
  * only by that process afterwards. */

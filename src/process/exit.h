@@ -12,8 +12,9 @@
  * mproc handlers and then the children clean-up at a normal exit. */
 void mproc__proc_exit_init(void);
 /* In a child, before its body runs: how it ends.  @use_exit selects
- * exit(3) (a fresh image: run its atexit(3) handlers) over _exit(2) (a
- * fork: do not run the parent's). */
+ * exit(3) (spawn, a fresh image: run its atexit(3) handlers) over
+ * _exit(2) (fork and forkserver: do not run the parent's or the
+ * server's). */
 void mproc__proc_set_child_end(bool use_exit);
 /* End the current process with @code: run its mproc handlers, flush
  * stdio, clean up its children, and leave as set above (exit(3) in a

@@ -596,28 +596,32 @@ static void publish_tail(struct mproc__ring_spsc *r)
 
 /* Slip (spsc.h): the consumer is about to take the record at @pos, of
  * @rec bytes.  When the next record is there too and head is less than
- * SLIP_NEAR ahead, let the producer get SLIP_FAR ahead while it streams. */
-static __attribute__((noinline)) void slip(struct mproc__ring_spsc *r,
-					   uint64_t pos, uint64_t rec)
+ * SLIP_NEAR ahead, let the producer get SLIP_FAR ahead while it streams.
+ * Returns the number of looks at head after the first (for the tests). */
+static __attribute__((noinline)) int slip(struct mproc__ring_spsc *r,
+					  uint64_t pos, uint64_t rec)
 {
 	uint64_t next = pos + rec;
-	if (atomic_load_explicit(tag_at(r, next & r->mask),
+	if (r->cap < MPROC__SPSC_SLIP_MIN_CAP ||
+	    atomic_load_explicit(tag_at(r, next & r->mask),
 				 memory_order_relaxed) != (next ^ r->secret))
-		return;
+		return 0;
 	uint64_t h = atomic_load_explicit(&r->sh->head, memory_order_relaxed);
 	/* Unsigned: a head behind pos (I7) reads as far ahead. */
 	if (h - pos >= MPROC__SPSC_SLIP_NEAR)
-		return;
-	for (int look = 0; look < MPROC__SPSC_SLIP_LOOKS; look++) {
+		return 0;
+	int looks = 0;
+	while (looks < MPROC__SPSC_SLIP_LOOKS) {
 		for (int i = 0; i < MPROC__SPSC_SLIP_PAUSES; i++)
 			mproc__cpu_relax();
 		uint64_t now = atomic_load_explicit(&r->sh->head,
 						    memory_order_relaxed);
-		if (now - h < MPROC__SPSC_SLIP_STRIDE ||
-		    now - pos >= MPROC__SPSC_SLIP_FAR)
-			return;
+		looks++;
+		if (!mproc__spsc_slip_more(pos, h, now))
+			break;
 		h = now;
 	}
+	return looks;
 }
 
 int mproc__ring_spsc_peek(struct mproc__ring_spsc *r, uint64_t cap,
@@ -679,13 +683,13 @@ int mproc__ring_spsc_peek(struct mproc__ring_spsc *r, uint64_t cap,
 				publish_tail(r);
 			continue;
 		}
-		if (mproc__unlikely(++r->slip_count >= MPROC__SPSC_SLIP_EVERY)) {
-			r->slip_count = 0;
-			slip(r, pos, rec);
-		}
 		*len = h[0];
 		if (h[0] > cap)
 			return -EMSGSIZE; /* too long for the caller: stays */
+		if (mproc__unlikely(++r->slip_count >= MPROC__SPSC_SLIP_EVERY)) {
+			r->slip_count = 0;
+			r->slip_looks = slip(r, pos, rec);
+		}
 		r->peek_rec = rec;
 		r->peek_flags = h[1];
 		*token = pos;

@@ -83,7 +83,8 @@
  *
  * The producer keeps a private cached copy of tail and reloads the shared
  * one only when the cache says full; the consumer never reads head on its
- * fast path (tags, I6).  So in steady streaming the index lines are each
+ * fast path (tags, I6) but for the slip's look (below), once in 64
+ * records at most.  So in steady streaming the index lines are each
  * written by one side and read by the other only occasionally.
  *
  * Slip (consumer, a speed rule with no part in correctness).  A consumer
@@ -91,21 +92,23 @@
  * still writing (a 64-byte message is an 80-byte record, so neighbours
  * share lines, and the hardware prefetcher runs ahead of the reads):
  * those lines cross between the cores more than once, and both sides
- * slow down.  On this project's 2-CPU VM a consumer a few records behind
- * streamed 42-46 M msg/s, one 100 KiB or more behind 66 M/s and more;
- * and since the consumer is the faster side once it lags, it catches up,
- * so the slow state is the stable one.  So, as FastForward's "temporal
- * slipping" does, every SLIP_EVERY records (the MPROC__SPSC_SLIP_*
- * constants below) the consumer looks how far behind head it is, but
- * only when the record after the one it is taking is there too (the
- * producer is ahead; never in a request/response exchange, where the
- * ring holds one message).  Nearer than SLIP_NEAR bytes, it lets the
- * producer run until it is SLIP_FAR behind, for as long as head moves by
- * SLIP_STRIDE bytes or more from one look to the next (a producer that
- * slows or stops is never waited for), and for SLIP_LOOKS looks at most.
- * Relaxed loads of head and of the next tag: hints only, nothing is read
- * on their strength, and a wrong (or hostile) head costs at most the
- * bounded wait.
+ * slow down.  On this project's 2-CPU VM a consumer 2-6 messages behind
+ * streamed 42-46 M msg/s, 50-100 behind 51-57 M/s, and about 10,000
+ * (800 KiB) behind 66 M/s; and since the consumer is the faster side once
+ * it lags, it catches up, so the slow state is the stable one.  So, as
+ * FastForward's "temporal slipping" does, every SLIP_EVERY records (the
+ * MPROC__SPSC_SLIP_* constants below) the consumer looks how far behind
+ * head it is, but only when the record after the one it is taking is
+ * there too (the producer is ahead; never in a request/response exchange
+ * of single-record messages, where the ring holds one record) and the
+ * ring holds at least SLIP_MIN_CAP bytes (in a smaller one, letting the
+ * producer run ahead would fill it).  Nearer than SLIP_NEAR bytes, it
+ * lets the producer run until it is SLIP_FAR behind, for as long as head
+ * moves by SLIP_STRIDE bytes or more from one look to the next (a
+ * producer that slows or stops costs one look), and for SLIP_LOOKS looks
+ * at most (slip_more decides each look).  Relaxed loads of head and of
+ * the next tag: hints only, nothing is read on their strength, and a
+ * wrong (or hostile) head costs at most the bounded wait.
  *
  * Everything read from shared memory is checked before use: a head/tail
  * that breaks I2, or a record header that breaks I4/I5 or claims more bytes
@@ -172,7 +175,8 @@ struct mproc__ring_spsc {
 	uint64_t pub_tail;     /* consumer: the tail it last published */
 	uint64_t peek_rec;     /* consumer: size of the peeked record, or 0 */
 	uint32_t peek_flags;   /* consumer: flags of the peeked record */
-	uint32_t slip_count;   /* consumer: records peeked since the last look */
+	uint32_t slip_count;   /* consumer: records handed out since the last look */
+	int slip_looks;        /* consumer: looks the last slip made (tests) */
 	struct mproc__spin spin_rd, spin_wr;
 };
 
@@ -186,6 +190,21 @@ struct mproc__ring_spsc {
 #define MPROC__SPSC_SLIP_STRIDE 256
 #define MPROC__SPSC_SLIP_LOOKS 64
 #define MPROC__SPSC_SLIP_PAUSES 16
+#define MPROC__SPSC_SLIP_MIN_CAP (4 * MPROC__SPSC_SLIP_FAR)
+
+/* One look of the slip: head read @now, @prev at the look before (or at
+ * the first, when it is the first look), the consumer at @pos.  True when
+ * the consumer should look again: head moved by SLIP_STRIDE or more and
+ * is still less than SLIP_FAR ahead.  Unsigned differences, so a head
+ * behind @pos, or one that moved back, reads as far ahead or as a long
+ * move: a far head ends the wait at once, a head that jumps back and
+ * forth only within the SLIP_LOOKS bound. */
+static inline bool mproc__spsc_slip_more(uint64_t pos, uint64_t prev,
+					 uint64_t now)
+{
+	return now - prev >= MPROC__SPSC_SLIP_STRIDE &&
+	       now - pos < MPROC__SPSC_SLIP_FAR;
+}
 
 /* Bytes a record with @len payload bytes occupies. */
 static inline uint64_t mproc__ring_spsc_rec_size(uint64_t len)

@@ -226,3 +226,26 @@ Test(atexit, libc_handlers_run_in_spawn_children_only, .timeout = 60)
 	static const char *const want[N_METHODS] = { "M", "MX", "M" };
 	expect_marks(register_both, (struct marks){ .code = 0 }, want);
 }
+
+/* Output a target leaves in stdout's buffer reaches the file under every
+ * method: the child flushes stdout before _exit(2) (fork, forkserver) as
+ * exit(3) does (spawn). */
+static int print_unflushed(void *arg, size_t len)
+{
+	struct marks m;
+	if (!take_marks(arg, len, &m))
+		return 99;
+	fflush(stdout);
+	int fd = open(m.path, O_WRONLY | O_APPEND | O_CLOEXEC);
+	if (fd < 0 || dup2(fd, STDOUT_FILENO) < 0)
+		return 98;
+	close(fd);
+	printf("P"); /* no newline: stays buffered, whatever the buffering */
+	return 0;
+}
+
+Test(atexit, stdout_is_flushed_under_every_method, .timeout = 60)
+{
+	static const char *const want[N_METHODS] = { "P", "P", "P" };
+	expect_marks(print_unflushed, (struct marks){ .code = 0 }, want);
+}
