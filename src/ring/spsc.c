@@ -460,10 +460,18 @@ void mproc__ring_spsc_publish(struct mproc__ring_spsc *r)
  * nothing can fail after that point, so the count is never taken back,
  * and a producer that dies before it leaves no message and no count.
  * Relaxed: the release of the record's tag orders it before any
- * consumer's task_done for the message. */
+ * consumer's task_done for the message.
+ *
+ * @batch: copy with mproc__copy (write_many) rather than memcpy (put).
+ * Measured both ways in mproc-bench (64-byte messages, alternating runs):
+ * in the batch calls the inline copy raised mproc_spsc_batch from
+ * 126-129 M to 166-172 M msg/s; on the one-message path (put, and get's
+ * copy out) it did 3 instructions fewer per put+get and was slower,
+ * mproc_spsc 64-75 M against 89-93 M and mproc_queue_busy 125 ns
+ * against 117-132 ns, so put and get keep memcpy. */
 static inline __attribute__((always_inline)) uint64_t
 write_rec(struct mproc__ring_spsc *r, uint64_t pos, uint64_t rec,
-	  const void *src, uint64_t len, _Atomic uint64_t *count)
+	  const void *src, uint64_t len, _Atomic uint64_t *count, bool batch)
 {
 	uint64_t off = pos & r->mask, pad_pos = pos;
 	bool pad = off + rec > r->cap;
@@ -473,8 +481,11 @@ write_rec(struct mproc__ring_spsc *r, uint64_t pos, uint64_t rec,
 		pos += r->cap - off;
 		off = 0;
 	}
-	if (len)
-		memcpy(r->buf + off + MPROC__RING_REC_HDR, src, len);
+	unsigned char *dst = r->buf + off + MPROC__RING_REC_HDR;
+	if (batch)
+		mproc__copy(dst, src, len);
+	else if (len)
+		memcpy(dst, src, len);
 	hdr_store(r, off, (uint32_t)len, 0);
 	uint64_t end = pos + rec;
 	if (count)
@@ -496,7 +507,7 @@ int mproc__ring_spsc_put(struct mproc__ring_spsc *r, const void *buf,
 	int rc = prod_room(r, len, &pos, &rec);
 	if (rc)
 		return rc;
-	r->pend_head = write_rec(r, pos, rec, buf, len, count);
+	r->pend_head = write_rec(r, pos, rec, buf, len, count, false);
 	r->pend_msgs++;
 	publish_head(r);
 	return 0;
@@ -522,7 +533,8 @@ int mproc__ring_spsc_write_many(struct mproc__ring_spsc *r,
 			return rc;
 		if (rc)
 			break; /* full, or corrupt: the next call reports it */
-		pos = write_rec(r, pos, rec, msgs[i].iov_base, len, count);
+		pos = write_rec(r, pos, rec, msgs[i].iov_base, len, count,
+				true);
 		/* Private until publish, as for commit(publish=false). */
 		r->pend_head = pos;
 		r->pend_msgs++;
@@ -728,7 +740,7 @@ int mproc__ring_spsc_read_many(struct mproc__ring_spsc *r,
 		return rc;
 	}
 	if (len)
-		memcpy(bufs[0].iov_base, p, len);
+		mproc__copy(bufs[0].iov_base, p, len);
 	lens[0] = len;
 	mproc__ring_spsc_release(r, tok, false);
 	/* The rest while their tags say they are there (E1), with the same
@@ -754,8 +766,8 @@ int mproc__ring_spsc_read_many(struct mproc__ring_spsc *r,
 		if (l > bufs[i].iov_len)
 			break; /* stays queued for a larger buffer */
 		if (l)
-			memcpy(bufs[i].iov_base,
-			       r->buf + off + MPROC__RING_REC_HDR, l);
+			mproc__copy(bufs[i].iov_base,
+				    r->buf + off + MPROC__RING_REC_HDR, l);
 		lens[i] = l;
 		r->rd_tail = pos + rec;
 		if (!(f & MPROC__RING_REC_MORE))
