@@ -40,7 +40,14 @@
  * hazard: prefer them in multi-threaded programs.
  *
  * SIGNALS.  mproc installs no signal handler and changes no signal
- * disposition or mask of the application.  Children are watched through
+ * disposition or mask of the application.  A child starts with: under
+ * "fork", the dispositions and mask of the thread that started it; under
+ * "spawn", an empty mask and the dispositions an exec leaves (ignored
+ * signals stay ignored, handled ones return to their default); under
+ * "forkserver", the same as a spawn child of the program at the moment it
+ * started the server, except SIGINT, which is at its default (the server
+ * ignores Ctrl-C, which is for the owner; Python's forkserver children
+ * likewise get the default handling back).  Children are watched through
  * pidfds.  Do not reap mproc's children behind its back: with SIGCHLD set
  * to SIG_IGN, or a handler calling waitpid(-1, ...), the exit status is
  * lost and join/exitcode report -ECHILD.
