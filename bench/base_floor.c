@@ -11,6 +11,15 @@
  *                no FUTEX_PRIVATE_FLAG, as mproc's must be): the cost of a
  *                cross-CPU wake-up, the floor of any blocking API.
  *
+ *   record_floor a 64-byte message each way through a ring laid out as
+ *                mproc's SPSC ring is (src/ring/spsc.h: a 16-byte header
+ *                {len, flags | tag} before the payload, so an 80-byte
+ *                record on two lines; the tag slot after the record
+ *                cleared before the tag is stored), with the copy in and
+ *                out and the length check, and nothing else: no queue
+ *                layer, no head, tail or counters, no wake-up.  What
+ *                mproc_queue_busy costs above it is the library's path.
+ *
  *   membarrier_idle, membarrier_busy, fence_seq_cst
  *                not round trips but the price of the two ways to order a
  *                waker's condition store before its look at the waiter
@@ -102,6 +111,130 @@ BENCH_REGISTER(spin_floor) = {
 	.descr = "two processes bouncing one shared cache line, busy-polling "
 		 "(the physical floor)",
 	.run = spin_run,
+};
+
+/* ---- record ---------------------------------------------------------- */
+
+#define REC_RING 4096u /* as the mproc latency rows' queues */
+#define REC_MSG 64u
+#define REC_SIZE (16u + REC_MSG)
+
+struct rec_ring {
+	_Alignas(64) unsigned char buf[REC_RING];
+};
+
+struct rec_arg {
+	struct rec_ring *fwd, *back; /* in shared memory */
+	uint64_t fwd_pos, back_pos;  /* private to each side after the fork */
+	uint64_t seq;
+	unsigned char msg[REC_MSG];
+};
+
+static _Atomic uint64_t *rec_word(struct rec_ring *r, uint64_t off)
+{
+	return (_Atomic uint64_t *)(r->buf + off);
+}
+
+/* The offset of the record at *@pos; a record that would cross the end
+ * starts the next lap instead (both sides skip alike: records are all
+ * REC_SIZE, so mproc's PAD record is not needed). */
+static uint64_t rec_place(uint64_t *pos)
+{
+	uint64_t off = *pos % REC_RING;
+	if (off + REC_SIZE > REC_RING) {
+		*pos += REC_RING - off;
+		off = 0;
+	}
+	return off;
+}
+
+static void rec_put(struct rec_ring *r, uint64_t *pos, const void *msg)
+{
+	uint64_t off = rec_place(pos);
+	memcpy(r->buf + off + 16, msg, REC_MSG);
+	atomic_store_explicit(rec_word(r, off), REC_MSG, memory_order_relaxed);
+	uint64_t next = *pos + REC_SIZE, noff = next % REC_RING;
+	if (noff + 16 <= REC_RING)
+		atomic_store_explicit(rec_word(r, noff + 8), 0,
+				      memory_order_relaxed);
+	/* Odd, so never the zero of a cleared or fresh slot. */
+	atomic_store_explicit(rec_word(r, off + 8), *pos | 1,
+			      memory_order_release);
+	*pos = next;
+}
+
+static int rec_get(struct rec_ring *r, uint64_t *pos, void *msg)
+{
+	uint64_t off = rec_place(pos);
+	while (atomic_load_explicit(rec_word(r, off + 8),
+				    memory_order_acquire) != (*pos | 1))
+		bench_pause();
+	if (atomic_load_explicit(rec_word(r, off), memory_order_relaxed) !=
+	    REC_MSG)
+		return -EBADMSG;
+	memcpy(msg, r->buf + off + 16, REC_MSG);
+	*pos += REC_SIZE;
+	return 0;
+}
+
+static int rec_ping(void *p)
+{
+	struct rec_arg *a = p;
+	uint64_t seq = ++a->seq, back;
+	memcpy(a->msg, &seq, sizeof seq);
+	rec_put(a->fwd, &a->fwd_pos, a->msg);
+	int rc = rec_get(a->back, &a->back_pos, a->msg);
+	if (rc)
+		return rc;
+	memcpy(&back, a->msg, sizeof back);
+	return back == seq ? 0 : -EBADMSG;
+}
+
+static int rec_pong(void *p)
+{
+	struct rec_arg *a = p;
+	int rc = rec_get(a->fwd, &a->fwd_pos, a->msg);
+	if (rc)
+		return rc;
+	uint64_t seq;
+	memcpy(&seq, a->msg, sizeof seq);
+	if (seq == UINT64_MAX)
+		return BENCH_PONG_STOP;
+	rec_put(a->back, &a->back_pos, a->msg);
+	return 0;
+}
+
+static int rec_stop(void *p)
+{
+	struct rec_arg *a = p;
+	uint64_t seq = UINT64_MAX;
+	memcpy(a->msg, &seq, sizeof seq);
+	rec_put(a->fwd, &a->fwd_pos, a->msg);
+	return 0;
+}
+
+static int rec_run(struct bench_case *c, struct bench_sample *s)
+{
+	struct rec_ring *rings = bench_shared_alloc(2 * sizeof(*rings));
+	if (!rings)
+		return -ENOMEM;
+	struct rec_arg a = { .fwd = &rings[0], .back = &rings[1] };
+	struct bench_pingpong pp = {
+		.ping = rec_ping, .pong = rec_pong, .stop = rec_stop,
+		.arg = &a,
+	};
+	int rc = bench_pingpong_run(c, &pp, s);
+	bench_shared_free(rings, 2 * sizeof(*rings));
+	return rc;
+}
+
+BENCH_REGISTER(record_floor) = {
+	.suite = "latency",
+	.impl = "record_floor",
+	.descr = "a 64-byte message each way in mproc's SPSC record layout "
+		 "(header, tag, cleared next slot), copied in and out, nothing "
+		 "else (the floor of the ring format)",
+	.run = rec_run,
 };
 
 /* ---- futex ----------------------------------------------------------- */

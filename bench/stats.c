@@ -25,6 +25,7 @@ static const struct baseline_rule {
 	{"throughput", "mproc_", "memcpy"},
 	{"latency", "mproc_", "pipe"},
 	{"latency", "mproc_", "spin_floor"},
+	{"latency", "mproc_", "record_floor"},
 	{"process", "mproc_fork", "raw_fork"},
 	{"process", "mproc_spawn", "raw_spawn"},
 	{"process", "mproc_forkserver", "raw_fork"},
