@@ -450,6 +450,13 @@ static void queue_trial(bool spsc, uint64_t *rng, struct totals *t)
 	a.flags = spsc ? MPROC_QUEUE_SPSC : 0;
 	a.capacity = spsc ? 2048 : 16 * (32 + MSG_MAX);
 	a.max_msg = spsc ? 0 : MSG_MAX;
+	/* Half the SPSC trials in a 64 KiB ring, above the slip's minimum
+	 * (spsc.h, "Slip"), so that some consumers are killed inside one;
+	 * with the 2 KiB ring's message sizes. */
+	if (spsc && rng_next(rng) % 2) {
+		a.capacity = 64 * 1024;
+		a.max_msg = 2048 / 2 - 16;
+	}
 	/* Now and then start near the wrap of the indices. */
 	if (rng_next(rng) % 4 == 0)
 		a.initial_index = UINT64_MAX - 4096 * 4;
