@@ -152,12 +152,16 @@ static void rec_put(struct rec_ring *r, uint64_t *pos, const void *msg)
 {
 	uint64_t off = rec_place(pos);
 	memcpy(r->buf + off + 16, msg, REC_MSG);
+	/* Relaxed, the length and the clearing of the next tag slot: the
+	 * release store of the tag below orders them, as in spsc.c (E1, E5). */
 	atomic_store_explicit(rec_word(r, off), REC_MSG, memory_order_relaxed);
 	uint64_t next = *pos + REC_SIZE, noff = next % REC_RING;
 	if (noff + 16 <= REC_RING)
 		atomic_store_explicit(rec_word(r, noff + 8), 0,
 				      memory_order_relaxed);
-	/* Odd, so never the zero of a cleared or fresh slot. */
+	/* Release: pairs with rec_get's acquire load of the tag, which then
+	 * sees the payload and the length.  Odd, so never the zero of a
+	 * cleared or fresh slot. */
 	atomic_store_explicit(rec_word(r, off + 8), *pos | 1,
 			      memory_order_release);
 	*pos = next;
@@ -166,9 +170,11 @@ static void rec_put(struct rec_ring *r, uint64_t *pos, const void *msg)
 static int rec_get(struct rec_ring *r, uint64_t *pos, void *msg)
 {
 	uint64_t off = rec_place(pos);
+	/* Acquire: pairs with rec_put's release store of the tag. */
 	while (atomic_load_explicit(rec_word(r, off + 8),
 				    memory_order_acquire) != (*pos | 1))
 		bench_pause();
+	/* Relaxed: ordered by the acquire above. */
 	if (atomic_load_explicit(rec_word(r, off), memory_order_relaxed) !=
 	    REC_MSG)
 		return -EBADMSG;

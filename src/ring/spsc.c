@@ -606,6 +606,8 @@ static __attribute__((noinline)) int slip(struct mproc__ring_spsc *r,
 					  uint64_t pos, uint64_t rec)
 {
 	uint64_t next = pos + rec;
+	/* Every load here is relaxed: hints that pair with nothing; no
+	 * byte is read on their strength (spsc.h, "Slip"). */
 	if (r->cap < MPROC__SPSC_SLIP_MIN_CAP ||
 	    atomic_load_explicit(tag_at(r, next & r->mask),
 				 memory_order_relaxed) != (next ^ r->secret))

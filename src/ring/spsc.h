@@ -96,7 +96,8 @@
  * streamed 42-46 M msg/s, 50-100 behind 51-57 M/s, and about 10,000
  * (800 KiB) behind 66 M/s; and since the consumer is the faster side once
  * it lags, it catches up, so the slow state is the stable one.  So, as
- * FastForward's "temporal slipping" does, every SLIP_EVERY records (the
+ * FastForward's "temporal slipping" does, every SLIP_EVERY peeks (each
+ * single get, and the first record of each read_many; the
  * MPROC__SPSC_SLIP_* constants below) the consumer looks how far behind
  * head it is, but only when the record after the one it is taking is
  * there too (the producer is ahead; never in a request/response exchange
@@ -175,7 +176,8 @@ struct mproc__ring_spsc {
 	uint64_t pub_tail;     /* consumer: the tail it last published */
 	uint64_t peek_rec;     /* consumer: size of the peeked record, or 0 */
 	uint32_t peek_flags;   /* consumer: flags of the peeked record */
-	uint32_t slip_count;   /* consumer: records handed out since the last look */
+	uint32_t slip_count;   /* consumer: peeks since the last look (a
+				* read_many counts once, for its first) */
 	int slip_looks;        /* consumer: looks the last slip made (tests) */
 	struct mproc__spin spin_rd, spin_wr;
 };

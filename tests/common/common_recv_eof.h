@@ -15,6 +15,8 @@
 #include <sys/socket.h>
 #include <sys/types.h>
 
+/* Sequentially consistent (the defaults): a one-shot flag between the
+ * test's thread and the reader's; no data rides on it. */
 static _Atomic int eof_once_fd = -1;
 
 ssize_t recv(int fd, void *buf, size_t len, int flags)
